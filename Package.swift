@@ -1,0 +1,25 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// presenced: a realtime presence and fan-out daemon. No package dependencies:
+/// system C libraries only, through the single `CSystem` module (see PLATFORM notes in README).
+let package = Package(
+    name: "presenced",
+    products: [
+        .executable(name: "presenced", targets: ["PresenceD"]),
+        .library(name: "WSCore", targets: ["WSCore"]),
+    ],
+    targets: [
+        // liburing, hiredis and OpenSSL behind one module map and one shim header.
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
+        // HTTP/1.1 upgrade and RFC 6455 codec: bytes in, bytes out. No I/O, no JSON.
+        .target(name: "WSCore", dependencies: ["CSystem"], path: "Sources/WSCore"),
+        // Redis client that runs on the daemon's event loop.
+        .target(name: "RedisShim", dependencies: ["CSystem"], path: "Sources/RedisShim"),
+        // The daemon.
+        .executableTarget(name: "PresenceD", dependencies: ["CSystem", "WSCore", "RedisShim"], path: "Sources/PresenceD"),
+        .testTarget(name: "WSCoreTests", dependencies: ["WSCore"], path: "Tests/WSCoreTests"),
+        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "WSCore", "CSystem"], path: "Tests/PresenceDTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,72 @@
+/* One C module for every system header presenced uses (liburing, hiredis, OpenSSL, epoll).
+ * Order matters: liburing.h defines _XOPEN_SOURCE, so the libc headers come first
+ * (see PLATFORM.md). Static inline helpers stand in for macros Swift cannot import. */
+#ifndef PRESENCED_CSYSTEM_SHIM_H
+#define PRESENCED_CSYSTEM_SHIM_H
+
+#if __has_include(<SwiftGlibc.h>)
+#include <SwiftGlibc.h>
+#else
+#include <features.h>
+#endif
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <signal.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+
+/* ---- io_uring: flags and macros Swift cannot import ---- */
+static inline unsigned char cs_iosqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }
+static inline unsigned char cs_iosqe_cqe_skip_success(void) { return IOSQE_CQE_SKIP_SUCCESS; }
+static inline unsigned int cs_cqe_f_more(void) { return IORING_CQE_F_MORE; }
+static inline unsigned int cs_cqe_f_buffer(void) { return IORING_CQE_F_BUFFER; }
+static inline unsigned int cs_cqe_buffer_shift(void) { return IORING_CQE_BUFFER_SHIFT; }
+
+/* Peeks up to `max` ready completions into `out` without waiting; returns how many. */
+static inline unsigned cs_uring_peek_batch(struct io_uring *ring, struct io_uring_cqe **out, unsigned max) {
+    return io_uring_peek_batch_cqe(ring, out, max);
+}
+
+/* Sets the provided-buffer group of a prepared SQE and asks the kernel to pick a buffer. */
+static inline void cs_sqe_select_buffer(struct io_uring_sqe *sqe, unsigned short group) {
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+}
+
+/* Size in bytes of a provided-buffer ring with `entries` slots. */
+static inline size_t cs_buf_ring_bytes(unsigned entries) {
+    return (size_t)entries * sizeof(struct io_uring_buf);
+}
+
+/* ---- epoll: event field accessors (the struct is packed on x86_64) ---- */
+static inline void cs_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {
+    ev->events = events;
+    ev->data.u64 = data;
+}
+static inline uint32_t cs_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline uint64_t cs_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
+
+/* accept4 is not in Swift's Glibc module. */
+static inline int cs_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
+
+/* ---- OpenSSL ---- */
+static inline void cs_openssl_free(void *p) { CRYPTO_free(p, __FILE__, __LINE__); }
+
+#endif

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,6 +66,9 @@ static inline uint64_t cs_epoll_event_data(const struct epoll_event *ev) { retur
 
 /* accept4 is not in Swift's Glibc module. */
 static inline int cs_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
+
+/* Names the calling thread (prctl is variadic, so Swift cannot call it). */
+static inline int cs_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 /* ---- OpenSSL ---- */
 static inline void cs_openssl_free(void *p) { CRYPTO_free(p, __FILE__, __LINE__); }

@@ -1,1 +1,99 @@
-print("presenced")
+import CSystem
+import Glibc
+
+/// presenced's entry point: configuration, backend choice, loop threads, signals.
+enum PresenceDMain {
+    static let version = "0.1.0"
+
+    static func run() -> Int32 {
+        let config: Config
+        do {
+            config = try Config.parse(environment: Environment.current(), arguments: Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            FileOutput.stderr("\(error)")
+            return 78
+        }
+        if config.showHelp { print(Config.help); return 0 }
+        if config.showVersion { print("presenced \(version)"); return 0 }
+        Log.minimum = config.logLevel
+
+        signal(SIGPIPE, SIG_IGN)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, s) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        let fileLimit = Sockets.raiseFileLimit()
+        let backend: IOBackendKind
+        switch config.io {
+        case .epoll: backend = .epoll
+        case .uring:
+            if let reason = UringBackend.probe() {
+                FileOutput.stderr("presenced: io_uring is unavailable here (\(reason)); start with --io=epoll or --io=auto")
+                return 1
+            }
+            backend = .uring
+        case .auto:
+            if let reason = UringBackend.probe() {
+                Log.warn("io_uring unavailable, using epoll", ["reason": reason])
+                backend = .epoll
+            } else {
+                backend = .uring
+            }
+        }
+
+        let group: LoopGroup
+        do {
+            group = try LoopGroup(threads: config.threads, backend: backend, address: config.bind, port: config.port)
+            let application: (any WebSocketApplication)? = config.echo ? EchoApplication() : nil
+            let app = UnsafeSendable(application)
+            try group.start { loop in
+                WebSocketServer(config: config, application: app.value, endpoints: HTTPEndpoints(), loop: loop)
+            }
+        } catch {
+            FileOutput.stderr("presenced: cannot start: \(error)")
+            return 1
+        }
+        if !config.echo && config.redisURL == nil {
+            Log.warn("REDIS_URL is not set: embedded single-instance mode (presence and fan-out in this process only)")
+        }
+        Log.info("listening", ["address": config.bind, "port": "\(group.port)", "io": backend.rawValue,
+                               "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",
+                               "fd_limit": "\(fileLimit)", "version": version])
+
+        while true {
+            var received: Int32 = 0
+            sigwait(&signals, &received)
+            if received == SIGHUP { continue }
+            Log.info("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
+            break
+        }
+        group.stop()
+        group.join()
+        return 0
+    }
+}
+
+/// The process environment as a dictionary.
+enum Environment {
+    static func current() -> [String: String] {
+        var result: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { result[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return result
+    }
+}
+
+/// Plain lines on stderr (start-up failures: one line each).
+enum FileOutput {
+    static func stderr(_ line: String) {
+        var bytes = Array((line + "\n").utf8)
+        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+exit(PresenceDMain.run())

@@ -4,13 +4,17 @@ import CSystem
 public enum SHA1 {
     /// The 20-byte SHA-1 digest of `bytes`.
     public static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        var out = [UInt8](repeating: 0, count: 20)
-        let input = Array(bytes)
-        input.withUnsafeBufferPointer { inp in
-            out.withUnsafeMutableBufferPointer { o in
-                _ = CSystem.SHA1(inp.baseAddress, inp.count, o.baseAddress)
-            }
+        if let digest = bytes.withContiguousStorageIfAvailable({ digest(UnsafeRawBufferPointer($0)) }) {
+            return digest
         }
-        return out
+        return Array(bytes).withUnsafeBytes { digest($0) }
+    }
+
+    /// The 20-byte SHA-1 digest of the bytes in `buffer`.
+    static func digest(_ buffer: UnsafeRawBufferPointer) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 20) { out, initialized in
+            _ = CSystem.SHA1(buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count, out.baseAddress)
+            initialized = 20
+        }
     }
 }

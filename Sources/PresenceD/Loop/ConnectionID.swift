@@ -1,0 +1,19 @@
+/// One connection on one loop: its slot in the loop's tables and the slot's generation,
+/// so a handle kept past the connection's end never reaches the slot's next occupant.
+struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    var slot: UInt32
+    var generation: UInt32
+    var description: String { "\(slot).\(generation)" }
+}
+
+/// What the protocol layer above the loop implements. The loop calls it on its own thread.
+protocol ConnectionHandler: AnyObject {
+    /// A connection was accepted. `slot` indexes the handler's own per-connection table.
+    func connectionOpened(_ id: ConnectionID, loop: EventLoop)
+    /// Bytes arrived. They may be modified in place and are valid only during the call.
+    func connectionReceived(_ id: ConnectionID, _ bytes: UnsafeMutableRawBufferPointer, loop: EventLoop)
+    /// The connection's deadline (set with `EventLoop.setDeadline`) passed.
+    func connectionDeadline(_ id: ConnectionID, loop: EventLoop)
+    /// The connection is gone (peer closed, error, or closed by the handler). Called exactly once.
+    func connectionClosed(_ id: ConnectionID, loop: EventLoop)
+}

@@ -1,0 +1,331 @@
+import CSystem
+import Glibc
+import WSCore
+
+/// One event-loop thread: accepts, receives, queues and flushes sends, runs timers and the
+/// cross-thread mailbox. It knows sockets and buffers, never protocols: bytes go up to the
+/// `ConnectionHandler`, frames come down through `send`.
+final class EventLoop: @unchecked Sendable {
+    /// Socket-level state of one connection slot.
+    struct Slot {
+        enum State: UInt8 {
+            case free, open
+            /// Flushing what is queued, then shutting down the write side and reading until EOF.
+            case closing
+            /// Shut down; waiting for in-flight kernel operations before the fd is closed.
+            case dead
+        }
+        var fd: Int32 = -1
+        var generation: UInt32 = 0
+        var state: State = .free
+        var receiveArmed = false
+        var sendInFlight = false
+        var writeBlocked = false
+        var queued = false
+        /// Frames covered by the send in flight (kept when the queue is truncated).
+        var inFlightFrames: Int32 = 0
+        var queue = SendQueue()
+    }
+
+    let index: Int
+    let backend: any IOBackend
+    unowned(unsafe) var handler: (any ConnectionHandler)!
+    let mailbox: Mailbox
+    private(set) var slots: [Slot] = []
+    private var freeSlots: [UInt32] = []
+    private var dirty: [UInt32] = []
+    private var due: [Int32] = []
+    private(set) var timers: TimerWheel
+    private var stopping = false
+    /// Milliseconds a closing connection may take to see the peer's EOF.
+    var closeLingerMillis: Int64 = 2000
+    /// Monotonic milliseconds, updated once per loop turn.
+    private(set) var now: Int64
+    /// Open connections on this loop.
+    private(set) var openCount = 0
+    private var listenerPausedUntil: [Int: Int64] = [:]
+
+    init(index: Int, backend: any IOBackend) {
+        self.index = index
+        self.backend = backend
+        self.mailbox = Mailbox(backend: backend)
+        let t = EventLoop.monotonicMillis()
+        self.now = t
+        self.timers = TimerWheel(now: t)
+    }
+
+    static func monotonicMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Running
+
+    /// Runs until `stop()`; each turn waits once, then runs timers, the mailbox and one flush.
+    func run() {
+        while !stopping {
+            let wait = timers.millisecondsUntilNext(now: now, cap: 1000) ?? 1000
+            backend.poll(timeoutMillis: dirty.isEmpty ? wait : 0, loop: self)
+            now = EventLoop.monotonicMillis()
+            timers.expire(now: now, into: &due)
+            for slot in due { deadlinePassed(slot) }
+            due.removeAll(keepingCapacity: true)
+            resumePausedListeners()
+            mailbox.drain(self)
+            flush()
+        }
+        for i in slots.indices where slots[i].state != .free {
+            if slots[i].fd >= 0 { Glibc.close(slots[i].fd) }
+        }
+    }
+
+    /// Ends `run()` after the current turn. Loop thread only; other threads post it to the mailbox.
+    func stop() { stopping = true }
+
+    // MARK: Operations for the handler
+
+    /// Whether `id` still names an open connection.
+    func isOpen(_ id: ConnectionID) -> Bool {
+        Int(id.slot) < slots.count && slots[Int(id.slot)].generation == id.generation && slots[Int(id.slot)].state == .open
+    }
+
+    /// Queues shared bytes on a connection; they go out at the end of this loop turn.
+    func send(_ id: ConnectionID, _ bytes: SharedBytes) {
+        guard isOpen(id) else { return }
+        let s = Int(id.slot)
+        slots[s].queue.append(bytes)
+        markDirty(s)
+    }
+
+    /// Bytes queued on a connection and not yet written (for backpressure decisions).
+    func queuedBytes(_ id: ConnectionID) -> Int {
+        guard Int(id.slot) < slots.count, slots[Int(id.slot)].generation == id.generation else { return 0 }
+        return slots[Int(id.slot)].queue.queuedBytes
+    }
+
+    /// Drops queued frames that have not started going out (those in flight stay), e.g. before a
+    /// slow consumer's final close frame.
+    func discardQueued(_ id: ConnectionID) {
+        guard isOpen(id) else { return }
+        let s = Int(id.slot)
+        let keep = slots[s].sendInFlight ? Int(slots[s].inFlightFrames) : (slots[s].queue.headOffset > 0 ? 1 : 0)
+        slots[s].queue.truncate(keeping: keep)
+    }
+
+    /// Closes gracefully: what is queued goes out, then the write side is shut and the loop reads
+    /// until the peer's EOF (at most `closeLingerMillis`). The handler hears `connectionClosed` now.
+    func close(_ id: ConnectionID) {
+        guard isOpen(id) else { return }
+        let s = Int(id.slot)
+        slots[s].state = .closing
+        openCount -= 1
+        timers.schedule(Int32(s), at: now + closeLingerMillis)
+        markDirty(s)
+        handler.connectionClosed(id, loop: self)
+    }
+
+    /// Closes at once, dropping anything queued.
+    func abort(_ id: ConnectionID) {
+        guard Int(id.slot) < slots.count, slots[Int(id.slot)].generation == id.generation else { return }
+        kill(Int(id.slot))
+    }
+
+    /// Sets the connection's single deadline; `connectionDeadline` is called when it passes.
+    func setDeadline(_ id: ConnectionID, at millis: Int64) {
+        guard isOpen(id) else { return }
+        timers.schedule(Int32(id.slot), at: millis)
+    }
+
+    func cancelDeadline(_ id: ConnectionID) {
+        guard isOpen(id) else { return }
+        timers.cancel(Int32(id.slot))
+    }
+
+    // MARK: Events from the backend
+
+    func backendAccepted(fd: Int32, listener: Int) {
+        Sockets.configureAccepted(fd)
+        let s: Int
+        if let free = freeSlots.popLast() {
+            s = Int(free)
+        } else {
+            s = slots.count
+            slots.append(Slot())
+            timers.reserve(slots.count)
+        }
+        slots[s].fd = fd
+        slots[s].generation = (slots[s].generation &+ 1) & 0x0FFF_FFFF
+        slots[s].state = .open
+        openCount += 1
+        let id = ConnectionID(slot: UInt32(s), generation: slots[s].generation)
+        guard backend.startReceiving(slot: id.slot, generation: id.generation, fd: fd) else {
+            kill(s, notify: false)
+            return
+        }
+        slots[s].receiveArmed = backend.hasAsyncOperations
+        handler.connectionOpened(id, loop: self)
+    }
+
+    /// accept failed with `error`; EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting briefly instead of spinning.
+    func backendAcceptFailed(listener: Int, error: Int32) {
+        switch error {
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            if listenerPausedUntil[listener] == nil {
+                Log.warn("accept failed, pausing accepts for 100 ms", ["error": String(cString: strerror(error)), "loop": "\(index)"])
+            }
+            listenerPausedUntil[listener] = now + 100
+            backend.setListenerPaused(listener, true)
+        default:
+            break
+        }
+    }
+
+    func backendReceived(slot: UInt32, generation: UInt32, _ bytes: UnsafeMutableRawBufferPointer) {
+        let s = Int(slot)
+        guard s < slots.count, slots[s].generation == generation else { return }
+        switch slots[s].state {
+        case .open: handler.connectionReceived(ConnectionID(slot: slot, generation: generation), bytes, loop: self)
+        default: break // closing: discard until EOF
+        }
+    }
+
+    /// The receive side ended: EOF (0) or an error (errno). `rearm` true when the kernel merely
+    /// stopped a multishot receive and it may be started again.
+    func backendReceiveEnded(slot: UInt32, generation: UInt32, error: Int32, rearm: Bool) {
+        let s = Int(slot)
+        guard s < slots.count, slots[s].generation == generation else { return }
+        slots[s].receiveArmed = false
+        if slots[s].state == .dead { releaseIfIdle(s); return }
+        if rearm {
+            if backend.rearmReceive(slot: slot, generation: generation, fd: slots[s].fd) {
+                slots[s].receiveArmed = backend.hasAsyncOperations
+                return
+            }
+        }
+        kill(s)
+    }
+
+    /// An asynchronous send finished: `result` bytes written, or -errno.
+    func backendSendCompleted(slot: UInt32, generation: UInt32, result: Int32) {
+        let s = Int(slot)
+        guard s < slots.count, slots[s].generation == generation else { return }
+        slots[s].sendInFlight = false
+        slots[s].inFlightFrames = 0
+        if slots[s].state == .dead { releaseIfIdle(s); return }
+        if result < 0 { kill(s); return }
+        slots[s].queue.consume(Int(result))
+        if !slots[s].queue.isEmpty || slots[s].state == .closing { markDirty(s) }
+    }
+
+    /// A blocked socket can take more bytes (epoll).
+    func backendWritable(slot: UInt32, generation: UInt32) {
+        let s = Int(slot)
+        guard s < slots.count, slots[s].generation == generation, slots[s].state != .dead else { return }
+        slots[s].writeBlocked = false
+        backend.setWantsWritable(slot: slot, generation: generation, fd: slots[s].fd, false)
+        markDirty(s)
+    }
+
+    /// The fd of a live slot, for a backend checking that an event still applies.
+    func fileDescriptor(slot: UInt32, generation: UInt32) -> Int32? {
+        let s = Int(slot)
+        guard s < slots.count, slots[s].generation == generation, slots[s].state == .open || slots[s].state == .closing else { return nil }
+        return slots[s].fd
+    }
+
+    // MARK: Internals
+
+    private func markDirty(_ s: Int) {
+        if !slots[s].queued {
+            slots[s].queued = true
+            dirty.append(UInt32(s))
+        }
+    }
+
+    /// Writes every dirty connection's queue: one batched send each, submitted with the next poll.
+    private func flush() {
+        var i = 0
+        while i < dirty.count {
+            let s = Int(dirty[i])
+            i += 1
+            slots[s].queued = false
+            flushSlot(s)
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    private func flushSlot(_ s: Int) {
+        let state = slots[s].state
+        guard state == .open || state == .closing, !slots[s].sendInFlight, !slots[s].writeBlocked else { return }
+        let slot = UInt32(s), generation = slots[s].generation, fd = slots[s].fd
+        if !slots[s].queue.isEmpty {
+            switch backend.send(slot: slot, generation: generation, fd: fd, queue: &slots[s].queue) {
+            case .wrote:
+                if !slots[s].queue.isEmpty {
+                    slots[s].writeBlocked = true
+                    backend.setWantsWritable(slot: slot, generation: generation, fd: fd, true)
+                    return
+                }
+            case .submitted(let frames):
+                slots[s].sendInFlight = true
+                slots[s].inFlightFrames = Int32(frames)
+                return
+            case .failed:
+                kill(s)
+                return
+            }
+        }
+        if state == .closing && slots[s].queue.isEmpty {
+            // Everything is out: send FIN and wait for the peer's (bounded by the linger deadline).
+            shutdown(fd, Int32(SHUT_WR))
+        }
+    }
+
+    private func deadlinePassed(_ slot: Int32) {
+        let s = Int(slot)
+        switch slots[s].state {
+        case .open: handler.connectionDeadline(ConnectionID(slot: UInt32(s), generation: slots[s].generation), loop: self)
+        case .closing: kill(s)
+        default: break
+        }
+    }
+
+    /// Ends a connection now: tells the handler (once), shuts the socket, and frees the slot as
+    /// soon as no kernel operation refers to it any more.
+    private func kill(_ s: Int, notify: Bool = true) {
+        let state = slots[s].state
+        guard state == .open || state == .closing else { return }
+        if state == .open {
+            openCount -= 1
+            slots[s].state = .dead
+            if notify { handler.connectionClosed(ConnectionID(slot: UInt32(s), generation: slots[s].generation), loop: self) }
+        }
+        slots[s].state = .dead
+        timers.cancel(Int32(s))
+        slots[s].queue.truncate(keeping: slots[s].sendInFlight ? Int(slots[s].inFlightFrames) : 0)
+        if backend.hasAsyncOperations {
+            // Completes the multishot receive (and any send) so their completions arrive.
+            shutdown(slots[s].fd, Int32(SHUT_RDWR))
+        }
+        releaseIfIdle(s)
+    }
+
+    private func releaseIfIdle(_ s: Int) {
+        guard slots[s].state == .dead, !slots[s].receiveArmed, !slots[s].sendInFlight else { return }
+        Glibc.close(slots[s].fd)
+        slots[s].fd = -1
+        slots[s].state = .free
+        slots[s].writeBlocked = false
+        slots[s].queue.removeAll()
+        freeSlots.append(UInt32(s))
+    }
+
+    private func resumePausedListeners() {
+        guard !listenerPausedUntil.isEmpty else { return }
+        for (listener, until) in listenerPausedUntil where until <= now {
+            listenerPausedUntil[listener] = nil
+            backend.setListenerPaused(listener, false)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import CSystem
+import Glibc
+import Synchronization
+
+/// One event loop per thread, each with its own SO_REUSEPORT listener on the same port, so the
+/// kernel spreads connections over the loops and no lock sits between a connection and its loop.
+final class LoopGroup: Sendable {
+    /// What a loop thread reports once it has started (or failed to).
+    private enum Startup: Sendable { case pending, ready, failed(String) }
+
+    let backendKind: IOBackendKind
+    /// The bound port (the real one when 0 was asked for).
+    let port: UInt16
+    private let listenerFDs: [Int32]
+    private let states: Mutex<[Startup]>
+    private let mailboxes = Mutex<[Mailbox?]>([])
+    private let threads = Mutex<[pthread_t]>([])
+
+    /// Binds one listener per loop. `handlerFactory` makes each loop's connection handler on its thread.
+    init(threads count: Int, backend: IOBackendKind, address: String, port: UInt16) throws {
+        precondition(count > 0)
+        backendKind = backend
+        var fds: [Int32] = []
+        var bound = port
+        do {
+            for _ in 0..<count {
+                let fd = try Sockets.listen(address: address, port: bound)
+                if bound == 0 { bound = Sockets.localPort(fd) }
+                fds.append(fd)
+            }
+        } catch {
+            for fd in fds { close(fd) }
+            throw error
+        }
+        listenerFDs = fds
+        self.port = bound
+        states = Mutex([Startup](repeating: .pending, count: count))
+        mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
+    }
+
+    var count: Int { listenerFDs.count }
+
+    /// Starts every loop thread and waits until each is running; throws the first start failure.
+    func start(handlerFactory: @escaping @Sendable (EventLoop) -> any ConnectionHandler) throws {
+        for i in 0..<count {
+            let fd = listenerFDs[i]
+            let kind = backendKind
+            let body: @Sendable () -> Void = { [self] in
+                let backend: any IOBackend
+                do {
+                    backend = kind == .uring ? try UringBackend() : try EpollBackend()
+                    try backend.addListener(fd, index: 0)
+                } catch {
+                    self.states.withLock { $0[i] = .failed("\(kind.rawValue) loop \(i): \(error)") }
+                    return
+                }
+                let loop = EventLoop(index: i, backend: backend)
+                let handler = handlerFactory(loop)
+                loop.handler = handler
+                self.mailboxes.withLock { $0[i] = loop.mailbox }
+                self.states.withLock { $0[i] = .ready }
+                withExtendedLifetime(handler) { loop.run() }
+            }
+            let thread = try LoopThread.spawn(name: "loop-\(i)", body)
+            threads.withLock { $0.append(thread) }
+        }
+        while true {
+            let snapshot = states.withLock { $0 }
+            for case .failed(let message) in snapshot {
+                stop()
+                throw LoopGroupError(message: message)
+            }
+            if snapshot.allSatisfy({ if case .ready = $0 { true } else { false } }) { return }
+            usleep(1000)
+        }
+    }
+
+    /// Runs `job` on every loop's thread at its next turn.
+    func broadcast(_ job: @escaping Mailbox.Job) {
+        for case let mailbox? in mailboxes.withLock({ $0 }) { mailbox.post(job) }
+    }
+
+    /// Asks every loop to stop after its current turn.
+    func stop() {
+        broadcast { $0.stop() }
+    }
+
+    /// Waits for every loop thread to end, then closes the listeners.
+    func join() {
+        for thread in threads.withLock({ $0 }) { pthread_join(thread, nil) }
+        for fd in listenerFDs { close(fd) }
+    }
+}
+
+/// A loop thread that could not start.
+struct LoopGroupError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// Plain pthreads for loop threads: no executor, no scheduler between a loop and its core.
+enum LoopThread {
+    private final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+
+    static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws -> pthread_t {
+        var thread = pthread_t()
+        let threadName = String(name.prefix(15))
+        let box = Unmanaged.passRetained(Box({ _ = cs_set_thread_name(threadName); body() })).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
+            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw SystemError(call: "pthread_create", errno: rc)
+        }
+        return thread
+    }
+}

@@ -1,0 +1,100 @@
+/// A hashed timing wheel holding at most one deadline per connection slot.
+///
+/// Buckets are `resolution` milliseconds wide; a deadline further away than the wheel's span
+/// waits in its bucket and is re-inserted when that bucket comes round. Insert, remove and
+/// re-arm are O(1) through intrusive links indexed by slot: no allocation per timer.
+struct TimerWheel {
+    static let none: Int32 = -1
+    let resolution: Int64
+    private var buckets: [Int32]
+    private var next: [Int32] = []
+    private var prev: [Int32] = []
+    private var bucketOf: [Int32] = []
+    private var deadlines: [Int64] = []
+    /// The bucket time (ms) up to which expiry has run.
+    private var cursor: Int64
+    private(set) var count = 0
+
+    init(slots: Int = 512, resolution: Int64 = 50, now: Int64) {
+        self.resolution = resolution
+        self.buckets = [Int32](repeating: TimerWheel.none, count: slots)
+        self.cursor = now / resolution
+    }
+
+    /// Makes room for slot indices below `capacity`.
+    mutating func reserve(_ capacity: Int) {
+        while next.count < capacity {
+            next.append(TimerWheel.none); prev.append(TimerWheel.none)
+            bucketOf.append(TimerWheel.none); deadlines.append(0)
+        }
+    }
+
+    func deadline(of slot: Int32) -> Int64? {
+        Int(slot) < bucketOf.count && bucketOf[Int(slot)] != TimerWheel.none ? deadlines[Int(slot)] : nil
+    }
+
+    /// Sets (or moves) the deadline of `slot`.
+    mutating func schedule(_ slot: Int32, at deadline: Int64) {
+        cancel(slot)
+        // The first tick boundary at or after the deadline: when the cursor reaches it, it is due.
+        let tick = max((deadline + resolution - 1) / resolution, cursor + 1)
+        let b = Int32(Int(tick % Int64(buckets.count)))
+        let s = Int(slot)
+        deadlines[s] = deadline
+        bucketOf[s] = b
+        prev[s] = TimerWheel.none
+        next[s] = buckets[Int(b)]
+        if next[s] != TimerWheel.none { prev[Int(next[s])] = slot }
+        buckets[Int(b)] = slot
+        count += 1
+    }
+
+    mutating func cancel(_ slot: Int32) {
+        let s = Int(slot)
+        guard s < bucketOf.count, bucketOf[s] != TimerWheel.none else { return }
+        if prev[s] != TimerWheel.none { next[Int(prev[s])] = next[s] } else { buckets[Int(bucketOf[s])] = next[s] }
+        if next[s] != TimerWheel.none { prev[Int(next[s])] = prev[s] }
+        bucketOf[s] = TimerWheel.none
+        next[s] = TimerWheel.none
+        prev[s] = TimerWheel.none
+        count -= 1
+    }
+
+    /// Milliseconds until the next non-empty bucket is due (nil when no timer is set), capped at `cap`.
+    func millisecondsUntilNext(now: Int64, cap: Int64) -> Int64? {
+        guard count > 0 else { return nil }
+        var tick = cursor + 1
+        let last = cursor + Int64(buckets.count)
+        while tick <= last {
+            if buckets[Int(tick % Int64(buckets.count))] != TimerWheel.none {
+                return min(cap, max(0, tick * resolution - now))
+            }
+            tick += 1
+        }
+        return min(cap, max(0, last * resolution - now))
+    }
+
+    /// Removes every slot whose deadline has passed and appends it to `due`; the caller fires
+    /// them afterwards (and may then schedule any timer again).
+    mutating func expire(now: Int64, into due: inout [Int32]) {
+        let target = now / resolution
+        guard target > cursor else { return }
+        var tick = cursor + 1
+        // A long stall: one full turn of the wheel visits every bucket.
+        if target - cursor > Int64(buckets.count) { tick = target - Int64(buckets.count) + 1 }
+        cursor = target
+        while tick <= target {
+            let b = Int(tick % Int64(buckets.count))
+            var slot = buckets[b]
+            while slot != TimerWheel.none {
+                let following = next[Int(slot)]
+                if deadlines[Int(slot)] <= now {
+                    cancel(slot)
+                    due.append(slot)
+                }
+                slot = following
+            }
+            tick += 1
+        }
+    }
+}

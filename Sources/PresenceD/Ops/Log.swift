@@ -1,0 +1,91 @@
+import Glibc
+
+/// JSON-lines logging on stdout: one object per line with ts, level, msg and fields.
+/// Each line goes out in one write(2), so lines from loop threads never interleave.
+/// Callers never pass tokens, cookies or secrets.
+enum Log {
+    enum Level: Int, Comparable, Sendable {
+        case debug, info, warn, error
+        static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
+        var name: String { ["debug", "info", "warn", "error"][rawValue] }
+        init?(name: String) {
+            switch name.lowercased() {
+            case "debug": self = .debug
+            case "info": self = .info
+            case "warn", "warning": self = .warn
+            case "error": self = .error
+            default: return nil
+            }
+        }
+    }
+
+    /// Set once at start, before any loop thread runs.
+    nonisolated(unsafe) static var minimum: Level = .info
+
+    static func debug(_ msg: String, _ fields: KeyValuePairs<String, String> = [:]) { write(.debug, msg, fields) }
+    static func info(_ msg: String, _ fields: KeyValuePairs<String, String> = [:]) { write(.info, msg, fields) }
+    static func warn(_ msg: String, _ fields: KeyValuePairs<String, String> = [:]) { write(.warn, msg, fields) }
+    static func error(_ msg: String, _ fields: KeyValuePairs<String, String> = [:]) { write(.error, msg, fields) }
+
+    static func write(_ level: Level, _ msg: String, _ fields: KeyValuePairs<String, String>) {
+        guard level >= minimum else { return }
+        var line = "{\"ts\":\"\(Timestamp.iso8601Now())\",\"level\":\"\(level.name)\",\"msg\":"
+        JSONText.appendString(msg, to: &line)
+        for (key, value) in fields {
+            line += ","
+            JSONText.appendString(key, to: &line)
+            line += ":"
+            JSONText.appendString(value, to: &line)
+        }
+        line += "}\n"
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { _ = Glibc.write(1, $0.baseAddress, $0.count) }
+    }
+}
+
+/// JSON string escaping for log lines and small hand-written bodies.
+enum JSONText {
+    static func appendString(_ s: String, to out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
+    static func quoted(_ s: String) -> String {
+        var out = ""
+        appendString(s, to: &out)
+        return out
+    }
+}
+
+/// UTC wall-clock timestamps with milliseconds, ISO 8601 (`2026-11-28T10:24:41.123Z`).
+enum Timestamp {
+    static func iso8601Now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return iso8601(seconds: Int(ts.tv_sec), millis: Int(ts.tv_nsec) / 1_000_000)
+    }
+
+    static func iso8601(seconds: Int, millis: Int) -> String {
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ n: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+    }
+}

@@ -1,0 +1,17 @@
+import WSCore
+
+/// Protocol state of one connection slot, kept by the server in a table parallel to the loop's.
+struct ConnectionState {
+    enum Phase: UInt8 {
+        case free
+        /// Reading an HTTP request head (a plain request or an upgrade).
+        case http
+        /// Upgraded: WebSocket frames.
+        case websocket
+    }
+    var phase = Phase.free
+    /// Pings sent since the peer last showed it is alive.
+    var unansweredPings: UInt8 = 0
+    var http = HTTPRequestParser()
+    var frames = FrameDecoder()
+}

@@ -1,0 +1,210 @@
+import WSCore
+
+/// The protocol layer of one loop: reads HTTP request heads, answers plain requests, performs
+/// the WebSocket upgrade, then decodes frames, answers pings and closes, keeps the connection
+/// alive with server pings, and hands complete messages to the application.
+final class WebSocketServer: ConnectionHandler {
+    let config: Config
+    /// The WebSocket application; nil serves plain HTTP endpoints only.
+    let application: (any WebSocketApplication)?
+    let endpoints: HTTPEndpoints
+    unowned(unsafe) let loop: EventLoop
+    private var states: [ConnectionState] = []
+
+    init(config: Config, application: (any WebSocketApplication)?, endpoints: HTTPEndpoints, loop: EventLoop) {
+        self.config = config
+        self.application = application
+        self.endpoints = endpoints
+        self.loop = loop
+    }
+
+    // MARK: Sending (for applications)
+
+    /// Queues a frame for a connection; a connection whose backlog is over the outbound cap is
+    /// closed as a slow consumer (4008). `droppable` frames (typing) are skipped instead while
+    /// the backlog is over half the cap.
+    func send(_ id: ConnectionID, _ frame: SharedBytes, droppable: Bool = false) {
+        let backlog = loop.queuedBytes(id)
+        if droppable && backlog > config.maxOutboundBytes / 2 { return }
+        if backlog > config.maxOutboundBytes {
+            closeSlowConsumer(id)
+            return
+        }
+        loop.send(id, frame)
+    }
+
+    /// Sends a close frame with `code` and closes the connection gracefully.
+    func close(_ id: ConnectionID, code: CloseCode, reason: String = "") {
+        loop.send(id, FrameEncoder.closeFrame(code, reason: reason))
+        loop.close(id)
+    }
+
+    private func closeSlowConsumer(_ id: ConnectionID) {
+        Log.debug("closing slow consumer", ["connection": "\(id)", "queued_bytes": "\(loop.queuedBytes(id))"])
+        loop.discardQueued(id)
+        close(id, code: .slowConsumer, reason: "slow consumer")
+    }
+
+    // MARK: ConnectionHandler
+
+    func connectionOpened(_ id: ConnectionID, loop: EventLoop) {
+        let s = Int(id.slot)
+        while states.count <= s { states.append(ConnectionState()) }
+        states[s].phase = .http
+        states[s].unansweredPings = 0
+        loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis)
+    }
+
+    func connectionReceived(_ id: ConnectionID, _ bytes: UnsafeMutableRawBufferPointer, loop: EventLoop) {
+        let s = Int(id.slot)
+        var consumed = 0
+        if states[s].phase == .http {
+            consumed = readHTTP(id, bytes)
+            guard loop.isOpen(id), states[s].phase == .websocket else { return }
+        }
+        readFrames(id, bytes, from: consumed)
+    }
+
+    func connectionDeadline(_ id: ConnectionID, loop: EventLoop) {
+        let s = Int(id.slot)
+        switch states[s].phase {
+        case .http:
+            // Handshake (or keep-alive) timeout: a slowloris gets nothing more.
+            loop.abort(id)
+        case .websocket:
+            if states[s].unansweredPings >= 2 {
+                close(id, code: .policyViolation, reason: "no pong")
+                return
+            }
+            states[s].unansweredPings += 1
+            loop.send(id, ControlFrames.ping)
+            loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
+        case .free:
+            break
+        }
+    }
+
+    func connectionClosed(_ id: ConnectionID, loop: EventLoop) {
+        let s = Int(id.slot)
+        let wasWebSocket = states[s].phase == .websocket
+        states[s] = ConnectionState()
+        if wasWebSocket { application?.closed(id, server: self) }
+    }
+
+    // MARK: HTTP phase
+
+    /// Parses request heads (several, when pipelined); returns the bytes consumed before the
+    /// WebSocket phase began (all of them otherwise).
+    private func readHTTP(_ id: ConnectionID, _ bytes: UnsafeMutableRawBufferPointer) -> Int {
+        let s = Int(id.slot)
+        var offset = 0
+        while offset < bytes.count && loop.isOpen(id) && states[s].phase == .http {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            switch states[s].http.feed(rest) {
+            case .needMoreData:
+                return bytes.count
+            case .failure(let error):
+                respond(id, error: error.status, code: error == .headTooLarge ? "header_too_large" : "bad_request",
+                        message: "\(error)", requestID: nil, keepAlive: false)
+                return bytes.count
+            case .complete(let head, let used):
+                offset += used
+                states[s].http.reset()
+                handleRequest(id, head)
+            }
+        }
+        return offset
+    }
+
+    private func handleRequest(_ id: ConnectionID, _ head: HTTPRequestHead) {
+        let requestID = RequestID.accept(head.headers["x-request-id"])
+        if let application, application.acceptsUpgrade(path: head.path) {
+            upgrade(id, head, requestID: requestID)
+            return
+        }
+        let response = endpoints.respond(to: head, requestID: requestID)
+        send(response, to: id, keepAlive: head.keepAlive)
+    }
+
+    private func upgrade(_ id: ConnectionID, _ head: HTTPRequestHead, requestID: String) {
+        switch ServerHandshake.validate(head) {
+        case .failure(let rejection):
+            var headers = rejection.headers
+            headers.add("X-Request-ID", requestID)
+            respond(id, error: rejection.status, code: rejection.status == 426 ? "upgrade_required" : "bad_upgrade",
+                    message: rejection.reason, requestID: requestID, keepAlive: false, headers: headers)
+        case .success(let accepted):
+            let s = Int(id.slot)
+            var headers = HTTPHeaders()
+            headers.add("X-Request-ID", requestID)
+            loop.send(id, SharedBytes.copying(accepted.response(extraHeaders: headers)))
+            states[s].phase = .websocket
+            states[s].http = HTTPRequestParser()
+            states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
+            loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
+            application?.opened(id, server: self)
+        }
+    }
+
+    private func respond(_ id: ConnectionID, error status: Int, code: String, message: String,
+                         requestID: String?, keepAlive: Bool, headers: HTTPHeaders = HTTPHeaders()) {
+        var headers = headers
+        if requestID == nil { headers.add("X-Request-ID", RequestID.make()) }
+        let response = HTTPEndpoints.errorResponse(status: status, code: code, message: message, headers: headers)
+        send(response, to: id, keepAlive: keepAlive)
+    }
+
+    private func send(_ response: HTTPResponse, to id: ConnectionID, keepAlive: Bool) {
+        var response = response
+        response.headers.add("Connection", keepAlive ? "keep-alive" : "close")
+        loop.send(id, SharedBytes.copying(response.serialized()))
+        if keepAlive {
+            loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis)
+        } else {
+            loop.close(id)
+        }
+    }
+
+    // MARK: WebSocket phase
+
+    private func readFrames(_ id: ConnectionID, _ bytes: UnsafeMutableRawBufferPointer, from start: Int) {
+        let s = Int(id.slot)
+        var consumed = start
+        while true {
+            let output = states[s].frames.next(bytes, consumed: &consumed)
+            switch output {
+            case .needMoreData:
+                return
+            case .text(let payload):
+                states[s].unansweredPings = 0
+                application?.received(id, text: true, payload: payload, server: self)
+            case .binary(let payload):
+                states[s].unansweredPings = 0
+                application?.received(id, text: false, payload: payload, server: self)
+            case .ping(let payload):
+                loop.send(id, FrameEncoder.serverFrame(.pong, payload: payload))
+            case .pong:
+                states[s].unansweredPings = 0
+            case .close(let code, _):
+                // Answer with the same code (an empty close answers an empty close).
+                if let code {
+                    loop.send(id, FrameEncoder.closeFrame(CloseCode(rawValue: code)))
+                } else {
+                    loop.send(id, ControlFrames.emptyClose)
+                }
+                loop.close(id)
+                return
+            case .failure(let code):
+                close(id, code: code)
+                return
+            }
+            guard loop.isOpen(id) else { return }
+        }
+    }
+}
+
+/// Control frames that never change, encoded once for every connection.
+enum ControlFrames {
+    static let ping = FrameEncoder.serverFrame(.ping, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+    static let emptyClose = FrameEncoder.serverFrame(.close, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+}

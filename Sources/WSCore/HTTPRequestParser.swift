@@ -1,0 +1,237 @@
+/// A parsed HTTP/1.x request head.
+public struct HTTPRequestHead: Sendable, Equatable {
+    /// The method token, e.g. `GET` (case-sensitive, as sent).
+    public var method: String
+    /// The raw request-target, as sent.
+    public var target: String
+    /// The target before the first `?`, raw (not percent-decoded).
+    public var path: String
+    /// The raw text after the first `?`, or nil when the target has no `?`.
+    public var query: String?
+    /// The major HTTP version (1).
+    public var versionMajor: Int
+    /// The minor HTTP version (0 or 1).
+    public var versionMinor: Int
+    /// The header fields, in arrival order.
+    public var headers: HTTPHeaders
+
+    /// Creates a head; `path` and `query` are split from `target` at the first `?`.
+    public init(method: String, target: String, versionMajor: Int = 1, versionMinor: Int = 1, headers: HTTPHeaders = HTTPHeaders()) {
+        self.method = method
+        self.target = target
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            self.path = String(target[..<mark])
+            self.query = String(target[target.index(after: mark)...])
+        } else {
+            self.path = target
+            self.query = nil
+        }
+        self.versionMajor = versionMajor
+        self.versionMinor = versionMinor
+        self.headers = headers
+    }
+
+    /// First value of a query parameter, percent-decoded ('+' is a space), nil if absent.
+    ///
+    /// Pairs are separated by `&`; a pair without `=` has the empty value. Names are decoded before
+    /// being compared. Malformed escapes (`%` not followed by two hex digits) are kept literally;
+    /// decoded bytes are read as UTF-8, invalid sequences becoming U+FFFD.
+    public func queryParameter(_ name: String) -> String? {
+        guard let query else { return nil }
+        for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let rawName = equals.map { pair[..<$0] } ?? pair[...]
+            guard Self.formDecode(rawName) == name else { continue }
+            return equals.map { Self.formDecode(pair[pair.index(after: $0)...]) } ?? ""
+        }
+        return nil
+    }
+
+    /// Whether the connection stays open after this request: HTTP/1.1 unless `Connection: close`,
+    /// HTTP/1.0 only with `Connection: keep-alive` (and no `close`).
+    public var keepAlive: Bool {
+        if headers.containsToken("close", in: "Connection") { return false }
+        if versionMajor > 1 || (versionMajor == 1 && versionMinor >= 1) { return true }
+        return headers.containsToken("keep-alive", in: "Connection")
+    }
+
+    /// `application/x-www-form-urlencoded` decoding of one name or value.
+    private static func formDecode<C: Collection>(_ raw: C) -> String where C.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var index = raw.startIndex
+        while index != raw.endIndex {
+            let byte = raw[index]
+            raw.formIndex(after: &index)
+            switch byte {
+            case UInt8(ascii: "+"):
+                out.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                var probe = index
+                if probe != raw.endIndex, let high = hexValue(raw[probe]) {
+                    raw.formIndex(after: &probe)
+                    if probe != raw.endIndex, let low = hexValue(raw[probe]) {
+                        raw.formIndex(after: &probe)
+                        out.append(high << 4 | low)
+                        index = probe
+                        continue
+                    }
+                }
+                out.append(byte)
+            default:
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+/// Incremental, bounded HTTP/1.1 request-head parser. Feed any split of the input (byte-at-a-time works) —
+/// never rescans from the start (no quadratic cost), never holds more than maxHeadSize bytes.
+///
+/// Rules: request line `METHOD SP request-target SP HTTP/1.0|HTTP/1.1` (method a token, target
+/// printable ASCII without spaces); field lines `name: OWS value OWS` (see `HTTPHeaders`; values,
+/// obs-text included, are decoded as UTF-8, bytes that are not valid UTF-8 becoming U+FFFD); lines end in CRLF or bare LF;
+/// empty lines before the request line are skipped; at most 100 header fields. A malformed line is
+/// reported as soon as its line ending arrives, even before the end of the head.
+public struct HTTPRequestParser: Sendable {
+    /// The outcome of a feed.
+    public enum Result: Sendable, Equatable {
+        /// The head is not finished yet; all input was taken.
+        case needMoreData
+        /// The head is complete; `consumed` bytes of the last input belong to it, the rest to the next layer.
+        case complete(HTTPRequestHead, consumed: Int)
+        /// The head was refused; answer with `error.status` and close.
+        case failure(HTTPParseError)
+    }
+
+    /// The most header fields accepted; more → `.headTooLarge`.
+    static let maxHeaderCount = 100
+
+    private enum State: Sendable {
+        case receiving
+        case done(Result)
+    }
+
+    private var state: State = .receiving
+    private var scanner: HTTPHeadScanner
+    private var builder = RequestHeadBuilder()
+
+    /// A parser refusing heads larger than `maxHeadSize` bytes (line endings included).
+    public init(maxHeadSize: Int = 8192) {
+        scanner = HTTPHeadScanner(maxHeadSize: maxHeadSize)
+    }
+
+    /// Feeds bytes. On .complete, `consumed` is how many bytes of THIS input belong to the head; the rest
+    /// belong to the next protocol layer. After .complete/.failure the parser must be reset() before reuse
+    /// (until then, further feeds return `.complete(head, consumed: 0)` or the same failure).
+    public mutating func feed(_ input: UnsafeRawBufferPointer) -> Result {
+        switch state {
+        case .done(.complete(let head, _)):
+            return .complete(head, consumed: 0)
+        case .done(let result):
+            return result
+        case .receiving:
+            break
+        }
+        let result: Result
+        switch scanner.scan(input, into: &builder) {
+        case .needMoreData:
+            return .needMoreData
+        case .failure(let error):
+            result = .failure(error)
+        case .complete(let consumed):
+            result = builder.finish().map { .complete($0, consumed: consumed) } ?? .failure(.malformed("missing request line"))
+        }
+        state = .done(result)
+        return result
+    }
+
+    /// Forgets everything, ready for a new head.
+    public mutating func reset() {
+        state = .receiving
+        scanner.reset()
+        builder = RequestHeadBuilder()
+    }
+
+    /// True when no byte has been fed since init or the last reset().
+    public var isIdle: Bool {
+        if case .receiving = state { return scanner.headBytes == 0 }
+        return false
+    }
+}
+
+/// Collects the lines of a request head.
+private struct RequestHeadBuilder: HTTPHeadLineSink {
+    private var requestLine: (method: String, target: String, minor: Int)?
+    private var headers = HTTPHeaders()
+
+    mutating func headLine(_ line: UnsafeRawBufferPointer) -> HTTPParseError? {
+        if requestLine != nil {
+            return headers.appendField(parsing: line, maxCount: HTTPRequestParser.maxHeaderCount)
+        }
+        switch Self.parseRequestLine(line) {
+        case .success(let parsed):
+            requestLine = parsed
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
+
+    /// The head, once the empty line has been seen.
+    func finish() -> HTTPRequestHead? {
+        requestLine.map {
+            HTTPRequestHead(method: $0.method, target: $0.target, versionMajor: 1, versionMinor: $0.minor, headers: headers)
+        }
+    }
+
+    /// `METHOD SP request-target SP HTTP-version`.
+    private static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Swift.Result<(method: String, target: String, minor: Int), HTTPParseError> {
+        let count = line.count
+        var methodEnd = 0
+        while methodEnd < count && HTTPHeaders.isTokenByte(line[methodEnd]) { methodEnd += 1 }
+        guard methodEnd > 0, methodEnd < count, line[methodEnd] == UInt8(ascii: " ") else {
+            return .failure(.malformed(methodEnd == count || line[methodEnd] == UInt8(ascii: " ")
+                ? "request line must be METHOD SP target SP version" : "invalid character in method"))
+        }
+        let targetStart = methodEnd + 1
+        var targetEnd = targetStart
+        while targetEnd < count && line[targetEnd] > 0x20 && line[targetEnd] < 0x7F { targetEnd += 1 }
+        guard targetEnd < count, line[targetEnd] == UInt8(ascii: " ") else {
+            return .failure(.malformed(targetEnd == count ? "request line must be METHOD SP target SP version" : "invalid character in request target"))
+        }
+        guard targetEnd > targetStart else { return .failure(.malformed("empty request target")) }
+        guard let minor = HTTPVersion.parse(UnsafeRawBufferPointer(rebasing: line[(targetEnd + 1)...])) else {
+            return .failure(.malformed("HTTP version must be HTTP/1.0 or HTTP/1.1"))
+        }
+        let method = String(decoding: UnsafeRawBufferPointer(rebasing: line[..<methodEnd]), as: UTF8.self)
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: line[targetStart..<targetEnd]), as: UTF8.self)
+        return .success((method: method, target: target, minor: minor))
+    }
+}
+
+/// The `HTTP/1.x` version token shared by request and status lines.
+enum HTTPVersion {
+    /// The minor version when `bytes` is exactly `HTTP/1.0` or `HTTP/1.1`, else nil.
+    static func parse(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count == 8,
+              bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+              bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
+              bytes[6] == UInt8(ascii: ".") else { return nil }
+        switch bytes[7] {
+        case UInt8(ascii: "0"): return 0
+        case UInt8(ascii: "1"): return 1
+        default: return nil
+        }
+    }
+}

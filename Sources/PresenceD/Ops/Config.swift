@@ -30,6 +30,8 @@ struct Config: Sendable {
     var presenceGraceMillis: Int64 = 2_000
     var pingIntervalMillis: Int64 = 25_000
     var handshakeTimeoutMillis: Int64 = 10_000
+    /// How long a closing connection may take to deliver what is queued and see the peer's EOF.
+    var closeTimeoutMillis: Int64 = 2_000
     var maxMessageBytes = 65_536
     /// Per-connection bytes queued for sending before the connection is closed as a slow consumer (4008).
     var maxOutboundBytes = 1 << 20

@@ -16,6 +16,7 @@ final class WebSocketServer: ConnectionHandler {
         self.application = application
         self.endpoints = endpoints
         self.loop = loop
+        loop.closeLingerMillis = config.closeTimeoutMillis
     }
 
     // MARK: Sending (for applications)

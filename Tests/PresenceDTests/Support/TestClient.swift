@@ -27,6 +27,7 @@ final class TestSocket: @unchecked Sendable {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw SystemError(call: "send", errno: errno) }
             offset += n
         }
@@ -37,7 +38,10 @@ final class TestSocket: @unchecked Sendable {
     /// Reads once; [] on EOF; throws on timeout or error.
     func read(max: Int = 65536) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max)
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, max, 0) }
+        var n: Int
+        repeat {
+            n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, max, 0) }
+        } while n < 0 && errno == EINTR
         if n < 0 { throw SystemError(call: "recv", errno: errno) }
         return Array(buffer[0..<n])
     }

@@ -6,9 +6,15 @@ enum PresenceDMain {
     static let version = "0.1.0"
 
     static func run() -> Int32 {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let environment = Environment.current()
+        if arguments.first == "token" {
+            return TokenCommand.run(arguments: Array(arguments.dropFirst()), environment: environment,
+                                    output: { print($0) }, errorOutput: { FileOutput.stderr($0) })
+        }
         let config: Config
         do {
-            config = try Config.parse(environment: Environment.current(), arguments: Array(CommandLine.arguments.dropFirst()))
+            config = try Config.parse(environment: environment, arguments: arguments)
         } catch {
             FileOutput.stderr("\(error)")
             return 78
@@ -42,20 +48,39 @@ enum PresenceDMain {
             }
         }
 
+        // The token secret: configured, or a random one in dev mode (loopback, not under systemd).
+        var devSecret = false
+        let secret: String
+        if let configured = config.tokenSecret {
+            secret = configured
+        } else if config.echo || (Config.isLoopback(config.bind) && environment["INVOCATION_ID"] == nil) {
+            secret = RequestID.make() + RequestID.make()
+            devSecret = !config.echo
+        } else {
+            FileOutput.stderr("presenced: invalid WS_TOKEN_SECRET: required (at least 32 bytes) unless bound to loopback in dev mode")
+            return 78
+        }
+        let mode: ServerAssembly.Mode = config.echo ? .echo : .realtime(ServerAssembly.makeHub(config: config, secret: secret))
+
         let group: LoopGroup
         do {
             group = try LoopGroup(threads: config.threads, backend: backend, address: config.bind, port: config.port)
-            let application: (any WebSocketApplication)? = config.echo ? EchoApplication() : nil
-            let app = UnsafeSendable(application)
-            try group.start { loop in
-                WebSocketServer(config: config, application: app.value, endpoints: HTTPEndpoints(), loop: loop)
-            }
+            try group.start { loop in ServerAssembly.make(config: config, mode: mode, loop: loop) }
         } catch {
             FileOutput.stderr("presenced: cannot start: \(error)")
             return 1
         }
         if !config.echo && config.redisURL == nil {
             Log.warn("REDIS_URL is not set: embedded single-instance mode (presence and fan-out in this process only)")
+        }
+        if devSecret {
+            Log.warn("DEV MODE: WS_TOKEN_SECRET is not set; using a random secret for this run only")
+            let dev = TokenMinter(secret: secret, audience: config.tokenAudience).mint(userID: "dev", ttl: 300, now: UnixTime.now())
+            FileOutput.stderr("""
+            presenced dev mode: a single-use token for user "dev", valid 300 s:
+              ws://\(config.bind):\(group.port)/ws?token=\(dev.token)
+            mint more with: WS_TOKEN_SECRET=<secret> presenced token --user NAME (set WS_TOKEN_SECRET to keep tokens valid across restarts)
+            """)
         }
         Log.info("listening", ["address": config.bind, "port": "\(group.port)", "io": backend.rawValue,
                                "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",

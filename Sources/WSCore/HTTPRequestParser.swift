@@ -104,99 +104,47 @@ public struct HTTPRequestHead: Sendable, Equatable {
 /// empty lines before the request line are skipped; at most 100 header fields. A malformed line is
 /// reported as soon as its line ending arrives, even before the end of the head.
 public struct HTTPRequestParser: Sendable {
-    /// The outcome of a feed.
-    public enum Result: Sendable, Equatable {
-        /// The head is not finished yet; all input was taken.
-        case needMoreData
-        /// The head is complete; `consumed` bytes of the last input belong to it, the rest to the next layer.
-        case complete(HTTPRequestHead, consumed: Int)
-        /// The head was refused; answer with `error.status` and close.
-        case failure(HTTPParseError)
-    }
+    /// The outcome of a feed: `.needMoreData`, `.complete(head, consumed:)` (`consumed` bytes of the last
+    /// input belong to the head, the rest to the next layer) or `.failure(error)` (answer with
+    /// `error.status` and close).
+    public typealias Result = HTTPHeadParseResult<HTTPRequestHead>
 
-    /// The most header fields accepted; more → `.headTooLarge`.
-    static let maxHeaderCount = 100
-
-    private enum State: Sendable {
-        case receiving
-        case done(Result)
-    }
-
-    private var state: State = .receiving
-    private var scanner: HTTPHeadScanner
-    private var builder = RequestHeadBuilder()
+    private var parser: HTTPHeadParser<RequestSyntax>
 
     /// A parser refusing heads larger than `maxHeadSize` bytes (line endings included).
     public init(maxHeadSize: Int = 8192) {
-        scanner = HTTPHeadScanner(maxHeadSize: maxHeadSize)
+        parser = HTTPHeadParser(maxHeadSize: maxHeadSize)
     }
 
     /// Feeds bytes. On .complete, `consumed` is how many bytes of THIS input belong to the head; the rest
     /// belong to the next protocol layer. After .complete/.failure the parser must be reset() before reuse
     /// (until then, further feeds return `.complete(head, consumed: 0)` or the same failure).
     public mutating func feed(_ input: UnsafeRawBufferPointer) -> Result {
-        switch state {
-        case .done(.complete(let head, _)):
-            return .complete(head, consumed: 0)
-        case .done(let result):
-            return result
-        case .receiving:
-            break
-        }
-        let result: Result
-        switch scanner.scan(input, into: &builder) {
-        case .needMoreData:
-            return .needMoreData
-        case .failure(let error):
-            result = .failure(error)
-        case .complete(let consumed):
-            result = builder.finish().map { .complete($0, consumed: consumed) } ?? .failure(.malformed("missing request line"))
-        }
-        state = .done(result)
-        return result
+        parser.feed(input)
     }
 
     /// Forgets everything, ready for a new head.
     public mutating func reset() {
-        state = .receiving
-        scanner.reset()
-        builder = RequestHeadBuilder()
+        parser.reset()
     }
 
     /// True when no byte has been fed since init or the last reset().
     public var isIdle: Bool {
-        if case .receiving = state { return scanner.headBytes == 0 }
-        return false
+        parser.isIdle
     }
 }
 
-/// Collects the lines of a request head.
-private struct RequestHeadBuilder: HTTPHeadLineSink {
-    private var requestLine: (method: String, target: String, minor: Int)?
-    private var headers = HTTPHeaders()
+/// The request line and limits of a request head.
+private enum RequestSyntax: HTTPHeadSyntax {
+    static let maxHeaderCount = 100
+    static let missingStartLine = HTTPParseError.malformed("missing request line")
 
-    mutating func headLine(_ line: UnsafeRawBufferPointer) -> HTTPParseError? {
-        if requestLine != nil {
-            return headers.appendField(parsing: line, maxCount: HTTPRequestParser.maxHeaderCount)
-        }
-        switch Self.parseRequestLine(line) {
-        case .success(let parsed):
-            requestLine = parsed
-            return nil
-        case .failure(let error):
-            return error
-        }
-    }
-
-    /// The head, once the empty line has been seen.
-    func finish() -> HTTPRequestHead? {
-        requestLine.map {
-            HTTPRequestHead(method: $0.method, target: $0.target, versionMajor: 1, versionMinor: $0.minor, headers: headers)
-        }
+    static func makeHead(_ requestLine: (method: String, target: String, minor: Int), headers: HTTPHeaders) -> HTTPRequestHead {
+        HTTPRequestHead(method: requestLine.method, target: requestLine.target, versionMajor: 1, versionMinor: requestLine.minor, headers: headers)
     }
 
     /// `METHOD SP request-target SP HTTP-version`.
-    private static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Swift.Result<(method: String, target: String, minor: Int), HTTPParseError> {
+    static func parseStartLine(_ line: UnsafeRawBufferPointer) -> Swift.Result<(method: String, target: String, minor: Int), HTTPParseError> {
         let count = line.count
         var methodEnd = 0
         while methodEnd < count && HTTPHeaders.isTokenByte(line[methodEnd]) { methodEnd += 1 }

@@ -28,7 +28,7 @@ final class Base64Tests: XCTestCase {
     }
 
     func testMatchesFoundationOnRandomInput() {
-        var rng = HTTPTestRandom(seed: 42)
+        var rng = SeededRNG(seed: 42)
         for length in 0..<200 {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let encoded = Base64.encode(bytes)

@@ -24,19 +24,6 @@ enum FrameTesting {
         }
     }
 
-    /// SplitMix64: a tiny seeded generator so randomized failures reproduce.
-    struct SeededRNG: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let maskKey: UInt32 = 0x37FA_213D
 
     /// Any frame, valid or not, built independently of `FrameEncoder`. `declaredLength` overrides the
@@ -158,7 +145,7 @@ final class FrameDecoderTests: XCTestCase {
         let (byteEvents, failedByte) = FrameTesting.decode(FrameTesting.byteAtATime(bytes), &single)
         XCTAssertEqual(byteEvents, expected, "byte at a time", file: file, line: line)
         for seed in seeds {
-            var rng = FrameTesting.SeededRNG(seed: seed &* 0x1234_5678 &+ UInt64(bytes.count))
+            var rng = SeededRNG(seed: seed &* 0x1234_5678 &+ UInt64(bytes.count))
             let chunks = FrameTesting.randomSplit(bytes, &rng)
             var decoder = FrameDecoder(role: role, maxMessageSize: max)
             let (got, failedChunk) = FrameTesting.decode(chunks, &decoder)
@@ -371,7 +358,7 @@ final class FrameDecoderTests: XCTestCase {
     }
 
     func testLargeFragmentedBinaryWithLargeInterleavedPings() {
-        var rng = FrameTesting.SeededRNG(seed: 7)
+        var rng = SeededRNG(seed: 7)
         var message: [UInt8] = []
         var bytes: [UInt8] = []
         var expected: [Event] = []

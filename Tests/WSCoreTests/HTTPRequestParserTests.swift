@@ -3,19 +3,6 @@ import XCTest
 
 // MARK: - Split-feeding harness (shared with HTTPResponseParserTests)
 
-/// SplitMix64: a seeded generator so random splits are reproducible.
-struct HTTPTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A parser outcome with `consumed` counted from the start of the whole input.
 enum HTTPFeedOutcome<Head: Equatable>: Equatable {
     case needMoreData
@@ -25,12 +12,12 @@ enum HTTPFeedOutcome<Head: Equatable>: Equatable {
 
 /// The request and response parsers, seen through one interface.
 protocol HTTPTestableParser {
-    associatedtype Head: Equatable
-    mutating func feedChunk(_ chunk: UnsafeRawBufferPointer) -> HTTPFeedOutcome<Head>
+    associatedtype Head: Sendable & Equatable
+    mutating func feed(_ input: UnsafeRawBufferPointer) -> HTTPHeadParseResult<Head>
 }
 
-extension HTTPRequestParser: HTTPTestableParser {
-    mutating func feedChunk(_ chunk: UnsafeRawBufferPointer) -> HTTPFeedOutcome<HTTPRequestHead> {
+extension HTTPTestableParser {
+    mutating func feedChunk(_ chunk: UnsafeRawBufferPointer) -> HTTPFeedOutcome<Head> {
         switch feed(chunk) {
         case .needMoreData: return .needMoreData
         case .complete(let head, let consumed): return .complete(head, consumed: consumed)
@@ -39,15 +26,8 @@ extension HTTPRequestParser: HTTPTestableParser {
     }
 }
 
-extension HTTPResponseParser: HTTPTestableParser {
-    mutating func feedChunk(_ chunk: UnsafeRawBufferPointer) -> HTTPFeedOutcome<HTTPResponseHead> {
-        switch feed(chunk) {
-        case .needMoreData: return .needMoreData
-        case .complete(let head, let consumed): return .complete(head, consumed: consumed)
-        case .failure(let error): return .failure(error)
-        }
-    }
-}
+extension HTTPRequestParser: HTTPTestableParser {}
+extension HTTPResponseParser: HTTPTestableParser {}
 
 enum HTTPSplits {
     /// Chunk sizes: the whole input.
@@ -56,7 +36,7 @@ enum HTTPSplits {
     static func bytes(_ count: Int) -> [Int] { Array(repeating: 1, count: count) }
     /// Chunk sizes: random, including empty chunks.
     static func random(_ count: Int, seed: UInt64) -> [Int] {
-        var rng = HTTPTestRandom(seed: seed)
+        var rng = SeededRNG(seed: seed)
         var sizes: [Int] = []
         var left = count
         let maxChunk = Int.random(in: 1...max(1, min(count, 64)), using: &rng)
@@ -438,6 +418,25 @@ final class HTTPRequestParserTests: XCTestCase {
         guard case .complete = [UInt8](http: "GET / HTTP/1.1\r\n\r\n").withUnsafeBytes({ parser.feed($0) }) else { return XCTFail() }
     }
 
+    func testResultSpelledThroughParserTypes() {
+        var requests = HTTPRequestParser()
+        let request = [UInt8](http: "GET /a HTTP/1.1\r\n\r\n")
+        let requestResult: HTTPRequestParser.Result = request.withUnsafeBytes { requests.feed($0) }
+        XCTAssertEqual(requestResult, HTTPRequestParser.Result.complete(HTTPRequestHead(method: "GET", target: "/a"), consumed: 19))
+        requests.reset()
+        XCTAssertEqual([UInt8](http: "GET").withUnsafeBytes { requests.feed($0) }, HTTPRequestParser.Result.needMoreData)
+        XCTAssertEqual(HTTPRequestParser(maxHeadSize: 2).feedAll([UInt8](http: "GET")), HTTPRequestParser.Result.failure(.headTooLarge))
+
+        var responses = HTTPResponseParser()
+        let response = [UInt8](http: "HTTP/1.1 204 No Content\r\n\r\n")
+        let responseResult: HTTPResponseParser.Result = response.withUnsafeBytes { responses.feed($0) }
+        XCTAssertEqual(responseResult, HTTPResponseParser.Result.complete(HTTPResponseHead(status: 204, reason: "No Content"), consumed: 27))
+        switch HTTPResponseParser(maxHeadSize: 4).feedAll([UInt8](http: "HTTP/1.1")) {
+        case .needMoreData, .complete: XCTFail("expected headTooLarge")
+        case .failure(let error): XCTAssertEqual(error, .headTooLarge)
+        }
+    }
+
     func testLargeInputByteAtATimeIsLinear() {
         // 8 KiB byte-at-a-time, many times: quadratic rescanning would make this crawl.
         let bytes = [UInt8](http: head(ofSize: 8192))
@@ -502,6 +501,14 @@ final class HTTPRequestParserTests: XCTestCase {
     func testStatusOfErrors() {
         XCTAssertEqual(HTTPParseError.malformed("x").status, 400)
         XCTAssertEqual(HTTPParseError.headTooLarge.status, 431)
+    }
+}
+
+extension HTTPTestableParser {
+    /// Feeds `bytes` in one go to a fresh copy of the parser.
+    func feedAll(_ bytes: [UInt8]) -> HTTPHeadParseResult<Head> {
+        var parser = self
+        return bytes.withUnsafeBytes { parser.feed($0) }
     }
 }
 

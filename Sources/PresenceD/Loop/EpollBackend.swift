@@ -92,6 +92,7 @@ final class EpollBackend: IOBackend {
 
     func poll(timeoutMillis: Int64, loop: EventLoop) {
         let n = epoll_wait(epfd, events, Int32(maxEvents), Int32(truncatingIfNeeded: timeoutMillis))
+        loop.backendWoke()
         guard n > 0 else { return }
         for i in 0..<Int(n) {
             let mask = cs_epoll_event_events(events + i)

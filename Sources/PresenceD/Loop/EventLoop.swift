@@ -65,12 +65,16 @@ final class EventLoop: @unchecked Sendable {
     /// Runs until `stop()`; each turn waits once, then runs timers, the mailbox and one flush.
     func run() {
         while !stopping {
-            let wait = timers.millisecondsUntilNext(now: now, cap: 1000) ?? 1000
+            var wait = timers.millisecondsUntilNext(now: now, cap: 1000) ?? 1000
+            if nextTick != .max { wait = max(0, min(wait, nextTick - now)) }
             backend.poll(timeoutMillis: dirty.isEmpty ? wait : 0, loop: self)
-            now = EventLoop.monotonicMillis()
             timers.expire(now: now, into: &due)
             for slot in due { deadlinePassed(slot) }
             due.removeAll(keepingCapacity: true)
+            if now >= nextTick {
+                nextTick = .max
+                onTick?()
+            }
             resumePausedListeners()
             mailbox.drain(self)
             flush()
@@ -82,6 +86,16 @@ final class EventLoop: @unchecked Sendable {
 
     /// Ends `run()` after the current turn. Loop thread only; other threads post it to the mailbox.
     func stop() { stopping = true }
+
+    /// Runs on the loop's thread at the time asked with `scheduleTick` (loop-wide work: typing
+    /// auto-stop, presence grace periods).
+    var onTick: (() -> Void)?
+    private var nextTick: Int64 = .max
+
+    /// Asks for `onTick` at (or soon after) `millis`; the earliest request wins.
+    func scheduleTick(at millis: Int64) {
+        nextTick = min(nextTick, millis)
+    }
 
     // MARK: Operations for the handler
 
@@ -143,6 +157,11 @@ final class EventLoop: @unchecked Sendable {
     }
 
     // MARK: Events from the backend
+
+    /// The backend's wait returned: events about to be reported happened now, not before the wait.
+    func backendWoke() {
+        now = EventLoop.monotonicMillis()
+    }
 
     func backendAccepted(fd: Int32, listener: Int) {
         Sockets.configureAccepted(fd)

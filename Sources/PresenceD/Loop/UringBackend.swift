@@ -189,6 +189,7 @@ final class UringBackend: IOBackend {
                 _ = io_uring_submit_and_wait_timeout(&ring, &first, 1, &ts, nil)
             }
         }
+        loop.backendWoke()
         while true {
             let n = Int(cs_uring_peek_batch(&ring, cqes, UInt32(cqeBatch)))
             guard n > 0 else { break }

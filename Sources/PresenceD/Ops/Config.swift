@@ -42,6 +42,11 @@ struct Config: Sendable {
     var showHelp = false
     var showVersion = false
 
+    /// Whether a bind address only accepts local connections (dev mode is allowed there).
+    static func isLoopback(_ address: String) -> Bool {
+        address.hasPrefix("127.") || address == "::1" || address == "[::1]"
+    }
+
     static func onlineCores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Reads `environment`, then `arguments` (without the program name).
@@ -118,6 +123,7 @@ struct Config: Sendable {
     presenced — realtime presence and fan-out daemon (WebSocket, io_uring/epoll)
 
     usage: presenced [--port N] [--bind ADDR] [--io uring|epoll|auto] [--threads N] [--echo]
+           presenced token --user ID [--ttl S] [--role R] [--channel C]...
            presenced --help | --version
 
       --port N        listen port (env PORT, default 8082)

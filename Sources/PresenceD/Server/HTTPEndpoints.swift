@@ -1,24 +1,91 @@
 import WSCore
 
-/// The plain HTTP endpoints served beside the WebSocket upgrade (CONTRACT §3).
+/// The plain HTTP endpoints served beside the WebSocket upgrade (CONTRACT §3): health,
+/// readiness, presence, and CORS for `/api/v1/*`.
 struct HTTPEndpoints: Sendable {
-    /// Answers a request that is not a WebSocket upgrade.
-    func respond(to head: HTTPRequestHead, requestID: String) -> HTTPResponse {
+    /// The realtime side (nil in echo mode: health endpoints only).
+    let hub: RealtimeHub?
+
+    init(hub: RealtimeHub? = nil) {
+        self.hub = hub
+    }
+
+    /// Answers a request that is not a WebSocket upgrade; `reply` may run later (on this loop).
+    func respond(to head: HTTPRequestHead, requestID: String, reply: @escaping (HTTPResponse) -> Void) {
         var headers = HTTPHeaders()
         headers.add("X-Request-ID", requestID)
+        let isAPI = head.path.hasPrefix("/api/v1/")
+        if isAPI, let hub {
+            let origin = head.headers["origin"]
+            if let origin, hub.origins.allows(origin) {
+                headers.add("Access-Control-Allow-Origin", origin)
+                headers.add("Access-Control-Allow-Credentials", "true")
+                headers.add("Vary", "Origin")
+            }
+            if head.method == "OPTIONS" {
+                return reply(preflight(head, hub: hub, headers: headers))
+            }
+        }
         switch (head.method, head.path) {
         case ("GET", "/healthz"):
-            return HTTPEndpoints.json(200, #"{"status":"ok"}"#, headers: headers)
+            reply(HTTPEndpoints.json(200, #"{"status":"ok"}"#, headers: headers))
         case ("GET", "/readyz"):
-            return HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers)
+            reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
+        case ("GET", "/api/v1/presence") where hub != nil:
+            presence(head, hub: hub!, headers: headers, reply: reply)
+        case (_, "/healthz"), (_, "/readyz"), (_, "/api/v1/presence"):
+            var h = headers
+            h.add("Allow", "GET")
+            reply(HTTPEndpoints.errorResponse(status: 405, code: "method_not_allowed", message: "use GET", headers: h))
         default:
-            return HTTPEndpoints.errorResponse(status: 404, code: "not_found", message: "no such endpoint", headers: headers)
+            reply(HTTPEndpoints.errorResponse(status: 404, code: "not_found", message: "no such endpoint", headers: headers))
+        }
+    }
+
+    /// CORS preflight for casa's browser code on other subdomains.
+    private func preflight(_ head: HTTPRequestHead, hub: RealtimeHub, headers: HTTPHeaders) -> HTTPResponse {
+        guard let origin = head.headers["origin"], hub.origins.allows(origin) else {
+            return HTTPEndpoints.errorResponse(status: 403, code: "forbidden_origin", message: "origin not allowed", headers: headers)
+        }
+        var h = headers
+        h.add("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        h.add("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID, traceparent")
+        h.add("Access-Control-Max-Age", "600")
+        return HTTPResponse(status: 204, headers: h)
+    }
+
+    /// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT` (not single use).
+    private func presence(_ head: HTTPRequestHead, hub: RealtimeHub, headers: HTTPHeaders, reply: @escaping (HTTPResponse) -> Void) {
+        guard let auth = head.headers["authorization"], auth.lowercased().hasPrefix("bearer ") else {
+            return reply(HTTPEndpoints.errorResponse(status: 401, code: "invalid_token", message: "token missing", headers: headers))
+        }
+        let token = auth.dropFirst(7).trimmingSpaces()
+        let claims: TokenClaims
+        switch hub.verifier.verify(token, now: UnixTime.now()) {
+        case .success(let c): claims = c
+        case .failure(let reason):
+            return reply(HTTPEndpoints.errorResponse(status: 401, code: "invalid_token", message: "token \(reason.rawValue)", headers: headers))
+        }
+        guard let channel = head.queryParameter("channel"), ClientMessage.isValidChannel(channel) else {
+            return reply(HTTPEndpoints.errorResponse(status: 400, code: "invalid_channel", message: "channel must be 1-128 of [A-Za-z0-9_.:-]", headers: headers))
+        }
+        if let allowed = claims.channels, !allowed.contains(channel) {
+            return reply(HTTPEndpoints.errorResponse(status: 403, code: "forbidden_channel", message: "the token does not allow this channel", headers: headers))
+        }
+        hub.presence.members(channel: channel) { members in
+            var body = "["
+            for (i, m) in members.enumerated() {
+                if i > 0 { body += "," }
+                body += "{\"user_id\":\(JSONWriter.quoted(m.userID)),\"online\":true,\"channel\":\(JSONWriter.quoted(channel)),\"connections\":\(m.connections)}"
+            }
+            body += "]"
+            reply(HTTPEndpoints.json(200, body, headers: headers))
         }
     }
 
     /// `{"error": message, "code": code}` with the given status (CONTRACT §3).
     static func errorResponse(status: Int, code: String, message: String, headers: HTTPHeaders) -> HTTPResponse {
-        json(status, "{\"error\":\(JSONText.quoted(message)),\"code\":\(JSONText.quoted(code))}", headers: headers)
+        json(status, "{\"error\":\(JSONWriter.quoted(message)),\"code\":\(JSONWriter.quoted(code))}", headers: headers)
     }
 
     static func json(_ status: Int, _ body: String, headers: HTTPHeaders) -> HTTPResponse {

@@ -5,18 +5,37 @@ import WSCore
 protocol WebSocketApplication: AnyObject {
     /// Whether `path` is this application's upgrade endpoint.
     func acceptsUpgrade(path: String) -> Bool
-    /// A connection finished its handshake.
-    func opened(_ id: ConnectionID, server: WebSocketServer)
+    /// Decides a valid upgrade request (origin, token, capacity) before the 101 goes out.
+    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer) -> Result<UpgradeGrant, UpgradeRefusal>
+    /// A connection finished its handshake with what `authorize` granted.
+    func opened(_ id: ConnectionID, grant: UpgradeGrant, server: WebSocketServer)
     /// A complete text or binary message; `payload` is valid only during the call.
     func received(_ id: ConnectionID, text: Bool, payload: UnsafeRawBufferPointer, server: WebSocketServer)
     /// The connection is gone.
     func closed(_ id: ConnectionID, server: WebSocketServer)
 }
 
+/// What an accepted upgrade carries into the connection.
+struct UpgradeGrant: Sendable {
+    /// The verified token (nil for the unauthenticated echo target).
+    var claims: TokenClaims?
+    var requestID: String
+}
+
+/// A refused upgrade: the HTTP status and the JSON error body's code and message.
+struct UpgradeRefusal: Error, Sendable {
+    var status: Int
+    var code: String
+    var message: String
+}
+
 /// A plain WebSocket echo at `/`: every message goes back as it came (`presenced --echo`).
 final class EchoApplication: WebSocketApplication {
     func acceptsUpgrade(path: String) -> Bool { path == "/" }
-    func opened(_ id: ConnectionID, server: WebSocketServer) {}
+    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer) -> Result<UpgradeGrant, UpgradeRefusal> {
+        .success(UpgradeGrant(claims: nil, requestID: requestID))
+    }
+    func opened(_ id: ConnectionID, grant: UpgradeGrant, server: WebSocketServer) {}
     func received(_ id: ConnectionID, text: Bool, payload: UnsafeRawBufferPointer, server: WebSocketServer) {
         server.send(id, FrameEncoder.serverFrame(text ? .text : .binary, payload: payload))
     }

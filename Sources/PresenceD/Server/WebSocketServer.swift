@@ -123,8 +123,11 @@ final class WebSocketServer: ConnectionHandler {
             upgrade(id, head, requestID: requestID)
             return
         }
-        let response = endpoints.respond(to: head, requestID: requestID)
-        send(response, to: id, keepAlive: head.keepAlive)
+        let keepAlive = head.keepAlive
+        endpoints.respond(to: head, requestID: requestID) { [unowned self] response in
+            guard self.loop.isOpen(id) else { return }
+            self.send(response, to: id, keepAlive: keepAlive)
+        }
     }
 
     private func upgrade(_ id: ConnectionID, _ head: HTTPRequestHead, requestID: String) {
@@ -135,6 +138,17 @@ final class WebSocketServer: ConnectionHandler {
             respond(id, error: rejection.status, code: rejection.status == 426 ? "upgrade_required" : "bad_upgrade",
                     message: rejection.reason, requestID: requestID, keepAlive: false, headers: headers)
         case .success(let accepted):
+            guard let application else { return }
+            let grant: UpgradeGrant
+            switch application.authorize(head, requestID: requestID, server: self) {
+            case .success(let g): grant = g
+            case .failure(let refusal):
+                var headers = HTTPHeaders()
+                headers.add("X-Request-ID", requestID)
+                respond(id, error: refusal.status, code: refusal.code, message: refusal.message,
+                        requestID: requestID, keepAlive: false, headers: headers)
+                return
+            }
             let s = Int(id.slot)
             var headers = HTTPHeaders()
             headers.add("X-Request-ID", requestID)
@@ -143,7 +157,7 @@ final class WebSocketServer: ConnectionHandler {
             states[s].http = HTTPRequestParser()
             states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
             loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
-            application?.opened(id, server: self)
+            application.opened(id, grant: grant, server: self)
         }
     }
 

@@ -1,0 +1,61 @@
+import Synchronization
+
+/// Single-use token ids (`jti`, CONTRACT §4). Embedded mode uses `MemoryReplayGuard`; with Redis a
+/// shared implementation stands behind the same protocol so a token works once across instances.
+protocol ReplayGuard: Sendable {
+    /// True the first time `jti` is seen; remembers it until `expiresAt` (plus the clock leeway),
+    /// after which the token itself is refused as expired anyway.
+    func firstUse(jti: String, expiresAt: Int64, now: Int64) -> Bool
+}
+
+/// The in-process `ReplayGuard`: a mutex-guarded map from jti to the last second it must be
+/// remembered. Safe to call from every loop thread. Expired entries are swept in amortized O(1)
+/// per insert — when the clock passes the next sweep time (every `sweepInterval` seconds) or the
+/// map has doubled since the last sweep — so memory stays proportional to the live tokens.
+final class MemoryReplayGuard: ReplayGuard {
+    /// Mutable state behind the mutex.
+    private struct State {
+        var seen: [String: Int64] = [:]
+        var nextSweepAt: Int64 = .min
+        var sweepAtCount = MemoryReplayGuard.minimumSweepCount
+    }
+
+    /// Seconds a jti is kept past its `exp` (the verifier's clock leeway on `exp`).
+    let leeway: Int64
+    /// Seconds between time-driven sweeps.
+    let sweepInterval: Int64
+    private static let minimumSweepCount = 1024
+    private let state = Mutex(State())
+
+    init(leeway: Int64 = 5, sweepInterval: Int64 = 10) {
+        self.leeway = leeway
+        self.sweepInterval = sweepInterval
+    }
+
+    func firstUse(jti: String, expiresAt: Int64, now: Int64) -> Bool {
+        let keepUntil = expiresAt.addingReportingOverflow(leeway)
+        let until = keepUntil.overflow ? Int64.max : keepUntil.partialValue
+        return state.withLock { state in
+            if now >= state.nextSweepAt || state.seen.count >= state.sweepAtCount {
+                Self.sweep(&state, now: now, interval: sweepInterval)
+            }
+            if let remembered = state.seen[jti], remembered >= now { return false }
+            state.seen[jti] = until
+            return true
+        }
+    }
+
+    /// Entries still remembered (expired ones may linger until the next sweep).
+    var count: Int { state.withLock { $0.seen.count } }
+
+    /// Drops every entry whose time has passed at `now` (for tests and housekeeping timers).
+    func sweep(now: Int64) {
+        state.withLock { Self.sweep(&$0, now: now, interval: sweepInterval) }
+    }
+
+    private static func sweep(_ state: inout State, now: Int64, interval: Int64) {
+        state.seen = state.seen.filter { $0.value >= now }
+        state.nextSweepAt = now + interval
+        state.sweepAtCount = max(minimumSweepCount, state.seen.count * 2)
+    }
+}

@@ -1,0 +1,57 @@
+import Synchronization
+import WSCore
+
+/// What every loop of the process shares for the realtime protocol: token checks, presence,
+/// the connection count, and fan-out to the other loops. Each loop registers its
+/// `RealtimeApplication` once at start; after that the table is only read.
+final class RealtimeHub: @unchecked Sendable {
+    let config: Config
+    let presence: any PresenceStore
+    let replayGuard: any ReplayGuard
+    /// WebSocket sessions open in this process (for `MAX_CONNECTIONS`).
+    let sessions = Atomic<Int>(0)
+    private let security: Mutex<(verifier: TokenVerifier, origins: OriginPolicy)>
+    private var applications: [RealtimeApplication?]
+    private var mailboxes: [Mailbox?]
+
+    init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard) {
+        self.config = config
+        self.presence = presence
+        self.replayGuard = replayGuard
+        security = Mutex((TokenVerifier(secrets: secrets, audience: config.tokenAudience), OriginPolicy(config.allowedOrigins)))
+        applications = Array(repeating: nil, count: loops)
+        mailboxes = Array(repeating: nil, count: loops)
+        presence.offlineSink = { [unowned self] channel, user in
+            self.publish(channel: channel, frame: ServerMessage.presence(userID: user, online: false, channel: channel),
+                         exceptUser: nil, fromLoop: nil)
+        }
+    }
+
+    /// Called by each loop on its own thread before the group reports ready.
+    func register(_ application: RealtimeApplication, loop: EventLoop) {
+        applications[loop.index] = application
+        mailboxes[loop.index] = loop.mailbox
+    }
+
+    var verifier: TokenVerifier { security.withLock { $0.verifier } }
+    var origins: OriginPolicy { security.withLock { $0.origins } }
+
+    /// Replaces the token secrets and origin list (SIGHUP) without touching connections.
+    func reload(secrets: [String], allowedOrigins: [String]) {
+        security.withLock { $0 = (TokenVerifier(secrets: secrets, audience: config.tokenAudience), OriginPolicy(allowedOrigins)) }
+    }
+
+    /// Sends one shared frame to the members of `channel` on every loop other than `fromLoop`
+    /// (that loop has delivered locally already; nil = every loop), skipping `exceptUser`'s connections.
+    func publish(channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, fromLoop: Int?) {
+        for i in applications.indices where i != fromLoop {
+            guard let mailbox = mailboxes[i] else { continue }
+            let job = UnsafeSendable((channel, frame, exceptUser))
+            mailbox.post { [unowned self] loop in
+                let (channel, frame, exceptUser) = job.value
+                self.applications[loop.index]?.deliver(channel: channel, frame: frame, exceptUser: exceptUser,
+                                                       exceptConnection: nil, droppable: droppable)
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+/// Builds one loop's protocol stack: the realtime application (or the echo target) under the
+/// WebSocket server. The same assembly serves the daemon and the in-process tests.
+enum ServerAssembly {
+    /// What every loop shares.
+    enum Mode: Sendable {
+        case echo
+        case realtime(RealtimeHub)
+    }
+
+    static func make(config: Config, mode: Mode, loop: EventLoop) -> WebSocketServer {
+        switch mode {
+        case .echo:
+            return WebSocketServer(config: config, application: EchoApplication(), endpoints: HTTPEndpoints(), loop: loop)
+        case .realtime(let hub):
+            let app = RealtimeApplication(hub: hub, loop: loop)
+            let server = WebSocketServer(config: config, application: app, endpoints: HTTPEndpoints(hub: hub), loop: loop)
+            app.server = server
+            return server
+        }
+    }
+
+    /// The process-wide realtime hub for this configuration (embedded mode: presence and
+    /// single-use tokens in this process).
+    static func makeHub(config: Config, secret: String) -> RealtimeHub {
+        let secrets = [secret] + (config.tokenSecretPrevious.map { [$0] } ?? [])
+        return RealtimeHub(config: config, secrets: secrets, loops: config.threads,
+                           presence: EmbeddedPresenceStore(graceMillis: config.presenceGraceMillis),
+                           replayGuard: MemoryReplayGuard())
+    }
+}

@@ -1,0 +1,301 @@
+import Foundation
+import Glibc
+
+/// A tiny real HTTP/1.1 server for outbound-client tests: a blocking accept loop on 127.0.0.1
+/// (port chosen by the kernel) in a background thread, one thread per connection. It records
+/// every request it read and answers as the test's closure says, then closes the connection.
+final class StandInHTTPServer: @unchecked Sendable {
+    /// One request as received.
+    struct Request: Sendable {
+        var requestLine: String
+        var headers: [(name: String, value: String)]
+        var body: [UInt8]
+
+        /// The first value of `name` (case-insensitive).
+        func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+
+        /// Every value of `name`.
+        func values(_ name: String) -> [String] {
+            headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+        }
+    }
+
+    /// How to answer a request.
+    enum Reply: Sendable {
+        /// These bytes, then close.
+        case raw([UInt8])
+        /// These bytes one at a time, `everyMillis` apart, then close.
+        case drip([UInt8], everyMillis: Int)
+        /// Nothing at all; the connection stays open until `stop()`.
+        case silent
+    }
+
+    let port: UInt16
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var recorded: [Request] = []
+    private var held: [Int32] = []
+    private var stopped = false
+    private let respond: @Sendable (Request) -> Reply
+    private let answerWithoutReading: Bool
+
+    /// `answerWithoutReading`: reply as soon as a connection is accepted (to an empty request),
+    /// for clients that speak something other than HTTP first (a TLS ClientHello).
+    init(answerWithoutReading: Bool = false, _ respond: @escaping @Sendable (Request) -> Reply) throws {
+        self.respond = respond
+        self.answerWithoutReading = answerWithoutReading
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            let e = errno
+            close(fd)
+            throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = UInt16(bigEndian: address.sin_port)
+        listenFD = fd
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Every request read so far.
+    var requests: [Request] { lock.withLock { recorded } }
+
+    /// Stops accepting and closes every connection still open.
+    func stop() {
+        let toClose: [Int32] = lock.withLock {
+            stopped = true
+            defer { held = [] }
+            return held
+        }
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        close(listenFD)
+        for fd in toClose {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
+    }
+
+    /// A complete response with Content-Length.
+    static func response(status: Int, reason: String = "Whatever", headers: [(String, String)] = [("Content-Type", "application/json")],
+                         body: String) -> Reply {
+        var text = "HTTP/1.1 \(status) \(reason)\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+        return .raw(Array(text.utf8))
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listenFD, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            let closed = lock.withLock { stopped }
+            if closed {
+                close(client)
+                return
+            }
+            let thread = Thread { [self] in serve(client) }
+            thread.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let read = answerWithoutReading ? Request(requestLine: "", headers: [], body: []) : readRequest(fd)
+        guard let request = read else {
+            close(fd)
+            return
+        }
+        lock.withLock { recorded.append(request) }
+        switch respond(request) {
+        case .raw(let bytes):
+            writeAll(fd, bytes)
+            close(fd)
+        case .drip(let bytes, let every):
+            for byte in bytes {
+                writeAll(fd, [byte])
+                usleep(UInt32(every * 1000))
+            }
+            close(fd)
+        case .silent:
+            let keep = lock.withLock { () -> Bool in
+                if stopped { return false }
+                held.append(fd)
+                return true
+            }
+            if !keep { close(fd) }
+        }
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    private func readRequest(_ fd: Int32) -> Request? {
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var headEnd: Int?
+        while headEnd == nil {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
+            guard n > 0 else { return nil }
+            data.append(contentsOf: chunk[0..<n])
+            if let range = data.firstRange(of: [13, 10, 13, 10]) { headEnd = range.upperBound }
+        }
+        let head = String(decoding: data[0..<(headEnd! - 4)], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst()
+        let headers = lines.map { line -> (name: String, value: String) in
+            let colon = line.firstIndex(of: ":") ?? line.endIndex
+            let value = line[colon...].dropFirst().trimmingCharacters(in: .whitespaces)
+            return (name: String(line[..<colon]), value: value)
+        }
+        var body = Array(data[headEnd!...])
+        let length = headers.first { $0.name.lowercased() == "content-length" }.flatMap { Int($0.value) } ?? 0
+        while body.count < length {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
+            guard n > 0 else { break }
+            body.append(contentsOf: chunk[0..<n])
+        }
+        return Request(requestLine: requestLine, headers: headers, body: body)
+    }
+}
+
+/// Python's `http.server` behind `ssl`, started with Foundation's Process, answering every GET
+/// with a fixed JSON body; and the throw-away PKI (made with the `openssl` CLI) it serves from.
+final class PythonTLSServer {
+    let port: UInt16
+    private let process: Process
+
+    /// Serves `certificate`/`key` (PEM files) on 127.0.0.1, answering GETs with `body` (200).
+    init(certificate: String, key: String, body: String) throws {
+        let script = """
+            import http.server, os, ssl, sys
+            body = os.environ["BODY"].encode()
+            class Handler(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            sys.stdout.write("%d\\n" % server.server_address[1])
+            sys.stdout.flush()
+            server.serve_forever()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script]
+        process.environment = ["CERT": certificate, "KEY": key, "BODY": body, "LANG": "C.UTF-8"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        var line = Data()
+        let handle = out.fileHandleForReading
+        while !line.contains(10) {
+            let more = handle.availableData
+            if more.isEmpty { break }
+            line.append(more)
+        }
+        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            process.terminate()
+            throw TestPKI.Failure(description: "python TLS server did not print its port")
+        }
+        self.port = port
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// A temporary CA and server certificates made with the `openssl` CLI.
+struct TestPKI {
+    /// Why the PKI could not be made.
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    let directory: URL
+    var caFile: String { directory.appendingPathComponent("ca.pem").path }
+
+    /// A new CA in a new temporary directory.
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("presenced-pki-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=presenced test CA",
+                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    }
+
+    /// A server certificate signed by the CA for `subjectAltName` (e.g. `DNS:localhost,IP:127.0.0.1`);
+    /// the certificate and key paths.
+    func issue(_ name: String, subjectAltName: String) throws -> (certificate: String, key: String) {
+        let ext = directory.appendingPathComponent("\(name).ext")
+        try """
+            subjectAltName=\(subjectAltName)
+            basicConstraints=CA:FALSE
+            keyUsage=critical,digitalSignature
+            extendedKeyUsage=serverAuth
+            """.write(to: ext, atomically: true, encoding: .utf8)
+        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
+        try openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                     "-out", "\(name).pem", "-days", "2", "-extfile", "\(name).ext"])
+        return (directory.appendingPathComponent("\(name).pem").path, directory.appendingPathComponent("\(name).key").path)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func openssl(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "openssl \(arguments.first ?? "") failed: " + String(decoding: errors, as: UTF8.self))
+        }
+    }
+}

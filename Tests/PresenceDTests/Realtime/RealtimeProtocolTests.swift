@@ -1,0 +1,313 @@
+import Foundation
+import XCTest
+import WSCore
+@testable import PresenceD
+
+/// The realtime protocol (CONTRACT §3–§5) with real clients over loopback, on every backend.
+final class RealtimeProtocolTests: XCTestCase {
+    private func eachBackend(threads: Int = 2, configure: (inout Config) -> Void = { _ in },
+                             _ body: (TestServer, IOBackendKind) throws -> Void) throws {
+        for backend in availableBackends {
+            let server = try TestServer(backend: backend, threads: threads, echo: false, configure: configure)
+            defer { server.stop() }
+            try body(server, backend)
+        }
+    }
+
+    // MARK: Helpers
+
+    private func send(_ ws: TestWebSocket, _ json: String) throws { try ws.sendText(json) }
+
+    /// The next server message as a dictionary.
+    private func next(_ ws: TestWebSocket, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let frame = try ws.receiveMessage()
+        guard case .text(let text) = frame else {
+            XCTFail("expected a text message, got \(frame)", file: file, line: line)
+            return [:]
+        }
+        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+    }
+
+    private func expectError(_ ws: TestWebSocket, _ code: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let m = try next(ws, file: file, line: line)
+        XCTAssertEqual(m["type"] as? String, "error", "\(m)", file: file, line: line)
+        XCTAssertEqual(m["code"] as? String, code, "\(m)", file: file, line: line)
+    }
+
+    private func expectPresence(_ ws: TestWebSocket, _ user: String, _ online: Bool, _ channel: String,
+                                file: StaticString = #filePath, line: UInt = #line) throws {
+        let m = try next(ws, file: file, line: line)
+        XCTAssertEqual(m["type"] as? String, "presence", "\(m)", file: file, line: line)
+        XCTAssertEqual(m["user_id"] as? String, user, "\(m)", file: file, line: line)
+        XCTAssertEqual(m["online"] as? Bool, online, "\(m)", file: file, line: line)
+        XCTAssertEqual(m["channel"] as? String, channel, "\(m)", file: file, line: line)
+    }
+
+    /// Joins and reads the snapshot (one presence per online user, the joiner included).
+    private func join(_ ws: TestWebSocket, _ channel: String, expecting users: [String]) throws {
+        try send(ws, #"{"type":"join","channel":"\#(channel)"}"#)
+        var seen: [String] = []
+        for _ in users {
+            let m = try next(ws)
+            XCTAssertEqual(m["type"] as? String, "presence", "\(m)")
+            XCTAssertEqual(m["online"] as? Bool, true)
+            seen.append(m["user_id"] as? String ?? "?")
+        }
+        XCTAssertEqual(seen.sorted(), users.sorted())
+    }
+
+    /// Nothing arrives within `millis` (the socket's receive timeout is shortened for the check).
+    private func expectSilence(_ ws: TestWebSocket, millis: Int = 300, file: StaticString = #filePath, line: UInt = #line) {
+        var tv = timeval(tv_sec: 0, tv_usec: millis * 1000)
+        setsockopt(ws.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        defer {
+            var back = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(ws.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &back, socklen_t(MemoryLayout<timeval>.size))
+        }
+        if let frame = try? ws.receiveMessage() { XCTFail("unexpected \(frame)", file: file, line: line) }
+    }
+
+    private func upgradeStatus(_ server: TestServer, query: String, headers: String = "") throws -> (Int, String) {
+        let socket = try TestSocket(port: server.port)
+        try socket.write("GET /ws\(query) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(headers)\r\n")
+        let (head, body) = try socket.readHTTPResponse()
+        return (head.status, String(decoding: body, as: UTF8.self))
+    }
+
+    // MARK: Upgrade policy
+
+    func testUpgradeStatuses() throws {
+        try eachBackend(configure: { $0.allowedOrigins = ["https://casa.devarno.cloud", "https://*.example.org"] }) { server, backend in
+            XCTAssertEqual(try upgradeStatus(server, query: "").0, 401, "\(backend) no token")
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=abc.def.ghi").0, 401, "\(backend) garbage")
+            let forged = TokenMinter(secret: String(repeating: "x", count: 40), audience: "presenced")
+                .mint(userID: "u", now: UnixTime.now()).token
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + forged).0, 401, "\(backend) other secret")
+            let expired = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "u", ttl: 10, now: UnixTime.now() - 100).token
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + expired).0, 401, "\(backend) expired")
+            let other = TokenMinter(secret: TestServer.secret, audience: "elsewhere").mint(userID: "u", now: UnixTime.now()).token
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + other).0, 401, "\(backend) audience")
+
+            let token = server.token("alice")
+            let (forbidden, body) = try upgradeStatus(server, query: "?token=" + token, headers: "Origin: https://evil.example.com\r\n")
+            XCTAssertEqual(forbidden, 403, "\(backend) origin")
+            XCTAssertTrue(body.contains(#""code":"#), body)
+            // The refused origin did not spend the token; a subdomain wildcard admits it.
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + token, headers: "Origin: https://app.example.org\r\n").0, 101)
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + token).0, 401, "\(backend) replayed")
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("bob")).0, 101, "\(backend) no Origin = not a browser")
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("bob"), headers: "Origin: https://casa.devarno.cloud\r\n").0, 101)
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("bob"), headers: "Origin: http://app.example.org\r\n").0, 403, "scheme must match")
+        }
+    }
+
+    func testCapacityRefusesWith503() throws {
+        try eachBackend(configure: { $0.maxConnections = 1 }) { server, backend in
+            let first = try server.client("a")
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("b")).0, 503, "\(backend)")
+            _ = first
+        }
+    }
+
+    // MARK: Presence
+
+    func testPresenceWithTwoUsersAndTwoTabs() throws {
+        try eachBackend(configure: { $0.presenceGraceMillis = 300 }) { server, backend in
+            let a1 = try server.client("alice")
+            try join(a1, "room", expecting: ["alice"])
+            let b1 = try server.client("bob")
+            try join(b1, "room", expecting: ["alice", "bob"])
+            try expectPresence(a1, "bob", true, "room")
+            // Alice's second tab: it sees both; nobody hears of alice again.
+            let a2 = try server.client("alice")
+            try join(a2, "room", expecting: ["alice", "bob"])
+            expectSilence(b1)
+            expectSilence(a1)
+            // One tab closes: alice is still online.
+            try a1.send(.close, [0x03, 0xE8])
+            XCTAssertEqual(try a1.receive(), .close(1000))
+            expectSilence(b1, millis: 600)
+            // The last tab closes: after the grace period bob hears alice went offline.
+            try a2.send(.close, [0x03, 0xE8])
+            try expectPresence(b1, "alice", false, "room")
+            _ = backend
+        }
+    }
+
+    func testQuickReconnectWithinGraceDoesNotFlap() throws {
+        try eachBackend(configure: { $0.presenceGraceMillis = 1500 }) { server, _ in
+            let b = try server.client("bob")
+            try join(b, "room", expecting: ["bob"])
+            let a = try server.client("alice")
+            try join(a, "room", expecting: ["alice", "bob"])
+            try expectPresence(b, "alice", true, "room")
+            try a.send(.close, [0x03, 0xE8])
+            let again = try server.client("alice")
+            try join(again, "room", expecting: ["alice", "bob"])
+            expectSilence(b, millis: 2000)
+        }
+    }
+
+    func testLeaveAndErrors() throws {
+        try eachBackend { server, backend in
+            let a = try server.client("alice", channels: ["allowed"])
+            try send(a, #"{"type":"leave","channel":"room"}"#); try expectError(a, "not_joined")
+            try send(a, #"{"type":"message","channel":"room","content":"hi"}"#); try expectError(a, "not_joined")
+            try send(a, #"{"type":"typing","channel":"room","typing":true}"#); try expectError(a, "not_joined")
+            try send(a, #"{"type":"join","channel":"room"}"#); try expectError(a, "forbidden_channel")
+            try send(a, #"{"type":"join","channel":"bad channel!"}"#); try expectError(a, "invalid_channel")
+            try send(a, #"{"type":"dance"}"#); try expectError(a, "unknown_type")
+            try send(a, #"{"type":"join""#); try expectError(a, "bad_json")
+            try send(a, #"{"type":"join","channel":5}"#); try expectError(a, "bad_json")
+            try send(a, #"{"type":"join","channel":"allowed","extra":1}"#); try expectError(a, "bad_json")
+            try send(a, String(repeating: "[", count: 5000)); try expectError(a, "bad_json")
+            try send(a, #"{"type":"ping","n":1e999999}"#); try expectError(a, "bad_json")
+            try a.send(.binary, [1, 2, 3]); try expectError(a, "bad_json")
+            try join(a, "allowed", expecting: ["alice"])
+            try send(a, #"{"type":"message","channel":"allowed","content":"\#(String(repeating: "é", count: 2049))"}"#)
+            try expectError(a, "too_large")
+            try send(a, #"{"type":"ping"}"#)
+            XCTAssertEqual(try next(a)["type"] as? String, "pong", "\(backend)")
+            try send(a, #"{"type":"leave","channel":"allowed"}"#)
+            try send(a, #"{"type":"leave","channel":"allowed"}"#); try expectError(a, "not_joined")
+        }
+    }
+
+    func testChannelLimitPerConnection() throws {
+        try eachBackend(threads: 1, configure: { $0.messageRate = 0 }) { server, _ in
+            let a = try server.client("alice")
+            for i in 0..<64 { try join(a, "c\(i)", expecting: ["alice"]) }
+            try send(a, #"{"type":"join","channel":"c64"}"#)
+            try expectError(a, "too_large")
+        }
+    }
+
+    // MARK: Messages
+
+    func testMessageReachesEveryMemberOnEveryLoopInOrder() throws {
+        try eachBackend(configure: { $0.messageRate = 0 }) { server, backend in
+            // Several connections, so that the two loops both hold members.
+            let sender = try server.client("alice")
+            try join(sender, "room", expecting: ["alice"])
+            var others: [TestWebSocket] = []
+            for i in 0..<5 {
+                let ws = try server.client("u\(i)")
+                var expected = ["alice"] + (0...i).map { "u\($0)" }
+                expected.sort()
+                try join(ws, "room", expecting: expected)
+                others.append(ws)
+                try expectPresence(sender, "u\(i)", true, "room")
+                for earlier in others.dropLast() { try expectPresence(earlier, "u\(i)", true, "room") }
+            }
+            let outsider = try server.client("zed")
+            for n in 0..<1000 { try send(sender, #"{"type":"message","channel":"room","content":"m\#(n)"}"#) }
+            var lastID = ""
+            for ws in [sender] + others {
+                for n in 0..<1000 {
+                    let m = try next(ws)
+                    XCTAssertEqual(m["type"] as? String, "message")
+                    XCTAssertEqual(m["content"] as? String, "m\(n)", "\(backend): out of order or lost")
+                    XCTAssertEqual(m["sender"] as? String, "alice")
+                    XCTAssertEqual(m["channel"] as? String, "room")
+                    let id = m["id"] as! String
+                    if ws === sender { XCTAssertGreaterThan(id, lastID, "ids are time-ordered"); lastID = id }
+                    let ts = m["timestamp"] as! String
+                    XCTAssertEqual(ts.count, 24, ts) // 2026-11-28T10:24:41.123Z
+                    XCTAssertTrue(ts.hasSuffix("Z"))
+                }
+            }
+            expectSilence(outsider)
+        }
+    }
+
+    func testRateLimit() throws {
+        try eachBackend(configure: { $0.messageRate = 5 }) { server, backend in
+            let a = try server.client("alice")
+            for _ in 0..<10 { try send(a, #"{"type":"ping"}"#) }
+            for _ in 0..<10 { XCTAssertEqual(try next(a)["type"] as? String, "pong") }
+            try send(a, #"{"type":"ping"}"#)
+            try expectError(a, "rate_limited")
+            pause(millis: 500) // 2–3 tokens come back
+            try send(a, #"{"type":"ping"}"#)
+            let m = try next(a)
+            XCTAssertEqual(m["type"] as? String, "pong", "\(backend) \(m)")
+        }
+    }
+
+    func testFloodingPastTheRateLimitClosesWith1008() throws {
+        try eachBackend(configure: { $0.messageRate = 1 }) { server, _ in
+            let a = try server.client("alice")
+            for _ in 0..<20 { try send(a, #"{"type":"ping"}"#) }
+            var closed: UInt16?
+            while closed == nil {
+                let frame = try a.receive()
+                if case .close(let code) = frame { closed = code }
+                if frame == .eof { break }
+            }
+            XCTAssertEqual(closed, 1008)
+        }
+    }
+
+    // MARK: Typing
+
+    func testTypingGoesToOtherUsersAndStopsAfterFiveSeconds() throws {
+        try eachBackend { server, backend in
+            let a1 = try server.client("alice")
+            try join(a1, "room", expecting: ["alice"])
+            let a2 = try server.client("alice")
+            try join(a2, "room", expecting: ["alice"])
+            let b = try server.client("bob")
+            try join(b, "room", expecting: ["alice", "bob"])
+            try expectPresence(a1, "bob", true, "room")
+            try expectPresence(a2, "bob", true, "room")
+            try send(a1, #"{"type":"typing","channel":"room","typing":true}"#)
+            let start = Date()
+            var m = try next(b)
+            XCTAssertEqual(m["type"] as? String, "typing")
+            XCTAssertEqual(m["user_id"] as? String, "alice")
+            XCTAssertEqual(m["typing"] as? Bool, true)
+            expectSilence(a2) // not to the sender's own tabs
+            m = try next(b)   // the server ends it
+            XCTAssertEqual(m["typing"] as? Bool, false, "\(backend)")
+            let waited = Date().timeIntervalSince(start)
+            XCTAssertGreaterThan(waited, 4.5)
+            XCTAssertLessThan(waited, 6.5)
+            // An explicit stop is delivered too.
+            try send(a1, #"{"type":"typing","channel":"room","typing":true}"#)
+            XCTAssertEqual(try next(b)["typing"] as? Bool, true)
+            try send(a1, #"{"type":"typing","channel":"room","typing":false}"#)
+            XCTAssertEqual(try next(b)["typing"] as? Bool, false)
+        }
+    }
+
+    // MARK: Robustness
+
+    func testMalformedInputNeverDisconnectsOthers() throws {
+        try eachBackend { server, backend in
+            let good = try server.client("good")
+            try join(good, "room", expecting: ["good"])
+            let bad = try server.client("bad")
+            let garbage: [String] = ["", "null", "[]", "{}", "\"x\"", #"{"type":null}"#, #"{"type":"join","channel":"a","channel":"b"}"#,
+                                     #"{"type":"message","channel":"room","content":"\ud800"}"#, #"{"type":"typing","channel":"room","typing":"yes"}"#,
+                                     String(repeating: "{\"a\":", count: 3000), "{\"type\":\"ping\"} trailing"]
+            for g in garbage {
+                try send(bad, g)
+                let m = try next(bad)
+                XCTAssertEqual(m["type"] as? String, "error", "\(backend) \(g.prefix(40))")
+            }
+            // Invalid UTF-8 closes only that connection, with 1007.
+            try bad.send(.text, [0x7B, 0xFF, 0x7D])
+            XCTAssertEqual(try bad.receive(), .close(1007))
+            try send(good, #"{"type":"message","channel":"room","content":"still fine"}"#)
+            XCTAssertEqual(try next(good)["content"] as? String, "still fine")
+        }
+    }
+
+    func testOversizedMessageClosesWith1009() throws {
+        try eachBackend(configure: { $0.maxMessageBytes = 1000 }) { server, _ in
+            let a = try server.client("alice")
+            try a.sendText(String(repeating: "a", count: 1001))
+            XCTAssertEqual(try a.receive(), .close(1009))
+        }
+    }
+}

@@ -93,6 +93,13 @@ enum PresenceDMain {
             Log.info("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
             break
         }
+        if case .realtime(let hub) = mode {
+            // Drain: refuse new upgrades, close every client with 1001, give them the close timeout.
+            hub.drain()
+            let deadline = EventLoop.monotonicMillis() + config.closeTimeoutMillis + 1000
+            while hub.sessions.load(ordering: .relaxed) > 0 && EventLoop.monotonicMillis() < deadline { usleep(20_000) }
+            usleep(200_000) // the last close frames leave the queues
+        }
         group.stop()
         group.join()
         return 0

@@ -40,6 +40,9 @@ final class RealtimeApplication: WebSocketApplication {
     func acceptsUpgrade(path: String) -> Bool { path == "/ws" }
 
     func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer) -> Result<UpgradeGrant, UpgradeRefusal> {
+        guard !hub.draining.load(ordering: .relaxed) else {
+            return .failure(UpgradeRefusal(status: 503, code: "draining", message: "server draining"))
+        }
         guard hub.origins.allows(head.headers["origin"]) else {
             return .failure(UpgradeRefusal(status: 403, code: "forbidden_origin", message: "origin not allowed"))
         }
@@ -88,6 +91,13 @@ final class RealtimeApplication: WebSocketApplication {
         for channel in session.joined {
             channels.remove(id, from: channel)
             hub.presence.leave(channel: channel, user: session.user, now: loop.now)
+        }
+    }
+
+    /// Closes every session on this loop with `code` (drain).
+    func closeAll(code: CloseCode, reason: String) {
+        for s in sessions.indices where sessions[s] != nil {
+            server.close(ConnectionID(slot: UInt32(s), generation: loop.slots[s].generation), code: code, reason: reason)
         }
     }
 

@@ -10,6 +10,8 @@ final class RealtimeHub: @unchecked Sendable {
     let replayGuard: any ReplayGuard
     /// WebSocket sessions open in this process (for `MAX_CONNECTIONS`).
     let sessions = Atomic<Int>(0)
+    /// Set once on SIGTERM: upgrades get 503, `/readyz` says 503, every client is closed with 1001.
+    let draining = Atomic<Bool>(false)
     private let security: Mutex<(verifier: TokenVerifier, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
@@ -35,6 +37,15 @@ final class RealtimeHub: @unchecked Sendable {
 
     var verifier: TokenVerifier { security.withLock { $0.verifier } }
     var origins: OriginPolicy { security.withLock { $0.origins } }
+
+    /// Starts the drain: from now on no upgrade is accepted, and every loop closes its clients
+    /// with 1001 so that they reconnect to another instance.
+    func drain() {
+        draining.store(true, ordering: .sequentiallyConsistent)
+        for case let mailbox? in mailboxes {
+            mailbox.post { [unowned self] loop in self.applications[loop.index]?.closeAll(code: .goingAway, reason: "server draining") }
+        }
+    }
 
     /// Replaces the token secrets and origin list (SIGHUP) without touching connections.
     func reload(secrets: [String], allowedOrigins: [String]) {

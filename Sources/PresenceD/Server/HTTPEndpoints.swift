@@ -30,7 +30,11 @@ struct HTTPEndpoints: Sendable {
         case ("GET", "/healthz"):
             reply(HTTPEndpoints.json(200, #"{"status":"ok"}"#, headers: headers))
         case ("GET", "/readyz"):
-            reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
+            if hub?.draining.load(ordering: .relaxed) == true {
+                reply(HTTPEndpoints.errorResponse(status: 503, code: "draining", message: "server draining", headers: headers))
+            } else {
+                reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
+            }
         case ("GET", "/api/v1/presence") where hub != nil:
             presence(head, hub: hub!, headers: headers, reply: reply)
         case (_, "/healthz"), (_, "/readyz"), (_, "/api/v1/presence"):

@@ -310,4 +310,50 @@ final class RealtimeProtocolTests: XCTestCase {
             XCTAssertEqual(try a.receive(), .close(1009))
         }
     }
+
+    // MARK: Backpressure and drain
+
+    /// A member that never reads is cut off once its backlog passes the cap (the others see it
+    /// go offline); the channel's other members keep receiving every message, in order, meanwhile.
+    /// (The 4008 close frame itself is checked with a readable window in EchoConnectionTests.)
+    func testSlowReaderNeverStallsTheChannel() throws {
+        try eachBackend(configure: { $0.messageRate = 0; $0.maxOutboundBytes = 64 * 1024; $0.presenceGraceMillis = 0 }) { server, backend in
+            let slow = try server.client("slow")
+            slow.socket.setReceiveBuffer(16 * 1024)
+            try join(slow, "room", expecting: ["slow"])
+            let sender = try server.client("sender")
+            try join(sender, "room", expecting: ["sender", "slow"])
+            let reader = try server.client("reader")
+            try join(reader, "room", expecting: ["reader", "sender", "slow"])
+            try expectPresence(sender, "reader", true, "room")
+            let content = String(repeating: "x", count: 4000)
+            var sawSlowLeave = [false, false]
+            for n in 0..<2500 { // well past what the kernel buffers on loopback (a few MiB)
+                try send(sender, #"{"type":"message","channel":"room","content":"\#(n) \#(content)"}"#)
+                for (i, ws) in [sender, reader].enumerated() {
+                    var m = try next(ws)
+                    if m["type"] as? String == "presence" {
+                        XCTAssertEqual(m["user_id"] as? String, "slow")
+                        XCTAssertEqual(m["online"] as? Bool, false)
+                        sawSlowLeave[i] = true
+                        m = try next(ws)
+                    }
+                    XCTAssertEqual((m["content"] as? String)?.hasPrefix("\(n) "), true, "\(backend)")
+                }
+            }
+            XCTAssertEqual(sawSlowLeave, [true, true], "\(backend): the slow reader was never cut off")
+        }
+    }
+
+    func testDrainClosesEveryClientWith1001AndRefusesUpgrades() throws {
+        try eachBackend { server, backend in
+            let clients = try (0..<6).map { try server.client("u\($0)") }
+            server.hub!.drain()
+            for ws in clients { XCTAssertEqual(try ws.receive(), .close(1001), "\(backend)") }
+            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("late")).0, 503)
+            let socket = try TestSocket(port: server.port)
+            try socket.write("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try socket.readHTTPResponse().head.status, 503)
+        }
+    }
 }

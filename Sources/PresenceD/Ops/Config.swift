@@ -30,6 +30,8 @@ struct Config: Sendable {
     var presenceGraceMillis: Int64 = 2_000
     var pingIntervalMillis: Int64 = 25_000
     var handshakeTimeoutMillis: Int64 = 10_000
+    /// Deadline of one outbound call (better-auth, chat-service): connect, TLS, request, response.
+    var outboundTimeoutMillis: Int64 = 10_000
     /// How long a closing connection may take to deliver what is queued and see the peer's EOF.
     var closeTimeoutMillis: Int64 = 2_000
     var maxMessageBytes = 65_536

@@ -12,15 +12,19 @@ final class RealtimeHub: @unchecked Sendable {
     let sessions = Atomic<Int>(0)
     /// Set once on SIGTERM: upgrades get 503, `/readyz` says 503, every client is closed with 1001.
     let draining = Atomic<Bool>(false)
-    private let security: Mutex<(verifier: TokenVerifier, origins: OriginPolicy)>
+    /// better-auth, asked by `POST /api/v1/ws-token` (nil when AUTH_SERVICE_URL is unset).
+    let authService: AuthServiceClient?
+    private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
 
-    init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard) {
+    init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
+         authService: AuthServiceClient? = nil) {
         self.config = config
         self.presence = presence
         self.replayGuard = replayGuard
-        security = Mutex((TokenVerifier(secrets: secrets, audience: config.tokenAudience), OriginPolicy(config.allowedOrigins)))
+        self.authService = authService
+        security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
         presence.offlineSink = { [unowned self] channel, user in
@@ -35,7 +39,14 @@ final class RealtimeHub: @unchecked Sendable {
         mailboxes[loop.index] = loop.mailbox
     }
 
+    private static func security(secrets: [String], config: Config, origins: [String]) -> (TokenVerifier, TokenMinter, OriginPolicy) {
+        (TokenVerifier(secrets: secrets, audience: config.tokenAudience),
+         TokenMinter(secret: secrets[0], audience: config.tokenAudience),
+         OriginPolicy(origins))
+    }
+
     var verifier: TokenVerifier { security.withLock { $0.verifier } }
+    var minter: TokenMinter { security.withLock { $0.minter } }
     var origins: OriginPolicy { security.withLock { $0.origins } }
 
     /// Starts the drain: from now on no upgrade is accepted, and every loop closes its clients
@@ -49,7 +60,7 @@ final class RealtimeHub: @unchecked Sendable {
 
     /// Replaces the token secrets and origin list (SIGHUP) without touching connections.
     func reload(secrets: [String], allowedOrigins: [String]) {
-        security.withLock { $0 = (TokenVerifier(secrets: secrets, audience: config.tokenAudience), OriginPolicy(allowedOrigins)) }
+        security.withLock { $0 = RealtimeHub.security(secrets: secrets, config: config, origins: allowedOrigins) }
     }
 
     /// Sends one shared frame to the members of `channel` on every loop other than `fromLoop`

@@ -6,6 +6,8 @@ struct ConnectionState {
         case free
         /// Reading an HTTP request head (a plain request or an upgrade).
         case http
+        /// A plain request is being answered; further input waits (HTTP/1.1 answers in order).
+        case responding
         /// Upgraded: WebSocket frames.
         case websocket
     }

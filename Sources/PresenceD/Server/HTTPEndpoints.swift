@@ -11,7 +11,7 @@ struct HTTPEndpoints: Sendable {
     }
 
     /// Answers a request that is not a WebSocket upgrade; `reply` may run later (on this loop).
-    func respond(to head: HTTPRequestHead, requestID: String, reply: @escaping (HTTPResponse) -> Void) {
+    func respond(to head: HTTPRequestHead, requestID: String, loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
         var headers = HTTPHeaders()
         headers.add("X-Request-ID", requestID)
         let isAPI = head.path.hasPrefix("/api/v1/")
@@ -37,10 +37,16 @@ struct HTTPEndpoints: Sendable {
             }
         case ("GET", "/api/v1/presence") where hub != nil:
             presence(head, hub: hub!, headers: headers, reply: reply)
+        case ("POST", "/api/v1/ws-token") where hub?.authService != nil:
+            wsToken(head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case (_, "/healthz"), (_, "/readyz"), (_, "/api/v1/presence"):
             var h = headers
             h.add("Allow", "GET")
             reply(HTTPEndpoints.errorResponse(status: 405, code: "method_not_allowed", message: "use GET", headers: h))
+        case (_, "/api/v1/ws-token") where hub?.authService != nil:
+            var h = headers
+            h.add("Allow", "POST")
+            reply(HTTPEndpoints.errorResponse(status: 405, code: "method_not_allowed", message: "use POST", headers: h))
         default:
             reply(HTTPEndpoints.errorResponse(status: 404, code: "not_found", message: "no such endpoint", headers: headers))
         }
@@ -84,6 +90,42 @@ struct HTTPEndpoints: Sendable {
             }
             body += "]"
             reply(HTTPEndpoints.json(200, body, headers: headers))
+        }
+    }
+
+    /// `POST /api/v1/ws-token`: better-auth says whose session the Cookie is; that user gets a
+    /// fresh single-use token. better-auth is asked on a worker thread; the answer comes back
+    /// through the loop's mailbox.
+    private func wsToken(_ head: HTTPRequestHead, hub: RealtimeHub, auth: AuthServiceClient, requestID: String,
+                         headers: HTTPHeaders, loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
+        guard let cookie = head.headers["cookie"], !cookie.isEmpty else {
+            return reply(HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "no session", headers: headers))
+        }
+        let traceparent = head.headers["traceparent"].flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.make(requestID: requestID)
+        let minter = hub.minter
+        let headers = UnsafeSendable(headers)
+        let reply = UnsafeSendable(reply)
+        auth.lookup(cookie: cookie, requestID: requestID, traceparent: traceparent) { lookup in
+            let response: HTTPResponse
+            switch lookup {
+            case .user(let id, let name, let role, let sessionID):
+                let allowedRole = role.flatMap { TokenVerifier.roles.contains($0) ? $0 : nil }
+                let minted = minter.mint(userID: id, ttl: 60, role: allowedRole, name: name, sessionID: sessionID, now: UnixTime.now())
+                let expires = Timestamp.iso8601(seconds: Int(minted.expiresAt), millis: 0)
+                response = HTTPEndpoints.json(200, "{\"token\":\(JSONWriter.quoted(minted.token)),\"expires_at\":\(JSONWriter.quoted(expires))}", headers: headers.value)
+            case .noSession:
+                response = HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "no session", headers: headers.value)
+            case .banned:
+                response = HTTPEndpoints.errorResponse(status: 403, code: "banned", message: "user is banned", headers: headers.value)
+            case .failed(let why):
+                Log.warn("auth service call failed", ["request_id": requestID, "error": why])
+                response = HTTPEndpoints.errorResponse(status: 502, code: "auth_unavailable", message: "auth service error", headers: headers.value)
+            case .timedOut:
+                Log.warn("auth service call timed out", ["request_id": requestID])
+                response = HTTPEndpoints.errorResponse(status: 504, code: "auth_timeout", message: "auth service timed out", headers: headers.value)
+            }
+            let answer = UnsafeSendable(response)
+            loop.mailbox.post { _ in reply.value(answer.value) }
         }
     }
 

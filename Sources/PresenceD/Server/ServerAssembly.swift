@@ -23,8 +23,11 @@ enum ServerAssembly {
     /// single-use tokens in this process).
     static func makeHub(config: Config, secret: String) -> RealtimeHub {
         let secrets = [secret] + (config.tokenSecretPrevious.map { [$0] } ?? [])
+        let auth = config.authServiceURL.map {
+            AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, pool: WorkerPool(threads: 4, queueLimit: 1024))
+        }
         return RealtimeHub(config: config, secrets: secrets, loops: config.threads,
                            presence: EmbeddedPresenceStore(graceMillis: config.presenceGraceMillis),
-                           replayGuard: MemoryReplayGuard())
+                           replayGuard: MemoryReplayGuard(), authService: auth)
     }
 }

@@ -69,7 +69,7 @@ final class WebSocketServer: ConnectionHandler {
     func connectionDeadline(_ id: ConnectionID, loop: EventLoop) {
         let s = Int(id.slot)
         switch states[s].phase {
-        case .http:
+        case .http, .responding:
             // Handshake (or keep-alive) timeout: a slowloris gets nothing more.
             loop.abort(id)
         case .websocket:
@@ -123,9 +123,16 @@ final class WebSocketServer: ConnectionHandler {
             upgrade(id, head, requestID: requestID)
             return
         }
-        let keepAlive = head.keepAlive
-        endpoints.respond(to: head, requestID: requestID) { [unowned self] response in
-            guard self.loop.isOpen(id) else { return }
+        // A request body is not read: answer, then close (only POST /api/v1/ws-token has one).
+        let hasBody = (head.headers["content-length"].flatMap { Int($0) } ?? 0) > 0 || head.headers["transfer-encoding"] != nil
+        let keepAlive = head.keepAlive && !hasBody
+        let s = Int(id.slot)
+        // Until the answer is out (it may come later, from another thread's work), input waits.
+        states[s].phase = .responding
+        loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis + 5_000)
+        endpoints.respond(to: head, requestID: requestID, loop: loop) { [unowned self] response in
+            guard self.loop.isOpen(id), self.states[s].phase == .responding else { return }
+            self.states[s].phase = .http
             self.send(response, to: id, keepAlive: keepAlive)
         }
     }

@@ -176,8 +176,8 @@ struct Config: Sendable {
     }
 
     static func httpURL(_ v: String, _ name: String) throws -> String {
-        guard v.hasPrefix("http://") || v.hasPrefix("https://"), v.count > 8 else {
-            throw ConfigError(variable: name, problem: "must be an http:// or https:// URL")
+        guard OutboundURL(v) != nil else {
+            throw ConfigError(variable: name, problem: "must be an http:// or https:// URL without user info, query or fragment")
         }
         return v.hasSuffix("/") ? String(v.dropLast()) : v
     }

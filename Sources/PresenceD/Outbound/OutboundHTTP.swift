@@ -183,6 +183,7 @@ enum OutboundHTTP {
         var head: HTTPResponseHead
         while true {
             if pending.isEmpty {
+                pending = []  // let go of `buffer` so reading into it does not copy it
                 let n = try connection.read(into: &buffer, deadline: deadline)
                 guard n > 0 else { throw .protocolError("connection closed before the response head was complete") }
                 pending = buffer[0..<n]
@@ -233,6 +234,7 @@ enum OutboundHTTP {
             guard let length = Int(lengthText), length <= maxBodyBytes else { throw tooLarge }
             body.reserveCapacity(length)
             body.append(contentsOf: pending.prefix(length))
+            pending = []
             while body.count < length {
                 let n = try connection.read(into: &buffer, deadline: deadline)
                 guard n > 0 else { throw .protocolError("connection closed after \(body.count) of \(length) body bytes") }
@@ -240,6 +242,7 @@ enum OutboundHTTP {
             }
         } else {
             body.append(contentsOf: pending)
+            pending = []
             while true {
                 guard body.count <= maxBodyBytes else { throw tooLarge }
                 let n = try connection.read(into: &buffer, deadline: deadline)
@@ -566,6 +569,7 @@ extension OutboundHTTP {
     /// Incremental `Transfer-Encoding: chunked` decoder (RFC 9112 §7.1): chunk extensions and
     /// trailer fields are skipped, a bare LF is accepted where CRLF belongs.
     struct ChunkedDecoder {
+        /// Where in the chunked syntax the next byte falls.
         private enum State {
             case size, sizeExtension, sizeLF, data, dataCR, dataLF, trailerStart, trailerLine, finalLF, done
         }

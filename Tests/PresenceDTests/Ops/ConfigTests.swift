@@ -35,6 +35,8 @@ final class ConfigTests: XCTestCase {
             (["PING_INTERVAL": "soon"], [], "PING_INTERVAL"),
             (["WS_TOKEN_SECRET": "short"], [], "WS_TOKEN_SECRET"),
             (["REDIS_URL": "http://x"], [], "REDIS_URL"),
+            (["AUTH_SERVICE_URL": "ftp://auth"], [], "AUTH_SERVICE_URL"),
+            (["CHAT_SERVICE_URL": "http://user:pw@chat"], [], "CHAT_SERVICE_URL"),
             (["LOG_LEVEL": "loud"], [], "LOG_LEVEL"),
             (["MESSAGE_RATE": "-1"], [], "MESSAGE_RATE"),
             (["MAX_CONNECTIONS": "0"], [], "MAX_CONNECTIONS"),

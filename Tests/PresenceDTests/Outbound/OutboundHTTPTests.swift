@@ -198,6 +198,22 @@ final class OutboundHTTPTests: XCTestCase {
         guard case .failure(.tls) = result else { return XCTFail("\(result)") }
     }
 
+    func testTLSSendsSNIForNamesOnly() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let issued = try pki.issue("server", subjectAltName: "DNS:localhost,IP:127.0.0.1")
+        let server = try PythonTLSServer(certificate: issued.certificate, key: issued.key, body: "{}")
+        defer { server.stop() }
+        for (host, sni) in [("localhost", "localhost"), ("127.0.0.1", "none")] {
+            let result = OutboundHTTP.perform(method: "GET", url: OutboundURL("https://\(host):\(server.port)")!, path: "/",
+                                              headers: [:], body: [], timeoutMillis: 5000, caFile: pki.caFile)
+            let response = try result.get()
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.body, Array("{}".utf8))
+            XCTAssertEqual(response.headers["X-SNI"], sni, host)
+        }
+    }
+
     // MARK: - Chunked decoder
 
     func testChunkedDecoderAcrossEverySplit() throws {

@@ -187,7 +187,7 @@ final class StandInHTTPServer: @unchecked Sendable {
 }
 
 /// Python's `http.server` behind `ssl`, started with Foundation's Process, answering every GET
-/// with a fixed JSON body; and the throw-away PKI (made with the `openssl` CLI) it serves from.
+/// with a fixed JSON body (and the SNI name it was given, in `X-SNI`); and the throw-away PKI (made with the `openssl` CLI) it serves from.
 final class PythonTLSServer {
     let port: UInt16
     private let process: Process
@@ -204,6 +204,7 @@ final class PythonTLSServer {
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
                     self.send_header("Connection", "close")
+                    self.send_header("X-SNI", getattr(self.connection, "sni", None) or "none")
                     self.end_headers()
                     self.wfile.write(body)
                 def log_message(self, *args):
@@ -211,6 +212,9 @@ final class PythonTLSServer {
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
+            def remember_sni(sock, name, ctx):
+                sock.sni = name
+            context.sni_callback = remember_sni
             server.socket = context.wrap_socket(server.socket, server_side=True)
             sys.stdout.write("%d\\n" % server.server_address[1])
             sys.stdout.flush()

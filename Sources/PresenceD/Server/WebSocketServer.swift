@@ -58,12 +58,16 @@ final class WebSocketServer: ConnectionHandler {
 
     func connectionReceived(_ id: ConnectionID, _ bytes: UnsafeMutableRawBufferPointer, loop: EventLoop) {
         let s = Int(id.slot)
-        var consumed = 0
-        if states[s].phase == .http {
-            consumed = readHTTP(id, bytes)
-            guard loop.isOpen(id), states[s].phase == .websocket else { return }
+        switch states[s].phase {
+        case .http:
+            let consumed = readHTTP(id, bytes)
+            // The upgrade's 101 may share a segment with the first frames.
+            if loop.isOpen(id), states[s].phase == .websocket { readFrames(id, bytes, from: consumed) }
+        case .websocket:
+            readFrames(id, bytes, from: 0)
+        case .responding, .free:
+            break // an answer is still pending (ws-token): input meanwhile is dropped, never parsed as frames
         }
-        readFrames(id, bytes, from: consumed)
     }
 
     func connectionDeadline(_ id: ConnectionID, loop: EventLoop) {

@@ -66,6 +66,15 @@ final class WSTokenEndpointTests: XCTestCase {
             let start = Date()
             XCTAssertEqual(try post(server, cookie: "better-auth.session_token=slow").0.status, 504, "\(backend)")
             XCTAssertLessThan(Date().timeIntervalSince(start), 3)
+
+            // Bytes that arrive while the answer is pending are not taken for anything else.
+            let socket = try TestSocket(port: server.port)
+            try socket.write("POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: s=slow\r\nContent-Length: 2\r\n\r\n{}")
+            pause(millis: 100)
+            try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let everything = String(decoding: try socket.readToEnd(), as: UTF8.self)
+            XCTAssertTrue(everything.hasPrefix("HTTP/1.1 504 "), "\(backend): \(everything.prefix(80))")
+            XCTAssertEqual(everything.components(separatedBy: "HTTP/1.1 ").count, 2, "exactly one response, then close")
         }
     }
 

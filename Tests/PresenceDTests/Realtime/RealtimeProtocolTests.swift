@@ -101,6 +101,42 @@ final class RealtimeProtocolTests: XCTestCase {
         }
     }
 
+    /// Every token rejection reason, over the wire: 401 with code invalid_token.
+    func testEveryTokenRejectionReasonIs401() throws {
+        try eachBackend { server, backend in
+            let secret = Array(TestServer.secret.utf8)
+            let now = UnixTime.now()
+            func signed(_ payload: String, header: String = JWT.standardHeader) -> String {
+                JWT.sign(header: header, payload: payload, secret: secret)
+            }
+            func claims(sub: String = "u", iat: Int64 = now, exp: Int64? = nil, extra: String = "") -> String {
+                #"{"sub":"\#(sub)","aud":"presenced","iat":\#(iat),"exp":\#(exp ?? iat + 60),"jti":"\#(TokenMinter.randomJTI())"\#(extra)}"#
+            }
+            let cases: [(String, String)] = [
+                ("missing", ""),
+                ("malformed", "?token=not-a-jwt"),
+                ("algorithm", "?token=" + signed(claims(), header: #"{"alg":"none","typ":"JWT"}"#)),
+                ("signature", "?token=" + JWT.sign(header: JWT.standardHeader, payload: claims(), secret: Array("another-secret-of-at-least-32-bytes!".utf8))),
+                ("expired", "?token=" + signed(claims(iat: now - 200, exp: now - 100))),
+                ("not_yet_valid", "?token=" + signed(claims(extra: #","nbf":\#(now + 60)"#))),
+                ("issued_in_future", "?token=" + signed(claims(iat: now + 60, exp: now + 120))),
+                ("lifetime", "?token=" + signed(claims(iat: now, exp: now + 301))),
+                ("audience", "?token=" + signed(#"{"sub":"u","aud":"other","iat":\#(now),"exp":\#(now + 60),"jti":"j1"}"#)),
+                ("claims", "?token=" + signed(#"{"aud":"presenced","iat":\#(now),"exp":\#(now + 60),"jti":"j2"}"#)),
+            ]
+            for (reason, query) in cases {
+                let (status, body) = try upgradeStatus(server, query: query)
+                XCTAssertEqual(status, 401, "\(backend) \(reason)")
+                XCTAssertTrue(body.contains(#""code":"invalid_token""#) && body.contains(reason), "\(backend) \(reason): \(body)")
+            }
+            let once = "?token=" + signed(claims())
+            XCTAssertEqual(try upgradeStatus(server, query: once).0, 101, "\(backend)")
+            let (replayed, body) = try upgradeStatus(server, query: once)
+            XCTAssertEqual(replayed, 401)
+            XCTAssertTrue(body.contains("replayed"), body)
+        }
+    }
+
     func testCapacityRefusesWith503() throws {
         try eachBackend(configure: { $0.maxConnections = 1 }) { server, backend in
             let first = try server.client("a")

@@ -109,9 +109,9 @@ extension HTTPHeaders {
         byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
     }
 
-    /// Whether `byte` is an RFC 9110 `tchar`.
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
+    /// Whether `byte` is an RFC 9110 `tchar` (a byte of a method, field name or other token).
+    @inlinable @inline(__always)
+    public static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -131,8 +131,20 @@ extension HTTPHeaders {
     }
 
     /// Whether `name` is a non-empty token (safe to put on the wire as a field name).
-    static func isValidName(_ name: String) -> Bool {
+    public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.allSatisfy(isTokenByte)
+    }
+
+    /// The value of an ASCII hex digit (`0–9 a–f A–F`, RFC 5234 `HEXDIG` in either case), nil for
+    /// any other byte: chunk sizes, percent escapes.
+    @inlinable
+    public static func hexDigitValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 
     /// Whether the comma-separated list `value` has an element equal (ASCII case-insensitively) to `token`.

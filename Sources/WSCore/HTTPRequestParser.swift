@@ -68,9 +68,9 @@ public struct HTTPRequestHead: Sendable, Equatable {
                 out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 var probe = index
-                if probe != raw.endIndex, let high = hexValue(raw[probe]) {
+                if probe != raw.endIndex, let high = HTTPHeaders.hexDigitValue(raw[probe]) {
                     raw.formIndex(after: &probe)
-                    if probe != raw.endIndex, let low = hexValue(raw[probe]) {
+                    if probe != raw.endIndex, let low = HTTPHeaders.hexDigitValue(raw[probe]) {
                         raw.formIndex(after: &probe)
                         out.append(high << 4 | low)
                         index = probe
@@ -83,15 +83,6 @@ public struct HTTPRequestHead: Sendable, Equatable {
             }
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

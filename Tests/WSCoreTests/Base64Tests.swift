@@ -52,4 +52,21 @@ final class Base64Tests: XCTestCase {
         }
         XCTAssertEqual(Base64.decode(""), [])
     }
+
+    func testURLAlphabetAndPaddingChoices() {
+        let bytes: [UInt8] = [0xFB, 0xFF, 0xBF, 0x66]
+        XCTAssertEqual(Base64.encode(bytes), "+/+/Zg==")
+        XCTAssertEqual(Base64.encode(bytes, alphabet: .url), "-_-_Zg==")
+        XCTAssertEqual(Base64.encode(bytes, alphabet: .url, padding: false), "-_-_Zg")
+        XCTAssertEqual(Base64.encode(bytes, padding: false), "+/+/Zg")
+        XCTAssertEqual(Base64.decode("-_-_Zg==", alphabet: .url), bytes)
+        XCTAssertEqual(Base64.decode("-_-_Zg", alphabet: .url, padding: false), bytes)
+        XCTAssertEqual(Base64.decode("+/+/Zg", padding: false), bytes)
+        for (text, alphabet, padding) in [("+/+/Zg==", Base64.Alphabet.url, true), ("-_-_Zg==", .standard, true),
+                                          ("-_-_Zg==", .url, false), ("-_-_Zg", .url, true), ("-_-_Z", .url, false),
+                                          ("-_-_Zh", .url, false), ("-_-_Zm9", .url, false), ("-_-_Zg\n", .url, false)] {
+            XCTAssertNil(Base64.decode(text, alphabet: alphabet, padding: padding), "\(text) \(alphabet) \(padding)")
+        }
+        XCTAssertEqual(Base64.decode("", alphabet: .url, padding: false), [])
+    }
 }

@@ -41,4 +41,17 @@ final class HTTPHeadersTests: XCTestCase {
         XCTAssertNotEqual((["A": "x"] as HTTPHeaders), (["A": "X"] as HTTPHeaders))
         XCTAssertNotEqual((["A": "1"] as HTTPHeaders), HTTPHeaders())
     }
+
+    func testByteClasses() {
+        let tchars = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        for byte in UInt8.min...UInt8.max {
+            XCTAssertEqual(HTTPHeaders.isTokenByte(byte), tchars.contains(byte), "byte \(byte)")
+            let hex = UInt8(String(UnicodeScalar(byte)), radix: 16)
+            XCTAssertEqual(HTTPHeaders.hexDigitValue(byte), byte < 0x80 ? hex : nil, "byte \(byte)")
+        }
+        XCTAssertTrue(HTTPHeaders.isValidName("X-Request-ID"))
+        XCTAssertFalse(HTTPHeaders.isValidName(""))
+        XCTAssertFalse(HTTPHeaders.isValidName("Bad Name"))
+        XCTAssertFalse(HTTPHeaders.isValidName("Bad:Name"))
+    }
 }

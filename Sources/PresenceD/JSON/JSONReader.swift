@@ -538,18 +538,11 @@ struct JSONReader: ~Copyable {
         c &- UInt8(ascii: "0") < 10
     }
 
-    /// High bit set in each byte of the (little-endian) word that is < 0x20, '"', '\\' or >= 0x80 (SWAR).
-    /// Borrows can mark bytes above a special one, never below it: the lowest set bit is exact.
+    /// High bit set in each byte of the (little-endian) word that is < 0x20, '"', '\\' or >= 0x80 (SWAR):
+    /// `JSONWriter.escapeBytes` plus the non-ASCII bytes. The lowest set bit is exact.
     @inline(__always)
     static func specialBytes(_ w: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quote = w ^ (ones &* 0x22)
-        let backslash = w ^ (ones &* 0x5C)
-        let control = (w &- ones &* 0x20) & ~w
-        let quotes = (quote &- ones) & ~quote
-        let backslashes = (backslash &- ones) & ~backslash
-        return (control | quotes | backslashes | w) & highs
+        JSONWriter.escapeBytes(w) | (w & 0x8080_8080_8080_8080)
     }
 
     /// Whether any byte of the word is < 0x20, '"', '\\' or >= 0x80.

@@ -195,9 +195,11 @@ enum JSONWriter {
         return 2
     }
 
-    /// Whether any byte of the word is < 0x20, '"' or '\\' (SWAR; exact as a yes/no answer).
+    /// High bit set in each byte of the word that is < 0x20, '"' or '\\' — the bytes a JSON string
+    /// must escape (SWAR). Borrows can mark bytes above such a byte, never below it: the lowest set
+    /// bit of a little-endian word is exact, and the result is zero exactly when no byte needs escaping.
     @inline(__always)
-    private static func needsEscape(_ w: UInt64) -> Bool {
+    static func escapeBytes(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let quote = w ^ (ones &* 0x22)
@@ -205,31 +207,54 @@ enum JSONWriter {
         let control = (w &- ones &* 0x20) & ~w
         let quotes = (quote &- ones) & ~quote
         let backslashes = (backslash &- ones) & ~backslash
-        return (control | quotes | backslashes) & highs != 0
+        return (control | quotes | backslashes) & highs
+    }
+
+    /// Whether any byte of the word is < 0x20, '"' or '\\' (exact as a yes/no answer).
+    @inline(__always)
+    private static func needsEscape(_ w: UInt64) -> Bool {
+        escapeBytes(w) != 0
     }
 }
 
-/// Writes a JSON document into a buffer whose size was computed exactly beforehand.
+/// Writes a JSON document into a buffer whose size was computed exactly beforehand — or, made with
+/// `measuring()`, only counts the bytes it would write, so the same code gives the exact size first.
 struct JSONByteCursor {
-    /// Next byte to write.
-    private(set) var pointer: UnsafeMutableRawPointer
+    /// Where the document goes; nil when only measuring.
+    private let base: UnsafeMutableRawPointer?
+    /// Bytes written (or measured) so far.
+    private(set) var count = 0
 
+    /// A cursor writing at `pointer`.
     init(_ pointer: UnsafeMutableRawPointer) {
-        self.pointer = pointer
+        base = pointer
+    }
+
+    private init() {
+        base = nil
+    }
+
+    /// A cursor that writes nothing and only counts bytes.
+    static func measuring() -> JSONByteCursor {
+        JSONByteCursor()
     }
 
     /// Copies literal bytes (structural JSON, known-safe text).
     @inline(__always)
     mutating func raw(_ literal: StaticString) {
         let n = literal.utf8CodeUnitCount
-        pointer.copyMemory(from: literal.utf8Start, byteCount: n)
-        pointer += n
+        if let base { (base + count).copyMemory(from: literal.utf8Start, byteCount: n) }
+        count &+= n
     }
 
     /// Writes a quoted, escaped string.
     @inline(__always)
     mutating func string(_ utf8: UnsafeRawBufferPointer) {
-        pointer += JSONWriter.writeString(utf8, into: pointer)
+        if let base {
+            count &+= JSONWriter.writeString(utf8, into: base + count)
+        } else {
+            count &+= JSONWriter.escapedLength(utf8)
+        }
     }
 
     /// Writes `true` or `false`.

@@ -75,7 +75,7 @@ enum OutboundHTTP {
     /// The request bytes: request line, fields, `Connection: close`, blank line, body.
     static func encodeRequest(method: String, url: OutboundURL, path: String, headers: HTTPHeaders,
                               body: [UInt8]) throws(OutboundError) -> [UInt8] {
-        guard !method.isEmpty, method.utf8.allSatisfy(isTokenByte) else {
+        guard !method.isEmpty, method.utf8.allSatisfy(HTTPHeaders.isTokenByte) else {
             throw .protocolError("invalid request method")
         }
         guard path.isEmpty || path.hasPrefix("/") else { throw .protocolError("request path must start with /") }
@@ -94,8 +94,7 @@ enum OutboundHTTP {
         line("Host: \(url.hostHeader)")
         let reserved = ["host", "connection", "content-length", "transfer-encoding"]
         for field in headers {
-            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenByte),
-                  !reserved.contains(field.name.lowercased()) else { continue }
+            guard HTTPHeaders.isValidName(field.name), !reserved.contains(field.name.lowercased()) else { continue }
             out.append(contentsOf: field.name.utf8)
             out.append(contentsOf: [UInt8(ascii: ":"), UInt8(ascii: " ")])
             for byte in field.value.utf8 {
@@ -110,16 +109,6 @@ enum OutboundHTTP {
         out.append(contentsOf: [13, 10])
         out.append(contentsOf: body)
         return out
-    }
-
-    /// Whether `byte` is an RFC 9110 `tchar`.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 
     // MARK: - Connect
@@ -589,7 +578,7 @@ extension OutboundHTTP {
                 let byte = input[i]
                 switch state {
                 case .size:
-                    if let value = Self.hexValue(byte) {
+                    if let value = HTTPHeaders.hexDigitValue(byte) {
                         digits += 1
                         size = size &* 16 &+ Int(value)
                         guard digits <= 8, body.count + size <= limit else {
@@ -663,15 +652,6 @@ extension OutboundHTTP {
             state = .size
             size = 0
             digits = 0
-        }
-
-        private static func hexValue(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
         }
     }
 }

@@ -65,8 +65,28 @@ final class JSONWriterTests: XCTestCase {
             cursor.raw(",\"b\":")
             cursor.bool(false)
             cursor.raw("}")
-            return cursor.pointer - buffer.baseAddress!
+            return cursor.count
         }
         XCTAssertEqual(String(decoding: out[..<n], as: UTF8.self), "{\"k\":\"v\\\"\",\"b\":false}")
+    }
+
+    func testMeasuringCursorCountsExactlyWhatIsWritten() {
+        func document(_ cursor: inout JSONByteCursor) {
+            cursor.raw("{\"k\":")
+            JSONWriter.withUTF8("v\"\u{1}é") { cursor.string($0) }
+            cursor.raw(",\"b\":")
+            cursor.bool(true)
+            cursor.raw("}")
+        }
+        var out = [UInt8](repeating: 0, count: 64)
+        let n = out.withUnsafeMutableBytes { buffer -> Int in
+            var cursor = JSONByteCursor(buffer.baseAddress!)
+            document(&cursor)
+            return cursor.count
+        }
+        XCTAssertEqual(String(decoding: out[..<n], as: UTF8.self), "{\"k\":\"v\\\"\\u0001é\",\"b\":true}")
+        var measuring = JSONByteCursor.measuring()
+        document(&measuring)
+        XCTAssertEqual(measuring.count, n)
     }
 }

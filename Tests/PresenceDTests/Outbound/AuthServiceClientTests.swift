@@ -5,8 +5,7 @@ import XCTest
 
 /// `AuthServiceClient` against real stand-in better-auth servers (plain HTTP in-process,
 /// HTTPS through Python's `ssl`).
-final class AuthServiceClientTests: XCTestCase {
-    private var servers: [StandInHTTPServer] = []
+final class AuthServiceClientTests: StandInServerTestCase {
     private let pool = WorkerPool(threads: 2, queueLimit: 16)
 
     static let userBody = """
@@ -14,26 +13,13 @@ final class AuthServiceClientTests: XCTestCase {
         "user":{"id":"u-42","name":"Ada","email":"ada@example.org","role":"admin","banned":false,"banExpires":null}}
         """
 
-    override func setUp() {
-        super.setUp()
-        signal(SIGPIPE, SIG_IGN)
-    }
-
     override func tearDown() {
-        for server in servers { server.stop() }
-        servers = []
+        super.tearDown()    // stops the servers first, so no lookup still waits on one
         pool.shutdown()
-        super.tearDown()
-    }
-
-    private func server(_ reply: @escaping @Sendable (StandInHTTPServer.Request) -> StandInHTTPServer.Reply) throws -> StandInHTTPServer {
-        let server = try StandInHTTPServer(reply)
-        servers.append(server)
-        return server
     }
 
     private func server(status: Int, body: String) throws -> StandInHTTPServer {
-        try server { _ in StandInHTTPServer.response(status: status, body: body) }
+        try startServer { _ in StandInHTTPServer.response(status: status, body: body) }
     }
 
     /// Runs one lookup and waits for its answer (and the thread it came on).
@@ -149,7 +135,7 @@ final class AuthServiceClientTests: XCTestCase {
     }
 
     func testMalformedResponseIsFailed() throws {
-        let server = try server { _ in .raw(Array("HTTP/1.1 2000 What\r\n\r\n".utf8)) }
+        let server = try startServer { _ in .raw(Array("HTTP/1.1 2000 What\r\n\r\n".utf8)) }
         guard case .failed(let message) = lookup(AuthServiceClient(baseURL: server.baseURL, pool: pool)).0 else {
             return XCTFail("expected failed")
         }
@@ -167,13 +153,13 @@ final class AuthServiceClientTests: XCTestCase {
         }
         wire += "0\r\nX-Trailer: yes\r\n\r\n"
         let bytes = Array(wire.utf8)
-        let server = try server { _ in .raw(bytes) }
+        let server = try startServer { _ in .raw(bytes) }
         XCTAssertEqual(lookup(AuthServiceClient(baseURL: server.baseURL, pool: pool)).0,
                        .user(id: "u-42", name: "Ada", role: "admin", sessionID: "sess-1"))
     }
 
     func testSilentServerTimesOut() throws {
-        let server = try server { _ in .silent }
+        let server = try startServer { _ in .silent }
         let client = AuthServiceClient(baseURL: server.baseURL, timeoutMillis: 500, pool: pool)
         let start = Date()
         XCTAssertEqual(lookup(client).0, .timedOut)
@@ -184,7 +170,7 @@ final class AuthServiceClientTests: XCTestCase {
 
     func testSlowDripHitsTheOverallDeadline() throws {
         let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnull".utf8)
-        let server = try server { _ in .drip(reply, everyMillis: 50) }
+        let server = try startServer { _ in .drip(reply, everyMillis: 50) }
         let client = AuthServiceClient(baseURL: server.baseURL, timeoutMillis: 500, pool: pool)
         let start = Date()
         XCTAssertEqual(lookup(client).0, .timedOut)

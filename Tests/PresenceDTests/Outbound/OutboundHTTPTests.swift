@@ -6,24 +6,9 @@ import XCTest
 
 /// `OutboundHTTP.perform` against the in-process stand-in server: framing, limits, deadlines,
 /// request encoding.
-final class OutboundHTTPTests: XCTestCase {
-    private var servers: [StandInHTTPServer] = []
-
-    override func setUp() {
-        super.setUp()
-        signal(SIGPIPE, SIG_IGN)
-    }
-
-    override func tearDown() {
-        for server in servers { server.stop() }
-        servers = []
-        super.tearDown()
-    }
-
+final class OutboundHTTPTests: StandInServerTestCase {
     private func serve(_ reply: StandInHTTPServer.Reply) throws -> StandInHTTPServer {
-        let server = try StandInHTTPServer { _ in reply }
-        servers.append(server)
-        return server
+        try startServer { _ in reply }
     }
 
     private func serve(_ wire: String) throws -> StandInHTTPServer {
@@ -191,8 +176,7 @@ final class OutboundHTTPTests: XCTestCase {
     }
 
     func testTLSHandshakeAgainstPlainServerFails() throws {
-        let server = try StandInHTTPServer(answerWithoutReading: true) { _ in .raw(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)) }
-        servers.append(server)
+        let server = try startServer(answerWithoutReading: true) { _ in .raw(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)) }
         let result = OutboundHTTP.perform(method: "GET", url: OutboundURL("https://127.0.0.1:\(server.port)")!, path: "/",
                                           headers: [:], body: [], timeoutMillis: 2000, caFile: nil)
         guard case .failure(.tls) = result else { return XCTFail("\(result)") }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import XCTest
 
 /// A tiny real HTTP/1.1 server for outbound-client tests: a blocking accept loop on 127.0.0.1
 /// (port chosen by the kernel) in a background thread, one thread per connection. It records
@@ -183,6 +184,31 @@ final class StandInHTTPServer: @unchecked Sendable {
             body.append(contentsOf: chunk[0..<n])
         }
         return Request(requestLine: requestLine, headers: headers, body: body)
+    }
+}
+
+/// A test case that runs stand-in servers: SIGPIPE is ignored (a client may write to a connection a
+/// server already closed), and every server made with `startServer` is stopped in `tearDown`.
+class StandInServerTestCase: XCTestCase {
+    private var servers: [StandInHTTPServer] = []
+
+    override func setUp() {
+        super.setUp()
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    override func tearDown() {
+        for server in servers { server.stop() }
+        servers = []
+        super.tearDown()
+    }
+
+    /// A new stand-in server (see `StandInHTTPServer.init`), stopped when the test ends.
+    func startServer(answerWithoutReading: Bool = false,
+                     _ respond: @escaping @Sendable (StandInHTTPServer.Request) -> StandInHTTPServer.Reply) throws -> StandInHTTPServer {
+        let server = try StandInHTTPServer(answerWithoutReading: answerWithoutReading, respond)
+        servers.append(server)
+        return server
     }
 }
 

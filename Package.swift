@@ -7,6 +7,7 @@ let package = Package(
     name: "presenced",
     products: [
         .executable(name: "presenced", targets: ["PresenceD"]),
+        .executable(name: "presence-bench", targets: ["PresenceBench"]),
         .library(name: "WSCore", targets: ["WSCore"]),
     ],
     targets: [
@@ -18,6 +19,8 @@ let package = Package(
         .target(name: "RedisShim", dependencies: ["CSystem"], path: "Sources/RedisShim"),
         // The daemon.
         .executableTarget(name: "PresenceD", dependencies: ["CSystem", "WSCore", "RedisShim"], path: "Sources/PresenceD"),
+        // The bundled load generator: its own epoll client loop over WSCore's client side.
+        .executableTarget(name: "PresenceBench", dependencies: ["CSystem", "WSCore"], path: "Benchmarks/PresenceBench"),
         .testTarget(name: "WSCoreTests", dependencies: ["WSCore"], path: "Tests/WSCoreTests"),
         .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "WSCore", "CSystem"], path: "Tests/PresenceDTests"),
     ],

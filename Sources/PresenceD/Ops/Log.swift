@@ -30,43 +30,16 @@ enum Log {
     static func write(_ level: Level, _ msg: String, _ fields: KeyValuePairs<String, String>) {
         guard level >= minimum else { return }
         var line = "{\"ts\":\"\(Timestamp.iso8601Now())\",\"level\":\"\(level.name)\",\"msg\":"
-        JSONText.appendString(msg, to: &line)
+        line += JSONWriter.quoted(msg)
         for (key, value) in fields {
             line += ","
-            JSONText.appendString(key, to: &line)
+            line += JSONWriter.quoted(key)
             line += ":"
-            JSONText.appendString(value, to: &line)
+            line += JSONWriter.quoted(value)
         }
         line += "}\n"
         var bytes = Array(line.utf8)
         bytes.withUnsafeMutableBytes { _ = Glibc.write(1, $0.baseAddress, $0.count) }
-    }
-}
-
-/// JSON string escaping for log lines and small hand-written bodies.
-enum JSONText {
-    static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-    }
-
-    static func quoted(_ s: String) -> String {
-        var out = ""
-        appendString(s, to: &out)
-        return out
     }
 }
 

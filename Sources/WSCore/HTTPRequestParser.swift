@@ -37,14 +37,24 @@ public struct HTTPRequestHead: Sendable, Equatable {
     /// being compared. Malformed escapes (`%` not followed by two hex digits) are kept literally;
     /// decoded bytes are read as UTF-8, invalid sequences becoming U+FFFD.
     public func queryParameter(_ name: String) -> String? {
-        guard let query else { return nil }
-        for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
-            let equals = pair.firstIndex(of: UInt8(ascii: "="))
-            let rawName = equals.map { pair[..<$0] } ?? pair[...]
-            guard Self.formDecode(rawName) == name else { continue }
-            return equals.map { Self.formDecode(pair[pair.index(after: $0)...]) } ?? ""
+        guard var query else { return nil }
+        return query.withUTF8 { bytes -> String? in
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+                if end > start {
+                    var equals = start
+                    while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                    let rawName = UnsafeBufferPointer(rebasing: bytes[start..<equals])
+                    if Self.formDecode(rawName) == name {
+                        return equals < end ? Self.formDecode(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
+                    }
+                }
+                start = end + 1
+            }
+            return nil
         }
-        return nil
     }
 
     /// Whether the connection stays open after this request: HTTP/1.1 unless `Connection: close`,
@@ -56,28 +66,28 @@ public struct HTTPRequestHead: Sendable, Equatable {
     }
 
     /// `application/x-www-form-urlencoded` decoding of one name or value.
-    private static func formDecode<C: Collection>(_ raw: C) -> String where C.Element == UInt8 {
+    private static func formDecode(_ raw: UnsafeBufferPointer<UInt8>) -> String {
+        // Most names and values (a JWT) need no decoding at all: one copy into the String.
+        if !raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+            return String(decoding: raw, as: UTF8.self)
+        }
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
-        var index = raw.startIndex
-        while index != raw.endIndex {
+        var index = 0
+        while index < raw.count {
             let byte = raw[index]
-            raw.formIndex(after: &index)
+            index += 1
             switch byte {
             case UInt8(ascii: "+"):
                 out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                var probe = index
-                if probe != raw.endIndex, let high = HTTPHeaders.hexDigitValue(raw[probe]) {
-                    raw.formIndex(after: &probe)
-                    if probe != raw.endIndex, let low = HTTPHeaders.hexDigitValue(raw[probe]) {
-                        raw.formIndex(after: &probe)
-                        out.append(high << 4 | low)
-                        index = probe
-                        continue
-                    }
+                if index + 1 < raw.count, let high = HTTPHeaders.hexDigitValue(raw[index]),
+                   let low = HTTPHeaders.hexDigitValue(raw[index + 1]) {
+                    out.append(high << 4 | low)
+                    index += 2
+                } else {
+                    out.append(byte)
                 }
-                out.append(byte)
             default:
                 out.append(byte)
             }

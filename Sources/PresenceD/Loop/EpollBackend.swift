@@ -64,9 +64,9 @@ final class EpollBackend: IOBackend {
         try? control(EPOLL_CTL_MOD, fd, mask, EventTag.make(.receive, index: slot, generation: generation))
     }
 
-    func send(slot: UInt32, generation: UInt32, fd: Int32, queue: inout SendQueue) -> SendStart {
+    func send(slot: UInt32, generation: UInt32, fd: Int32, queue: inout SendQueue, pool: FramePool) -> SendStart {
         while !queue.isEmpty {
-            let count = queue.fill(iovecs, capacity: maxIovecs)
+            let count = queue.fill(iovecs, capacity: maxIovecs, pool)
             var requested = 0
             for i in 0..<count { requested += iovecs[i].iov_len }
             var msg = msghdr()
@@ -79,7 +79,7 @@ final class EpollBackend: IOBackend {
                 if e == EAGAIN || e == EWOULDBLOCK { return .wrote }
                 return .failed(e)
             }
-            queue.consume(n)
+            queue.consume(n, pool)
             if n < requested { return .wrote }
         }
         return .wrote

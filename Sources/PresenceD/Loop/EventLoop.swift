@@ -1,6 +1,14 @@
 import CSystem
 import Glibc
+import Synchronization
 import WSCore
+
+/// The thread-specific key that names the loop running on the current thread.
+private let currentLoopKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
 
 /// One event-loop thread: accepts, receives, queues and flushes sends, runs timers and the
 /// cross-thread mailbox. It knows sockets and buffers, never protocols: bytes go up to the
@@ -31,7 +39,12 @@ final class EventLoop: @unchecked Sendable {
     let backend: any IOBackend
     unowned(unsafe) var handler: (any ConnectionHandler)!
     let mailbox: Mailbox
-    private(set) var slots: [Slot] = []
+    /// Slot table (grown by doubling; never shrinks): plain memory, no copy-on-write checks on the hot path.
+    private var slots: UnsafeMutablePointer<Slot>
+    private var slotCapacity = 64
+    private var slotCount = 0
+    /// The nodes of every connection's send queue.
+    let framePool = FramePool()
     private var freeSlots: [UInt32] = []
     private var dirty: [UInt32] = []
     private var due: [Int32] = []
@@ -52,6 +65,27 @@ final class EventLoop: @unchecked Sendable {
         let t = EventLoop.monotonicMillis()
         self.now = t
         self.timers = TimerWheel(now: t)
+        slots = .allocate(capacity: slotCapacity)
+    }
+
+    deinit {
+        for i in 0..<slotCount { slots[i].queue.removeAll(framePool) }
+        slots.deinitialize(count: slotCount)
+        slots.deallocate()
+    }
+
+    private func appendSlot() -> Int {
+        if slotCount == slotCapacity {
+            let bigger = UnsafeMutablePointer<Slot>.allocate(capacity: slotCapacity * 2)
+            bigger.moveInitialize(from: slots, count: slotCount)
+            slots.deallocate()
+            slots = bigger
+            slotCapacity *= 2
+        }
+        (slots + slotCount).initialize(to: Slot())
+        slotCount += 1
+        timers.reserve(slotCount)
+        return slotCount - 1
     }
 
     static func monotonicMillis() -> Int64 {
@@ -62,12 +96,43 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: Running
 
+    /// The loop whose thread is calling (nil on other threads).
+    static var current: EventLoop? {
+        pthread_getspecific(currentLoopKey).map { Unmanaged<EventLoop>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// Set while the loop is (about to be) blocked in its wait; see `wakeIfSleeping`.
+    private let sleeping = Atomic<Bool>(false)
+
+    /// Runs each turn after the mailbox and before the flush: the layer above drains what other
+    /// loops sent it (lock-free rings) and hands on what it produced.
+    var onTurn: (() -> Void)?
+    /// Whether work from other loops is waiting (checked just before the loop would block).
+    var hasInboundWork: (() -> Bool)?
+
+    /// Wakes the loop if it is blocked (or about to block) in its wait; callable from any thread.
+    /// A producer calls it after publishing work and a sequentially consistent fence: the loop
+    /// sets `sleeping` and then checks `hasInboundWork`, so one of the two sides sees the other.
+    func wakeIfSleeping() {
+        if sleeping.load(ordering: .relaxed), sleeping.exchange(false, ordering: .acquiringAndReleasing) {
+            backend.wake()
+        }
+    }
+
     /// Runs until `stop()`; each turn waits once, then runs timers, the mailbox and one flush.
     func run() {
+        pthread_setspecific(currentLoopKey, Unmanaged.passUnretained(self).toOpaque())
+        defer { pthread_setspecific(currentLoopKey, nil) }
         while !stopping {
             var wait = timers.millisecondsUntilNext(now: now, cap: 1000) ?? 1000
             if nextTick != .max { wait = max(0, min(wait, nextTick - now)) }
-            backend.poll(timeoutMillis: dirty.isEmpty ? wait : 0, loop: self)
+            if !dirty.isEmpty { wait = 0 }
+            if wait != 0 {
+                sleeping.store(true, ordering: .sequentiallyConsistent)
+                if hasInboundWork?() == true { wait = 0 }
+            }
+            backend.poll(timeoutMillis: wait, loop: self)
+            sleeping.store(false, ordering: .relaxed)
             timers.expire(now: now, into: &due)
             for slot in due { deadlinePassed(slot) }
             due.removeAll(keepingCapacity: true)
@@ -77,9 +142,10 @@ final class EventLoop: @unchecked Sendable {
             }
             resumePausedListeners()
             mailbox.drain(self)
+            onTurn?()
             flush()
         }
-        for i in slots.indices where slots[i].state != .free {
+        for i in 0..<slotCount where slots[i].state != .free {
             if slots[i].fd >= 0 { Glibc.close(slots[i].fd) }
         }
     }
@@ -100,21 +166,65 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Operations for the handler
 
     /// Whether `id` still names an open connection.
+    @inline(__always)
     func isOpen(_ id: ConnectionID) -> Bool {
-        Int(id.slot) < slots.count && slots[Int(id.slot)].generation == id.generation && slots[Int(id.slot)].state == .open
+        Int(id.slot) < slotCount && slots[Int(id.slot)].generation == id.generation && slots[Int(id.slot)].state == .open
     }
+
+    /// The current generation of a slot (names the connection that holds it now).
+    func generation(ofSlot slot: UInt32) -> UInt32 { slots[Int(slot)].generation }
 
     /// Queues shared bytes on a connection; they go out at the end of this loop turn.
     func send(_ id: ConnectionID, _ bytes: SharedBytes) {
         guard isOpen(id) else { return }
         let s = Int(id.slot)
-        slots[s].queue.append(bytes)
+        slots[s].queue.append(bytes, framePool)
         markDirty(s)
+    }
+
+    /// What `enqueue` did.
+    enum EnqueueResult {
+        case queued
+        /// The backlog was over the limit: nothing queued.
+        case overLimit
+        /// Not an open connection.
+        case closed
+    }
+
+    /// The fan-out path: queues `bytes` unless the connection's backlog is already over `limit`.
+    @inline(__always)
+    func enqueue(_ id: ConnectionID, _ bytes: SharedBytes, limit: Int) -> EnqueueResult {
+        guard isOpen(id) else { return .closed }
+        let s = Int(id.slot)
+        if slots[s].queue.queuedBytes > limit { return .overLimit }
+        slots[s].queue.append(bytes, framePool)
+        markDirty(s)
+        return .queued
+    }
+
+    /// Fan-out: queues one shared `frame` on each of `targets` whose backlog is at most `limit`,
+    /// reporting the others to `overLimit`. The frame is retained once per recipient, nothing else.
+    func enqueue(_ frame: SharedBytes, on targets: UnsafeBufferPointer<ConnectionID>, limit: Int,
+                 overLimit: (ConnectionID) -> Void) {
+        let pool = framePool, slots = self.slots, slotCount = self.slotCount
+        for id in targets {
+            let s = Int(id.slot)
+            guard s < slotCount, slots[s].generation == id.generation, slots[s].state == .open else { continue }
+            if slots[s].queue.queuedBytes > limit {
+                overLimit(id)
+                continue
+            }
+            slots[s].queue.append(frame, pool)
+            if !slots[s].queued {
+                slots[s].queued = true
+                dirty.append(UInt32(s))
+            }
+        }
     }
 
     /// Bytes queued on a connection and not yet written (for backpressure decisions).
     func queuedBytes(_ id: ConnectionID) -> Int {
-        guard Int(id.slot) < slots.count, slots[Int(id.slot)].generation == id.generation else { return 0 }
+        guard Int(id.slot) < slotCount, slots[Int(id.slot)].generation == id.generation else { return 0 }
         return slots[Int(id.slot)].queue.queuedBytes
     }
 
@@ -124,7 +234,7 @@ final class EventLoop: @unchecked Sendable {
         guard isOpen(id) else { return }
         let s = Int(id.slot)
         let keep = slots[s].sendInFlight ? Int(slots[s].inFlightFrames) : (slots[s].queue.headOffset > 0 ? 1 : 0)
-        slots[s].queue.truncate(keeping: keep)
+        slots[s].queue.truncate(keeping: keep, framePool)
     }
 
     /// Closes gracefully: what is queued goes out, then the write side is shut and the loop reads
@@ -141,7 +251,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// Closes at once, dropping anything queued.
     func abort(_ id: ConnectionID) {
-        guard Int(id.slot) < slots.count, slots[Int(id.slot)].generation == id.generation else { return }
+        guard Int(id.slot) < slotCount, slots[Int(id.slot)].generation == id.generation else { return }
         kill(Int(id.slot))
     }
 
@@ -164,14 +274,11 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func backendAccepted(fd: Int32, listener: Int) {
-        Sockets.configureAccepted(fd)
         let s: Int
         if let free = freeSlots.popLast() {
             s = Int(free)
         } else {
-            s = slots.count
-            slots.append(Slot())
-            timers.reserve(slots.count)
+            s = appendSlot()
         }
         slots[s].fd = fd
         slots[s].generation = (slots[s].generation &+ 1) & 0x0FFF_FFFF
@@ -202,7 +309,7 @@ final class EventLoop: @unchecked Sendable {
 
     func backendReceived(slot: UInt32, generation: UInt32, _ bytes: UnsafeMutableRawBufferPointer) {
         let s = Int(slot)
-        guard s < slots.count, slots[s].generation == generation else { return }
+        guard s < slotCount, slots[s].generation == generation else { return }
         switch slots[s].state {
         case .open: handler.connectionReceived(ConnectionID(slot: slot, generation: generation), bytes, loop: self)
         default: break // closing: discard until EOF
@@ -213,7 +320,7 @@ final class EventLoop: @unchecked Sendable {
     /// stopped a multishot receive and it may be started again.
     func backendReceiveEnded(slot: UInt32, generation: UInt32, error: Int32, rearm: Bool) {
         let s = Int(slot)
-        guard s < slots.count, slots[s].generation == generation else { return }
+        guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].receiveArmed = false
         if slots[s].state == .dead { releaseIfIdle(s); return }
         if rearm {
@@ -228,19 +335,19 @@ final class EventLoop: @unchecked Sendable {
     /// An asynchronous send finished: `result` bytes written, or -errno.
     func backendSendCompleted(slot: UInt32, generation: UInt32, result: Int32) {
         let s = Int(slot)
-        guard s < slots.count, slots[s].generation == generation else { return }
+        guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].sendInFlight = false
         slots[s].inFlightFrames = 0
         if slots[s].state == .dead { releaseIfIdle(s); return }
         if result < 0 { kill(s); return }
-        slots[s].queue.consume(Int(result))
+        slots[s].queue.consume(Int(result), framePool)
         if !slots[s].queue.isEmpty || slots[s].state == .closing { markDirty(s) }
     }
 
     /// A blocked socket can take more bytes (epoll).
     func backendWritable(slot: UInt32, generation: UInt32) {
         let s = Int(slot)
-        guard s < slots.count, slots[s].generation == generation, slots[s].state != .dead else { return }
+        guard s < slotCount, slots[s].generation == generation, slots[s].state != .dead else { return }
         slots[s].writeBlocked = false
         backend.setWantsWritable(slot: slot, generation: generation, fd: slots[s].fd, false)
         markDirty(s)
@@ -249,12 +356,13 @@ final class EventLoop: @unchecked Sendable {
     /// The fd of a live slot, for a backend checking that an event still applies.
     func fileDescriptor(slot: UInt32, generation: UInt32) -> Int32? {
         let s = Int(slot)
-        guard s < slots.count, slots[s].generation == generation, slots[s].state == .open || slots[s].state == .closing else { return nil }
+        guard s < slotCount, slots[s].generation == generation, slots[s].state == .open || slots[s].state == .closing else { return nil }
         return slots[s].fd
     }
 
     // MARK: Internals
 
+    @inline(__always)
     private func markDirty(_ s: Int) {
         if !slots[s].queued {
             slots[s].queued = true
@@ -279,7 +387,7 @@ final class EventLoop: @unchecked Sendable {
         guard state == .open || state == .closing, !slots[s].sendInFlight, !slots[s].writeBlocked else { return }
         let slot = UInt32(s), generation = slots[s].generation, fd = slots[s].fd
         if !slots[s].queue.isEmpty {
-            switch backend.send(slot: slot, generation: generation, fd: fd, queue: &slots[s].queue) {
+            switch backend.send(slot: slot, generation: generation, fd: fd, queue: &slots[s].queue, pool: framePool) {
             case .wrote:
                 if !slots[s].queue.isEmpty {
                     slots[s].writeBlocked = true
@@ -322,7 +430,7 @@ final class EventLoop: @unchecked Sendable {
         }
         slots[s].state = .dead
         timers.cancel(Int32(s))
-        slots[s].queue.truncate(keeping: slots[s].sendInFlight ? Int(slots[s].inFlightFrames) : 0)
+        slots[s].queue.truncate(keeping: slots[s].sendInFlight ? Int(slots[s].inFlightFrames) : 0, framePool)
         if backend.hasAsyncOperations {
             // Completes the multishot receive (and any send) so their completions arrive.
             shutdown(slots[s].fd, Int32(SHUT_RDWR))
@@ -336,7 +444,7 @@ final class EventLoop: @unchecked Sendable {
         slots[s].fd = -1
         slots[s].state = .free
         slots[s].writeBlocked = false
-        slots[s].queue.removeAll()
+        slots[s].queue.removeAll(framePool)
         freeSlots.append(UInt32(s))
     }
 

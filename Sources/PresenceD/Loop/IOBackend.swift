@@ -30,7 +30,7 @@ protocol IOBackend: AnyObject {
     func startReceiving(slot: UInt32, generation: UInt32, fd: Int32) -> Bool
     /// Sends what is queued: synchronously as far as the socket takes it (consuming the queue), or
     /// by submitting an asynchronous send that leaves the queue untouched until it completes.
-    func send(slot: UInt32, generation: UInt32, fd: Int32, queue: inout SendQueue) -> SendStart
+    func send(slot: UInt32, generation: UInt32, fd: Int32, queue: inout SendQueue, pool: FramePool) -> SendStart
     /// Asks to be told (`backendWritable`) when a blocked socket can take more (epoll).
     func setWantsWritable(slot: UInt32, generation: UInt32, fd: Int32, _ wants: Bool)
     /// Whether receives and sends complete asynchronously (a closing socket must wait for them).
@@ -48,6 +48,8 @@ protocol IOBackend: AnyObject {
 struct EventTag {
     enum Operation: UInt64 {
         case accept = 1, receive, send, wake
+        /// A send of one frame (index = slot, no send block).
+        case sendOne
     }
     static func make(_ op: Operation, index: UInt32, generation: UInt32 = 0) -> UInt64 {
         (op.rawValue << 60) | (UInt64(generation & 0x0FFF_FFFF) << 32) | UInt64(index)

@@ -1,9 +1,11 @@
 import Synchronization
 
-/// Work posted to a loop from other threads (signals, cross-thread fan-out), run at its next turn.
+/// Control work posted to a loop from other threads (stop, drain, reload), run at its next turn.
+/// Not the fan-out path (that is `CrossLoopFanOut`'s rings); an empty mailbox costs one atomic load per turn.
 final class Mailbox: Sendable {
     typealias Job = @Sendable (EventLoop) -> Void
     private let jobs = Mutex<[Job]>([])
+    private let count = Atomic<Int>(0)
     private let backend: UnsafeSendable<any IOBackend>
 
     init(backend: any IOBackend) {
@@ -14,6 +16,7 @@ final class Mailbox: Sendable {
     func post(_ job: @escaping Job) {
         let wasEmpty = jobs.withLock { list in
             list.append(job)
+            count.add(1, ordering: .releasing)
             return list.count == 1
         }
         if wasEmpty { backend.value.wake() }
@@ -21,8 +24,10 @@ final class Mailbox: Sendable {
 
     /// Runs every posted job on the loop's thread.
     func drain(_ loop: EventLoop) {
+        guard count.load(ordering: .acquiring) > 0 else { return }
         let pending = jobs.withLock { list -> [Job] in
             guard !list.isEmpty else { return [] }
+            count.subtract(list.count, ordering: .relaxed)
             defer { list.removeAll(keepingCapacity: true) }
             return list
         }

@@ -39,6 +39,11 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
     private struct State {
         var channels: [String: [String: Entry]] = [:]
         var pending: [(channel: String, user: String, at: Int64)] = []
+
+        mutating func removeUser(_ user: String, from channel: String) {
+            channels[channel]?[user] = nil
+            if channels[channel]?.isEmpty == true { channels[channel] = nil }
+        }
     }
     private let state = Mutex(State())
     private let graceMillis: Int64
@@ -50,36 +55,34 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
 
     func join(channel: String, user: String, now: Int64, _ done: @escaping (PresenceJoin) -> Void) {
         let result = state.withLock { s -> PresenceJoin in
-            var users = s.channels[channel] ?? [:]
-            var entry = users[user] ?? Entry(connections: 0, offlineAt: nil)
-            // Back within the grace period: the others never saw it leave.
-            let first = entry.connections == 0 && entry.offlineAt == nil
-            entry.connections += 1
-            entry.offlineAt = nil
-            users[user] = entry
-            s.channels[channel] = users
-            return PresenceJoin(firstConnection: first, online: users.keys.sorted())
+            // Mutated in place: no copy of the channel's table per join.
+            let first = Self.countJoin(&s.channels[channel, default: [:]][user, default: Entry(connections: 0, offlineAt: nil)])
+            return PresenceJoin(firstConnection: first, online: Array(s.channels[channel]!.keys))
         }
         done(result)
     }
 
+    /// One more connection; true when the user was not online before (back within the grace
+    /// period does not count: the others never saw it leave).
+    private static func countJoin(_ entry: inout Entry) -> Bool {
+        let first = entry.connections == 0 && entry.offlineAt == nil
+        entry.connections += 1
+        entry.offlineAt = nil
+        return first
+    }
+
     func leave(channel: String, user: String, now: Int64) {
         let offline = state.withLock { s -> Bool in
-            guard var users = s.channels[channel], var entry = users[user], entry.connections > 0 else { return false }
-            entry.connections -= 1
-            if entry.connections > 0 {
-                users[user] = entry
-                s.channels[channel] = users
+            guard let entry = s.channels[channel]?[user], entry.connections > 0 else { return false }
+            if entry.connections > 1 {
+                s.channels[channel]![user]!.connections -= 1
                 return false
             }
             if graceMillis == 0 {
-                users[user] = nil
-                s.channels[channel] = users.isEmpty ? nil : users
+                s.removeUser(user, from: channel)
                 return true
             }
-            entry.offlineAt = now + graceMillis
-            users[user] = entry
-            s.channels[channel] = users
+            s.channels[channel]![user] = Entry(connections: 0, offlineAt: now + graceMillis)
             s.pending.append((channel, user, now + graceMillis))
             return false
         }
@@ -103,9 +106,8 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
             for p in s.pending {
                 guard p.at <= now else { keep.append(p); continue }
                 // Still offline with this very deadline (not rejoined, not re-left later)?
-                if var users = s.channels[p.channel], let entry = users[p.user], entry.connections == 0, entry.offlineAt == p.at {
-                    users[p.user] = nil
-                    s.channels[p.channel] = users.isEmpty ? nil : users
+                if let entry = s.channels[p.channel]?[p.user], entry.connections == 0, entry.offlineAt == p.at {
+                    s.removeUser(p.user, from: p.channel)
                     gone.append((p.channel, p.user))
                 }
             }

@@ -97,7 +97,7 @@ final class RealtimeApplication: WebSocketApplication {
     /// Closes every session on this loop with `code` (drain).
     func closeAll(code: CloseCode, reason: String) {
         for s in sessions.indices where sessions[s] != nil {
-            server.close(ConnectionID(slot: UInt32(s), generation: loop.slots[s].generation), code: code, reason: reason)
+            server.close(ConnectionID(slot: UInt32(s), generation: loop.generation(ofSlot: UInt32(s))), code: code, reason: reason)
         }
     }
 
@@ -146,7 +146,7 @@ final class RealtimeApplication: WebSocketApplication {
             return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection")
         }
         sessions[s]!.joined.append(channel)
-        channels.add(id, user: session.user, to: channel)
+        channels.add(id, to: channel)
         let user = session.user
         hub.presence.join(channel: channel, user: user, now: loop.now) { [unowned self] result in
             guard self.loop.isOpen(id), self.sessions[s]?.joined.contains(channel) == true else { return }
@@ -222,7 +222,7 @@ final class RealtimeApplication: WebSocketApplication {
         }
         for slot in typingSlots {
             guard let session = sessions[Int(slot)] else { continue }
-            let id = ConnectionID(slot: slot, generation: loop.slots[Int(slot)].generation)
+            let id = ConnectionID(slot: slot, generation: loop.generation(ofSlot: slot))
             var next = Int64.max
             for entry in session.typing {
                 if entry.until <= now { stopTyping(id, entry.channel) } else { next = min(next, entry.until) }
@@ -244,10 +244,18 @@ final class RealtimeApplication: WebSocketApplication {
     /// connections and `exceptConnection`. Nothing is copied per recipient.
     func deliver(channel: String, frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?, droppable: Bool) {
         guard let members = channels.channel(channel)?.members else { return }
+        if exceptUser == nil && exceptConnection == nil && !droppable {
+            // The message path: every member, no per-member test beyond the backlog.
+            let server = self.server!
+            members.withUnsafeBufferPointer { targets in
+                loop.enqueue(frame, on: targets, limit: server.config.maxOutboundBytes) { server.closeSlowConsumer($0) }
+            }
+            return
+        }
         for member in members {
-            if member.id == exceptConnection { continue }
-            if let exceptUser, member.user == exceptUser { continue }
-            server.send(member.id, frame, droppable: droppable)
+            if member == exceptConnection { continue }
+            if let exceptUser, sessions[Int(member.slot)]?.user == exceptUser { continue }
+            server.send(member, frame, droppable: droppable)
         }
     }
 

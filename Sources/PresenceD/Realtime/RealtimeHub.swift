@@ -17,6 +17,8 @@ final class RealtimeHub: @unchecked Sendable {
     private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
+    /// Loop-to-loop delivery rings (the hot path); mailboxes carry only rare control work.
+    let fanOut: CrossLoopFanOut
 
     init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
          authService: AuthServiceClient? = nil) {
@@ -27,9 +29,9 @@ final class RealtimeHub: @unchecked Sendable {
         security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
+        fanOut = CrossLoopFanOut(loops: loops)
         presence.offlineSink = { [unowned self] channel, user in
-            self.publish(channel: channel, frame: ServerMessage.presence(userID: user, online: false, channel: channel),
-                         exceptUser: nil, fromLoop: nil)
+            self.publishEverywhere(channel: channel, frame: ServerMessage.presence(userID: user, online: false, channel: channel))
         }
     }
 
@@ -37,6 +39,15 @@ final class RealtimeHub: @unchecked Sendable {
     func register(_ application: RealtimeApplication, loop: EventLoop) {
         applications[loop.index] = application
         mailboxes[loop.index] = loop.mailbox
+        fanOut.register(loop)
+        let index = loop.index, fanOut = self.fanOut
+        loop.onTurn = { [unowned application] in
+            fanOut.drain(into: index) { d in
+                application.deliver(channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil, droppable: d.droppable)
+            }
+            fanOut.endTurn(of: index)
+        }
+        loop.hasInboundWork = { fanOut.hasWork(for: index) }
     }
 
     private static func security(secrets: [String], config: Config, origins: [String]) -> (TokenVerifier, TokenMinter, OriginPolicy) {
@@ -63,16 +74,25 @@ final class RealtimeHub: @unchecked Sendable {
         security.withLock { $0 = RealtimeHub.security(secrets: secrets, config: config, origins: allowedOrigins) }
     }
 
-    /// Sends one shared frame to the members of `channel` on every loop other than `fromLoop`
-    /// (that loop has delivered locally already; nil = every loop), skipping `exceptUser`'s connections.
-    func publish(channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, fromLoop: Int?) {
-        for i in applications.indices where i != fromLoop {
-            guard let mailbox = mailboxes[i] else { continue }
-            let job = UnsafeSendable((channel, frame, exceptUser))
+    /// On loop `fromLoop`'s thread: sends one shared frame to the members of `channel` on every
+    /// other loop (that loop has delivered locally already), skipping `exceptUser`'s connections.
+    func publish(channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, fromLoop: Int) {
+        fanOut.publish(CrossLoopFanOut.Delivery(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable), from: fromLoop)
+    }
+
+    /// From any thread: sends `frame` to the members of `channel` on every loop (presence changes
+    /// that no connection of the calling loop caused, e.g. a grace period ending).
+    func publishEverywhere(channel: String, frame: SharedBytes) {
+        if let loop = EventLoop.current, loop.index < applications.count, let application = applications[loop.index] {
+            application.deliver(channel: channel, frame: frame, exceptUser: nil, exceptConnection: nil, droppable: false)
+            publish(channel: channel, frame: frame, exceptUser: nil, fromLoop: loop.index)
+            return
+        }
+        for case let mailbox? in mailboxes {
+            let job = UnsafeSendable((channel, frame))
             mailbox.post { [unowned self] loop in
-                let (channel, frame, exceptUser) = job.value
-                self.applications[loop.index]?.deliver(channel: channel, frame: frame, exceptUser: exceptUser,
-                                                       exceptConnection: nil, droppable: droppable)
+                self.applications[loop.index]?.deliver(channel: job.value.0, frame: job.value.1, exceptUser: nil,
+                                                       exceptConnection: nil, droppable: false)
             }
         }
     }

@@ -14,6 +14,13 @@ struct ConnectionState {
     var phase = Phase.free
     /// Pings sent since the peer last showed it is alive.
     var unansweredPings: UInt8 = 0
-    var http = HTTPRequestParser()
+    /// The request parser, only while the connection speaks HTTP (boxed: 184 bytes an
+    /// upgraded connection would otherwise carry for its whole life).
+    var http: HTTPParserBox?
     var frames = FrameDecoder()
+}
+
+/// An HTTP request parser on the heap, allocated at accept and dropped at the upgrade.
+final class HTTPParserBox {
+    var parser = HTTPRequestParser()
 }

@@ -24,14 +24,12 @@ final class WebSocketServer: ConnectionHandler {
     /// Queues a frame for a connection; a connection whose backlog is over the outbound cap is
     /// closed as a slow consumer (4008). `droppable` frames (typing) are skipped instead while
     /// the backlog is over half the cap.
+    @inline(__always)
     func send(_ id: ConnectionID, _ frame: SharedBytes, droppable: Bool = false) {
-        let backlog = loop.queuedBytes(id)
-        if droppable && backlog > config.maxOutboundBytes / 2 { return }
-        if backlog > config.maxOutboundBytes {
+        let cap = config.maxOutboundBytes
+        if loop.enqueue(id, frame, limit: droppable ? cap / 2 : cap) == .overLimit && !droppable {
             closeSlowConsumer(id)
-            return
         }
-        loop.send(id, frame)
     }
 
     /// Sends a close frame with `code` and closes the connection gracefully.
@@ -40,7 +38,8 @@ final class WebSocketServer: ConnectionHandler {
         loop.close(id)
     }
 
-    private func closeSlowConsumer(_ id: ConnectionID) {
+    /// Closes a connection whose backlog passed the outbound cap with 4008, dropping what waits.
+    func closeSlowConsumer(_ id: ConnectionID) {
         Log.debug("closing slow consumer", ["connection": "\(id)", "queued_bytes": "\(loop.queuedBytes(id))"])
         loop.discardQueued(id)
         close(id, code: .slowConsumer, reason: "slow consumer")
@@ -52,6 +51,7 @@ final class WebSocketServer: ConnectionHandler {
         let s = Int(id.slot)
         while states.count <= s { states.append(ConnectionState()) }
         states[s].phase = .http
+        states[s].http = HTTPParserBox()
         states[s].unansweredPings = 0
         loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis)
     }
@@ -105,7 +105,8 @@ final class WebSocketServer: ConnectionHandler {
         var offset = 0
         while offset < bytes.count && loop.isOpen(id) && states[s].phase == .http {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            switch states[s].http.feed(rest) {
+            guard let http = states[s].http else { return bytes.count }
+            switch http.parser.feed(rest) {
             case .needMoreData:
                 return bytes.count
             case .failure(let error):
@@ -114,7 +115,7 @@ final class WebSocketServer: ConnectionHandler {
                 return bytes.count
             case .complete(let head, let used):
                 offset += used
-                states[s].http.reset()
+                http.parser.reset()
                 handleRequest(id, head)
             }
         }
@@ -165,7 +166,7 @@ final class WebSocketServer: ConnectionHandler {
             headers.add("X-Request-ID", requestID)
             loop.send(id, SharedBytes.copying(accepted.response(extraHeaders: headers)))
             states[s].phase = .websocket
-            states[s].http = HTTPRequestParser()
+            states[s].http = nil
             states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
             loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
             application.opened(id, grant: grant, server: self)

@@ -28,6 +28,9 @@ let package = Package(
         // The bundled load generator: its own epoll client loop over WSCore's client side.
         .executableTarget(name: "PresenceBench", dependencies: ["CSystem", "WSCore"], path: "Benchmarks/PresenceBench"),
         .testTarget(name: "WSCoreTests", dependencies: ["WSCore"], path: "Tests/WSCoreTests"),
+        // A throwaway redis-server for tests (RedisShimTests, PresenceDTests).
+        .target(name: "RedisTestSupport", path: "Tests/RedisTestSupport"),
+        .testTarget(name: "RedisShimTests", dependencies: ["RedisShim", "RedisTestSupport"], path: "Tests/RedisShimTests"),
         .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "WSCore", "CSystem"], path: "Tests/PresenceDTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,8 @@
-/// Namespace of the Redis client that runs on presenced's event loop.
+/// Namespace of presenced's Redis client, which runs on presenced's own event loop.
 ///
-/// The client itself (RESP through hiredis' reader and formatter, pipelining, pub/sub,
-/// reconnect) lands with the Redis issue; until then presenced runs in embedded mode only.
+/// RedisShim does no I/O and owns no threads: the host loop supplies sockets and timers through
+/// ``RedisHost``; this module is the protocol logic — the RESP codec (hiredis' reader and command
+/// formatter, never its sockets), pipelining (``RedisConnection``), the connection state machine
+/// and reconnect policy (``RedisBackoff``), pub/sub bookkeeping (``RedisSubscriber``) and scripts
+/// (``RedisScript``).
 public enum RedisShim {}

@@ -31,7 +31,7 @@ let package = Package(
         // A throwaway redis-server for tests (RedisShimTests, PresenceDTests).
         .target(name: "RedisTestSupport", path: "Tests/RedisTestSupport"),
         .testTarget(name: "RedisShimTests", dependencies: ["RedisShim", "RedisTestSupport"], path: "Tests/RedisShimTests"),
-        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "WSCore", "CSystem"], path: "Tests/PresenceDTests"),
+        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "WSCore", "CSystem", "RedisShim", "RedisTestSupport"], path: "Tests/PresenceDTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -74,3 +74,12 @@ static inline int cs_set_thread_name(const char *name) { return prctl(PR_SET_NAM
 static inline void cs_openssl_free(void *p) { CRYPTO_free(p, __FILE__, __LINE__); }
 
 #endif
+
+/* ---- OpenSSL over memory BIOs (TLSClientEngine) ---- */
+#ifndef PRESENCED_CSYSTEM_SHIM_TLS_ENGINE
+#define PRESENCED_CSYSTEM_SHIM_TLS_ENGINE
+/* SSL_set_mode is a macro (SSL_ctrl with SSL_CTRL_MODE); returns the new mode bits. */
+static inline long cs_ssl_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
+/* SSL_OP_NO_RENEGOTIATION is built with SSL_OP_BIT, which Swift cannot import. */
+static inline uint64_t cs_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+#endif

@@ -4,5 +4,7 @@
 /// ``RedisHost``; this module is the protocol logic — the RESP codec (hiredis' reader and command
 /// formatter, never its sockets), pipelining (``RedisConnection``), the connection state machine
 /// and reconnect policy (``RedisBackoff``), pub/sub bookkeeping (``RedisSubscriber``) and scripts
-/// (``RedisScript``).
+/// (``RedisScript``). ``RedisCluster`` and ``RedisClusterSubscriber`` do the same across a Redis
+/// Cluster (slot routing, `MOVED`/`ASK`, sharded pub/sub per master); ``RedisCommanding`` and
+/// ``RedisSubscribing`` let callers use either without caring which.
 public enum RedisShim {}

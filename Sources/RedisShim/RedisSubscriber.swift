@@ -29,6 +29,15 @@ public final class RedisSubscriber {
     private static let smessage = Array("smessage".utf8)
     private static let pmessage = Array("pmessage".utf8)
 
+    /// Cluster mode (``RedisClusterSubscriber``): one (S)(UN)SUBSCRIBE per hash slot, since a
+    /// cluster node refuses channels of different slots in one command (`CROSSSLOT`).
+    var groupsBySlot = false
+    /// Cluster mode: the server dropped a desired channel by itself (a `sunsubscribe` push when
+    /// the channel's slot moved to another node). The channel is still in ``channels``.
+    var onServerUnsubscribe: ((String) -> Void)?
+
+    private static let sunsubscribe = Array("sunsubscribe".utf8)
+
     private let connection: RedisConnection
     private let subscribeName: String
     private let unsubscribeName: String
@@ -88,6 +97,12 @@ public final class RedisSubscriber {
         send(unsubscribeName, unsubscribeKind, removed)
     }
 
+    /// Removes a channel from the desired set without telling the server (which no longer serves
+    /// it: its slot moved). For ``RedisClusterSubscriber``.
+    func forget(_ channel: String) {
+        channels.remove(channel)
+    }
+
     /// Sends `PING` on the subscriber connection (allowed in subscribed state; the reply is
     /// `["pong", ""]` while subscribed, `PONG` otherwise).
     public func ping(_ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
@@ -96,6 +111,16 @@ public final class RedisSubscriber {
 
     private func send(_ name: String, _ kind: [UInt8], _ channels: [String]) {
         guard connection.isReady, !channels.isEmpty else { return }
+        if groupsBySlot {
+            var bySlot: [Int: [String]] = [:]
+            for channel in channels { bySlot[RedisCluster.keySlot(channel), default: []].append(channel) }
+            for slot in bySlot.keys.sorted() { sendChunks(name, kind, bySlot[slot]!) }
+        } else {
+            sendChunks(name, kind, channels)
+        }
+    }
+
+    private func sendChunks(_ name: String, _ kind: [UInt8], _ channels: [String]) {
         var start = 0
         while start < channels.count {
             let end = min(channels.count, start + Self.chunkSize)
@@ -117,7 +142,14 @@ public final class RedisSubscriber {
         } else if kind == Self.pmessage {
             channelIndex = 2
         } else {
-            return  // an unsolicited confirmation: nothing to do on a single node
+            // An unsolicited confirmation: nothing to do on a single node; in a cluster a
+            // `sunsubscribe` means the channel's slot moved away from this node.
+            if kind == Self.sunsubscribe, let onServerUnsubscribe, items.count >= 2,
+               case .bulk(let channelBytes) = items[1] {
+                let channel = String(decoding: channelBytes, as: UTF8.self)
+                if channels.contains(channel) { onServerUnsubscribe(channel) }
+            }
+            return
         }
         guard items.count > channelIndex + 1,
               case .bulk(let channelBytes) = items[channelIndex],

@@ -166,7 +166,7 @@ public final class RedisServerProcess {
     }
 
     /// posix_spawnp with stdin from /dev/null, stdout to `stdout` (or /dev/null when -1),
-    /// stderr to /dev/null.
+    /// stderr to /dev/null, every other descriptor closed.
     private static func spawn(_ args: [String], stdout: Int32, closeInChild: Int32 = -1) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -180,6 +180,9 @@ public final class RedisServerProcess {
         }
         if closeInChild >= 0 { posix_spawn_file_actions_addclose(&actions, closeInChild) }
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Nothing else: a long-lived child (a restarted server) holding the test's client sockets
+        // would keep those connections open on the servers after the client closed them.
+        if let closeFrom = addCloseFrom { _ = closeFrom(&actions, 3) }
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         argv.append(nil)
         defer { for p in argv { free(p) } }
@@ -189,10 +192,16 @@ public final class RedisServerProcess {
         return pid
     }
 
+    /// glibc ≥ 2.34's `posix_spawn_file_actions_addclosefrom_np` (declared only under _GNU_SOURCE).
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     // MARK: - Sockets
 
     /// A port the kernel just handed out on 127.0.0.1 (released again for redis-server).
-    private static func freePort() throws -> UInt16 {
+    public static func freePort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RedisServerError("socket failed") }
         defer { close(fd) }

@@ -4,8 +4,9 @@ import Synchronization
 /// shared implementation stands behind the same protocol so a token works once across instances.
 protocol ReplayGuard: Sendable {
     /// True the first time `jti` is seen; remembers it until `expiresAt` (plus the clock leeway),
-    /// after which the token itself is refused as expired anyway.
-    func firstUse(jti: String, expiresAt: Int64, now: Int64) -> Bool
+    /// after which the token itself is refused as expired anyway. `done` runs on the calling
+    /// loop's thread, at once (in memory) or after a Redis round trip.
+    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void)
 }
 
 /// The in-process `ReplayGuard`: a mutex-guarded map from jti to the last second it must be
@@ -32,6 +33,11 @@ final class MemoryReplayGuard: ReplayGuard {
         self.sweepInterval = sweepInterval
     }
 
+    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
+        done(firstUse(jti: jti, expiresAt: expiresAt, now: now))
+    }
+
+    /// The synchronous check behind `firstUse(_:_:_:_:)`.
     func firstUse(jti: String, expiresAt: Int64, now: Int64) -> Bool {
         let keepUntil = expiresAt.addingReportingOverflow(leeway)
         let until = keepUntil.overflow ? Int64.max : keepUntil.partialValue

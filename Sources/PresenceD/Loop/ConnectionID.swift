@@ -17,3 +17,14 @@ protocol ConnectionHandler: AnyObject {
     /// The connection is gone (peer closed, error, or closed by the handler). Called exactly once.
     func connectionClosed(_ id: ConnectionID, loop: EventLoop)
 }
+
+/// What owns a connection the loop opened itself (Redis, chat-service). Called on the loop's thread.
+protocol OutboundHandler: AnyObject {
+    /// The connect completed; queued bytes go out now.
+    func outboundConnected(_ id: ConnectionID, loop: EventLoop)
+    /// Bytes arrived (valid only during the call).
+    func outboundReceived(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, loop: EventLoop)
+    /// The connection failed or ended (`error` is an errno, 0 for an orderly EOF). Not called
+    /// after the handler itself aborted the connection.
+    func outboundClosed(_ id: ConnectionID, error: Int32, loop: EventLoop)
+}

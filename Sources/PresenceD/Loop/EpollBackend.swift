@@ -58,6 +58,18 @@ final class EpollBackend: IOBackend {
 
     func rearmReceive(slot: UInt32, generation: UInt32, fd: Int32) -> Bool { true }
 
+    func startConnecting(slot: UInt32, generation: UInt32, fd: Int32) {
+        // Writable (or an error) when the connect ends; reads from the start.
+        let mask = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue
+        try? control(EPOLL_CTL_ADD, fd, mask, EventTag.make(.receive, index: slot, generation: generation))
+    }
+
+    func cancelConnect(slot: UInt32, generation: UInt32) {}
+
+    func connectCompleted(slot: UInt32, generation: UInt32, fd: Int32) {
+        setWantsWritable(slot: slot, generation: generation, fd: fd, false)
+    }
+
     func setWantsWritable(slot: UInt32, generation: UInt32, fd: Int32, _ wants: Bool) {
         var mask = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
         if wants { mask |= EPOLLOUT.rawValue }

@@ -18,6 +18,8 @@ final class EventLoop: @unchecked Sendable {
     struct Slot {
         enum State: UInt8 {
             case free, open
+            /// An outbound connection whose connect has not completed (sends wait in the queue).
+            case connecting
             /// Flushing what is queued, then shutting down the write side and reading until EOF.
             case closing
             /// Shut down; waiting for in-flight kernel operations before the fd is closed.
@@ -30,6 +32,8 @@ final class EventLoop: @unchecked Sendable {
         var sendInFlight = false
         var writeBlocked = false
         var queued = false
+        /// Opened by the loop itself (`connect`): events go to its `OutboundHandler`.
+        var outbound = false
         /// Frames covered by the send in flight (kept when the queue is truncated).
         var inFlightFrames: Int32 = 0
         var queue = SendQueue()
@@ -57,6 +61,10 @@ final class EventLoop: @unchecked Sendable {
     /// Open connections on this loop.
     private(set) var openCount = 0
     private var listenerPausedUntil: [Int: Int64] = [:]
+    /// Handlers of outbound connections, by slot.
+    private var outboundHandlers: [UInt32: OutboundHandler] = [:]
+    /// One-shot timers (`schedule(after:)`).
+    private var oneShots = LoopTimers()
 
     init(index: Int, backend: any IOBackend) {
         self.index = index
@@ -126,6 +134,7 @@ final class EventLoop: @unchecked Sendable {
         while !stopping {
             var wait = timers.millisecondsUntilNext(now: now, cap: 1000) ?? 1000
             if nextTick != .max { wait = max(0, min(wait, nextTick - now)) }
+            if let next = oneShots.millisecondsUntilNext(now: now) { wait = min(wait, next) }
             if !dirty.isEmpty { wait = 0 }
             if wait != 0 {
                 sleeping.store(true, ordering: .sequentiallyConsistent)
@@ -139,6 +148,9 @@ final class EventLoop: @unchecked Sendable {
             if now >= nextTick {
                 nextTick = .max
                 onTick?()
+            }
+            if !oneShots.isEmpty {
+                for work in oneShots.takeDue(now: now) { work() }
             }
             resumePausedListeners()
             mailbox.drain(self)
@@ -252,7 +264,7 @@ final class EventLoop: @unchecked Sendable {
     /// Closes at once, dropping anything queued.
     func abort(_ id: ConnectionID) {
         guard Int(id.slot) < slotCount, slots[Int(id.slot)].generation == id.generation else { return }
-        kill(Int(id.slot))
+        kill(Int(id.slot), notify: !slots[Int(id.slot)].outbound)
     }
 
     /// Sets the connection's single deadline; `connectionDeadline` is called when it passes.
@@ -264,6 +276,81 @@ final class EventLoop: @unchecked Sendable {
     func cancelDeadline(_ id: ConnectionID) {
         guard isOpen(id) else { return }
         timers.cancel(Int32(id.slot))
+    }
+
+    // MARK: Outbound connections and one-shot timers
+
+    /// Opens a TCP connection from this loop (non-blocking connect); its events go to
+    /// `handler`. Bytes sent before the connect completes wait in the queue. Nil with an errno
+    /// when the socket cannot even be created.
+    func connect(to address: UnsafePointer<sockaddr>, length: socklen_t, handler: OutboundHandler) -> Result<ConnectionID, SystemError> {
+        let fd = socket(Int32(address.pointee.sa_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(SystemError(call: "socket", errno: errno)) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if Glibc.connect(fd, address, length) != 0 && errno != EINPROGRESS {
+            let e = errno
+            Glibc.close(fd)
+            return .failure(SystemError(call: "connect", errno: e))
+        }
+        let s = freeSlots.popLast().map(Int.init) ?? appendSlot()
+        slots[s].fd = fd
+        slots[s].generation = (slots[s].generation &+ 1) & 0x0FFF_FFFF
+        slots[s].state = .connecting
+        slots[s].outbound = true
+        let id = ConnectionID(slot: UInt32(s), generation: slots[s].generation)
+        outboundHandlers[UInt32(s)] = handler
+        backend.startConnecting(slot: id.slot, generation: id.generation, fd: fd)
+        // io_uring: the poll for the connect is an operation in flight until it completes.
+        slots[s].receiveArmed = backend.hasAsyncOperations
+        return .success(id)
+    }
+
+    /// Queues bytes on an outbound connection (also while it is still connecting).
+    func sendOutbound(_ id: ConnectionID, _ bytes: SharedBytes) {
+        let s = Int(id.slot)
+        guard s < slotCount, slots[s].generation == id.generation, slots[s].outbound,
+              slots[s].state == .open || slots[s].state == .connecting else { return }
+        slots[s].queue.append(bytes, framePool)
+        if slots[s].state == .open { markDirty(s) }
+    }
+
+    /// Calls `work` on this loop after `millis`; the returned id cancels it (`cancelScheduled`).
+    func schedule(after millis: Int64, _ work: @escaping () -> Void) -> UInt64 {
+        oneShots.add(at: now + max(0, millis), work)
+    }
+
+    func cancelScheduled(_ id: UInt64) {
+        oneShots.cancel(id)
+    }
+
+    /// io_uring: the poll watching a connect completed (`result` < 0: -errno, e.g. cancelled).
+    func backendConnectPolled(slot: UInt32, generation: UInt32, result: Int32) {
+        let s = Int(slot)
+        guard s < slotCount, slots[s].generation == generation else { return }
+        slots[s].receiveArmed = false
+        switch slots[s].state {
+        case .dead: releaseIfIdle(s)
+        case .connecting: if result < 0 { kill(s, error: -result) } else { finishConnect(s) }
+        default: break
+        }
+    }
+
+    /// The connect of an outbound connection finished (epoll: writable; io_uring: POLLOUT).
+    private func finishConnect(_ s: Int) {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(slots[s].fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+        guard error == 0 else {
+            kill(s, error: error)
+            return
+        }
+        slots[s].state = .open
+        let id = ConnectionID(slot: UInt32(s), generation: slots[s].generation)
+        backend.connectCompleted(slot: id.slot, generation: id.generation, fd: slots[s].fd)
+        slots[s].receiveArmed = backend.hasAsyncOperations
+        outboundHandlers[UInt32(s)]?.outboundConnected(id, loop: self)
+        if !slots[s].queue.isEmpty { markDirty(s) }
     }
 
     // MARK: Events from the backend
@@ -311,6 +398,8 @@ final class EventLoop: @unchecked Sendable {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation else { return }
         switch slots[s].state {
+        case .open where slots[s].outbound:
+            outboundHandlers[slot]?.outboundReceived(ConnectionID(slot: slot, generation: generation), UnsafeRawBufferPointer(bytes), loop: self)
         case .open: handler.connectionReceived(ConnectionID(slot: slot, generation: generation), bytes, loop: self)
         default: break // closing: discard until EOF
         }
@@ -329,7 +418,7 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
         }
-        kill(s)
+        kill(s, error: error)
     }
 
     /// An asynchronous send finished: `result` bytes written, or -errno.
@@ -348,6 +437,10 @@ final class EventLoop: @unchecked Sendable {
     func backendWritable(slot: UInt32, generation: UInt32) {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation, slots[s].state != .dead else { return }
+        if slots[s].state == .connecting {
+            finishConnect(s)
+            return
+        }
         slots[s].writeBlocked = false
         backend.setWantsWritable(slot: slot, generation: generation, fd: slots[s].fd, false)
         markDirty(s)
@@ -356,7 +449,8 @@ final class EventLoop: @unchecked Sendable {
     /// The fd of a live slot, for a backend checking that an event still applies.
     func fileDescriptor(slot: UInt32, generation: UInt32) -> Int32? {
         let s = Int(slot)
-        guard s < slotCount, slots[s].generation == generation, slots[s].state == .open || slots[s].state == .closing else { return nil }
+        guard s < slotCount, slots[s].generation == generation,
+              slots[s].state == .open || slots[s].state == .closing || slots[s].state == .connecting else { return nil }
         return slots[s].fd
     }
 
@@ -420,14 +514,19 @@ final class EventLoop: @unchecked Sendable {
 
     /// Ends a connection now: tells the handler (once), shuts the socket, and frees the slot as
     /// soon as no kernel operation refers to it any more.
-    private func kill(_ s: Int, notify: Bool = true) {
+    private func kill(_ s: Int, notify: Bool = true, error: Int32 = 0) {
         let state = slots[s].state
-        guard state == .open || state == .closing else { return }
-        if state == .open {
+        guard state == .open || state == .closing || state == .connecting else { return }
+        if slots[s].outbound {
+            slots[s].state = .dead
+            let handler = outboundHandlers.removeValue(forKey: UInt32(s))
+            if notify { handler?.outboundClosed(ConnectionID(slot: UInt32(s), generation: slots[s].generation), error: error, loop: self) }
+        } else if state == .open {
             openCount -= 1
             slots[s].state = .dead
             if notify { handler.connectionClosed(ConnectionID(slot: UInt32(s), generation: slots[s].generation), loop: self) }
         }
+        if state == .connecting { backend.cancelConnect(slot: UInt32(s), generation: slots[s].generation) }
         slots[s].state = .dead
         timers.cancel(Int32(s))
         slots[s].queue.truncate(keeping: slots[s].sendInFlight ? Int(slots[s].inFlightFrames) : 0, framePool)
@@ -443,6 +542,7 @@ final class EventLoop: @unchecked Sendable {
         Glibc.close(slots[s].fd)
         slots[s].fd = -1
         slots[s].state = .free
+        slots[s].outbound = false
         slots[s].writeBlocked = false
         slots[s].queue.removeAll(framePool)
         freeSlots.append(UInt32(s))

@@ -39,6 +39,12 @@ protocol IOBackend: AnyObject {
     func poll(timeoutMillis: Int64, loop: EventLoop)
     /// Makes a blocked `poll` return soon; callable from any thread.
     func wake()
+    /// Watches a socket whose non-blocking connect is in progress; reports `backendWritable` when it ends.
+    func startConnecting(slot: UInt32, generation: UInt32, fd: Int32)
+    /// Stops watching a connect that is being abandoned (io_uring cancels its poll).
+    func cancelConnect(slot: UInt32, generation: UInt32)
+    /// The connect succeeded: start delivering received bytes.
+    func connectCompleted(slot: UInt32, generation: UInt32, fd: Int32)
     /// Re-arms a receive that the kernel ended (io_uring multishot without F_MORE).
     func rearmReceive(slot: UInt32, generation: UInt32, fd: Int32) -> Bool
 }
@@ -48,6 +54,8 @@ protocol IOBackend: AnyObject {
 struct EventTag {
     enum Operation: UInt64 {
         case accept = 1, receive, send, wake
+        /// An outbound connect finished (io_uring poll for POLLOUT).
+        case connect
         /// A send of one frame (index = slot, no send block).
         case sendOne
     }

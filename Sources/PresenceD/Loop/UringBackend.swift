@@ -153,6 +153,22 @@ final class UringBackend: IOBackend {
 
     func setWantsWritable(slot: UInt32, generation: UInt32, fd: Int32, _ wants: Bool) {}
 
+    func startConnecting(slot: UInt32, generation: UInt32, fd: Int32) {
+        let e = sqe()
+        io_uring_prep_poll_add(e, fd, UInt32(POLLOUT))
+        io_uring_sqe_set_data64(e, EventTag.make(.connect, index: slot, generation: generation))
+    }
+
+    func cancelConnect(slot: UInt32, generation: UInt32) {
+        let e = sqe()
+        io_uring_prep_cancel64(e, EventTag.make(.connect, index: slot, generation: generation), 0)
+        io_uring_sqe_set_data64(e, 0)
+    }
+
+    func connectCompleted(slot: UInt32, generation: UInt32, fd: Int32) {
+        _ = rearmReceive(slot: slot, generation: generation, fd: fd)
+    }
+
     func send(slot: UInt32, generation: UInt32, fd: Int32, queue: inout SendQueue, pool: FramePool) -> SendStart {
         if queue.pendingFrames == 1 {
             var one = iovec()
@@ -245,6 +261,8 @@ final class UringBackend: IOBackend {
                     loop.backendReceiveEnded(slot: slot, generation: generation, error: -res, rearm: false)
                 }
             }
+        case .connect:
+            loop.backendConnectPolled(slot: EventTag.index(tag), generation: EventTag.generation(tag), result: res)
         case .sendOne:
             loop.backendSendCompleted(slot: EventTag.index(tag), generation: EventTag.generation(tag), result: res)
         case .send:

@@ -1,4 +1,5 @@
 import Glibc
+import RedisShim
 
 /// A configuration value that cannot be used: the start fails with one line naming it (exit 78).
 struct ConfigError: Error, CustomStringConvertible {
@@ -34,6 +35,8 @@ struct Config: Sendable {
     var outboundTimeoutMillis: Int64 = 10_000
     /// How long a closing connection may take to deliver what is queued and see the peer's EOF.
     var closeTimeoutMillis: Int64 = 2_000
+    /// How long a Redis command may wait for its reply before the connection counts as broken.
+    var redisTimeoutMillis: Int64 = 2_000
     var maxMessageBytes = 65_536
     /// Per-connection bytes queued for sending before the connection is closed as a slow consumer (4008).
     var maxOutboundBytes = 1 << 20
@@ -60,8 +63,10 @@ struct Config: Sendable {
         if let v = env["IO_BACKEND"] { c.io = try ioChoice(v, "IO_BACKEND") }
         if let v = env["THREADS"] { c.threads = try integer(v, "THREADS", 1...1024) }
         if let v = env["REDIS_URL"], !v.isEmpty {
-            guard v.hasPrefix("redis://") || v.hasPrefix("rediss://") else {
-                throw ConfigError(variable: "REDIS_URL", problem: "must start with redis:// or rediss://")
+            do {
+                _ = try RedisEndpoint.parse(v)
+            } catch {
+                throw ConfigError(variable: "REDIS_URL", problem: error.message)
             }
             c.redisURL = v
         }

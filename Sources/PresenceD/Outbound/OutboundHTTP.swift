@@ -381,17 +381,7 @@ extension OutboundHTTP {
             guard let ssl = SSL_new(context.pointer) else { throw .tls("SSL_new: \(TLSContexts.errorQueue())") }
             self.ssl = ssl
             guard SSL_set_fd(ssl, fd) == 1 else { throw .tls("SSL_set_fd: \(TLSContexts.errorQueue())") }
-            if Resolver.isIPLiteral(host) {
-                guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else {
-                    throw .tls("cannot check certificates against \(host)")
-                }
-            } else {
-                SSL_set_hostflags(ssl, 0x4)  // X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS (x509v3.h is not in the shim)
-                guard SSL_set1_host(ssl, host) == 1 else { throw .tls("cannot check certificates against \(host)") }
-                // SSL_set_tlsext_host_name is a macro: SSL_CTRL_SET_TLSEXT_HOSTNAME (55), TLSEXT_NAMETYPE_host_name (0).
-                let named = host.withCString { SSL_ctrl(ssl, 55, 0, UnsafeMutableRawPointer(mutating: $0)) }
-                guard named == 1 else { throw .tls("cannot set the server name (SNI)") }
-            }
+            try TLSContexts.expectPeer(ssl, host: host)
             while true {
                 ERR_clear_error()
                 let rc = SSL_connect(ssl)
@@ -402,10 +392,7 @@ extension OutboundHTTP {
                 case SSL_ERROR_WANT_READ: try waitFor(fd: fd, events: Int16(POLLIN), deadline: deadline)
                 case SSL_ERROR_WANT_WRITE: try waitFor(fd: fd, events: Int16(POLLOUT), deadline: deadline)
                 default:
-                    let verify = SSL_get_verify_result(ssl)
-                    if verify != Int(X509_V_OK) {
-                        throw .tls("certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))")
-                    }
+                    if let failure = TLSContexts.verifyFailure(ssl) { throw .tls(failure) }
                     let queue = TLSContexts.errorQueue()
                     if code == SSL_ERROR_SYSCALL && queue.isEmpty {
                         throw .tls(saved == 0 ? "connection closed during the handshake" : String(cString: strerror(saved)))
@@ -532,6 +519,31 @@ extension OutboundHTTP {
                 throw .tls("cannot load the system trust store: \(errorQueue())")
             }
             return context
+        }
+
+        /// Sets up the peer checks of a client `ssl` for `host`: an IP literal must match an IP
+        /// subjectAltName (no SNI is sent for it); a name must match a DNS name (no partial
+        /// wildcards) and is sent as SNI. Shared by `Connection` and `TLSClientEngine`.
+        static func expectPeer(_ ssl: OpaquePointer, host: String) throws(OutboundError) {
+            if Resolver.isIPLiteral(host) {
+                guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else {
+                    throw .tls("cannot check certificates against \(host)")
+                }
+            } else {
+                SSL_set_hostflags(ssl, 0x4)  // X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS (x509v3.h is not in the shim)
+                guard SSL_set1_host(ssl, host) == 1 else { throw .tls("cannot check certificates against \(host)") }
+                // SSL_set_tlsext_host_name is a macro: SSL_CTRL_SET_TLSEXT_HOSTNAME (55), TLSEXT_NAMETYPE_host_name (0).
+                let named = host.withCString { SSL_ctrl(ssl, 55, 0, UnsafeMutableRawPointer(mutating: $0)) }
+                guard named == 1 else { throw .tls("cannot set the server name (SNI)") }
+            }
+        }
+
+        /// `certificate verify failed: <reason>` when the peer certificate of `ssl` failed
+        /// verification (untrusted chain, expired, wrong name or IP…), nil otherwise.
+        static func verifyFailure(_ ssl: OpaquePointer) -> String? {
+            let verify = SSL_get_verify_result(ssl)
+            guard verify != Int(X509_V_OK) else { return nil }
+            return "certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))"
         }
 
         /// The earliest queued OpenSSL error code of this thread, without removing it (0: none).

@@ -35,19 +35,26 @@ struct LocalChannels {
 
     func channel(_ name: String) -> Channel? { channels[name] }
 
-    mutating func add(_ id: ConnectionID, to name: String) {
+    /// Adds a member; true when the channel had none on this loop before.
+    @discardableResult
+    mutating func add(_ id: ConnectionID, to name: String) -> Bool {
         if let c = channels[name] {
             c.add(id)
-        } else {
-            let c = Channel()
-            c.add(id)
-            channels[name] = c
+            return false
         }
+        let c = Channel()
+        c.add(id)
+        channels[name] = c
+        return true
     }
 
-    mutating func remove(_ id: ConnectionID, from name: String) {
-        guard let c = channels[name] else { return }
+    /// Removes a member; true when it was the channel's last one on this loop.
+    @discardableResult
+    mutating func remove(_ id: ConnectionID, from name: String) -> Bool {
+        guard let c = channels[name] else { return false }
         c.remove(id)
-        if c.isEmpty { channels[name] = nil }
+        guard c.isEmpty else { return false }
+        channels[name] = nil
+        return true
     }
 }

@@ -32,40 +32,47 @@ final class RealtimeApplication: WebSocketApplication {
         self.loop = loop
         hub.register(self, loop: loop)
         loop.onTick = { [unowned self] in self.tick() }
-        if loop.index == 0 { loop.scheduleTick(at: loop.now + RealtimeApplication.presenceTickMillis) }
+        loop.scheduleTick(at: loop.now + RealtimeApplication.presenceTickMillis)
     }
 
     // MARK: Upgrade
 
     func acceptsUpgrade(path: String) -> Bool { path == "/ws" }
 
-    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer) -> Result<UpgradeGrant, UpgradeRefusal> {
+    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
+                   _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void) {
         guard !hub.draining.load(ordering: .relaxed) else {
-            return .failure(UpgradeRefusal(status: 503, code: "draining", message: "server draining"))
+            return done(.failure(UpgradeRefusal(status: 503, code: "draining", message: "server draining")))
         }
         guard hub.origins.allows(head.headers["origin"]) else {
-            return .failure(UpgradeRefusal(status: 403, code: "forbidden_origin", message: "origin not allowed"))
+            return done(.failure(UpgradeRefusal(status: 403, code: "forbidden_origin", message: "origin not allowed")))
         }
         guard let token = head.queryParameter("token"), !token.isEmpty else {
-            return reject(.missing)
+            return done(reject(.missing))
         }
         let now = UnixTime.now()
         let claims: TokenClaims
         switch hub.verifier.verify(token, now: now) {
         case .success(let c): claims = c
-        case .failure(let reason): return reject(reason)
+        case .failure(let reason): return done(reject(reason))
         }
         // Capacity before the token is spent: a refused client may retry with the same token.
         let open = hub.sessions.add(1, ordering: .relaxed).newValue
         if open > hub.config.maxConnections {
             hub.sessions.subtract(1, ordering: .relaxed)
-            return .failure(UpgradeRefusal(status: 503, code: "at_capacity", message: "server at capacity"))
+            return done(.failure(UpgradeRefusal(status: 503, code: "at_capacity", message: "server at capacity")))
         }
-        guard hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) else {
-            hub.sessions.subtract(1, ordering: .relaxed)
-            return reject(.replayed)
+        hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { [hub] first in
+            guard first else {
+                hub.sessions.subtract(1, ordering: .relaxed)
+                return done(self.reject(.replayed))
+            }
+            done(.success(UpgradeGrant(claims: claims, requestID: requestID)))
         }
-        return .success(UpgradeGrant(claims: claims, requestID: requestID))
+    }
+
+    func abandoned(grant: UpgradeGrant, server: WebSocketServer) {
+        hub.sessions.subtract(1, ordering: .relaxed)
     }
 
     private func reject(_ reason: TokenRejection) -> Result<UpgradeGrant, UpgradeRefusal> {
@@ -89,7 +96,7 @@ final class RealtimeApplication: WebSocketApplication {
         for (channel, _) in session.typing { announceTyping(false, user: session.user, channel: channel, from: id) }
         typingSlots.remove(id.slot)
         for channel in session.joined {
-            channels.remove(id, from: channel)
+            if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
             hub.presence.leave(channel: channel, user: session.user, now: loop.now)
         }
     }
@@ -146,7 +153,7 @@ final class RealtimeApplication: WebSocketApplication {
             return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection")
         }
         sessions[s]!.joined.append(channel)
-        channels.add(id, to: channel)
+        if channels.add(id, to: channel) { hub.channelOccupied(channel) }
         let user = session.user
         hub.presence.join(channel: channel, user: user, now: loop.now) { [unowned self] result in
             guard self.loop.isOpen(id), self.sessions[s]?.joined.contains(channel) == true else { return }
@@ -167,7 +174,7 @@ final class RealtimeApplication: WebSocketApplication {
         }
         stopTyping(id, channel)
         sessions[s]!.joined.remove(at: index)
-        channels.remove(id, from: channel)
+        if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
         hub.presence.leave(channel: channel, user: session.user, now: loop.now)
     }
 
@@ -216,10 +223,9 @@ final class RealtimeApplication: WebSocketApplication {
 
     private func tick() {
         let now = loop.now
-        if loop.index == 0 {
-            hub.presence.tick(now: now)
-            loop.scheduleTick(at: now + RealtimeApplication.presenceTickMillis)
-        }
+        // Every loop: grace periods (embedded), this loop's presence refresh (Redis).
+        hub.presence.tick(now: now)
+        loop.scheduleTick(at: now + RealtimeApplication.presenceTickMillis)
         for slot in typingSlots {
             guard let session = sessions[Int(slot)] else { continue }
             let id = ConnectionID(slot: slot, generation: loop.generation(ofSlot: slot))
@@ -233,11 +239,13 @@ final class RealtimeApplication: WebSocketApplication {
 
     // MARK: Fan-out
 
-    /// Delivers here at once, then to the other loops through their mailboxes.
+    /// Delivers here at once, then to the other loops through their rings and to the other
+    /// instances through Redis.
     private func fanOut(channel: String, frame: SharedBytes, exceptUser: String? = nil,
                         exceptConnection: ConnectionID? = nil, droppable: Bool = false) {
         deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable)
         hub.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, fromLoop: loop.index)
+        hub.redis?.fanOut.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable)
     }
 
     /// Queues `frame` on every member of `channel` on this loop, skipping `exceptUser`'s

@@ -14,6 +14,8 @@ final class RealtimeHub: @unchecked Sendable {
     let draining = Atomic<Bool>(false)
     /// better-auth, asked by `POST /api/v1/ws-token` (nil when AUTH_SERVICE_URL is unset).
     let authService: AuthServiceClient?
+    /// Redis mode (nil: embedded single-instance mode).
+    let redis: RedisRuntime?
     private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
@@ -21,17 +23,29 @@ final class RealtimeHub: @unchecked Sendable {
     let fanOut: CrossLoopFanOut
 
     init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
-         authService: AuthServiceClient? = nil) {
+         authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil) {
         self.config = config
         self.presence = presence
         self.replayGuard = replayGuard
         self.authService = authService
+        self.redis = redis
         security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
         fanOut = CrossLoopFanOut(loops: loops)
         presence.offlineSink = { [unowned self] channel, user in
-            self.publishEverywhere(channel: channel, frame: ServerMessage.presence(userID: user, online: false, channel: channel))
+            self.announce(channel: channel, frame: ServerMessage.presence(userID: user, online: false, channel: channel))
+        }
+        if let redis {
+            redis.presence.onlineSink = { [unowned self] channel, user in
+                self.announce(channel: channel, frame: ServerMessage.presence(userID: user, online: true, channel: channel))
+            }
+            // From other instances, on loop 0: its members here, then the other loops.
+            redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable in
+                guard let loop = EventLoop.current, let application = self.applications[loop.index] else { return }
+                application.deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable)
+                self.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, fromLoop: loop.index)
+            }
         }
     }
 
@@ -48,6 +62,23 @@ final class RealtimeHub: @unchecked Sendable {
             fanOut.endTurn(of: index)
         }
         loop.hasInboundWork = { fanOut.hasWork(for: index) }
+        redis?.loopStarted(loop)
+    }
+
+    /// Whether Redis (when configured) is reachable, for `/readyz`.
+    var redisReady: Bool { redis?.isReady ?? true }
+
+    /// A loop got its first member in `channel`: this instance listens to it on Redis.
+    func channelOccupied(_ channel: String) { redis?.fanOut.activate(channel) }
+
+    /// A loop lost its last member in `channel`.
+    func channelEmptied(_ channel: String) { redis?.fanOut.deactivate(channel) }
+
+    /// A presence change no connection here caused (a grace period ended, Redis saw a user come
+    /// back): every member on every loop of this instance and, through Redis, of the others.
+    private func announce(channel: String, frame: SharedBytes) {
+        publishEverywhere(channel: channel, frame: frame)
+        redis?.fanOut.publish(channel: channel, frame: frame, exceptUser: nil, droppable: false)
     }
 
     private static func security(secrets: [String], config: Config, origins: [String]) -> (TokenVerifier, TokenMinter, OriginPolicy) {

@@ -32,6 +32,8 @@ struct HTTPEndpoints: Sendable {
         case ("GET", "/readyz"):
             if hub?.draining.load(ordering: .relaxed) == true {
                 reply(HTTPEndpoints.errorResponse(status: 503, code: "draining", message: "server draining", headers: headers))
+            } else if hub?.redisReady == false {
+                reply(HTTPEndpoints.errorResponse(status: 503, code: "redis_unavailable", message: "Redis is not reachable", headers: headers))
             } else {
                 reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
             }

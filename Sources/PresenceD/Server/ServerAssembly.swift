@@ -1,3 +1,5 @@
+import RedisShim
+
 /// Builds one loop's protocol stack: the realtime application (or the echo target) under the
 /// WebSocket server. The same assembly serves the daemon and the in-process tests.
 enum ServerAssembly {
@@ -25,6 +27,12 @@ enum ServerAssembly {
         let secrets = [secret] + (config.tokenSecretPrevious.map { [$0] } ?? [])
         let auth = config.authServiceURL.map {
             AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, pool: WorkerPool(threads: 4, queueLimit: 1024))
+        }
+        if let url = config.redisURL, let endpoint = try? RedisEndpoint.parse(url) {
+            let redis = RedisRuntime(endpoint: endpoint, loops: config.threads, ttlMillis: config.presenceTTLMillis,
+                                     graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis)
+            return RealtimeHub(config: config, secrets: secrets, loops: config.threads, presence: redis.presence,
+                               replayGuard: redis.replayGuard, authService: auth, redis: redis)
         }
         return RealtimeHub(config: config, secrets: secrets, loops: config.threads,
                            presence: EmbeddedPresenceStore(graceMillis: config.presenceGraceMillis),

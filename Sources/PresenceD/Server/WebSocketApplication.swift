@@ -5,8 +5,12 @@ import WSCore
 protocol WebSocketApplication: AnyObject {
     /// Whether `path` is this application's upgrade endpoint.
     func acceptsUpgrade(path: String) -> Bool
-    /// Decides a valid upgrade request (origin, token, capacity) before the 101 goes out.
-    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer) -> Result<UpgradeGrant, UpgradeRefusal>
+    /// Decides a valid upgrade request (origin, token, capacity) before the 101 goes out. `done`
+    /// runs on the loop's thread, at once or later (a single-use check in Redis).
+    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
+                   _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void)
+    /// The connection went away while `authorize` was deciding, after it granted the upgrade.
+    func abandoned(grant: UpgradeGrant, server: WebSocketServer)
     /// A connection finished its handshake with what `authorize` granted.
     func opened(_ id: ConnectionID, grant: UpgradeGrant, server: WebSocketServer)
     /// A complete text or binary message; `payload` is valid only during the call.
@@ -32,9 +36,11 @@ struct UpgradeRefusal: Error, Sendable {
 /// A plain WebSocket echo at `/`: every message goes back as it came (`presenced --echo`).
 final class EchoApplication: WebSocketApplication {
     func acceptsUpgrade(path: String) -> Bool { path == "/" }
-    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer) -> Result<UpgradeGrant, UpgradeRefusal> {
-        .success(UpgradeGrant(claims: nil, requestID: requestID))
+    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
+                   _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void) {
+        done(.success(UpgradeGrant(claims: nil, requestID: requestID)))
     }
+    func abandoned(grant: UpgradeGrant, server: WebSocketServer) {}
     func opened(_ id: ConnectionID, grant: UpgradeGrant, server: WebSocketServer) {}
     func received(_ id: ConnectionID, text: Bool, payload: UnsafeRawBufferPointer, server: WebSocketServer) {
         server.send(id, FrameEncoder.serverFrame(text ? .text : .binary, payload: payload))

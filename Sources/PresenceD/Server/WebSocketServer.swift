@@ -151,26 +151,40 @@ final class WebSocketServer: ConnectionHandler {
                     message: rejection.reason, requestID: requestID, keepAlive: false, headers: headers)
         case .success(let accepted):
             guard let application else { return }
-            let grant: UpgradeGrant
-            switch application.authorize(head, requestID: requestID, server: self) {
-            case .success(let g): grant = g
-            case .failure(let refusal):
-                var headers = HTTPHeaders()
-                headers.add("X-Request-ID", requestID)
-                respond(id, error: refusal.status, code: refusal.code, message: refusal.message,
-                        requestID: requestID, keepAlive: false, headers: headers)
-                return
-            }
             let s = Int(id.slot)
-            var headers = HTTPHeaders()
-            headers.add("X-Request-ID", requestID)
-            loop.send(id, SharedBytes.copying(accepted.response(extraHeaders: headers)))
-            states[s].phase = .websocket
-            states[s].http = nil
-            states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
-            loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
-            application.opened(id, grant: grant, server: self)
+            // Until the decision (it may wait for Redis), input is not parsed: a client sends
+            // frames only after the 101.
+            states[s].phase = .responding
+            application.authorize(head, requestID: requestID, server: self) { [unowned self] decision in
+                guard self.loop.isOpen(id), self.states[s].phase == .responding else {
+                    if case .success(let grant) = decision { application.abandoned(grant: grant, server: self) }
+                    return
+                }
+                switch decision {
+                case .success(let grant):
+                    self.accept(id, accepted, grant: grant, requestID: requestID)
+                case .failure(let refusal):
+                    self.states[s].phase = .http
+                    var headers = HTTPHeaders()
+                    headers.add("X-Request-ID", requestID)
+                    self.respond(id, error: refusal.status, code: refusal.code, message: refusal.message,
+                                 requestID: requestID, keepAlive: false, headers: headers)
+                }
+            }
         }
+    }
+
+    private func accept(_ id: ConnectionID, _ accepted: ServerHandshake.Accepted, grant: UpgradeGrant, requestID: String) {
+        guard let application else { return }
+        let s = Int(id.slot)
+        var headers = HTTPHeaders()
+        headers.add("X-Request-ID", requestID)
+        loop.send(id, SharedBytes.copying(accepted.response(extraHeaders: headers)))
+        states[s].phase = .websocket
+        states[s].http = nil
+        states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
+        loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
+        application.opened(id, grant: grant, server: self)
     }
 
     private func respond(_ id: ConnectionID, error status: Int, code: String, message: String,

@@ -23,8 +23,10 @@ final class ReplayGuardTests: XCTestCase {
 
     func testUsableThroughTheProtocol() {
         let guardian: any ReplayGuard = MemoryReplayGuard()
-        XCTAssertTrue(guardian.firstUse(jti: "x", expiresAt: 10, now: 0))
-        XCTAssertFalse(guardian.firstUse(jti: "x", expiresAt: 10, now: 0))
+        var answers: [Bool] = []
+        guardian.firstUse(jti: "x", expiresAt: 10, now: 0) { answers.append($0) }
+        guardian.firstUse(jti: "x", expiresAt: 10, now: 0) { answers.append($0) }
+        XCTAssertEqual(answers, [true, false], "answered at once, first use only")
     }
 
     func testEightThreadsExactlyOneWinnerPerJTI() {

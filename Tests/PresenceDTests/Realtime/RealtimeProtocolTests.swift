@@ -18,53 +18,10 @@ final class RealtimeProtocolTests: XCTestCase {
 
     private func send(_ ws: TestWebSocket, _ json: String) throws { try ws.sendText(json) }
 
-    /// The next server message as a dictionary.
-    private func next(_ ws: TestWebSocket, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
-        let frame = try ws.receiveMessage()
-        guard case .text(let text) = frame else {
-            XCTFail("expected a text message, got \(frame)", file: file, line: line)
-            return [:]
-        }
-        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
-    }
-
     private func expectError(_ ws: TestWebSocket, _ code: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let m = try next(ws, file: file, line: line)
+        let m = try ws.nextJSON(file: file, line: line)
         XCTAssertEqual(m["type"] as? String, "error", "\(m)", file: file, line: line)
         XCTAssertEqual(m["code"] as? String, code, "\(m)", file: file, line: line)
-    }
-
-    private func expectPresence(_ ws: TestWebSocket, _ user: String, _ online: Bool, _ channel: String,
-                                file: StaticString = #filePath, line: UInt = #line) throws {
-        let m = try next(ws, file: file, line: line)
-        XCTAssertEqual(m["type"] as? String, "presence", "\(m)", file: file, line: line)
-        XCTAssertEqual(m["user_id"] as? String, user, "\(m)", file: file, line: line)
-        XCTAssertEqual(m["online"] as? Bool, online, "\(m)", file: file, line: line)
-        XCTAssertEqual(m["channel"] as? String, channel, "\(m)", file: file, line: line)
-    }
-
-    /// Joins and reads the snapshot (one presence per online user, the joiner included).
-    private func join(_ ws: TestWebSocket, _ channel: String, expecting users: [String]) throws {
-        try send(ws, #"{"type":"join","channel":"\#(channel)"}"#)
-        var seen: [String] = []
-        for _ in users {
-            let m = try next(ws)
-            XCTAssertEqual(m["type"] as? String, "presence", "\(m)")
-            XCTAssertEqual(m["online"] as? Bool, true)
-            seen.append(m["user_id"] as? String ?? "?")
-        }
-        XCTAssertEqual(seen.sorted(), users.sorted())
-    }
-
-    /// Nothing arrives within `millis` (the socket's receive timeout is shortened for the check).
-    private func expectSilence(_ ws: TestWebSocket, millis: Int = 300, file: StaticString = #filePath, line: UInt = #line) {
-        var tv = timeval(tv_sec: 0, tv_usec: millis * 1000)
-        setsockopt(ws.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        defer {
-            var back = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(ws.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &back, socklen_t(MemoryLayout<timeval>.size))
-        }
-        if let frame = try? ws.receiveMessage() { XCTFail("unexpected \(frame)", file: file, line: line) }
     }
 
     private func upgradeStatus(_ server: TestServer, query: String, headers: String = "") throws -> (Int, String) {
@@ -150,22 +107,22 @@ final class RealtimeProtocolTests: XCTestCase {
     func testPresenceWithTwoUsersAndTwoTabs() throws {
         try eachBackend(configure: { $0.presenceGraceMillis = 300 }) { server, backend in
             let a1 = try server.client("alice")
-            try join(a1, "room", expecting: ["alice"])
+            try a1.join("room", expecting: ["alice"])
             let b1 = try server.client("bob")
-            try join(b1, "room", expecting: ["alice", "bob"])
-            try expectPresence(a1, "bob", true, "room")
+            try b1.join("room", expecting: ["alice", "bob"])
+            try a1.expectPresence("bob", true, "room")
             // Alice's second tab: it sees both; nobody hears of alice again.
             let a2 = try server.client("alice")
-            try join(a2, "room", expecting: ["alice", "bob"])
-            expectSilence(b1)
-            expectSilence(a1)
+            try a2.join("room", expecting: ["alice", "bob"])
+            b1.expectSilence()
+            a1.expectSilence()
             // One tab closes: alice is still online.
             try a1.send(.close, [0x03, 0xE8])
             XCTAssertEqual(try a1.receive(), .close(1000))
-            expectSilence(b1, millis: 600)
+            b1.expectSilence(millis: 600)
             // The last tab closes: after the grace period bob hears alice went offline.
             try a2.send(.close, [0x03, 0xE8])
-            try expectPresence(b1, "alice", false, "room")
+            try b1.expectPresence("alice", false, "room")
             _ = backend
         }
     }
@@ -173,14 +130,14 @@ final class RealtimeProtocolTests: XCTestCase {
     func testQuickReconnectWithinGraceDoesNotFlap() throws {
         try eachBackend(configure: { $0.presenceGraceMillis = 1500 }) { server, _ in
             let b = try server.client("bob")
-            try join(b, "room", expecting: ["bob"])
+            try b.join("room", expecting: ["bob"])
             let a = try server.client("alice")
-            try join(a, "room", expecting: ["alice", "bob"])
-            try expectPresence(b, "alice", true, "room")
+            try a.join("room", expecting: ["alice", "bob"])
+            try b.expectPresence("alice", true, "room")
             try a.send(.close, [0x03, 0xE8])
             let again = try server.client("alice")
-            try join(again, "room", expecting: ["alice", "bob"])
-            expectSilence(b, millis: 2000)
+            try again.join("room", expecting: ["alice", "bob"])
+            b.expectSilence(millis: 2000)
         }
     }
 
@@ -199,11 +156,11 @@ final class RealtimeProtocolTests: XCTestCase {
             try send(a, String(repeating: "[", count: 5000)); try expectError(a, "bad_json")
             try send(a, #"{"type":"ping","n":1e999999}"#); try expectError(a, "bad_json")
             try a.send(.binary, [1, 2, 3]); try expectError(a, "bad_json")
-            try join(a, "allowed", expecting: ["alice"])
+            try a.join("allowed", expecting: ["alice"])
             try send(a, #"{"type":"message","channel":"allowed","content":"\#(String(repeating: "é", count: 2049))"}"#)
             try expectError(a, "too_large")
             try send(a, #"{"type":"ping"}"#)
-            XCTAssertEqual(try next(a)["type"] as? String, "pong", "\(backend)")
+            XCTAssertEqual(try a.nextJSON()["type"] as? String, "pong", "\(backend)")
             try send(a, #"{"type":"leave","channel":"allowed"}"#)
             try send(a, #"{"type":"leave","channel":"allowed"}"#); try expectError(a, "not_joined")
         }
@@ -212,7 +169,7 @@ final class RealtimeProtocolTests: XCTestCase {
     func testChannelLimitPerConnection() throws {
         try eachBackend(threads: 1, configure: { $0.messageRate = 0 }) { server, _ in
             let a = try server.client("alice")
-            for i in 0..<64 { try join(a, "c\(i)", expecting: ["alice"]) }
+            for i in 0..<64 { try a.join("c\(i)", expecting: ["alice"]) }
             try send(a, #"{"type":"join","channel":"c64"}"#)
             try expectError(a, "too_large")
         }
@@ -224,23 +181,23 @@ final class RealtimeProtocolTests: XCTestCase {
         try eachBackend(configure: { $0.messageRate = 0 }) { server, backend in
             // Several connections, so that the two loops both hold members.
             let sender = try server.client("alice")
-            try join(sender, "room", expecting: ["alice"])
+            try sender.join("room", expecting: ["alice"])
             var others: [TestWebSocket] = []
             for i in 0..<5 {
                 let ws = try server.client("u\(i)")
                 var expected = ["alice"] + (0...i).map { "u\($0)" }
                 expected.sort()
-                try join(ws, "room", expecting: expected)
+                try ws.join("room", expecting: expected)
                 others.append(ws)
-                try expectPresence(sender, "u\(i)", true, "room")
-                for earlier in others.dropLast() { try expectPresence(earlier, "u\(i)", true, "room") }
+                try sender.expectPresence("u\(i)", true, "room")
+                for earlier in others.dropLast() { try earlier.expectPresence("u\(i)", true, "room") }
             }
             let outsider = try server.client("zed")
             for n in 0..<1000 { try send(sender, #"{"type":"message","channel":"room","content":"m\#(n)"}"#) }
             var lastID = ""
             for ws in [sender] + others {
                 for n in 0..<1000 {
-                    let m = try next(ws)
+                    let m = try ws.nextJSON()
                     XCTAssertEqual(m["type"] as? String, "message")
                     XCTAssertEqual(m["content"] as? String, "m\(n)", "\(backend): out of order or lost")
                     XCTAssertEqual(m["sender"] as? String, "alice")
@@ -252,7 +209,7 @@ final class RealtimeProtocolTests: XCTestCase {
                     XCTAssertTrue(ts.hasSuffix("Z"))
                 }
             }
-            expectSilence(outsider)
+            outsider.expectSilence()
         }
     }
 
@@ -260,12 +217,12 @@ final class RealtimeProtocolTests: XCTestCase {
         try eachBackend(configure: { $0.messageRate = 5 }) { server, backend in
             let a = try server.client("alice")
             for _ in 0..<10 { try send(a, #"{"type":"ping"}"#) }
-            for _ in 0..<10 { XCTAssertEqual(try next(a)["type"] as? String, "pong") }
+            for _ in 0..<10 { XCTAssertEqual(try a.nextJSON()["type"] as? String, "pong") }
             try send(a, #"{"type":"ping"}"#)
             try expectError(a, "rate_limited")
             pause(millis: 500) // 2–3 tokens come back
             try send(a, #"{"type":"ping"}"#)
-            let m = try next(a)
+            let m = try a.nextJSON()
             XCTAssertEqual(m["type"] as? String, "pong", "\(backend) \(m)")
         }
     }
@@ -289,30 +246,30 @@ final class RealtimeProtocolTests: XCTestCase {
     func testTypingGoesToOtherUsersAndStopsAfterFiveSeconds() throws {
         try eachBackend { server, backend in
             let a1 = try server.client("alice")
-            try join(a1, "room", expecting: ["alice"])
+            try a1.join("room", expecting: ["alice"])
             let a2 = try server.client("alice")
-            try join(a2, "room", expecting: ["alice"])
+            try a2.join("room", expecting: ["alice"])
             let b = try server.client("bob")
-            try join(b, "room", expecting: ["alice", "bob"])
-            try expectPresence(a1, "bob", true, "room")
-            try expectPresence(a2, "bob", true, "room")
+            try b.join("room", expecting: ["alice", "bob"])
+            try a1.expectPresence("bob", true, "room")
+            try a2.expectPresence("bob", true, "room")
             try send(a1, #"{"type":"typing","channel":"room","typing":true}"#)
             let start = Date()
-            var m = try next(b)
+            var m = try b.nextJSON()
             XCTAssertEqual(m["type"] as? String, "typing")
             XCTAssertEqual(m["user_id"] as? String, "alice")
             XCTAssertEqual(m["typing"] as? Bool, true)
-            expectSilence(a2) // not to the sender's own tabs
-            m = try next(b)   // the server ends it
+            a2.expectSilence() // not to the sender's own tabs
+            m = try b.nextJSON()   // the server ends it
             XCTAssertEqual(m["typing"] as? Bool, false, "\(backend)")
             let waited = Date().timeIntervalSince(start)
             XCTAssertGreaterThan(waited, 4.5)
             XCTAssertLessThan(waited, 6.5)
             // An explicit stop is delivered too.
             try send(a1, #"{"type":"typing","channel":"room","typing":true}"#)
-            XCTAssertEqual(try next(b)["typing"] as? Bool, true)
+            XCTAssertEqual(try b.nextJSON()["typing"] as? Bool, true)
             try send(a1, #"{"type":"typing","channel":"room","typing":false}"#)
-            XCTAssertEqual(try next(b)["typing"] as? Bool, false)
+            XCTAssertEqual(try b.nextJSON()["typing"] as? Bool, false)
         }
     }
 
@@ -321,21 +278,21 @@ final class RealtimeProtocolTests: XCTestCase {
     func testMalformedInputNeverDisconnectsOthers() throws {
         try eachBackend { server, backend in
             let good = try server.client("good")
-            try join(good, "room", expecting: ["good"])
+            try good.join("room", expecting: ["good"])
             let bad = try server.client("bad")
             let garbage: [String] = ["", "null", "[]", "{}", "\"x\"", #"{"type":null}"#, #"{"type":"join","channel":"a","channel":"b"}"#,
                                      #"{"type":"message","channel":"room","content":"\ud800"}"#, #"{"type":"typing","channel":"room","typing":"yes"}"#,
                                      String(repeating: "{\"a\":", count: 3000), "{\"type\":\"ping\"} trailing"]
             for g in garbage {
                 try send(bad, g)
-                let m = try next(bad)
+                let m = try bad.nextJSON()
                 XCTAssertEqual(m["type"] as? String, "error", "\(backend) \(g.prefix(40))")
             }
             // Invalid UTF-8 closes only that connection, with 1007.
             try bad.send(.text, [0x7B, 0xFF, 0x7D])
             XCTAssertEqual(try bad.receive(), .close(1007))
             try send(good, #"{"type":"message","channel":"room","content":"still fine"}"#)
-            XCTAssertEqual(try next(good)["content"] as? String, "still fine")
+            XCTAssertEqual(try good.nextJSON()["content"] as? String, "still fine")
         }
     }
 
@@ -356,23 +313,23 @@ final class RealtimeProtocolTests: XCTestCase {
         try eachBackend(configure: { $0.messageRate = 0; $0.maxOutboundBytes = 64 * 1024; $0.presenceGraceMillis = 0 }) { server, backend in
             let slow = try server.client("slow")
             slow.socket.setReceiveBuffer(16 * 1024)
-            try join(slow, "room", expecting: ["slow"])
+            try slow.join("room", expecting: ["slow"])
             let sender = try server.client("sender")
-            try join(sender, "room", expecting: ["sender", "slow"])
+            try sender.join("room", expecting: ["sender", "slow"])
             let reader = try server.client("reader")
-            try join(reader, "room", expecting: ["reader", "sender", "slow"])
-            try expectPresence(sender, "reader", true, "room")
+            try reader.join("room", expecting: ["reader", "sender", "slow"])
+            try sender.expectPresence("reader", true, "room")
             let content = String(repeating: "x", count: 4000)
             var sawSlowLeave = [false, false]
             for n in 0..<2500 { // well past what the kernel buffers on loopback (a few MiB)
                 try send(sender, #"{"type":"message","channel":"room","content":"\#(n) \#(content)"}"#)
                 for (i, ws) in [sender, reader].enumerated() {
-                    var m = try next(ws)
+                    var m = try ws.nextJSON()
                     if m["type"] as? String == "presence" {
                         XCTAssertEqual(m["user_id"] as? String, "slow")
                         XCTAssertEqual(m["online"] as? Bool, false)
                         sawSlowLeave[i] = true
-                        m = try next(ws)
+                        m = try ws.nextJSON()
                     }
                     XCTAssertEqual((m["content"] as? String)?.hasPrefix("\(n) "), true, "\(backend)")
                 }

@@ -1,0 +1,48 @@
+import RedisShim
+import Synchronization
+
+/// Single-use token ids across instances: `SET presenced:jti:<jti> 1 NX PX ttl` on the calling
+/// loop's Redis connection. While Redis cannot be reached it falls back to this process's
+/// memory (a token could then be replayed on another instance during the outage — accepted to
+/// keep sign-ins working; tokens live at most 300 s), and says so once in the log.
+final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
+    /// Seconds a jti is kept past the token's `exp` (the verifier's clock leeway).
+    let leeway: Int64 = 5
+    private let fallback = MemoryReplayGuard()
+    /// Written once per loop at registration, then only read.
+    private var connections: [(any RedisCommanding)?]
+    private let warned = Atomic<Bool>(false)
+
+    init(loops: Int) {
+        connections = Array(repeating: nil, count: loops)
+    }
+
+    func register(loop: EventLoop, redis: any RedisCommanding) {
+        connections[loop.index] = redis
+    }
+
+    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
+        guard let loop = EventLoop.current, let redis = connections[loop.index], redis.isReady else {
+            return useFallback(jti: jti, expiresAt: expiresAt, now: now, done)
+        }
+        let key = "presenced:jti:" + jti
+        let millis = max(1, expiresAt + leeway - now) * 1000
+        redis.send(RedisCommand("SET", key, "1", "NX", "PX", String(millis)), routingKey: key) { [self] result in
+            switch result {
+            case .success(.null): done(false)
+            case .success:
+                // Remembered here too, for the case Redis goes away before the token expires.
+                _ = fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now)
+                done(true)
+            case .failure: useFallback(jti: jti, expiresAt: expiresAt, now: now, done)
+            }
+        }
+    }
+
+    private func useFallback(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
+        if !warned.exchange(true, ordering: .relaxed) {
+            Log.warn("Redis unreachable: single-use tokens are checked in this process only until it returns")
+        }
+        fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now, done)
+    }
+}

@@ -1,0 +1,99 @@
+import Synchronization
+import RedisShim
+
+/// Redis mode's set-up on the loops. Loop 0 first asks the server what it is (`INFO`: a
+/// cluster or one node, and whether it has sharded pub/sub), then every loop opens its own
+/// command connection (or cluster client) and registers it with presence, the single-use
+/// token guard and fan-out; loop 0 also runs the subscription connection. Until then (and
+/// whenever Redis is unreachable) the loops serve from their own view and `/readyz` says 503.
+final class RedisRuntime: @unchecked Sendable {
+    let endpoint: RedisEndpoint
+    let presence: RedisPresenceStore
+    let replayGuard: RedisReplayGuard
+    let instanceID: [UInt8]
+    /// Cross-instance fan-out (publishers attach once the server is known).
+    let fanOut: RedisFanOut
+    /// Whether loop 0's command connection and the subscriber are both up.
+    private let commandsUp = Atomic<Bool>(false)
+    private let subscriberUp = Atomic<Bool>(false)
+    /// The loops started so far and, once loop 0 has asked, what the server is.
+    private let setup = Mutex<(mailboxes: [Mailbox], server: (cluster: Bool, sharded: Bool)?)>(([], nil))
+    private var probe: RedisConnection?
+    private let options: RedisOptions
+
+    init(endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64) {
+        self.endpoint = endpoint
+        var id = [UInt8](repeating: 0, count: 16)
+        var rng = SystemRandomNumberGenerator()
+        for i in id.indices { id[i] = rng.next() }
+        instanceID = id
+        let hex = id.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        presence = RedisPresenceStore(instanceID: hex, loops: loops, ttlMillis: ttlMillis, graceMillis: graceMillis)
+        replayGuard = RedisReplayGuard(loops: loops)
+        fanOut = RedisFanOut(instanceID: id, loops: loops)
+        options = RedisOptions(commandTimeoutMillis: commandTimeoutMillis, clientName: "presenced")
+    }
+
+    /// Redis answers on loop 0's connection and the subscription connection is up.
+    var isReady: Bool { commandsUp.load(ordering: .relaxed) && subscriberUp.load(ordering: .relaxed) }
+
+    /// On each loop's thread at its start. Loop 0 asks the server what it is; then every loop
+    /// (started by then or later) opens its connection.
+    func loopStarted(_ loop: EventLoop) {
+        presence.register(loop: loop)
+        let known = setup.withLock { state -> (cluster: Bool, sharded: Bool)? in
+            state.mailboxes.append(loop.mailbox)
+            return state.server
+        }
+        if let known { connect(loop, cluster: known.cluster, sharded: known.sharded) }
+        guard loop.index == 0 else { return }
+        let probe = RedisConnection(endpoint: endpoint, host: LoopRedisHost(loop: loop), options: options)
+        self.probe = probe
+        probe.onReady = { [unowned self, unowned probe] in
+            probe.send(RedisCommand("INFO"), routingKey: nil) { [unowned self] result in
+                guard case .success(let value) = result, let text = value.string else { return }
+                self.probe?.shutdown()
+                self.probe = nil
+                let info = RedisServerInfo(info: text)
+                let cluster = info.isCluster, sharded = info.supportsShardedPubSub
+                Log.info("Redis reached", ["url": "\(self.endpoint)", "version": info.version,
+                                           "cluster": "\(cluster)", "pubsub": sharded ? "sharded" : "plain"])
+                let mailboxes = self.setup.withLock { state -> [Mailbox] in
+                    state.server = (cluster, sharded)
+                    return state.mailboxes
+                }
+                for mailbox in mailboxes {
+                    mailbox.post { [unowned self] loop in self.connect(loop, cluster: cluster, sharded: sharded) }
+                }
+            }
+        }
+        probe.onDown = { error in Log.warn("Redis unreachable", ["error": "\(error)"]) }
+        probe.start()
+    }
+
+    private func connect(_ loop: EventLoop, cluster: Bool, sharded: Bool) {
+        let host = LoopRedisHost(loop: loop)
+        let commands: any RedisCommanding = cluster
+            ? RedisCluster(seed: endpoint, host: host, options: options)
+            : RedisConnection(endpoint: endpoint, host: host, options: options)
+        if loop.index == 0 {
+            commands.onReady = { [unowned self] in self.commandsUp.store(true, ordering: .relaxed) }
+            commands.onDown = { [unowned self] error in
+                if self.commandsUp.exchange(false, ordering: .relaxed) { Log.warn("Redis connection lost", ["error": "\(error)"]) }
+            }
+        }
+        presence.attach(loop: loop, redis: commands)
+        replayGuard.register(loop: loop, redis: commands)
+        fanOut.register(loop: loop, redis: commands, sharded: sharded)
+        commands.start()
+        guard loop.index == 0 else { return }
+        var subscriberOptions = options
+        subscriberOptions.healthCheckIntervalMillis = 5_000
+        // In a cluster the subscriber follows loop 0's slot map (one sharded subscriber per master).
+        let subscriber: any RedisSubscribing = (commands as? RedisCluster).map { RedisClusterSubscriber(cluster: $0, options: subscriberOptions) }
+            ?? RedisSubscriber(endpoint: endpoint, host: host, options: subscriberOptions, sharded: sharded)
+        subscriber.onReady = { [unowned self] in self.subscriberUp.store(true, ordering: .relaxed) }
+        subscriber.onDown = { [unowned self] _ in self.subscriberUp.store(false, ordering: .relaxed) }
+        fanOut.start(subscriber: subscriber, on: loop)
+    }
+}

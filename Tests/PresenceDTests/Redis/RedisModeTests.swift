@@ -1,0 +1,195 @@
+import Glibc
+import XCTest
+import WSCore
+import RedisTestSupport
+@testable import PresenceD
+
+/// Two presenced instances sharing one real redis-server behave as one server (CONTRACT §6).
+final class RedisModeTests: XCTestCase {
+    private var redis: RedisServerProcess!
+
+    override func setUpWithError() throws {
+        redis = try RedisServerProcess()
+    }
+
+    override func tearDown() {
+        redis = nil
+    }
+
+    /// An in-process instance in Redis mode; waits until Redis answers.
+    private func instance(_ backend: IOBackendKind, ttl: Int64 = 30_000, grace: Int64 = 300) throws -> TestServer {
+        let server = try TestServer(backend: backend, threads: 2, echo: false) { config in
+            config.redisURL = self.redis.url()
+            config.presenceTTLMillis = ttl
+            config.presenceGraceMillis = grace
+        }
+        try waitUntil("Redis ready") { server.hub!.redisReady }
+        return server
+    }
+
+    private func waitUntil(_ what: String, timeoutMillis: Int64 = 10_000, _ condition: () -> Bool) throws {
+        let end = EventLoop.monotonicMillis() + timeoutMillis
+        while !condition() {
+            if EventLoop.monotonicMillis() > end {
+                XCTFail("timed out waiting for \(what)")
+                throw SystemError(call: "wait for \(what)", errno: ETIMEDOUT)
+            }
+            pause(millis: 10)
+        }
+    }
+
+    func testMessagesTypingAndPresenceCrossInstances() throws {
+        for backend in availableBackends {
+            let a = try instance(backend), b = try instance(backend)
+            defer { a.stop(); b.stop() }
+            let alice = try a.client("alice")
+            try alice.join("room", expecting: ["alice"])
+            let bob = try b.client("bob")
+            try bob.join("room", expecting: ["alice", "bob"])
+            try alice.expectPresence("bob", true, "room")
+
+            try alice.sendText(#"{"type":"message","channel":"room","content":"hi from A"}"#)
+            for ws in [alice, bob] {
+                let m = try ws.nextJSON()
+                XCTAssertEqual(m["type"] as? String, "message", "\(backend)")
+                XCTAssertEqual(m["content"] as? String, "hi from A")
+                XCTAssertEqual(m["sender"] as? String, "alice")
+            }
+            try bob.sendText(#"{"type":"typing","channel":"room","typing":true}"#)
+            let t = try alice.nextJSON()
+            XCTAssertEqual(t["type"] as? String, "typing", "\(backend)")
+            XCTAssertEqual(t["user_id"] as? String, "bob")
+            bob.expectSilence(millis: 200) // typing goes to the other users only, and nothing twice
+
+            // bob's tab closes while typing: alice hears typing stop, then — after the grace
+            // period — bob go offline, once.
+            bob.disconnect()
+            let stop = try alice.nextJSON()
+            XCTAssertEqual(stop["type"] as? String, "typing", "\(stop)")
+            XCTAssertEqual(stop["typing"] as? Bool, false, "\(stop)")
+            try alice.expectPresence("bob", false, "room")
+            alice.expectSilence(millis: 500)
+        }
+    }
+
+    func testATokenUsedOnOneInstanceIsRefusedOnTheOther() throws {
+        let backend = availableBackends[0]
+        let a = try instance(backend), b = try instance(backend)
+        defer { a.stop(); b.stop() }
+        let token = a.token("carol")
+        let first = try TestWebSocket(port: a.port, path: "/ws?token=" + token)
+        defer { first.disconnect() }
+        let socket = try TestSocket(port: b.port)
+        try socket.write("GET /ws?token=\(token) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let (head, body) = try socket.readHTTPResponse()
+        XCTAssertEqual(head.status, 401)
+        XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("replayed"), String(decoding: body, as: UTF8.self))
+    }
+
+    /// A crashed instance's users go offline for the others within PRESENCE_TTL and a little.
+    func testUsersOfAKilledInstanceGoOfflineWithinTheTTL() throws {
+        let ttl: Int64 = 3_000
+        let a = try instance(availableBackends[0], ttl: ttl)
+        defer { a.stop() }
+        let b = try DaemonProcess(environment: ["REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
+                                                "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2"])
+        let alice = try a.client("alice")
+        try alice.join("room", expecting: ["alice"])
+        try waitUntilReady(port: b.port)
+        let token = a.token("dave")
+        let dave = try TestWebSocket(port: b.port, path: "/ws?token=" + token)
+        try dave.join("room", expecting: ["alice", "dave"])
+        try alice.expectPresence("dave", true, "room")
+
+        let killedAt = EventLoop.monotonicMillis()
+        b.crash()
+        var tv = timeval(tv_sec: Int(ttl / 1000) + 5, tv_usec: 0)
+        setsockopt(alice.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        try alice.expectPresence("dave", false, "room")
+        let took = EventLoop.monotonicMillis() - killedAt
+        XCTAssertLessThanOrEqual(took, ttl + 3_000, "offline announced \(took) ms after the crash")
+        alice.expectSilence(millis: 1_000) // once
+    }
+
+    /// Redis stops and comes back: both instances keep serving, and cross-instance delivery works
+    /// again within 10 s.
+    func testInstancesRecoverWhenRedisRestarts() throws {
+        let backend = availableBackends[0]
+        let a = try instance(backend), b = try instance(backend)
+        defer { a.stop(); b.stop() }
+        let alice = try a.client("alice")
+        try alice.join("room", expecting: ["alice"])
+        let bob = try b.client("bob")
+        try bob.join("room", expecting: ["alice", "bob"])
+        try alice.expectPresence("bob", true, "room")
+
+        redis.stop()
+        try waitUntil("readyz 503") { !a.hub!.redisReady && !b.hub!.redisReady }
+        // Local fan-out goes on without Redis.
+        let carol = try a.client("carol")
+        try carol.sendText(#"{"type":"join","channel":"room"}"#)
+        _ = try carol.nextJSON()
+        try alice.sendText(#"{"type":"message","channel":"room","content":"during the outage"}"#)
+        var sawLocal = false
+        for _ in 0..<4 {
+            let m = try carol.nextJSON()
+            if m["type"] as? String == "message" { sawLocal = true; break }
+        }
+        XCTAssertTrue(sawLocal, "local fan-out while Redis is down")
+
+        try redis.start()
+        let back = EventLoop.monotonicMillis()
+        try waitUntil("Redis back", timeoutMillis: 10_000) { a.hub!.redisReady && b.hub!.redisReady }
+        // Cross-instance delivery again: bob (on B) hears alice (on A).
+        var delivered = false
+        while !delivered && EventLoop.monotonicMillis() - back < 10_000 {
+            try alice.sendText(#"{"type":"message","channel":"room","content":"after"}"#)
+            var tv = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(bob.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            while let m = try? bob.nextJSON() {
+                if m["type"] as? String == "message", m["content"] as? String == "after" { delivered = true; break }
+            }
+        }
+        XCTAssertTrue(delivered, "cross-instance delivery within 10 s of Redis' return")
+    }
+
+    /// `rediss://`: two instances (child processes trusting a CA made here through SSL_CERT_FILE)
+    /// exchange messages through a TLS-only redis-server; the certificate is checked.
+    func testCrossInstanceDeliveryOverTLS() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let certificate = try pki.issue("localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1")
+        let server = try TLSRedisServer(certificate: certificate.certificate, key: certificate.key, caFile: pki.caFile,
+                                        directory: pki.directory.path, extra: [])
+        defer { server.stop() }
+        let environment = ["REDIS_URL": "rediss://localhost:\(server.port)", "WS_TOKEN_SECRET": TestServer.secret,
+                           "SSL_CERT_FILE": pki.caFile, "THREADS": "2"]
+        let a = try DaemonProcess(environment: environment), b = try DaemonProcess(environment: environment)
+        try waitUntilReady(port: a.port)
+        try waitUntilReady(port: b.port)
+        let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
+        let alice = try TestWebSocket(port: a.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
+        try alice.join("room", expecting: ["alice"])
+        let bob = try TestWebSocket(port: b.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token)
+        try bob.join("room", expecting: ["alice", "bob"])
+        try alice.expectPresence("bob", true, "room")
+        try bob.sendText(#"{"type":"message","channel":"room","content":"over TLS"}"#)
+        let m = try alice.nextJSON()
+        XCTAssertEqual(m["content"] as? String, "over TLS", "\(m)")
+
+        // The same server is refused when the CA is not trusted: /readyz stays 503.
+        let untrusting = try DaemonProcess(environment: environment.merging(["SSL_CERT_FILE": "/dev/null"]) { $1 })
+        pause(millis: 1_500)
+        XCTAssertEqual(try readyStatus(port: untrusting.port), 503)
+    }
+
+    private func readyStatus(port: UInt16) throws -> Int {
+        let socket = try TestSocket(port: port, receiveTimeoutMillis: 2000)
+        try socket.write("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return try socket.readHTTPResponse().head.status
+    }
+
+    private func waitUntilReady(port: UInt16) throws {
+        try waitUntil("instance ready") { (try? readyStatus(port: port)) == 200 }
+    }
+}

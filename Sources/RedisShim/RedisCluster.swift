@@ -52,7 +52,8 @@ public final class RedisCluster: RedisCommanding {
     private var refreshTimer: RedisTimer?
     private var refreshFailures = 0
     private var roundRobin = 0
-    /// Counters of dropped nodes, so ``stats`` stays monotonic.
+    /// Counters of dropped nodes, so ``stats`` stays monotonic, and of commands the cluster
+    /// refused itself (no slot map, no owner, no connected master).
     private var retiredStats = RedisStats()
     private var observers: [Int: () -> Void] = [:]
     private var nextObserver = 0
@@ -130,7 +131,8 @@ public final class RedisCluster: RedisCommanding {
         return endpoint
     }
 
-    /// Sum of the node connections' counters (dropped nodes included).
+    /// Sum of the node connections' counters (dropped nodes included), plus the commands refused
+    /// before reaching a node (in `rejected`).
     public var stats: RedisStats {
         var total = retiredStats
         for node in nodes.values { total.add(node.connection.stats) }
@@ -194,12 +196,14 @@ public final class RedisCluster: RedisCommanding {
 
     private func route(_ request: Request) {
         guard life == .running, !slotMap.isEmpty else {
+            retiredStats.rejected += 1
             request.completion(.failure(.notConnected))
             return
         }
         let target: RedisNodeAddress
         if let key = request.routingKey {
             guard let owner = slotMap.owner(ofSlot: Self.keySlot(key)) else {
+                retiredStats.rejected += 1
                 request.completion(.failure(.notConnected))  // slot not served; the map refresh may fix it
                 refreshSlots()
                 return
@@ -207,6 +211,7 @@ public final class RedisCluster: RedisCommanding {
             target = owner
         } else {
             guard let any = anyReadyMaster() else {
+                retiredStats.rejected += 1
                 request.completion(.failure(.notConnected))
                 return
             }
@@ -230,6 +235,7 @@ public final class RedisCluster: RedisCommanding {
 
     private func dispatch(_ request: Request, to address: RedisNodeAddress, asking: Bool) {
         guard life == .running else {
+            retiredStats.rejected += 1
             request.completion(.failure(.notConnected))
             return
         }
@@ -238,11 +244,13 @@ public final class RedisCluster: RedisCommanding {
             transmit(request, on: node, asking: asking)
         } else if !node.everReady && (node.connection.state == .connecting || node.connection.state == .handshaking) {
             guard node.waiting.count < options.maxPending else {
+                retiredStats.rejected += 1
                 request.completion(.failure(.tooManyPending))
                 return
             }
             node.waiting.append((request, asking))
         } else {
+            retiredStats.rejected += 1
             request.completion(.failure(.notConnected))
         }
     }
@@ -268,11 +276,10 @@ public final class RedisCluster: RedisCommanding {
         var next = request
         next.redirectsLeft -= 1
         switch redirect {
-        case .moved(let slot, let address) where false:
+        case .moved(let slot, let address):
             clusterStats.moved += 1
             learnOwner(slot: slot, address: address)
             dispatch(next, to: address, asking: false)
-        case .moved: return request.completion(result)
         case .ask(_, let address):
             clusterStats.asked += 1
             dispatch(next, to: address, asking: true)

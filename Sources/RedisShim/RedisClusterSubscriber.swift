@@ -171,7 +171,7 @@ public final class RedisClusterSubscriber: RedisSubscribing {
         if let existing = subscribers[address] { return existing }
         let subscriber = RedisSubscriber(endpoint: cluster.endpoint(for: address), host: cluster.host,
                                          options: options, sharded: true)
-        subscriber.groupsBySlot = false
+        subscriber.groupsBySlot = true
         subscriber.onMessage = { [weak self] channel, payload in
             guard let self, self.assignment[channel] == address else { return }
             self.onMessage?(channel, payload)

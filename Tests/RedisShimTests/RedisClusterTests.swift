@@ -61,7 +61,9 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertEqual(cluster.clusterStats.moved, 0)
         cluster.shutdown()
         XCTAssertFalse(cluster.isReady)
+        let rejected = cluster.stats.rejected
         XCTAssertEqual(host.call(cluster, key: keys[0], "GET", keys[0]), .failure(.notConnected))
+        XCTAssertEqual(cluster.stats.rejected, rejected + 1)
     }
 
     func testMovedAndAskFollowASlotMigration() throws {
@@ -73,7 +75,9 @@ final class RedisClusterTests: XCTestCase {
         let slot = RedisCluster.keySlot(a)
         let source = try XCTUnwrap(process.owner(ofSlot: slot))
         let target = (source + 1) % 3
+        let c = "{moving}:c"
         XCTAssertEqual(host.call(cluster, key: a, "SET", a, "1"), .success(.simple("OK")))
+        XCTAssertEqual(host.call(cluster, key: c, "SET", c, "3"), .success(.simple("OK")))
 
         // Migrating: a has moved to the target, the slot is still the source's → ASK.
         try process.beginMigration(slot: slot, to: target)
@@ -85,6 +89,18 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertEqual(process.nodes[target].redisCLI("CLUSTER", "COUNTKEYSINSLOT", String(slot)), "2")
         XCTAssertEqual(cluster.slotMap.owner(ofSlot: slot), process.address(source), "ASK does not change the map")
         XCTAssertEqual(cluster.clusterStats.moved, 0)
+
+        // Keys split between the two nodes: TRYAGAIN, retried after a pause; once c has moved
+        // too, the retry is sent to the target with ASKING.
+        var both: Result<RedisValue, RedisError>?
+        cluster.send(RedisCommand("MGET", a, c), routingKey: a) { both = $0 }
+        XCTAssertTrue(host.run(until: { cluster.clusterStats.retried == 1 }))
+        XCTAssertNil(both)
+        try process.migrateKeys(slot: slot, to: target, keys: [c])
+        XCTAssertTrue(host.run(until: { both != nil }))
+        XCTAssertEqual(both, .success(.array([.bulk(Array("1".utf8)), .bulk(Array("3".utf8))])))
+        XCTAssertEqual(cluster.clusterStats.retried, 1)
+        XCTAssertEqual(cluster.clusterStats.asked, 3)
 
         // Done: the slot is the target's → MOVED, the map learns it, the command is retried there.
         try process.finishMigration(slot: slot, to: target)

@@ -20,6 +20,12 @@ final class RedisRuntime: @unchecked Sendable {
     private let setup = Mutex<(mailboxes: [Mailbox], server: (cluster: Bool, sharded: Bool)?)>(([], nil))
     private var probe: RedisConnection?
     private let options: RedisOptions
+    /// Each loop's Redis clients (its box is touched by that loop's thread only).
+    private final class LoopClients {
+        var commands: (any RedisCommanding)?
+        var subscriber: (any RedisSubscribing)?
+    }
+    private let clients: [LoopClients]
 
     init(endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64) {
         self.endpoint = endpoint
@@ -32,6 +38,39 @@ final class RedisRuntime: @unchecked Sendable {
         replayGuard = RedisReplayGuard(loops: loops)
         fanOut = RedisFanOut(instanceID: id, loops: loops)
         options = RedisOptions(commandTimeoutMillis: commandTimeoutMillis, clientName: "presenced")
+        clients = (0..<loops).map { _ in LoopClients() }
+    }
+
+    /// Sums every loop's Redis counters (each read on its own loop) and hands the total to
+    /// `done` on the calling loop.
+    func collectStats(from loop: EventLoop, _ done: @escaping (RedisStats) -> Void) {
+        let total = Mutex<(stats: RedisStats, left: Int)>((RedisStats(), clients.count))
+        let back = loop.mailbox, answer = UnsafeSendable(done)
+        let mailboxes = setup.withLock { $0.mailboxes }
+        guard mailboxes.count == clients.count else { return done(RedisStats()) }
+        for mailbox in mailboxes {
+            mailbox.post { [unowned self] loop in
+                let mine = self.clients[loop.index]
+                var stats = mine.commands.map(Self.stats(of:)) ?? RedisStats()
+                if let subscriber = mine.subscriber { stats.add(Self.stats(of: subscriber)) }
+                let finished = total.withLock { t -> RedisStats? in
+                    t.stats.add(stats)
+                    t.left -= 1
+                    return t.left == 0 ? t.stats : nil
+                }
+                if let finished { back.post { _ in answer.value(finished) } }
+            }
+        }
+    }
+
+    private static func stats(of client: AnyObject) -> RedisStats {
+        switch client {
+        case let c as RedisConnection: return c.stats
+        case let c as RedisCluster: return c.stats
+        case let s as RedisSubscriber: return s.stats
+        case let s as RedisClusterSubscriber: return s.stats
+        default: return RedisStats()
+        }
     }
 
     /// Redis answers on loop 0's connection and the subscription connection is up.
@@ -82,6 +121,7 @@ final class RedisRuntime: @unchecked Sendable {
                 if self.commandsUp.exchange(false, ordering: .relaxed) { Log.warn("Redis connection lost", ["error": "\(error)"]) }
             }
         }
+        clients[loop.index].commands = commands
         presence.attach(loop: loop, redis: commands)
         replayGuard.register(loop: loop, redis: commands)
         fanOut.register(loop: loop, redis: commands, sharded: sharded)
@@ -92,8 +132,28 @@ final class RedisRuntime: @unchecked Sendable {
         // In a cluster the subscriber follows loop 0's slot map (one sharded subscriber per master).
         let subscriber: any RedisSubscribing = (commands as? RedisCluster).map { RedisClusterSubscriber(cluster: $0, options: subscriberOptions) }
             ?? RedisSubscriber(endpoint: endpoint, host: host, options: subscriberOptions, sharded: sharded)
+        clients[loop.index].subscriber = subscriber
         subscriber.onReady = { [unowned self] in self.subscriberUp.store(true, ordering: .relaxed) }
         subscriber.onDown = { [unowned self] _ in self.subscriberUp.store(false, ordering: .relaxed) }
         fanOut.start(subscriber: subscriber, on: loop)
+    }
+}
+
+extension RedisStats {
+    /// Adds another connection's counters (for the process-wide metrics).
+    mutating func add(_ other: RedisStats) {
+        commandsSent &+= other.commandsSent
+        replies &+= other.replies
+        errorReplies &+= other.errorReplies
+        rejected &+= other.rejected
+        failedPending &+= other.failedPending
+        timeouts &+= other.timeouts
+        connectAttempts &+= other.connectAttempts
+        reconnects &+= other.reconnects
+        disconnects &+= other.disconnects
+        scriptFallbacks &+= other.scriptFallbacks
+        rttSumMillis &+= other.rttSumMillis
+        rttCount &+= other.rttCount
+        for i in rttBuckets.indices where i < other.rttBuckets.count { rttBuckets[i] &+= other.rttBuckets[i] }
     }
 }

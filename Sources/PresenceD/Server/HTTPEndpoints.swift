@@ -1,3 +1,4 @@
+import RedisShim
 import WSCore
 
 /// The plain HTTP endpoints served beside the WebSocket upgrade (CONTRACT §3): health,
@@ -37,11 +38,23 @@ struct HTTPEndpoints: Sendable {
             } else {
                 reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
             }
+        case ("GET", "/metrics"):
+            let hub = self.hub
+            func send(_ redis: RedisStats?) {
+                var h = headers
+                h.add("Content-Type", Metrics.contentType)
+                reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: hub, redis: redis).utf8)))
+            }
+            if let runtime = hub?.redis {
+                runtime.collectStats(from: loop) { send($0) }
+            } else {
+                send(nil)
+            }
         case ("GET", "/api/v1/presence") where hub != nil:
             presence(head, hub: hub!, headers: headers, reply: reply)
         case ("POST", "/api/v1/ws-token") where hub?.authService != nil:
             wsToken(head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers, loop: loop, reply: reply)
-        case (_, "/healthz"), (_, "/readyz"), (_, "/api/v1/presence"):
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/presence"):
             var h = headers
             h.add("Allow", "GET")
             reply(HTTPEndpoints.errorResponse(status: 405, code: "method_not_allowed", message: "use GET", headers: h))

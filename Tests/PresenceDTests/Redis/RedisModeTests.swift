@@ -86,29 +86,60 @@ final class RedisModeTests: XCTestCase {
         XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("replayed"), String(decoding: body, as: UTF8.self))
     }
 
-    /// A crashed instance's users go offline for the others within PRESENCE_TTL and a little.
+    /// A crashed instance's users go offline for the others within PRESENCE_TTL and a little,
+    /// announced once on every surviving instance (two survivors here).
     func testUsersOfAKilledInstanceGoOfflineWithinTheTTL() throws {
         let ttl: Int64 = 3_000
-        let a = try instance(availableBackends[0], ttl: ttl)
-        defer { a.stop() }
+        let a = try instance(availableBackends[0], ttl: ttl), c = try instance(availableBackends[0], ttl: ttl)
+        defer { a.stop(); c.stop() }
         let b = try DaemonProcess(environment: ["REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
                                                 "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2"])
         let alice = try a.client("alice")
         try alice.join("room", expecting: ["alice"])
+        let erin = try c.client("erin")
+        try erin.join("room", expecting: ["alice", "erin"])
+        try alice.expectPresence("erin", true, "room")
         try waitUntilReady(port: b.port)
         let token = a.token("dave")
         let dave = try TestWebSocket(port: b.port, path: "/ws?token=" + token)
-        try dave.join("room", expecting: ["alice", "dave"])
+        try dave.join("room", expecting: ["alice", "dave", "erin"])
         try alice.expectPresence("dave", true, "room")
+        try erin.expectPresence("dave", true, "room")
 
         let killedAt = EventLoop.monotonicMillis()
         b.crash()
-        var tv = timeval(tv_sec: Int(ttl / 1000) + 5, tv_usec: 0)
-        setsockopt(alice.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        try alice.expectPresence("dave", false, "room")
+        for survivor in [alice, erin] {
+            var tv = timeval(tv_sec: Int(ttl / 1000) + 5, tv_usec: 0)
+            setsockopt(survivor.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            try survivor.expectPresence("dave", false, "room")
+        }
         let took = EventLoop.monotonicMillis() - killedAt
         XCTAssertLessThanOrEqual(took, ttl + 3_000, "offline announced \(took) ms after the crash")
-        alice.expectSilence(millis: 1_000) // once
+        alice.expectSilence(millis: 1_000) // once on each instance
+        erin.expectSilence(millis: 100)
+    }
+
+    /// PRESENCE_GRACE across instances: bob reloads the page and comes back through the other
+    /// instance within the grace period — nobody sees him go offline or come online again.
+    func testAReconnectToAnotherInstanceWithinTheGraceDoesNotFlap() throws {
+        let backend = availableBackends[0]
+        let a = try instance(backend, grace: 1_500), b = try instance(backend, grace: 1_500)
+        defer { a.stop(); b.stop() }
+        let alice = try a.client("alice")
+        try alice.join("room", expecting: ["alice"])
+        let bob = try b.client("bob")
+        try bob.join("room", expecting: ["alice", "bob"])
+        try alice.expectPresence("bob", true, "room")
+        bob.disconnect()
+        pause(millis: 300)
+        let again = try a.client("bob")
+        try again.join("room", expecting: ["alice", "bob"])
+        alice.expectSilence(millis: 2_500) // past the grace period: no offline, no second online
+        // And a real leave still ends in one offline.
+        again.disconnect()
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(alice.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        try alice.expectPresence("bob", false, "room")
     }
 
     /// Redis stops and comes back: both instances keep serving, and cross-instance delivery works
@@ -181,6 +212,39 @@ final class RedisModeTests: XCTestCase {
         let untrusting = try DaemonProcess(environment: environment.merging(["SSL_CERT_FILE": "/dev/null"]) { $1 })
         pause(millis: 1_500)
         XCTAssertEqual(try readyStatus(port: untrusting.port), 503)
+    }
+
+    /// `/metrics` shows Redis' state, traffic and round trips, and that it went away.
+    func testMetricsShowRedisHealthErrorsAndRoundTrips() throws {
+        let a = try instance(availableBackends[0])
+        defer { a.stop() }
+        let alice = try a.client("alice")
+        try alice.join("room", expecting: ["alice"])
+        func metrics() throws -> [String: Double] {
+            let socket = try TestSocket(port: a.port)
+            try socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            let (head, body) = try socket.readHTTPResponse()
+            XCTAssertEqual(head.status, 200)
+            XCTAssertEqual(head.headers["content-type"], Metrics.contentType)
+            var values: [String: Double] = [:]
+            for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
+            }
+            return values
+        }
+        let up = try metrics()
+        XCTAssertEqual(up["presenced_redis_up"], 1)
+        XCTAssertEqual(up["presenced_connections"], 1)
+        XCTAssertGreaterThanOrEqual(up["presenced_redis_commands_total"] ?? 0, 3, "SET NX, join script, SSUBSCRIBE at least")
+        XCTAssertGreaterThan(up["presenced_redis_rtt_seconds_count"] ?? 0, 0)
+        XCTAssertEqual(up["presenced_redis_rtt_seconds_bucket{le=\"+Inf\"}"], up["presenced_redis_rtt_seconds_count"])
+
+        redis.stop()
+        try waitUntil("Redis down") { !a.hub!.redisReady }
+        let down = try metrics()
+        XCTAssertEqual(down["presenced_redis_up"], 0)
+        XCTAssertGreaterThan(down["presenced_redis_disconnects_total"] ?? 0, up["presenced_redis_disconnects_total"] ?? 0)
     }
 
     private func readyStatus(port: UInt16) throws -> Int {

@@ -27,6 +27,19 @@ final class HTTPEndpointTests: XCTestCase {
         }
     }
 
+    func testMetricsInEmbeddedModeHaveNoRedisSeries() throws {
+        let server = try TestServer(backend: availableBackends[0], echo: false)
+        defer { server.stop() }
+        let client = try server.client("alice")
+        let (head, body) = try request(server, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["content-type"], Metrics.contentType)
+        let text = String(decoding: body, as: UTF8.self)
+        XCTAssertTrue(text.contains("# TYPE presenced_connections gauge\npresenced_connections 1\n"), text)
+        XCTAssertFalse(text.contains("presenced_redis"), text)
+        withExtendedLifetime(client) {}
+    }
+
     func testKeepAliveServesSeveralPipelinedRequests() throws {
         for backend in availableBackends {
             let server = try TestServer(backend: backend, echo: false)

@@ -138,22 +138,3 @@ final class RedisRuntime: @unchecked Sendable {
         fanOut.start(subscriber: subscriber, on: loop)
     }
 }
-
-extension RedisStats {
-    /// Adds another connection's counters (for the process-wide metrics).
-    mutating func add(_ other: RedisStats) {
-        commandsSent &+= other.commandsSent
-        replies &+= other.replies
-        errorReplies &+= other.errorReplies
-        rejected &+= other.rejected
-        failedPending &+= other.failedPending
-        timeouts &+= other.timeouts
-        connectAttempts &+= other.connectAttempts
-        reconnects &+= other.reconnects
-        disconnects &+= other.disconnects
-        scriptFallbacks &+= other.scriptFallbacks
-        rttSumMillis &+= other.rttSumMillis
-        rttCount &+= other.rttCount
-        for i in rttBuckets.indices where i < other.rttBuckets.count { rttBuckets[i] &+= other.rttBuckets[i] }
-    }
-}

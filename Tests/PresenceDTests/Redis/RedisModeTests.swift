@@ -38,15 +38,21 @@ final class RedisModeTests: XCTestCase {
         }
     }
 
+    /// alice on `a` and bob on `b`, both in "room", alice told that bob came online.
+    private func aliceAndBob(on a: TestServer, and b: TestServer) throws -> (TestWebSocket, TestWebSocket) {
+        let alice = try a.client("alice")
+        try alice.join("room", expecting: ["alice"])
+        let bob = try b.client("bob")
+        try bob.join("room", expecting: ["alice", "bob"])
+        try alice.expectPresence("bob", true, "room")
+        return (alice, bob)
+    }
+
     func testMessagesTypingAndPresenceCrossInstances() throws {
         for backend in availableBackends {
             let a = try instance(backend), b = try instance(backend)
             defer { a.stop(); b.stop() }
-            let alice = try a.client("alice")
-            try alice.join("room", expecting: ["alice"])
-            let bob = try b.client("bob")
-            try bob.join("room", expecting: ["alice", "bob"])
-            try alice.expectPresence("bob", true, "room")
+            let (alice, bob) = try aliceAndBob(on: a, and: b)
 
             try alice.sendText(#"{"type":"message","channel":"room","content":"hi from A"}"#)
             for ws in [alice, bob] {
@@ -125,11 +131,7 @@ final class RedisModeTests: XCTestCase {
         let backend = availableBackends[0]
         let a = try instance(backend, grace: 1_500), b = try instance(backend, grace: 1_500)
         defer { a.stop(); b.stop() }
-        let alice = try a.client("alice")
-        try alice.join("room", expecting: ["alice"])
-        let bob = try b.client("bob")
-        try bob.join("room", expecting: ["alice", "bob"])
-        try alice.expectPresence("bob", true, "room")
+        let (alice, bob) = try aliceAndBob(on: a, and: b)
         bob.disconnect()
         pause(millis: 300)
         let again = try a.client("bob")
@@ -148,11 +150,7 @@ final class RedisModeTests: XCTestCase {
         let backend = availableBackends[0]
         let a = try instance(backend), b = try instance(backend)
         defer { a.stop(); b.stop() }
-        let alice = try a.client("alice")
-        try alice.join("room", expecting: ["alice"])
-        let bob = try b.client("bob")
-        try bob.join("room", expecting: ["alice", "bob"])
-        try alice.expectPresence("bob", true, "room")
+        let (alice, bob) = try aliceAndBob(on: a, and: b)
 
         redis.stop()
         try waitUntil("readyz 503") { !a.hub!.redisReady && !b.hub!.redisReady }

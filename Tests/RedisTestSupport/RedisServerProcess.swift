@@ -18,11 +18,27 @@ public final class RedisServerProcess {
     public let directory: String
     /// The server's process id, or 0 when not running.
     public private(set) var pid: pid_t = 0
+    /// TLS-only mode: the certificate, key and CA files (`--port 0 --tls-port P`).
+    public let tls: TLSFiles?
 
-    /// Starts a server and waits until it answers `PING` (up to `readyTimeoutMillis`).
-    public init(extraArguments: [String] = [], password: String? = nil, readyTimeoutMillis: Int = 5000) throws {
+    /// PEM files for a TLS-only server.
+    public struct TLSFiles: Sendable {
+        public var certificate: String
+        public var key: String
+        public var caFile: String
+        public init(certificate: String, key: String, caFile: String) {
+            self.certificate = certificate
+            self.key = key
+            self.caFile = caFile
+        }
+    }
+
+    /// Starts a server and waits until it answers `PING` (TLS: until it accepts connections),
+    /// up to `readyTimeoutMillis`.
+    public init(extraArguments: [String] = [], password: String? = nil, tls: TLSFiles? = nil, readyTimeoutMillis: Int = 5000) throws {
         self.extraArguments = extraArguments
         self.password = password
+        self.tls = tls
         var template = Array("/tmp/presenced-redis-XXXXXX".utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw RedisServerError("mkdtemp failed: errno \(errno)")
@@ -66,8 +82,14 @@ public final class RedisServerProcess {
     /// Starts the server again on the same port (after ``stop()`` or ``kill()``).
     public func start(readyTimeoutMillis: Int = 5000) throws {
         guard pid == 0 else { return }
-        var args = ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        var args = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                     "--dir", directory, "--logfile", directory + "/redis.log", "--daemonize", "no"]
+        if let tls {
+            args += ["--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.certificate,
+                     "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no"]
+        } else {
+            args += ["--port", String(port)]
+        }
         if let password { args += ["--requirepass", password] }
         args += extraArguments
         if access("/usr/bin/setpriv", X_OK) == 0 {
@@ -79,7 +101,7 @@ public final class RedisServerProcess {
             if !isRunning {
                 throw RedisServerError("redis-server exited at start (port \(port)); see \(directory)/redis.log")
             }
-            if Self.answersPing(port: port) { return }
+            if tls == nil ? Self.answersPing(port: port) : Self.accepts(port: port) { return }
             usleep(10_000)
         }
         kill()
@@ -226,6 +248,17 @@ public final class RedisServerProcess {
     }
 
     /// Sends an inline PING and reads the first reply byte: `+PONG` or `-NOAUTH` both mean up.
+    /// A TCP connection to `port` succeeds.
+    private static func accepts(port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = loopback(port: port)
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
     private static func answersPing(port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }

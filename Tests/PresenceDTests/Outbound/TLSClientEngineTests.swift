@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import XCTest
+import RedisTestSupport
 @testable import PresenceD
 
 /// `TLSClientEngine` against real TLS servers (redis-server built with TLS) on loopback, driven
@@ -19,7 +20,7 @@ final class TLSClientEngineTests: XCTestCase {
         return (trusted, untrusted, localhost, dnsOnly, foreign)
     }()
 
-    private var servers: [TLSRedisServer] = []
+    private var servers: [RedisServerProcess] = []
 
     override class func tearDown() {
         pki?.trusted.remove()
@@ -40,9 +41,8 @@ final class TLSClientEngineTests: XCTestCase {
                        extra: [String] = []) throws -> UInt16 {
         let pki = try XCTUnwrap(Self.pki, "could not make the test PKI with the openssl CLI")
         let served = certificate ?? pki.localhost
-        let server = try TLSRedisServer(certificate: served.certificate, key: served.key,
-                                        caFile: caFile ?? pki.trusted.caFile, directory: pki.trusted.directory.path,
-                                        extra: extra)
+        let server = try RedisServerProcess(extraArguments: extra, tls: .init(certificate: served.certificate, key: served.key,
+                                                                              caFile: caFile ?? pki.trusted.caFile))
         servers.append(server)
         return server.port
     }

@@ -188,8 +188,7 @@ final class RedisModeTests: XCTestCase {
         let pki = try TestPKI()
         defer { pki.remove() }
         let certificate = try pki.issue("localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1")
-        let server = try TLSRedisServer(certificate: certificate.certificate, key: certificate.key, caFile: pki.caFile,
-                                        directory: pki.directory.path, extra: [])
+        let server = try RedisServerProcess(tls: .init(certificate: certificate.certificate, key: certificate.key, caFile: pki.caFile))
         defer { server.stop() }
         let environment = ["REDIS_URL": "rediss://localhost:\(server.port)", "WS_TOKEN_SECRET": TestServer.secret,
                            "SSL_CERT_FILE": pki.caFile, "THREADS": "2"]

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import XCTest
 import WSCore
@@ -180,6 +181,19 @@ final class RedisModeTests: XCTestCase {
             }
         }
         XCTAssertTrue(delivered, "cross-instance delivery within 10 s of Redis' return")
+        // Presence was put back into the (empty) restarted Redis: both users, seen from B.
+        var listed: [String] = []
+        for _ in 0..<50 {
+            let socket = try TestSocket(port: b.port)
+            try socket.write("GET /api/v1/presence?channel=room HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(b.token("ops"))\r\n\r\n")
+            let (head, body) = try socket.readHTTPResponse()
+            XCTAssertEqual(head.status, 200)
+            let list = try JSONSerialization.jsonObject(with: Data(body)) as? [[String: Any]] ?? []
+            listed = list.compactMap { $0["user_id"] as? String }.sorted()
+            if listed == ["alice", "bob", "carol"] { break }
+            pause(millis: 100)
+        }
+        XCTAssertEqual(listed, ["alice", "bob", "carol"], "presence re-registered after Redis came back")
     }
 
     /// `rediss://`: two instances (child processes trusting a CA made here through SSL_CERT_FILE)

@@ -21,8 +21,9 @@ protocol PresenceStore: AnyObject, Sendable {
     func join(channel: String, user: String, now: Int64, _ done: @escaping (PresenceJoin) -> Void)
     /// A connection of `user` left `channel` (leave, close or expiry).
     func leave(channel: String, user: String, now: Int64)
-    /// Users with at least one connection in `channel`.
-    func members(channel: String, _ done: @escaping ([PresenceMember]) -> Void)
+    /// Users with at least one connection in `channel`; nil when the store cannot be asked
+    /// (Redis unreachable).
+    func members(channel: String, _ done: @escaping ([PresenceMember]?) -> Void)
     /// Runs expiry (grace periods); called regularly by one loop.
     func tick(now: Int64)
     /// Receives each `(channel, user)` that went offline; set once at start.
@@ -89,7 +90,7 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
         if offline { offlineSink?(channel, user) }
     }
 
-    func members(channel: String, _ done: @escaping ([PresenceMember]) -> Void) {
+    func members(channel: String, _ done: @escaping ([PresenceMember]?) -> Void) {
         let list = state.withLock { s in
             (s.channels[channel] ?? [:]).compactMap { user, entry in
                 entry.connections > 0 ? PresenceMember(userID: user, connections: entry.connections) : nil

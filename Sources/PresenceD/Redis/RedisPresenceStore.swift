@@ -120,12 +120,12 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         }
     }
 
-    func members(channel: String, _ done: @escaping ([PresenceMember]) -> Void) {
+    func members(channel: String, _ done: @escaping ([PresenceMember]?) -> Void) {
         let state = current
-        guard let redis = state.redis, redis.isReady else { return done([]) }
+        guard let redis = state.redis, redis.isReady else { return done(nil) }
         redis.evalScript(PresenceScripts.members, keys: PresenceScripts.keys(channel: channel),
                                args: [String(Self.wallMillis())]) { result in
-            guard case .success(.array(let items)) = result else { return done([]) }
+            guard case .success(.array(let items)) = result else { return done(nil) }
             var list: [PresenceMember] = []
             var i = 0
             while i + 1 < items.count {

@@ -98,6 +98,9 @@ struct HTTPEndpoints: Sendable {
             return reply(HTTPEndpoints.errorResponse(status: 403, code: "forbidden_channel", message: "the token does not allow this channel", headers: headers))
         }
         hub.presence.members(channel: channel) { members in
+            guard let members else {
+                return reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
+            }
             var body = "["
             for (i, m) in members.enumerated() {
                 if i > 0 { body += "," }

@@ -256,6 +256,11 @@ final class RedisModeTests: XCTestCase {
         let down = try metrics()
         XCTAssertEqual(down["presenced_redis_up"], 0)
         XCTAssertGreaterThan(down["presenced_redis_disconnects_total"] ?? 0, up["presenced_redis_disconnects_total"] ?? 0)
+        // Presence cannot be read from Redis now: 503, not an empty list.
+        let socket = try TestSocket(port: a.port)
+        try socket.write("GET /api/v1/presence?channel=room HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(a.token("ops"))\r\n\r\n")
+        let (head, body) = try socket.readHTTPResponse()
+        XCTAssertEqual(head.status, 503, String(decoding: body, as: UTF8.self))
     }
 
     private func readyStatus(port: UInt16) throws -> Int {

@@ -281,8 +281,8 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Outbound connections and one-shot timers
 
     /// Opens a TCP connection from this loop (non-blocking connect); its events go to
-    /// `handler`. Bytes sent before the connect completes wait in the queue. Nil with an errno
-    /// when the socket cannot even be created.
+    /// `handler`. Bytes sent before the connect completes wait in the queue. Fails at once only
+    /// when the socket cannot be created or the connect is refused synchronously.
     func connect(to address: UnsafePointer<sockaddr>, length: socklen_t, handler: OutboundHandler) -> Result<ConnectionID, SystemError> {
         let fd = socket(Int32(address.pointee.sa_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(SystemError(call: "socket", errno: errno)) }

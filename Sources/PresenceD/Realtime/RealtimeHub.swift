@@ -40,11 +40,9 @@ final class RealtimeHub: @unchecked Sendable {
             redis.presence.onlineSink = { [unowned self] channel, user in
                 self.announce(channel: channel, frame: ServerMessage.presence(userID: user, online: true, channel: channel))
             }
-            // From other instances, on loop 0: its members here, then the other loops.
+            // From other instances (on loop 0): every member of this instance.
             redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable in
-                guard let loop = EventLoop.current, let application = self.applications[loop.index] else { return }
-                application.deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable)
-                self.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, fromLoop: loop.index)
+                self.publishEverywhere(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable)
             }
         }
     }
@@ -111,19 +109,20 @@ final class RealtimeHub: @unchecked Sendable {
         fanOut.publish(CrossLoopFanOut.Delivery(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable), from: fromLoop)
     }
 
-    /// From any thread: sends `frame` to the members of `channel` on every loop (presence changes
-    /// that no connection of the calling loop caused, e.g. a grace period ending).
-    func publishEverywhere(channel: String, frame: SharedBytes) {
+    /// From any thread: sends `frame` to the members of `channel` on every loop of this instance
+    /// (events no connection of the calling loop caused: a grace period ending, another
+    /// instance's message). On a loop thread the rings carry it; elsewhere the mailboxes.
+    func publishEverywhere(channel: String, frame: SharedBytes, exceptUser: String? = nil, droppable: Bool = false) {
         if let loop = EventLoop.current, loop.index < applications.count, let application = applications[loop.index] {
-            application.deliver(channel: channel, frame: frame, exceptUser: nil, exceptConnection: nil, droppable: false)
-            publish(channel: channel, frame: frame, exceptUser: nil, fromLoop: loop.index)
+            application.deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable)
+            publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, fromLoop: loop.index)
             return
         }
         for case let mailbox? in mailboxes {
-            let job = UnsafeSendable((channel, frame))
+            let job = UnsafeSendable((channel, frame, exceptUser))
             mailbox.post { [unowned self] loop in
-                self.applications[loop.index]?.deliver(channel: job.value.0, frame: job.value.1, exceptUser: nil,
-                                                       exceptConnection: nil, droppable: false)
+                self.applications[loop.index]?.deliver(channel: job.value.0, frame: job.value.1, exceptUser: job.value.2,
+                                                       exceptConnection: nil, droppable: droppable)
             }
         }
     }

@@ -60,7 +60,13 @@ enum PresenceDMain {
             FileOutput.stderr("presenced: invalid WS_TOKEN_SECRET: required (at least 32 bytes) unless bound to loopback in dev mode")
             return 78
         }
-        let mode: ServerAssembly.Mode = config.echo ? .echo : .realtime(ServerAssembly.makeHub(config: config, secret: secret))
+        let mode: ServerAssembly.Mode
+        do {
+            mode = config.echo ? .echo : .realtime(try ServerAssembly.makeHub(config: config, secret: secret))
+        } catch {
+            FileOutput.stderr("presenced: cannot use STATE_DIRECTORY \(config.stateDirectory): \(error)")
+            return 1
+        }
 
         let group: LoopGroup
         do {

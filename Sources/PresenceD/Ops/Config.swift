@@ -41,6 +41,10 @@ struct Config: Sendable {
     /// Per-connection bytes queued for sending before the connection is closed as a slow consumer (4008).
     var maxOutboundBytes = 1 << 20
     var stateDirectory = "./state"
+    /// Bounds of each loop's forward queue (FORWARD_QUEUE_MAX entries, FORWARD_QUEUE_MAX_BYTES):
+    /// past them chat messages are refused with `unavailable`, never dropped.
+    var forwardQueueMaxEntries = 100_000
+    var forwardQueueMaxBytes = 64 << 20
     var logLevel = Log.Level.info
     var messageRate = 20
     var maxConnections = 100_000
@@ -81,6 +85,8 @@ struct Config: Sendable {
         }
         if let v = env["CHAT_SERVICE_URL"], !v.isEmpty { c.chatServiceURL = try httpURL(v, "CHAT_SERVICE_URL") }
         if let v = env["CHAT_SERVICE_TOKEN"], !v.isEmpty { c.chatServiceToken = v }
+        if let v = env["FORWARD_QUEUE_MAX"] { c.forwardQueueMaxEntries = try integer(v, "FORWARD_QUEUE_MAX", 1...100_000_000) }
+        if let v = env["FORWARD_QUEUE_MAX_BYTES"] { c.forwardQueueMaxBytes = try integer(v, "FORWARD_QUEUE_MAX_BYTES", 4096...(1 << 40)) }
         if let v = env["AUTH_SERVICE_URL"], !v.isEmpty { c.authServiceURL = try httpURL(v, "AUTH_SERVICE_URL") }
         if let v = env["PRESENCE_TTL"] { c.presenceTTLMillis = try duration(v, "PRESENCE_TTL", minimum: 1000) }
         if let v = env["PRESENCE_GRACE"] { c.presenceGraceMillis = try duration(v, "PRESENCE_GRACE", minimum: 0) }

@@ -6,6 +6,8 @@ final class RealtimeApplication: WebSocketApplication {
     /// Per-connection protocol state.
     struct Session {
         var user: String
+        /// The upgrade's request id, carried by forwards to chat-service (empty when not forwarding).
+        var requestID: String
         var allowedChannels: Set<String>?
         var joined: [String] = []
         var limiter: RateLimiter
@@ -84,7 +86,8 @@ final class RealtimeApplication: WebSocketApplication {
         let s = Int(id.slot)
         while sessions.count <= s { sessions.append(nil) }
         let claims = grant.claims!
-        sessions[s] = Session(user: claims.userID, allowedChannels: claims.channels.map(Set.init),
+        sessions[s] = Session(user: claims.userID, requestID: hub.forwarding == nil ? "" : grant.requestID,
+                              allowedChannels: claims.channels.map(Set.init),
                               limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now))
     }
 
@@ -185,7 +188,17 @@ final class RealtimeApplication: WebSocketApplication {
         let (messageID, millis) = ids.next()
         let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
         let frame = ServerMessage.message(id: messageID, sender: session.user, content: content, channel: channel, timestamp: timestamp)
-        fanOut(channel: channel, frame: frame)
+        guard let forwarding = hub.forwarding else { return fanOut(channel: channel, frame: frame) }
+        // Stored for chat-service before anyone sees it; refused (not dropped) when it cannot be.
+        guard let forwarder = forwarding.forwarder(on: loop) else {
+            return fail(id, .unavailable, "the message could not be stored; try again")
+        }
+        let entry = ForwardEntry(id: messageID, channel: channel, sender: session.user, content: content,
+                                 createdAt: timestamp, requestID: session.requestID)
+        forwarder.accept(entry) { [unowned self] stored in
+            guard stored else { return self.fail(id, .unavailable, "the message could not be stored; try again") }
+            self.fanOut(channel: channel, frame: frame)
+        }
     }
 
     // MARK: Typing

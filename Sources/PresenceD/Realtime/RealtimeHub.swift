@@ -16,6 +16,8 @@ final class RealtimeHub: @unchecked Sendable {
     let authService: AuthServiceClient?
     /// Redis mode (nil: embedded single-instance mode).
     let redis: RedisRuntime?
+    /// Chat messages to chat-service (nil when CHAT_SERVICE_URL is unset).
+    let forwarding: ForwardingRuntime?
     private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
@@ -23,12 +25,13 @@ final class RealtimeHub: @unchecked Sendable {
     let fanOut: CrossLoopFanOut
 
     init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
-         authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil) {
+         authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil, forwarding: ForwardingRuntime? = nil) {
         self.config = config
         self.presence = presence
         self.replayGuard = replayGuard
         self.authService = authService
         self.redis = redis
+        self.forwarding = forwarding
         security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
@@ -61,6 +64,7 @@ final class RealtimeHub: @unchecked Sendable {
         }
         loop.hasInboundWork = { fanOut.hasWork(for: index) }
         redis?.loopStarted(loop)
+        forwarding?.loopStarted(loop)
     }
 
     /// Whether Redis (when configured) is reachable, for `/readyz`.

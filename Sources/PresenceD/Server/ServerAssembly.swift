@@ -23,19 +23,23 @@ enum ServerAssembly {
 
     /// The process-wide realtime hub for this configuration (embedded mode: presence and
     /// single-use tokens in this process).
-    static func makeHub(config: Config, secret: String) -> RealtimeHub {
+    static func makeHub(config: Config, secret: String) throws -> RealtimeHub {
         let secrets = [secret] + (config.tokenSecretPrevious.map { [$0] } ?? [])
         let auth = config.authServiceURL.map {
             AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, pool: WorkerPool(threads: 4, queueLimit: 1024))
+        }
+        let forwarding = try config.chatServiceURL.flatMap(OutboundURL.init).map { target in
+            try ForwardingRuntime(target: target, token: config.chatServiceToken, directory: config.stateDirectory, loops: config.threads,
+                                  options: FileForwardQueue.Options(maxEntries: config.forwardQueueMaxEntries, maxBytes: config.forwardQueueMaxBytes))
         }
         if let url = config.redisURL, let endpoint = try? RedisEndpoint.parse(url) {
             let redis = RedisRuntime(endpoint: endpoint, loops: config.threads, ttlMillis: config.presenceTTLMillis,
                                      graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis)
             return RealtimeHub(config: config, secrets: secrets, loops: config.threads, presence: redis.presence,
-                               replayGuard: redis.replayGuard, authService: auth, redis: redis)
+                               replayGuard: redis.replayGuard, authService: auth, redis: redis, forwarding: forwarding)
         }
         return RealtimeHub(config: config, secrets: secrets, loops: config.threads,
                            presence: EmbeddedPresenceStore(graceMillis: config.presenceGraceMillis),
-                           replayGuard: MemoryReplayGuard(), authService: auth)
+                           replayGuard: MemoryReplayGuard(), authService: auth, forwarding: forwarding)
     }
 }

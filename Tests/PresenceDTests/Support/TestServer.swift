@@ -18,7 +18,7 @@ final class TestServer {
         config.tokenSecret = TestServer.secret
         configure(&config)
         self.config = config
-        let hub = echo ? nil : ServerAssembly.makeHub(config: config, secret: config.tokenSecret!)
+        let hub = echo ? nil : try ServerAssembly.makeHub(config: config, secret: config.tokenSecret!)
         self.hub = hub
         let mode: ServerAssembly.Mode = hub.map { .realtime($0) } ?? .echo
         let frozen = config

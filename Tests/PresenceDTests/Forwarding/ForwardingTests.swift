@@ -1,0 +1,142 @@
+import Foundation
+import Glibc
+import Synchronization
+import XCTest
+@testable import PresenceD
+
+/// Chat messages reach a real stand-in chat-service (CONTRACT §7): stored before fan-out,
+/// delivered at least once across outages and a SIGKILL, refused ones kept as dead letters.
+final class ForwardingTests: StandInServerTestCase {
+    private var stateDirectories: [String] = []
+
+    override func tearDown() {
+        super.tearDown()
+        for directory in stateDirectories { _ = try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    private func stateDirectory() -> String {
+        let path = NSTemporaryDirectory() + "presenced-state-" + RequestID.make()
+        stateDirectories.append(path)
+        return path
+    }
+
+    /// The chat-service stand-in: answers with `status()` and records every message id it got.
+    private func chatService(_ status: @escaping @Sendable () -> Int) throws -> StandInHTTPServer {
+        try startServer { _ in StandInHTTPServer.response(status: status(), body: "{}") }
+    }
+
+    private func deliveredIDs(_ server: StandInHTTPServer, status: Int? = nil) -> [String] {
+        server.requests.compactMap { request in
+            guard let json = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else { return nil }
+            return json["id"] as? String
+        }
+    }
+
+    private func waitUntil(_ what: String, timeoutMillis: Int64 = 15_000, _ condition: () -> Bool) {
+        let end = EventLoop.monotonicMillis() + timeoutMillis
+        while !condition() {
+            if EventLoop.monotonicMillis() > end { return XCTFail("timed out waiting for \(what)") }
+            pause(millis: 20)
+        }
+    }
+
+    func testAMessageIsPostedWithTheContractShapeAndHeaders() throws {
+        let service = try chatService { 201 }
+        for backend in availableBackends {
+            let directory = stateDirectory()
+            let server = try TestServer(backend: backend, echo: false) { config in
+                config.chatServiceURL = "http://127.0.0.1:\(service.port)"
+                config.chatServiceToken = "svc-token"
+                config.stateDirectory = directory
+            }
+            defer { server.stop() }
+            let before = service.requests.count
+            let alice = try server.client("alice")
+            try alice.join("family", expecting: ["alice"])
+            try alice.sendText(#"{"type":"message","channel":"family","content":"dinner at 7"}"#)
+            let echoed = try alice.nextJSON()
+            waitUntil("the forward") { service.requests.count > before }
+            let request = service.requests[before]
+            XCTAssertEqual(request.requestLine, "POST /api/v1/messages HTTP/1.1", "\(backend)")
+            XCTAssertEqual(request.header("content-type"), "application/json")
+            XCTAssertEqual(request.header("idempotency-key"), echoed["id"] as? String)
+            XCTAssertEqual(request.header("authorization"), "Bearer svc-token")
+            XCTAssertEqual(request.header("x-request-id")?.count, 32, "the upgrade's request id")
+            XCTAssertTrue(TraceParent.isValid(request.header("traceparent") ?? ""))
+            let body = try JSONSerialization.jsonObject(with: Data(request.body)) as! [String: String]
+            XCTAssertEqual(body, ["id": echoed["id"] as! String, "channel_id": "family", "sender_id": "alice",
+                                  "content": "dinner at 7", "created_at": echoed["timestamp"] as! String])
+        }
+    }
+
+    /// chat-service answers 503 for a while: every message arrives once it recovers, none lost.
+    func testAnOutageIsRiddenOutWithRetries() throws {
+        let healthy = Atomic<Bool>(false)
+        let service = try chatService { healthy.load(ordering: .relaxed) ? 200 : 503 }
+        let server = try TestServer(backend: availableBackends[0], echo: false) { config in
+            config.chatServiceURL = "http://127.0.0.1:\(service.port)"
+            config.stateDirectory = self.stateDirectory()
+            config.messageRate = 0
+        }
+        defer { server.stop() }
+        let alice = try server.client("alice")
+        try alice.join("family", expecting: ["alice"])
+        var sent: [String] = []
+        for i in 0..<20 {
+            try alice.sendText(#"{"type":"message","channel":"family","content":"m\#(i)"}"#)
+            sent.append(try alice.nextJSON()["id"] as! String)
+        }
+        waitUntil("some failed attempts") { service.requests.count >= 3 }
+        healthy.store(true, ordering: .relaxed)
+        waitUntil("every message after the outage") { Set(self.deliveredIDs(service)).isSuperset(of: sent) }
+        // Per channel, in order: the first successful delivery of each id follows the send order.
+        let firsts = deliveredIDs(service).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        XCTAssertEqual(firsts, sent)
+    }
+
+    /// A 400 is not retried: the message becomes a dead letter an operator can list.
+    func testARefusedMessageBecomesADeadLetter() throws {
+        let service = try chatService { 400 }
+        let directory = stateDirectory()
+        let server = try TestServer(backend: availableBackends[0], echo: false) { config in
+            config.chatServiceURL = "http://127.0.0.1:\(service.port)"
+            config.stateDirectory = directory
+        }
+        defer { server.stop() }
+        let alice = try server.client("alice")
+        try alice.join("family", expecting: ["alice"])
+        try alice.sendText(#"{"type":"message","channel":"family","content":"rejected"}"#)
+        let id = try alice.nextJSON()["id"] as! String
+        waitUntil("the dead letter") { ((try? FileForwardQueue.readDeadLetters(directory: directory)) ?? []).contains { $0.letter.entry.id == id } }
+        pause(millis: 500)
+        XCTAssertEqual(service.requests.count, 1, "a 400 is not retried")
+        let letter = try FileForwardQueue.readDeadLetters(directory: directory).first { $0.letter.entry.id == id }
+        XCTAssertEqual(letter?.letter.reason, "chat-service answered 400")
+    }
+
+    /// chat-service down (503) while 100 messages are sent, presenced SIGKILLed, restarted with the
+    /// same state directory, chat-service back: all 100 arrive.
+    func testMessagesSurviveASIGKILLDuringAnOutage() throws {
+        let healthy = Atomic<Bool>(false)
+        let service = try chatService { healthy.load(ordering: .relaxed) ? 200 : 503 }
+        let directory = stateDirectory()
+        let environment = ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
+                           "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "2"]
+        let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
+        var sent: [String] = []
+        do {
+            let first = try DaemonProcess(environment: environment)
+            let alice = try TestWebSocket(port: first.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
+            try alice.join("family", expecting: ["alice"])
+            for i in 0..<100 {
+                try alice.sendText(#"{"type":"message","channel":"family","content":"m\#(i)"}"#)
+                sent.append(try alice.nextJSON()["id"] as! String)
+            }
+            first.crash()
+        }
+        healthy.store(true, ordering: .relaxed)
+        let second = try DaemonProcess(environment: environment)
+        waitUntil("all 100 after the restart", timeoutMillis: 60_000) { Set(self.deliveredIDs(service)).isSuperset(of: sent) }
+        withExtendedLifetime(second) {}
+    }
+}

@@ -79,6 +79,9 @@ enum PresenceDMain {
         if !config.echo && config.redisURL == nil {
             Log.warn("REDIS_URL is not set: embedded single-instance mode (presence and fan-out in this process only)")
         }
+        if !config.echo && config.chatServiceURL == nil {
+            Log.info("CHAT_SERVICE_URL is not set: chat messages are not forwarded for storage")
+        }
         if devSecret {
             Log.warn("DEV MODE: WS_TOKEN_SECRET is not set; using a random secret for this run only")
             let dev = TokenMinter(secret: secret, audience: config.tokenAudience).mint(userID: "dev", ttl: 300, now: UnixTime.now())

@@ -149,6 +149,8 @@ struct Config: Sendable {
       WS_TOKEN_AUDIENCE ALLOWED_ORIGINS CHAT_SERVICE_URL CHAT_SERVICE_TOKEN AUTH_SERVICE_URL
       PRESENCE_TTL PRESENCE_GRACE PING_INTERVAL MAX_MESSAGE_BYTES MAX_OUTBOUND_BYTES STATE_DIRECTORY
       LOG_LEVEL MESSAGE_RATE MAX_CONNECTIONS
+    also: FORWARD_QUEUE_MAX (entries, 100000) and FORWARD_QUEUE_MAX_BYTES (67108864) per loop's
+      forward queue; SSL_CERT_FILE (OpenSSL) for a private CA of rediss:// or https:// services
     Durations accept 500ms, 30s, 2m or plain seconds. A bad value fails the start with exit code 78.
     """
 

@@ -140,3 +140,51 @@ final class ForwardingTests: StandInServerTestCase {
         withExtendedLifetime(second) {}
     }
 }
+
+/// `presenced dead-letters list|retry` on a state directory left by a real daemon.
+final class DeadLettersCommandTests: StandInServerTestCase {
+    func testARefusedMessageIsListedRetriedAndDeliveredAfterTheNextStart() throws {
+        let accept = Atomic<Bool>(false)
+        let service = try startServer { _ in StandInHTTPServer.response(status: accept.load(ordering: .relaxed) ? 201 : 400, body: "{}") }
+        let directory = NSTemporaryDirectory() + "presenced-state-" + RequestID.make()
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let environment = ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
+                           "WS_TOKEN_SECRET": TestServer.secret]
+        func command(_ args: [String]) -> (Int32, [String], [String]) {
+            var out: [String] = [], err: [String] = []
+            let code = DeadLettersCommand.run(arguments: args, environment: ["STATE_DIRECTORY": directory],
+                                              output: { out.append($0) }, errorOutput: { err.append($0) })
+            return (code, out, err)
+        }
+        let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
+        var id = ""
+        do {
+            let daemon = try DaemonProcess(environment: environment)
+            let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
+            try alice.join("family", expecting: ["alice"])
+            try alice.sendText(#"{"type":"message","channel":"family","content":"refused first"}"#)
+            id = try alice.nextJSON()["id"] as! String
+            let end = EventLoop.monotonicMillis() + 10_000
+            while command(["list"]).1.isEmpty && EventLoop.monotonicMillis() < end { pause(millis: 20) }
+            XCTAssertEqual(command(["retry"]).0, 75, "retry refuses while presenced holds the state directory")
+            daemon.crash()
+        }
+        let (code, lines, _) = command(["list"])
+        XCTAssertEqual(code, 0)
+        XCTAssertEqual(lines.count, 1)
+        XCTAssertTrue(lines.first?.contains(#""id":"\#(id)""#) == true && lines.first?.contains("chat-service answered 400") == true,
+                      lines.first ?? "")
+        XCTAssertEqual(command(["retry", "no-such-id"]).0, 1)
+        XCTAssertEqual(command(["retry", id]).0, 0)
+        XCTAssertTrue(command(["list"]).1.isEmpty)
+
+        accept.store(true, ordering: .relaxed)
+        let before = service.requests.count
+        let again = try DaemonProcess(environment: environment)
+        let end = EventLoop.monotonicMillis() + 10_000
+        while service.requests.count == before && EventLoop.monotonicMillis() < end { pause(millis: 20) }
+        XCTAssertEqual(service.requests.count, before + 1, "re-sent once after the restart")
+        XCTAssertEqual(service.requests.last?.header("idempotency-key"), id)
+        withExtendedLifetime(again) {}
+    }
+}

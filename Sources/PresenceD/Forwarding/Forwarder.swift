@@ -19,6 +19,8 @@ final class Forwarder {
     /// again for the oldest entry of every free channel).
     private var pumpScheduled = false
     private(set) var counters = ForwardCounters()
+    /// The queue's depth, oldest entry and dead letters, refreshed on every upkeep tick.
+    private(set) var queueStats: ForwardQueueStats?
 
     init(loop: EventLoop, queue: any ForwardQueue, client: LoopHTTPClient, target: OutboundURL, token: String?) {
         self.loop = loop
@@ -45,6 +47,7 @@ final class Forwarder {
 
     /// Starts delivering what the queue holds (after a restart too) and the queue's upkeep.
     func start() {
+        queue.stats { [self] in if case .success(let stats) = $0 { queueStats = stats } }
         schedulePump()
         scheduleTick()
     }
@@ -52,6 +55,7 @@ final class Forwarder {
     private func scheduleTick() {
         _ = loop.schedule(after: queue.tickIntervalMillis) { [self] in
             queue.tick()
+            queue.stats { [self] in if case .success(let stats) = $0 { queueStats = stats } }
             scheduleTick()
         }
     }

@@ -6,7 +6,45 @@ import RedisShim
 enum Metrics {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    static func render(hub: RealtimeHub?, redis: RedisStats?) -> String {
+    /// What one loop contributes (read on its thread), summed over the loops.
+    struct LoopFigures {
+        var redis: RedisStats?
+        var forward: ForwardCounters?
+        var queueDepth = 0
+        var deadLetters = 0
+        var oldestAgeMillis: Int64 = 0
+
+        init() {}
+
+        init(hub: RealtimeHub, loop: EventLoop) {
+            redis = hub.redis?.stats(on: loop)
+            if let forwarder = hub.forwarding?.forwarder(on: loop) {
+                forward = forwarder.counters
+                if let stats = forwarder.queueStats {
+                    queueDepth = stats.depth
+                    deadLetters = stats.deadLetters
+                    oldestAgeMillis = stats.oldestAgeMillis(nowMillis: ForwardTime.nowMillis())
+                }
+            }
+        }
+
+        mutating func add(_ other: LoopFigures) {
+            if let r = other.redis { redis = redis.map { var sum = $0; sum.add(r); return sum } ?? r }
+            if let f = other.forward {
+                var sum = forward ?? ForwardCounters()
+                sum.delivered &+= f.delivered
+                sum.retried &+= f.retried
+                sum.deadLettered &+= f.deadLettered
+                sum.refused &+= f.refused
+                forward = sum
+            }
+            queueDepth += other.queueDepth
+            deadLetters += other.deadLetters
+            oldestAgeMillis = max(oldestAgeMillis, other.oldestAgeMillis)
+        }
+    }
+
+    static func render(hub: RealtimeHub?, loops: LoopFigures?) -> String {
         var out = PrometheusText()
         if let hub {
             out.gauge("presenced_connections", "WebSocket sessions open.", hub.sessions.load(ordering: .relaxed))
@@ -15,7 +53,7 @@ enum Metrics {
         if let hub, let runtime = hub.redis {
             out.gauge("presenced_redis_up", "1 when Redis answers (command and subscription connections).", runtime.isReady ? 1 : 0)
         }
-        if let redis {
+        if let redis = loops?.redis {
             out.counter("presenced_redis_commands_total", "Commands written to Redis.", redis.commandsSent)
             out.counter("presenced_redis_error_replies_total", "Error replies from Redis.", redis.errorReplies)
             out.counter("presenced_redis_failed_commands_total",
@@ -27,6 +65,15 @@ enum Metrics {
             out.histogram("presenced_redis_rtt_seconds", "Redis command round-trip time.",
                           bounds: RedisStats.rttBucketBoundsMillis.map { Double($0) / 1000 },
                           buckets: redis.rttBuckets, sum: Double(redis.rttSumMillis) / 1000, count: redis.rttCount)
+        }
+        if let loops, let forward = loops.forward {
+            out.gauge("presenced_forward_queue_depth", "Chat messages waiting for chat-service.", loops.queueDepth)
+            out.gauge("presenced_forward_oldest_age_seconds", "Age of the oldest waiting chat message.", loops.oldestAgeMillis / 1000)
+            out.gauge("presenced_forward_dead_letters", "Chat messages chat-service refused for good (presenced dead-letters).", loops.deadLetters)
+            out.counter("presenced_forward_delivered_total", "Forwards answered 2xx or 409.", forward.delivered)
+            out.counter("presenced_forward_retries_total", "Forwards answered 408/429/5xx or failed, to be retried.", forward.retried)
+            out.counter("presenced_forward_dead_lettered_total", "Forwards refused for good (other 4xx).", forward.deadLettered)
+            out.counter("presenced_forward_refused_total", "Chat messages refused with unavailable (queue full or unusable).", forward.refused)
         }
         return out.text
     }

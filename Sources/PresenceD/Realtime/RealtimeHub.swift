@@ -67,6 +67,31 @@ final class RealtimeHub: @unchecked Sendable {
         forwarding?.loopStarted(loop)
     }
 
+    /// Asks every loop for a value on its own thread (`read`), folds them with `combine`, and
+    /// hands the total to `done` on `loop`'s thread (metrics of per-loop state).
+    func gather<T>(from loop: EventLoop, _ initial: T, read: @escaping (EventLoop) -> T,
+                   combine: @escaping (inout T, T) -> Void, _ done: @escaping (T) -> Void) {
+        let targets = mailboxes.compactMap { $0 }
+        let state = Mutex<(total: UnsafeSendable<T>, left: Int)>((UnsafeSendable(initial), targets.count))
+        let back = loop.mailbox
+        let work = UnsafeSendable((read, combine, done))
+        for mailbox in targets {
+            mailbox.post { loop in
+                let value = work.value.0(loop)
+                let finished = state.withLock { s -> UnsafeSendable<T>? in
+                    var total = s.total.value
+                    work.value.1(&total, value)
+                    s.total = UnsafeSendable(total)
+                    s.left -= 1
+                    return s.left == 0 ? s.total : nil
+                }
+                if let finished {
+                    back.post { _ in work.value.2(finished.value) }
+                }
+            }
+        }
+    }
+
     /// Whether Redis (when configured) is reachable, for `/readyz`.
     var redisReady: Bool { redis?.isReady ?? true }
 

@@ -41,26 +41,13 @@ final class RedisRuntime: @unchecked Sendable {
         clients = (0..<loops).map { _ in LoopClients() }
     }
 
-    /// Sums every loop's Redis counters (each read on its own loop) and hands the total to
-    /// `done` on the calling loop.
-    func collectStats(from loop: EventLoop, _ done: @escaping (RedisStats) -> Void) {
-        let total = Mutex<(stats: RedisStats, left: Int)>((RedisStats(), clients.count))
-        let back = loop.mailbox, answer = UnsafeSendable(done)
-        let mailboxes = setup.withLock { $0.mailboxes }
-        guard mailboxes.count == clients.count else { return done(RedisStats()) }
-        for mailbox in mailboxes {
-            mailbox.post { [unowned self] loop in
-                let mine = self.clients[loop.index]
-                var stats = mine.commands.map(Self.stats(of:)) ?? RedisStats()
-                if let subscriber = mine.subscriber { stats.add(Self.stats(of: subscriber)) }
-                let finished = total.withLock { t -> RedisStats? in
-                    t.stats.add(stats)
-                    t.left -= 1
-                    return t.left == 0 ? t.stats : nil
-                }
-                if let finished { back.post { _ in answer.value(finished) } }
-            }
-        }
+    /// This loop's Redis counters (its command connection, and the subscriber on loop 0); call
+    /// on the loop's own thread.
+    func stats(on loop: EventLoop) -> RedisStats {
+        let mine = clients[loop.index]
+        var stats = mine.commands.map(Self.stats(of:)) ?? RedisStats()
+        if let subscriber = mine.subscriber { stats.add(Self.stats(of: subscriber)) }
+        return stats
     }
 
     private static func stats(of client: AnyObject) -> RedisStats {

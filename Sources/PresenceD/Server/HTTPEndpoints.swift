@@ -39,16 +39,17 @@ struct HTTPEndpoints: Sendable {
                 reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
             }
         case ("GET", "/metrics"):
-            let hub = self.hub
-            func send(_ redis: RedisStats?) {
+            guard let hub else {
                 var h = headers
                 h.add("Content-Type", Metrics.contentType)
-                reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: hub, redis: redis).utf8)))
+                return reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: nil, loops: nil).utf8)))
             }
-            if let runtime = hub?.redis {
-                runtime.collectStats(from: loop) { send($0) }
-            } else {
-                send(nil)
+            // Per-loop counters, each read on its own loop.
+            hub.gather(from: loop, Metrics.LoopFigures(), read: { loop in Metrics.LoopFigures(hub: hub, loop: loop) },
+                       combine: { $0.add($1) }) { figures in
+                var h = headers
+                h.add("Content-Type", Metrics.contentType)
+                reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: hub, loops: figures).utf8)))
             }
         case ("GET", "/api/v1/presence") where hub != nil:
             presence(head, hub: hub!, headers: headers, reply: reply)

@@ -40,6 +40,18 @@ final class ForwardingTests: StandInServerTestCase {
         }
     }
 
+    private func metrics(_ server: TestServer) throws -> [String: Double] {
+        let socket = try TestSocket(port: server.port)
+        try socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (_, body) = try socket.readHTTPResponse()
+        var values: [String: Double] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
+        }
+        return values
+    }
+
     func testAMessageIsPostedWithTheContractShapeAndHeaders() throws {
         let service = try chatService { 201 }
         for backend in availableBackends {
@@ -92,6 +104,18 @@ final class ForwardingTests: StandInServerTestCase {
         // Per channel, in order: the first successful delivery of each id follows the send order.
         let firsts = deliveredIDs(service).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         XCTAssertEqual(firsts, sent)
+        // /metrics: deliveries and retries counted, the queue drains.
+        var figures: [String: Double] = [:]
+        let end = EventLoop.monotonicMillis() + 5_000
+        repeat {
+            figures = try metrics(server)
+            if figures["presenced_forward_queue_depth"] == 0 { break }
+            pause(millis: 100)
+        } while EventLoop.monotonicMillis() < end
+        XCTAssertGreaterThanOrEqual(figures["presenced_forward_delivered_total"] ?? 0, 20)
+        XCTAssertGreaterThanOrEqual(figures["presenced_forward_retries_total"] ?? 0, 3)
+        XCTAssertEqual(figures["presenced_forward_queue_depth"], 0)
+        XCTAssertEqual(figures["presenced_forward_dead_letters"], 0)
     }
 
     /// A 400 is not retried: the message becomes a dead letter an operator can list.
@@ -112,6 +136,7 @@ final class ForwardingTests: StandInServerTestCase {
         XCTAssertEqual(service.requests.count, 1, "a 400 is not retried")
         let letter = try FileForwardQueue.readDeadLetters(directory: directory).first { $0.letter.entry.id == id }
         XCTAssertEqual(letter?.letter.reason, "chat-service answered 400")
+        XCTAssertEqual(try metrics(server)["presenced_forward_dead_lettered_total"], 1)
     }
 
     /// chat-service down (503) while 100 messages are sent, presenced SIGKILLed, restarted with the

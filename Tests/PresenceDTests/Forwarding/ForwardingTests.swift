@@ -40,8 +40,10 @@ final class ForwardingTests: StandInServerTestCase {
         }
     }
 
-    private func metrics(_ server: TestServer) throws -> [String: Double] {
-        let socket = try TestSocket(port: server.port)
+    private func metrics(_ server: TestServer) throws -> [String: Double] { try metrics(port: server.port) }
+
+    private func metrics(port: UInt16) throws -> [String: Double] {
+        let socket = try TestSocket(port: port)
         try socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         let (_, body) = try socket.readHTTPResponse()
         var values: [String: Double] = [:]
@@ -163,6 +165,35 @@ final class ForwardingTests: StandInServerTestCase {
         let second = try DaemonProcess(environment: environment)
         waitUntil("all 100 after the restart", timeoutMillis: 60_000) { Set(self.deliveredIDs(service)).isSuperset(of: sent) }
         withExtendedLifetime(second) {}
+    }
+
+    /// https chat-service: a CA given to presenced (SSL_CERT_FILE) is trusted; a certificate for
+    /// another host name is refused (nothing delivered, retried instead).
+    func testForwardsOverTLSCheckTheCertificate() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        for (name, expectDelivery) in [("DNS:localhost,IP:127.0.0.1", true), ("DNS:other.example", false)] {
+            let issued = try pki.issue(expectDelivery ? "good" : "wrong", subjectAltName: name)
+            let service = try PythonTLSServer(certificate: issued.certificate, key: issued.key, body: "{}")
+            defer { service.stop() }
+            let daemon = try DaemonProcess(environment: ["CHAT_SERVICE_URL": "https://localhost:\(service.port)",
+                                                         "STATE_DIRECTORY": stateDirectory(), "SSL_CERT_FILE": pki.caFile,
+                                                         "WS_TOKEN_SECRET": TestServer.secret])
+            let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "alice", ttl: 60, now: UnixTime.now()).token
+            let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token)
+            try alice.join("family", expecting: ["alice"])
+            try alice.sendText(#"{"type":"message","channel":"family","content":"over https"}"#)
+            _ = try alice.nextJSON()
+            var figures: [String: Double] = [:]
+            let end = EventLoop.monotonicMillis() + 8_000
+            repeat {
+                figures = try metrics(port: daemon.port)
+                if expectDelivery ? figures["presenced_forward_delivered_total"] == 1 : (figures["presenced_forward_retries_total"] ?? 0) >= 1 { break }
+                pause(millis: 50)
+            } while EventLoop.monotonicMillis() < end
+            XCTAssertEqual(figures["presenced_forward_delivered_total"], expectDelivery ? 1 : 0, name)
+            if !expectDelivery { XCTAssertGreaterThanOrEqual(figures["presenced_forward_retries_total"] ?? 0, 1, name) }
+        }
     }
 }
 

@@ -213,7 +213,7 @@ class StandInServerTestCase: XCTestCase {
 }
 
 /// Python's `http.server` behind `ssl`, started with Foundation's Process, answering every GET
-/// with a fixed JSON body (and the SNI name it was given, in `X-SNI`); and the throw-away PKI (made with the `openssl` CLI) it serves from.
+/// with a fixed JSON body, every POST with 201 (and the SNI name it was given, in `X-SNI`); and the throw-away PKI (made with the `openssl` CLI) it serves from.
 final class PythonTLSServer {
     let port: UInt16
     private let process: Process
@@ -233,6 +233,12 @@ final class PythonTLSServer {
                     self.send_header("X-SNI", getattr(self.connection, "sni", None) or "none")
                     self.end_headers()
                     self.wfile.write(body)
+                def do_POST(self):
+                    self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                    self.send_response(201)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
                 def log_message(self, *args):
                     pass
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

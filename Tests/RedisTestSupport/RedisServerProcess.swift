@@ -188,8 +188,10 @@ public final class RedisServerProcess {
     }
 
     /// posix_spawnp with stdin from /dev/null, stdout to `stdout` (or /dev/null when -1),
-    /// stderr to /dev/null, every other descriptor closed.
-    private static func spawn(_ args: [String], stdout: Int32, closeInChild: Int32 = -1) throws -> pid_t {
+    /// stderr to /dev/null, every other descriptor closed; `environment` (`NAME=value`) replaces
+    /// the test's when given. Also for other throwaway children of tests (a presenced daemon).
+    public static func spawn(_ args: [String], environment: [String]? = nil, stdout: Int32 = -1,
+                             closeInChild: Int32 = -1) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -209,7 +211,10 @@ public final class RedisServerProcess {
         argv.append(nil)
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ)
+        var envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup($0) } + [nil] }
+        defer { for p in envp ?? [] { free(p) } }
+        let rc = envp == nil ? posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ)
+                             : posix_spawnp(&pid, argv[0]!, &actions, nil, argv, &envp!)
         guard rc == 0 else { throw RedisServerError("posix_spawnp \(args[0]) failed: \(String(cString: strerror(rc)))") }
         return pid
     }

@@ -7,6 +7,9 @@ import RedisTestSupport
 /// Two instances on a 3-master Redis Cluster (loopback): presence and fan-out cross instances on
 /// channels whose slots live on different masters; single-use tokens hold across instances.
 final class RedisClusterModeTests: XCTestCase {
+    /// Receive timeout of the clients: generous, Redis round trips on a loaded CI machine.
+    static let patience = 15_000
+
     func testPresenceAndFanOutAcrossInstancesOnACluster() throws {
         let cluster = try RedisClusterProcess()
         defer { cluster.stop() }
@@ -35,8 +38,8 @@ final class RedisClusterModeTests: XCTestCase {
         let slots = Set(channels.map { RedisCluster.keySlot("presence:{\($0)}:conns") / 5462 })
         XCTAssertGreaterThan(slots.count, 1, "the test channels should cover more than one master")
 
-        let alice = try a.client("alice")
-        let bob = try b.client("bob")
+        let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
+        let bob = try b.client("bob", receiveTimeoutMillis: Self.patience)
         for channel in channels {
             try alice.join(channel, expecting: ["alice"])
             try bob.join(channel, expecting: ["alice", "bob"])
@@ -52,8 +55,8 @@ final class RedisClusterModeTests: XCTestCase {
 
         // A token used on A is refused on B.
         let token = a.token("erin")
-        _ = try TestWebSocket(port: a.port, path: "/ws?token=" + token)
-        XCTAssertThrowsError(try TestWebSocket(port: b.port, path: "/ws?token=" + token))
+        _ = try TestWebSocket(port: a.port, path: "/ws?token=" + token, receiveTimeoutMillis: Self.patience)
+        XCTAssertThrowsError(try TestWebSocket(port: b.port, path: "/ws?token=" + token, receiveTimeoutMillis: Self.patience))
 
         // bob goes: alice hears it in every channel, once each.
         bob.disconnect()

@@ -7,6 +7,9 @@ import RedisTestSupport
 
 /// Two presenced instances sharing one real redis-server behave as one server (CONTRACT §6).
 final class RedisModeTests: XCTestCase {
+    /// Receive timeout of the clients: generous, Redis round trips on a loaded CI machine.
+    static let patience = 15_000
+
     private var redis: RedisServerProcess!
 
     override func setUpWithError() throws {
@@ -41,9 +44,9 @@ final class RedisModeTests: XCTestCase {
 
     /// alice on `a` and bob on `b`, both in "room", alice told that bob came online.
     private func aliceAndBob(on a: TestServer, and b: TestServer) throws -> (TestWebSocket, TestWebSocket) {
-        let alice = try a.client("alice")
+        let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
-        let bob = try b.client("bob")
+        let bob = try b.client("bob", receiveTimeoutMillis: Self.patience)
         try bob.join("room", expecting: ["alice", "bob"])
         try alice.expectPresence("bob", true, "room")
         return (alice, bob)
@@ -84,7 +87,7 @@ final class RedisModeTests: XCTestCase {
         let a = try instance(backend), b = try instance(backend)
         defer { a.stop(); b.stop() }
         let token = a.token("carol")
-        let first = try TestWebSocket(port: a.port, path: "/ws?token=" + token)
+        let first = try TestWebSocket(port: a.port, path: "/ws?token=" + token, receiveTimeoutMillis: Self.patience)
         defer { first.disconnect() }
         let socket = try TestSocket(port: b.port)
         try socket.write("GET /ws?token=\(token) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -101,14 +104,14 @@ final class RedisModeTests: XCTestCase {
         defer { a.stop(); c.stop() }
         let b = try DaemonProcess(environment: ["REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
                                                 "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2"])
-        let alice = try a.client("alice")
+        let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
-        let erin = try c.client("erin")
+        let erin = try c.client("erin", receiveTimeoutMillis: Self.patience)
         try erin.join("room", expecting: ["alice", "erin"])
         try alice.expectPresence("erin", true, "room")
         try waitUntilReady(port: b.port)
         let token = a.token("dave")
-        let dave = try TestWebSocket(port: b.port, path: "/ws?token=" + token)
+        let dave = try TestWebSocket(port: b.port, path: "/ws?token=" + token, receiveTimeoutMillis: Self.patience)
         try dave.join("room", expecting: ["alice", "dave", "erin"])
         try alice.expectPresence("dave", true, "room")
         try erin.expectPresence("dave", true, "room")
@@ -135,7 +138,7 @@ final class RedisModeTests: XCTestCase {
         let (alice, bob) = try aliceAndBob(on: a, and: b)
         bob.disconnect()
         pause(millis: 300)
-        let again = try a.client("bob")
+        let again = try a.client("bob", receiveTimeoutMillis: Self.patience)
         try again.join("room", expecting: ["alice", "bob"])
         alice.expectSilence(millis: 2_500) // past the grace period: no offline, no second online
         // And a real leave still ends in one offline.
@@ -156,7 +159,7 @@ final class RedisModeTests: XCTestCase {
         redis.stop()
         try waitUntil("readyz 503") { !a.hub!.redisReady && !b.hub!.redisReady }
         // Local fan-out goes on without Redis.
-        let carol = try a.client("carol")
+        let carol = try a.client("carol", receiveTimeoutMillis: Self.patience)
         try carol.sendText(#"{"type":"join","channel":"room"}"#)
         _ = try carol.nextJSON()
         try alice.sendText(#"{"type":"message","channel":"room","content":"during the outage"}"#)
@@ -210,9 +213,9 @@ final class RedisModeTests: XCTestCase {
         try waitUntilReady(port: a.port)
         try waitUntilReady(port: b.port)
         let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
-        let alice = try TestWebSocket(port: a.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
+        let alice = try TestWebSocket(port: a.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token, receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
-        let bob = try TestWebSocket(port: b.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token)
+        let bob = try TestWebSocket(port: b.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token, receiveTimeoutMillis: Self.patience)
         try bob.join("room", expecting: ["alice", "bob"])
         try alice.expectPresence("bob", true, "room")
         try bob.sendText(#"{"type":"message","channel":"room","content":"over TLS"}"#)
@@ -229,7 +232,7 @@ final class RedisModeTests: XCTestCase {
     func testMetricsShowRedisHealthErrorsAndRoundTrips() throws {
         let a = try instance(availableBackends[0])
         defer { a.stop() }
-        let alice = try a.client("alice")
+        let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
         func metrics() throws -> [String: Double] {
             let socket = try TestSocket(port: a.port)

@@ -1,5 +1,6 @@
 import Glibc
 import XCTest
+import RedisTestSupport
 @testable import PresenceD
 
 /// The built `presenced` binary run as a child process (for what an in-process server cannot
@@ -24,11 +25,8 @@ final class DaemonProcess {
         env["BIND"] = "127.0.0.1"
         env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "warn"
         env["PATH"] = "/usr/bin:/bin"
-        let argv = [Self.binary]
-        let envp = env.map { "\($0.key)=\($0.value)" }
-        var child: pid_t = 0
-        let rc = withCStrings(argv) { a in withCStrings(envp) { e in posix_spawn(&child, Self.binary, nil, nil, a, e) } }
-        guard rc == 0 else { throw SystemError(call: "posix_spawn \(Self.binary)", errno: rc) }
+        // No inherited descriptors: the child must not keep the test's sockets open.
+        let child = try RedisServerProcess.spawn([Self.binary], environment: env.map { "\($0.key)=\($0.value)" })
         pid = child
         // Up when it answers /healthz.
         let end = EventLoop.monotonicMillis() + 10_000
@@ -56,11 +54,4 @@ final class DaemonProcess {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
     }
-}
-
-private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
-    var pointers = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for p in pointers { free(p) } }
-    return body(pointers)
 }

@@ -44,12 +44,12 @@ extension TestWebSocket {
 
     /// Nothing arrives within `millis` (the receive timeout is shortened for the check).
     func expectSilence(millis: Int = 300, file: StaticString = #filePath, line: UInt = #line) {
-        var tv = timeval(tv_sec: 0, tv_usec: millis * 1000)
+        var previous = timeval()
+        var length = socklen_t(MemoryLayout<timeval>.size)
+        getsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &previous, &length)
+        var tv = timeval(tv_sec: millis / 1000, tv_usec: (millis % 1000) * 1000)
         setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        defer {
-            var back = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &back, socklen_t(MemoryLayout<timeval>.size))
-        }
+        defer { setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &previous, socklen_t(MemoryLayout<timeval>.size)) }
         if let frame = try? receiveMessage() { XCTFail("unexpected \(frame)", file: file, line: line) }
     }
 }

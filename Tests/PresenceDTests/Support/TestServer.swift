@@ -33,8 +33,10 @@ final class TestServer {
     }
 
     /// A connected, upgraded realtime client for `user`.
-    func client(_ user: String, channels: [String]? = nil, headers: HTTPHeaders = HTTPHeaders()) throws -> TestWebSocket {
-        try TestWebSocket(port: port, path: "/ws?token=" + token(user, channels: channels), headers: headers)
+    func client(_ user: String, channels: [String]? = nil, headers: HTTPHeaders = HTTPHeaders(),
+                receiveTimeoutMillis: Int = 5000) throws -> TestWebSocket {
+        try TestWebSocket(port: port, path: "/ws?token=" + token(user, channels: channels), headers: headers,
+                          receiveTimeoutMillis: receiveTimeoutMillis)
     }
 
     func stop() {

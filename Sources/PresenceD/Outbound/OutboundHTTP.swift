@@ -195,66 +195,25 @@ enum OutboundHTTP {
             break
         }
 
-        var body: [UInt8] = []
-        if isHead || head.status < 200 || head.status == 204 || head.status == 304 {
-            return OutboundResponse(status: head.status, headers: head.headers, body: body)
-        }
-        let tooLarge = OutboundError.protocolError("response body larger than \(maxBodyBytes) bytes")
-        let codings = head.headers.values("transfer-encoding")
-        if !codings.isEmpty {
-            let list = codings.joined(separator: ",").split(separator: ",")
-                .map { $0.trimmedOWS().lowercased() }.filter { !$0.isEmpty }
-            guard list == ["chunked"] else { throw .protocolError("unsupported transfer coding") }
-            var decoder = ChunkedDecoder(limit: maxBodyBytes)
-            while true {
-                if pending.isEmpty {
-                    let n = try connection.read(into: &buffer, deadline: deadline)
-                    guard n > 0 else { throw .protocolError("connection closed inside a chunked body") }
-                    pending = buffer[0..<n]
-                }
-                let step: Result<Bool, OutboundError> = pending.withUnsafeBytes { raw in
-                    Result { () throws(OutboundError) -> Bool in try decoder.feed(raw, into: &body) }
-                }
-                let done = try step.get()
-                pending = []
-                if done { break }
-            }
-        } else if let lengthText = try contentLength(head.headers) {
-            guard let length = Int(lengthText), length <= maxBodyBytes else { throw tooLarge }
-            body.reserveCapacity(length)
-            body.append(contentsOf: pending.prefix(length))
-            pending = []
-            while body.count < length {
+        // The body as its framing says (the same decoder as the loop's client).
+        var decoder = HTTPBodyDecoder(framing: try HTTPBodyDecoder.framing(status: head.status, headers: head.headers,
+                                                                           isHeadRequest: isHead, limit: maxBodyBytes),
+                                      limit: maxBodyBytes)
+        while !decoder.isComplete {
+            if pending.isEmpty {
                 let n = try connection.read(into: &buffer, deadline: deadline)
-                guard n > 0 else { throw .protocolError("connection closed after \(body.count) of \(length) body bytes") }
-                body.append(contentsOf: buffer[0..<min(n, length - body.count)])
+                if n == 0 {
+                    try decoder.finish()
+                    break
+                }
+                pending = buffer[0..<n]
             }
-        } else {
-            body.append(contentsOf: pending)
-            pending = []
-            while true {
-                guard body.count <= maxBodyBytes else { throw tooLarge }
-                let n = try connection.read(into: &buffer, deadline: deadline)
-                if n == 0 { break }
-                body.append(contentsOf: buffer[0..<n])
+            let step: Result<Int, OutboundError> = pending.withUnsafeBytes { raw in
+                Result { () throws(OutboundError) -> Int in try decoder.feed(raw) }
             }
+            pending = pending.dropFirst(try step.get())
         }
-        return OutboundResponse(status: head.status, headers: head.headers, body: body)
-    }
-
-    /// The Content-Length digits (every field and list element must agree), or nil when absent.
-    private static func contentLength(_ headers: HTTPHeaders) throws(OutboundError) -> Substring? {
-        var found: Substring?
-        for value in headers.values("content-length") {
-            for element in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let digits = Substring(element.trimmedOWS())
-                guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      found == nil || found == digits else { throw .protocolError("invalid Content-Length") }
-                found = digits
-            }
-        }
-        // A huge number of digits cannot be a body we accept; Int() gives nil and the caller refuses it.
-        return found
+        return OutboundResponse(status: head.status, headers: head.headers, body: decoder.body)
     }
 }
 
@@ -561,119 +520,5 @@ extension OutboundHTTP {
             }
             return parts.joined(separator: "; ")
         }
-    }
-}
-
-// MARK: - Chunked bodies
-
-extension OutboundHTTP {
-    /// Incremental `Transfer-Encoding: chunked` decoder (RFC 9112 §7.1): chunk extensions and
-    /// trailer fields are skipped, a bare LF is accepted where CRLF belongs.
-    struct ChunkedDecoder {
-        /// Where in the chunked syntax the next byte falls.
-        private enum State {
-            case size, sizeExtension, sizeLF, data, dataCR, dataLF, trailerStart, trailerLine, finalLF, done
-        }
-        private var state = State.size
-        private var size = 0
-        private var digits = 0
-        private var lineBytes = 0
-        private let limit: Int
-
-        init(limit: Int) { self.limit = limit }
-
-        /// Appends the decoded bytes of `input` to `body`; true once the last chunk and trailers are read.
-        mutating func feed(_ input: UnsafeRawBufferPointer, into body: inout [UInt8]) throws(OutboundError) -> Bool {
-            var i = 0
-            let count = input.count
-            while i < count {
-                let byte = input[i]
-                switch state {
-                case .size:
-                    if let value = HTTPHeaders.hexDigitValue(byte) {
-                        digits += 1
-                        size = size &* 16 &+ Int(value)
-                        guard digits <= 8, body.count + size <= limit else {
-                            throw .protocolError("response body larger than \(limit) bytes")
-                        }
-                    } else if digits > 0 && (byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")) {
-                        state = .sizeExtension
-                        lineBytes = 0
-                    } else if digits > 0 && byte == 13 {
-                        state = .sizeLF
-                    } else if digits > 0 && byte == 10 {
-                        endOfSizeLine()
-                    } else {
-                        throw .protocolError("malformed chunk size")
-                    }
-                    i += 1
-                case .sizeExtension:
-                    if byte == 13 { state = .sizeLF } else if byte == 10 { endOfSizeLine() } else {
-                        lineBytes += 1
-                        guard lineBytes <= 4096 else { throw .protocolError("chunk extension too long") }
-                    }
-                    i += 1
-                case .sizeLF:
-                    guard byte == 10 else { throw .protocolError("malformed chunk size line") }
-                    endOfSizeLine()
-                    i += 1
-                case .data:
-                    let take = min(size, count - i)
-                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[i..<(i + take)]))
-                    size -= take
-                    i += take
-                    if size == 0 { state = .dataCR }
-                case .dataCR:
-                    if byte == 13 { state = .dataLF } else if byte == 10 { startSize() } else {
-                        throw .protocolError("chunk data not followed by CRLF")
-                    }
-                    i += 1
-                case .dataLF:
-                    guard byte == 10 else { throw .protocolError("chunk data not followed by CRLF") }
-                    startSize()
-                    i += 1
-                case .trailerStart:
-                    if byte == 13 { state = .finalLF } else if byte == 10 { state = .done } else { state = .trailerLine }
-                    i += 1
-                case .trailerLine:
-                    lineBytes += 1
-                    guard lineBytes <= OutboundHTTP.maxHeadBytes else { throw .protocolError("trailer section too long") }
-                    if byte == 10 { state = .trailerStart }
-                    i += 1
-                case .finalLF:
-                    guard byte == 10 else { throw .protocolError("malformed end of chunked body") }
-                    state = .done
-                    i += 1
-                case .done:
-                    return true
-                }
-            }
-            return state == .done
-        }
-
-        private mutating func endOfSizeLine() {
-            if size == 0 {
-                state = .trailerStart
-                lineBytes = 0
-            } else {
-                state = .data
-            }
-        }
-
-        private mutating func startSize() {
-            state = .size
-            size = 0
-            digits = 0
-        }
-    }
-}
-
-private extension StringProtocol {
-    /// The text without leading and trailing spaces and tabs.
-    func trimmedOWS() -> String {
-        var view = Substring(self)[...]
-        while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
-        while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
-        return String(view)
     }
 }

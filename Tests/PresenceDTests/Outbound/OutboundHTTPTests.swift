@@ -199,24 +199,4 @@ final class OutboundHTTPTests: StandInServerTestCase {
     }
 
     // MARK: - Chunked decoder
-
-    func testChunkedDecoderAcrossEverySplit() throws {
-        let wire = Array("1a;x=\"y\"\r\nabcdefghijklmnopqrstuvwxyz\r\n2\nAB\n0\r\nA: b\r\n\r\nIGNORED".utf8)
-        for split in 0...wire.count {
-            var decoder = OutboundHTTP.ChunkedDecoder(limit: 1000)
-            var body: [UInt8] = []
-            var done = try wire[..<split].withUnsafeBytes { try decoder.feed($0, into: &body) }
-            if !done { done = try wire[split...].withUnsafeBytes { try decoder.feed($0, into: &body) } }
-            XCTAssertTrue(done, "split \(split)")
-            XCTAssertEqual(String(decoding: body, as: UTF8.self), "abcdefghijklmnopqrstuvwxyzAB", "split \(split)")
-        }
-    }
-
-    func testChunkedDecoderLimits() {
-        var decoder = OutboundHTTP.ChunkedDecoder(limit: 10)
-        var body: [UInt8] = []
-        XCTAssertThrowsError(try Array("b\r\n".utf8).withUnsafeBytes { try decoder.feed($0, into: &body) })
-        var long = OutboundHTTP.ChunkedDecoder(limit: 1 << 30)
-        XCTAssertThrowsError(try Array("123456789\r\n".utf8).withUnsafeBytes { try long.feed($0, into: &body) })
-    }
 }

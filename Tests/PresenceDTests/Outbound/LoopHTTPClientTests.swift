@@ -426,7 +426,7 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     func testHTTPSWithCAFileKeepsTheConnectionAlive() throws {
         let pki = try XCTUnwrap(Self.pki, "could not make the test PKI with the openssl CLI")
-        let server = try PythonKeepAliveTLSServer(certificate: pki.good.certificate, key: pki.good.key)
+        let server = try PythonTLSServer(certificate: pki.good.certificate, key: pki.good.key, handler: KeepAliveTLS.handler)
         defer { server.stop() }
         try eachBackend(caFile: pki.trusted.caFile) { harness, label in
             for host in ["127.0.0.1", "localhost"] {
@@ -450,7 +450,7 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     func testHTTPSRefusesACertificateForAnotherHost() throws {
         let pki = try XCTUnwrap(Self.pki, "could not make the test PKI with the openssl CLI")
-        let server = try PythonKeepAliveTLSServer(certificate: pki.otherHost.certificate, key: pki.otherHost.key)
+        let server = try PythonTLSServer(certificate: pki.otherHost.certificate, key: pki.otherHost.key, handler: KeepAliveTLS.handler)
         defer { server.stop() }
         try eachBackend(caFile: pki.trusted.caFile) { harness, label in
             for host in ["127.0.0.1", "localhost"] {
@@ -465,7 +465,7 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     func testHTTPSRefusesAnUntrustedCA() throws {
         let pki = try XCTUnwrap(Self.pki, "could not make the test PKI with the openssl CLI")
-        let server = try PythonKeepAliveTLSServer(certificate: pki.foreign.certificate, key: pki.foreign.key)
+        let server = try PythonTLSServer(certificate: pki.foreign.certificate, key: pki.foreign.key, handler: KeepAliveTLS.handler)
         defer { server.stop() }
         for caFile in [pki.trusted.caFile, nil] {
             try eachBackend(caFile: caFile) { harness, label in
@@ -870,63 +870,24 @@ private final class KeepAliveServer: @unchecked Sendable {
     }
 }
 
-/// Python's `http.server` behind `ssl`, keeping connections alive (HTTP/1.1, Content-Length),
-/// answering GET and POST with `<method> <path> <client port> <body>` so a test can tell which
-/// TCP connection carried a request.
-private final class PythonKeepAliveTLSServer {
-    let port: UInt16
-    private let process: Process
-
-    init(certificate: String, key: String) throws {
-        let script = """
-            import http.server, os, ssl, sys
-            class Handler(http.server.BaseHTTPRequestHandler):
-                protocol_version = "HTTP/1.1"
-                def answer(self):
-                    length = int(self.headers.get("Content-Length") or 0)
-                    body = self.rfile.read(length) if length else b""
-                    out = ("%s %s %d %s" % (self.command, self.path, self.client_address[1], body.decode())).strip().encode()
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(out)))
-                    self.end_headers()
-                    self.wfile.write(out)
-                do_GET = answer
-                do_POST = answer
-                def log_message(self, *args):
-                    pass
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            sys.stdout.write("%d\\n" % server.server_address[1])
-            sys.stdout.flush()
-            server.serve_forever()
-            """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script]
-        process.environment = ["CERT": certificate, "KEY": key, "LANG": "C.UTF-8"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        var line = Data()
-        let handle = out.fileHandleForReading
-        while !line.contains(10) {
-            let more = handle.availableData
-            if more.isEmpty { break }
-            line.append(more)
-        }
-        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
-            throw TestPKI.Failure(description: "python TLS server did not print its port")
-        }
-        self.port = port
-    }
-
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
-    }
+/// A Python TLS stand-in (`PythonTLSServer`) keeping connections alive (HTTP/1.1,
+/// Content-Length), answering GET and POST with `<method> <path> <client port> <body>` so a test
+/// can tell which TCP connection carried a request.
+private enum KeepAliveTLS {
+    static let handler = """
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                out = ("%s %s %d %s" % (self.command, self.path, self.client_address[1], body.decode())).strip().encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+            do_GET = answer
+            do_POST = answer
+            def log_message(self, *args):
+                pass
+        """
 }

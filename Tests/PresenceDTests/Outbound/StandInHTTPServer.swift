@@ -218,29 +218,40 @@ final class PythonTLSServer {
     let port: UInt16
     private let process: Process
 
+    /// A `Handler` class (Python source at the top level) answering GETs with `BODY` (200,
+    /// `Connection: close`, the SNI name in `X-SNI`) and POSTs with 201.
+    static let fixedBodyHandler = """
+        body = os.environ["BODY"].encode()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.send_header("X-SNI", getattr(self.connection, "sni", None) or "none")
+                self.end_headers()
+                self.wfile.write(body)
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(201)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            def log_message(self, *args):
+                pass
+        """
+
     /// Serves `certificate`/`key` (PEM files) on 127.0.0.1, answering GETs with `body` (200).
-    init(certificate: String, key: String, body: String) throws {
-        let script = """
-            import http.server, os, ssl, sys
-            body = os.environ["BODY"].encode()
-            class Handler(http.server.BaseHTTPRequestHandler):
-                protocol_version = "HTTP/1.1"
-                def do_GET(self):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.send_header("Connection", "close")
-                    self.send_header("X-SNI", getattr(self.connection, "sni", None) or "none")
-                    self.end_headers()
-                    self.wfile.write(body)
-                def do_POST(self):
-                    self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                    self.send_response(201)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"{}")
-                def log_message(self, *args):
-                    pass
+    convenience init(certificate: String, key: String, body: String) throws {
+        try self.init(certificate: certificate, key: key, handler: Self.fixedBodyHandler, environment: ["BODY": body])
+    }
+
+    /// Serves `certificate`/`key` on 127.0.0.1 with `handler`: Python source defining a
+    /// `Handler` class for `http.server` (`os`, `sys` and `http.server` are imported).
+    init(certificate: String, key: String, handler: String, environment: [String: String] = [:]) throws {
+        let script = "import http.server, os, ssl, sys\n" + handler + """
+
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
@@ -255,7 +266,7 @@ final class PythonTLSServer {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-c", script]
-        process.environment = ["CERT": certificate, "KEY": key, "BODY": body, "LANG": "C.UTF-8"]
+        process.environment = environment.merging(["CERT": certificate, "KEY": key, "LANG": "C.UTF-8"]) { $1 }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

@@ -506,40 +506,31 @@ final class FileForwardQueue: ForwardQueue {
 
     /// Rewrites the queue log with only the waiting entries (current attempts), in order.
     private func compactForward() throws(ForwardQueueError) {
-        let items = state.orderedPendingSlots()
-        var chunk: [UInt8] = []
-        var record: [UInt8] = []
-        try log.replace { (emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) in
-            for slot in items {
-                QueueLogFile.buildRecord(type: RecordType.append, seq: slot.seq, into: &record) {
-                    ForwardEntryCodec.encode(slot.entry, into: &$0)
-                }
-                chunk.append(contentsOf: record)
-                if chunk.count >= 1 << 20 { try emit(&chunk) }
-            }
-            if !chunk.isEmpty { try emit(&chunk) }
-        }
+        try rewrite(log, state.orderedPendingSlots(), type: RecordType.append, seq: \.seq) { ForwardEntryCodec.encode($0.entry, into: &$1) }
         state.compactOrder()
         compactions += 1
     }
 
     /// Rewrites the dead-letter log with only the live dead letters.
     private func compactDead() throws(ForwardQueueError) {
-        let items = state.orderedDeadSlots()
+        try rewrite(deadLog, state.orderedDeadSlots(), type: RecordType.dead, seq: \.seq) { LoadedState.encodeDead($0.letter, into: &$1) }
+        state.compactDeadOrder()
+        compactions += 1
+    }
+
+    /// Replaces `file` with one record of `type` per item, written in 1 MiB chunks.
+    private func rewrite<Item>(_ file: QueueLogFile, _ items: [Item], type: UInt8, seq: (Item) -> UInt64,
+                               encode: (Item, inout [UInt8]) -> Void) throws(ForwardQueueError) {
         var chunk: [UInt8] = []
         var record: [UInt8] = []
-        try deadLog.replace { (emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) in
-            for slot in items {
-                QueueLogFile.buildRecord(type: RecordType.dead, seq: slot.seq, into: &record) {
-                    LoadedState.encodeDead(slot.letter, into: &$0)
-                }
+        try file.replace { (emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) in
+            for item in items {
+                QueueLogFile.buildRecord(type: type, seq: seq(item), into: &record) { encode(item, &$0) }
                 chunk.append(contentsOf: record)
                 if chunk.count >= 1 << 20 { try emit(&chunk) }
             }
             if !chunk.isEmpty { try emit(&chunk) }
         }
-        state.compactDeadOrder()
-        compactions += 1
     }
 }
 

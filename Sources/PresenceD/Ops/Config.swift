@@ -46,6 +46,12 @@ struct Config: Sendable {
     var forwardQueueMaxEntries = 100_000
     var forwardQueueMaxBytes = 64 << 20
     var logLevel = Log.Level.info
+    /// SIGTERM closes every client with 1001 spread over this window (DRAIN_WINDOW), so their
+    /// reconnects do not stampede the other instances.
+    var drainWindowMillis: Int64 = 5_000
+    /// A file of `KEY=VALUE` lines (systemd's EnvironmentFile) re-read on SIGHUP for the token
+    /// secrets and ALLOWED_ORIGINS (ENV_FILE).
+    var environmentFile: String?
     var messageRate = 20
     var maxConnections = 100_000
     var showHelp = false
@@ -103,6 +109,8 @@ struct Config: Sendable {
             }
             c.logLevel = level
         }
+        if let v = env["DRAIN_WINDOW"] { c.drainWindowMillis = try duration(v, "DRAIN_WINDOW", minimum: 0) }
+        if let v = env["ENV_FILE"], !v.isEmpty { c.environmentFile = v }
         if let v = env["MESSAGE_RATE"] { c.messageRate = try integer(v, "MESSAGE_RATE", 0...1_000_000) }
         if let v = env["MAX_CONNECTIONS"] { c.maxConnections = try integer(v, "MAX_CONNECTIONS", 1...100_000_000) }
 
@@ -149,6 +157,8 @@ struct Config: Sendable {
       WS_TOKEN_AUDIENCE ALLOWED_ORIGINS CHAT_SERVICE_URL CHAT_SERVICE_TOKEN AUTH_SERVICE_URL
       PRESENCE_TTL PRESENCE_GRACE PING_INTERVAL MAX_MESSAGE_BYTES MAX_OUTBOUND_BYTES STATE_DIRECTORY
       LOG_LEVEL MESSAGE_RATE MAX_CONNECTIONS
+    also: DRAIN_WINDOW (5s) spreads the 1001 closes of a SIGTERM drain; ENV_FILE names the file
+      of KEY=VALUE lines re-read on SIGHUP (WS_TOKEN_SECRET, WS_TOKEN_SECRET_PREVIOUS, ALLOWED_ORIGINS)
     also: FORWARD_QUEUE_MAX (entries, 100000) and FORWARD_QUEUE_MAX_BYTES (67108864) per loop's
       forward queue; SSL_CERT_FILE (OpenSSL) for a private CA of rediss:// or https:// services
     Durations accept 500ms, 30s, 2m or plain seconds. A bad value fails the start with exit code 78.

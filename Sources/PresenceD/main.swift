@@ -112,6 +112,7 @@ enum PresenceDMain {
             let deadline = EventLoop.monotonicMillis() + config.closeTimeoutMillis + 1000
             while hub.sessions.load(ordering: .relaxed) > 0 && EventLoop.monotonicMillis() < deadline { usleep(20_000) }
             usleep(200_000) // the last close frames leave the queues
+            hub.stopForwarding(timeoutMillis: 2_000)
         }
         group.stop()
         group.join()

@@ -77,6 +77,18 @@ final class FileForwardQueue: ForwardQueue {
     /// Reused record buffer.
     private var scratch: [UInt8] = []
     private var closed = false
+    /// When set (by an owner that calls ``endTurn()`` every loop turn), asynchronous appends
+    /// wait for the end of the turn and go to disk together in one `write(2)`.
+    var batchesAppends = false
+    /// This turn's appends: their records back to back, and what each completes.
+    private var batch: [UInt8] = []
+    private var batched: [BatchedAppend] = []
+    private var batchedBytes = 0
+    private struct BatchedAppend {
+        var entry: ForwardEntry
+        var seq: UInt64
+        var done: (Result<Void, ForwardQueueError>) -> Void
+    }
 
     // MARK: Opening
 
@@ -405,6 +417,7 @@ final class FileForwardQueue: ForwardQueue {
     /// Syncs and closes both logs.
     func closeQueue() throws(ForwardQueueError) {
         guard !closed else { return }
+        endTurn()
         defer {
             closed = true
             log.close()
@@ -417,7 +430,37 @@ final class FileForwardQueue: ForwardQueue {
     // MARK: ForwardQueue (completions run before the call returns)
 
     func append(_ entry: ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
-        done(Result { () throws(ForwardQueueError) in try append(entry) })
+        guard batchesAppends else { return done(Result { () throws(ForwardQueueError) in try append(entry) }) }
+        if closed { return done(.failure(.io("queue \(index) is closed"))) }
+        if state.pending[entry.id] != nil { return done(.success(())) }
+        let size = QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
+        guard state.pending.count + batched.count < options.maxEntries,
+              state.liveBytes + batchedBytes + size <= options.maxBytes + QueueLogFile.headerSize else {
+            return done(.failure(.full))
+        }
+        let seq = takeSeq()
+        QueueLogFile.buildRecord(type: RecordType.append, seq: seq, into: &scratch) { ForwardEntryCodec.encode(entry, into: &$0) }
+        batch.append(contentsOf: scratch)
+        batchedBytes += size
+        batched.append(BatchedAppend(entry: entry, seq: seq, done: done))
+    }
+
+    /// Writes this turn's batched appends in one `write(2)`, then completes them (all stored,
+    /// or all failed with the same error).
+    func endTurn() {
+        guard !batched.isEmpty else { return }
+        var appends: [BatchedAppend] = []
+        swap(&appends, &batched)
+        let result = Result { () throws(ForwardQueueError) in
+            try log.append(batch)
+            for a in appends { state.addPending(a.entry, seq: a.seq) }
+            try syncIfEveryWrite(log)
+        }
+        batch.removeAll(keepingCapacity: true)
+        batchedBytes = 0
+        for a in appends { a.done(result) }
+        appends.removeAll(keepingCapacity: true)
+        if batched.isEmpty { swap(&appends, &batched) } // keep the capacity for the next turn
     }
 
     func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,

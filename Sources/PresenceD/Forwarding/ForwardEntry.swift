@@ -93,7 +93,8 @@ struct ForwardQueueStats: Equatable, Sendable {
 ///
 /// Thread rule: one queue object belongs to one event loop; every call and every completion
 /// happens on that loop's thread. Completions of ``FileForwardQueue`` run before the call
-/// returns; those of ``RedisStreamForwardQueue`` later, from the loop.
+/// returns (its batched appends' at ``endTurn()``); those of ``RedisStreamForwardQueue`` later,
+/// from the loop.
 ///
 /// Order: ``peek(limit:excluding:oneEntryPerChannel:_:)`` hands out the oldest unacknowledged
 /// entries in queue order. Keeping one channel's messages in order is the forwarder's part:
@@ -130,9 +131,18 @@ protocol ForwardQueue: AnyObject {
     func tick()
     /// Flushes and releases files (embedded) or forgets held entries (Redis). No calls after it.
     func close()
+    /// Called by the owning loop at the end of every turn, before its sends are flushed:
+    /// appends batched during the turn are written (embedded: one `write(2)`) and completed.
+    func endTurn()
+    /// Other processes append too (Redis: every instance shares the stream): the reader asks
+    /// for new entries this often. Nil when only this object appends.
+    var pollIntervalMillis: Int64? { get }
 }
 
 extension ForwardQueue {
+    func endTurn() {}
+    var pollIntervalMillis: Int64? { nil }
+
     /// ``peek(limit:excluding:oneEntryPerChannel:_:)`` with nothing excluded.
     func peek(limit: Int, _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
         peek(limit: limit, excluding: [], oneEntryPerChannel: false, done)

@@ -7,27 +7,40 @@ import WSCore
 /// is acknowledged (removed) only after a 2xx or 409; 408, 429, 5xx, timeouts and connection
 /// errors retry with full-jitter backoff (250 ms … 30 s, at least `Retry-After`); any other status
 /// moves it to the dead letters. All on the loop's thread; the HTTP client is the loop's own.
+///
+/// A forwarder that does not deliver (Redis mode, loops other than 0: the instance has one
+/// reader of the shared stream) only appends. A queue other processes append to too is asked
+/// again every ``ForwardQueue/pollIntervalMillis``.
 final class Forwarder {
     unowned(unsafe) let loop: EventLoop
     let queue: any ForwardQueue
     let client: LoopHTTPClient
     let target: OutboundURL
     let token: String?
+    /// Whether this forwarder reads the queue and sends to chat-service (else it only appends).
+    let delivers: Bool
     /// Channels whose head entry is in flight or waiting for its retry.
     private var busy: Set<String> = []
     /// A pump is due at the end of this turn (entries are never held here: the queue is asked
     /// again for the oldest entry of every free channel).
     private var pumpScheduled = false
+    /// A peek is in flight (Redis); another pump asked meanwhile runs when it is answered.
+    private var peeking = false
+    private var peekAgain = false
+    private var stopped = false
     private(set) var counters = ForwardCounters()
-    /// The queue's depth, oldest entry and dead letters, refreshed on every upkeep tick.
+    /// The queue's depth, oldest entry and dead letters, refreshed on every upkeep tick (only
+    /// where it delivers: a shared stream is reported once per instance).
     private(set) var queueStats: ForwardQueueStats?
 
-    init(loop: EventLoop, queue: any ForwardQueue, client: LoopHTTPClient, target: OutboundURL, token: String?) {
+    init(loop: EventLoop, queue: any ForwardQueue, client: LoopHTTPClient, target: OutboundURL, token: String?,
+         delivers: Bool = true) {
         self.loop = loop
         self.queue = queue
         self.client = client
         self.target = target
         self.token = token
+        self.delivers = delivers
     }
 
     /// Appends a message to the durable queue (before it is fanned out); `done(false)` when the
@@ -36,7 +49,7 @@ final class Forwarder {
         queue.append(entry) { [self] result in
             switch result {
             case .success:
-                schedulePump()
+                if delivers { schedulePump() }
                 done(true)
             case .failure:
                 counters.refused += 1
@@ -45,18 +58,46 @@ final class Forwarder {
         }
     }
 
-    /// Starts delivering what the queue holds (after a restart too) and the queue's upkeep.
+    /// Where it delivers: starts delivering what the queue holds (after a restart too) and the
+    /// queue's upkeep.
     func start() {
-        queue.stats { [self] in if case .success(let stats) = $0 { queueStats = stats } }
-        schedulePump()
+        // The upkeep is the reader's (a Redis tick takes the reader lease).
+        guard delivers else { return }
         scheduleTick()
+        refreshStats()
+        schedulePump()
+        if let interval = queue.pollIntervalMillis { schedulePoll(every: interval) }
+    }
+
+    /// Batched appends go to the queue (the loop's turn is ending).
+    func endTurn() { queue.endTurn() }
+
+    /// Shutdown: no more sends (those in flight end with `.closed` and stay queued), the queue
+    /// flushed and closed. Timers still pending find `stopped` and do nothing.
+    func stop() {
+        stopped = true
+        client.shutdown()
+        queue.close()
+    }
+
+    private func refreshStats() {
+        queue.stats { [self] in if case .success(let stats) = $0 { queueStats = stats } }
     }
 
     private func scheduleTick() {
         _ = loop.schedule(after: queue.tickIntervalMillis) { [self] in
+            guard !stopped else { return }
             queue.tick()
-            queue.stats { [self] in if case .success(let stats) = $0 { queueStats = stats } }
+            refreshStats()
             scheduleTick()
+        }
+    }
+
+    private func schedulePoll(every interval: Int64) {
+        _ = loop.schedule(after: interval) { [self] in
+            guard !stopped else { return }
+            schedulePump()
+            schedulePoll(every: interval)
         }
     }
 
@@ -70,13 +111,23 @@ final class Forwarder {
     }
 
     private func pump() {
+        guard !stopped else { return }
+        guard !peeking else { peekAgain = true; return }
+        peeking = true
         queue.peek(limit: 256, excluding: busy, oneEntryPerChannel: true) { [self] result in
+            peeking = false
+            defer {
+                if peekAgain {
+                    peekAgain = false
+                    schedulePump()
+                }
+            }
             guard case .success(let entries) = result else {
                 _ = loop.schedule(after: 1_000) { [self] in schedulePump() } // queue unreachable: try again
                 return
             }
-            for entry in entries {
-                busy.insert(entry.channel)
+            // A channel that became busy while the peek was in flight keeps its one entry in flight.
+            for entry in entries where busy.insert(entry.channel).inserted {
                 deliver(entry, attempt: entry.attempts)
             }
         }
@@ -105,7 +156,7 @@ final class Forwarder {
                 counters.retried += 1
                 queue.recordAttempt(entry.id) { _ in }
                 let wait = ForwardBackoff.delay(attempt: attempt, retryAfter: after)
-                _ = loop.schedule(after: wait) { [self] in deliver(entry, attempt: attempt + 1) }
+                _ = loop.schedule(after: wait) { [self] in if !stopped { deliver(entry, attempt: attempt + 1) } }
             }
         }
     }

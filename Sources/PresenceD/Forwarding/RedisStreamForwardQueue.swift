@@ -225,6 +225,9 @@ final class RedisStreamForwardQueue: ForwardQueue {
 
     var tickIntervalMillis: Int64 { max(100, options.claimIdleMillis / 3) }
 
+    /// Other instances append to the stream: the reader looks for new entries this often.
+    var pollIntervalMillis: Int64? { 250 }
+
     /// Resets the idle time of held entries (and renews the reader lease) so no other consumer
     /// claims them while this one is alive; forgets them when the lease went to another consumer.
     func tick() {
@@ -234,7 +237,8 @@ final class RedisStreamForwardQueue: ForwardQueue {
         let count = options.maxHeld + 100
         fetchesInFlight += 1
         redis.evalScript(Scripts.keepAlive, keys: [streamKey, readerKey],
-                         args: [options.group, consumer, String(lease), String(count)]) { [self] result in
+                         args: [options.group, consumer, String(lease), String(count),
+                                String(max(600_000, 10 * options.claimIdleMillis))]) { [self] result in
             fetchesInFlight -= 1
             defer { if fetchesInFlight == 0 { removedDuringFetch.removeAll() } }
             guard !closed, case .success(let value) = result, let parts = value.array else { return }
@@ -252,7 +256,12 @@ final class RedisStreamForwardQueue: ForwardQueue {
         }
     }
 
+    /// Forgets held entries (they stay pending under this consumer until another claims them)
+    /// and hands the reader lease back, so another instance takes over without waiting for it.
     func close() {
+        if isReader && options.exclusiveReader {
+            redis.evalScript(Scripts.releaseLease, keys: [readerKey], args: [consumer]) { _ in }
+        }
         closed = true
         forgetHeld()
     }
@@ -438,9 +447,10 @@ final class RedisStreamForwardQueue: ForwardQueue {
         return {1, cursor, entries, counts}
         """)
 
-        /// KEYS stream, reader; ARGV group, consumer, leaseMillis, count → {0} when another
-        /// consumer holds the reader lease, else {1, ids}: the (up to count oldest) entries
-        /// pending for this consumer, whose idle time is now reset.
+        /// KEYS stream, reader; ARGV group, consumer, leaseMillis, count, forgetIdleMillis → {0}
+        /// when another consumer holds the reader lease, else {1, ids}: the (up to count
+        /// oldest) entries pending for this consumer, whose idle time is now reset. Consumers
+        /// of instances long gone (nothing pending, idle past forgetIdleMillis) leave the group.
         static let keepAlive = RedisScript("""
         local lease = tonumber(ARGV[3])
         if lease > 0 then
@@ -450,6 +460,16 @@ final class RedisStreamForwardQueue: ForwardQueue {
         end
         local ids = {}
         if redis.call('EXISTS', KEYS[1]) == 0 then return {1, ids} end
+        local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+        if type(consumers) == 'table' and not consumers.err then
+          for _, c in ipairs(consumers) do
+            local info = {}
+            for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+            if info['name'] ~= ARGV[2] and info['pending'] == 0 and info['idle'] > tonumber(ARGV[5]) then
+              redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+            end
+          end
+        end
         local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
         if type(pending) ~= 'table' or pending.err then return {1, ids} end
         for _, p in ipairs(pending) do ids[#ids + 1] = p[1] end
@@ -462,6 +482,12 @@ final class RedisStreamForwardQueue: ForwardQueue {
           i = i + 500
         end
         return {1, ids}
+        """)
+
+        /// KEYS reader; ARGV consumer: deletes the lease if this consumer holds it.
+        static let releaseLease = RedisScript("""
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
         """)
 
         /// KEYS stream, attempts; ARGV group, stream id.

@@ -45,6 +45,9 @@ struct Config: Sendable {
     /// past them chat messages are refused with `unavailable`, never dropped.
     var forwardQueueMaxEntries = 100_000
     var forwardQueueMaxBytes = 64 << 20
+    /// Redis mode: a forward-stream entry its instance has not touched for this long (it
+    /// crashed) is taken over by another instance; also the reader lease (FORWARD_CLAIM_IDLE).
+    var forwardClaimIdleMillis: Int64 = 15_000
     var logLevel = Log.Level.info
     /// SIGTERM closes every client with 1001 spread over this window (DRAIN_WINDOW), so their
     /// reconnects do not stampede the other instances.
@@ -93,6 +96,7 @@ struct Config: Sendable {
         if let v = env["CHAT_SERVICE_TOKEN"], !v.isEmpty { c.chatServiceToken = v }
         if let v = env["FORWARD_QUEUE_MAX"] { c.forwardQueueMaxEntries = try integer(v, "FORWARD_QUEUE_MAX", 1...100_000_000) }
         if let v = env["FORWARD_QUEUE_MAX_BYTES"] { c.forwardQueueMaxBytes = try integer(v, "FORWARD_QUEUE_MAX_BYTES", 4096...(1 << 40)) }
+        if let v = env["FORWARD_CLAIM_IDLE"] { c.forwardClaimIdleMillis = try duration(v, "FORWARD_CLAIM_IDLE", minimum: 300) }
         if let v = env["AUTH_SERVICE_URL"], !v.isEmpty { c.authServiceURL = try httpURL(v, "AUTH_SERVICE_URL") }
         if let v = env["PRESENCE_TTL"] { c.presenceTTLMillis = try duration(v, "PRESENCE_TTL", minimum: 1000) }
         if let v = env["PRESENCE_GRACE"] { c.presenceGraceMillis = try duration(v, "PRESENCE_GRACE", minimum: 0) }
@@ -160,7 +164,8 @@ struct Config: Sendable {
     also: DRAIN_WINDOW (5s) spreads the 1001 closes of a SIGTERM drain; ENV_FILE names the file
       of KEY=VALUE lines re-read on SIGHUP (WS_TOKEN_SECRET, WS_TOKEN_SECRET_PREVIOUS, ALLOWED_ORIGINS)
     also: FORWARD_QUEUE_MAX (entries, 100000) and FORWARD_QUEUE_MAX_BYTES (67108864) per loop's
-      forward queue; SSL_CERT_FILE (OpenSSL) for a private CA of rediss:// or https:// services
+      forward queue (Redis mode: FORWARD_QUEUE_MAX bounds the shared stream); FORWARD_CLAIM_IDLE (15s):
+      Redis mode, when a crashed instance's forwards are taken over; SSL_CERT_FILE (OpenSSL) for a private CA of rediss:// or https:// services
     Durations accept 500ms, 30s, 2m or plain seconds. A bad value fails the start with exit code 78.
     """
 

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import WSCore
 
@@ -55,8 +56,10 @@ final class RealtimeHub: @unchecked Sendable {
         applications[loop.index] = application
         mailboxes[loop.index] = loop.mailbox
         fanOut.register(loop)
-        let index = loop.index, fanOut = self.fanOut
+        let index = loop.index, fanOut = self.fanOut, forwarding = self.forwarding
         loop.onTurn = { [unowned application] in
+            // Messages stored this turn are fanned out now, in time for this turn's wakes and flush.
+            forwarding?.endTurn(on: index)
             fanOut.drain(into: index) { d in
                 application.deliver(channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil, droppable: d.droppable)
             }
@@ -65,6 +68,22 @@ final class RealtimeHub: @unchecked Sendable {
         loop.hasInboundWork = { fanOut.hasWork(for: index) }
         redis?.loopStarted(loop)
         forwarding?.loopStarted(loop)
+    }
+
+    /// At shutdown, from the main thread: every loop stops forwarding (what is in flight stays
+    /// queued) and flushes and closes its queue; waits up to `timeoutMillis` for them.
+    func stopForwarding(timeoutMillis: Int64) {
+        guard let forwarding else { return }
+        let targets = mailboxes.compactMap { $0 }
+        let left = Atomic<Int>(targets.count)
+        for mailbox in targets {
+            mailbox.post { loop in
+                forwarding.stop(on: loop)
+                left.subtract(1, ordering: .releasing)
+            }
+        }
+        let end = EventLoop.monotonicMillis() + timeoutMillis
+        while left.load(ordering: .acquiring) > 0 && EventLoop.monotonicMillis() < end { usleep(2_000) }
     }
 
     /// Asks every loop for a value on its own thread (`read`), folds them with `combine`, and

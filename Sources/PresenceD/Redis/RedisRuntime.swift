@@ -27,13 +27,21 @@ final class RedisRuntime: @unchecked Sendable {
     }
     private let clients: [LoopClients]
 
-    init(endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64) {
+    /// Forwarding's queues live on the loops' Redis connections (nil: not forwarding).
+    private let forwarding: ForwardingRuntime?
+    /// `instanceID` in hex (presence members, the forward stream's consumer name).
+    let instanceHex: String
+
+    init(endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64,
+         forwarding: ForwardingRuntime? = nil) {
         self.endpoint = endpoint
+        self.forwarding = forwarding
         var id = [UInt8](repeating: 0, count: 16)
         var rng = SystemRandomNumberGenerator()
         for i in id.indices { id[i] = rng.next() }
         instanceID = id
         let hex = id.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        instanceHex = hex
         presence = RedisPresenceStore(instanceID: hex, loops: loops, ttlMillis: ttlMillis, graceMillis: graceMillis)
         replayGuard = RedisReplayGuard(loops: loops)
         fanOut = RedisFanOut(instanceID: id, loops: loops)
@@ -112,6 +120,7 @@ final class RedisRuntime: @unchecked Sendable {
         presence.attach(loop: loop, redis: commands)
         replayGuard.register(loop: loop, redis: commands)
         fanOut.register(loop: loop, redis: commands, sharded: sharded)
+        forwarding?.redisAttached(loop: loop, redis: commands, instanceID: instanceHex)
         commands.start()
         guard loop.index == 0 else { return }
         var subscriberOptions = options

@@ -28,13 +28,19 @@ enum ServerAssembly {
         let auth = config.authServiceURL.map {
             AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, pool: WorkerPool(threads: 4, queueLimit: 1024))
         }
+        let endpoint = config.redisURL.flatMap { try? RedisEndpoint.parse($0) }
+        let storage: ForwardingRuntime.Storage = endpoint == nil
+            ? .files(directory: config.stateDirectory,
+                     options: FileForwardQueue.Options(maxEntries: config.forwardQueueMaxEntries, maxBytes: config.forwardQueueMaxBytes))
+            : .redisStream(options: RedisStreamForwardQueue.Options(maxEntries: config.forwardQueueMaxEntries,
+                                                                   claimIdleMillis: config.forwardClaimIdleMillis))
         let forwarding = try config.chatServiceURL.flatMap(OutboundURL.init).map { target in
-            try ForwardingRuntime(target: target, token: config.chatServiceToken, directory: config.stateDirectory, loops: config.threads,
-                                  options: FileForwardQueue.Options(maxEntries: config.forwardQueueMaxEntries, maxBytes: config.forwardQueueMaxBytes))
+            try ForwardingRuntime(target: target, token: config.chatServiceToken, storage: storage, loops: config.threads)
         }
-        if let url = config.redisURL, let endpoint = try? RedisEndpoint.parse(url) {
+        if let endpoint {
             let redis = RedisRuntime(endpoint: endpoint, loops: config.threads, ttlMillis: config.presenceTTLMillis,
-                                     graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis)
+                                     graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis,
+                                     forwarding: forwarding)
             return RealtimeHub(config: config, secrets: secrets, loops: config.threads, presence: redis.presence,
                                replayGuard: redis.replayGuard, authService: auth, redis: redis, forwarding: forwarding)
         }

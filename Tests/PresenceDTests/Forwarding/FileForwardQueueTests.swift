@@ -211,6 +211,38 @@ final class FileForwardQueueTests: XCTestCase {
         try bytes.append(factory.make("room", "small"))
     }
 
+    /// A loop turn's appends: held until `endTurn`, then one write, then every completion; the
+    /// bound counts what is batched; a closed queue still writes what it batched.
+    func testBatchedAppendsAreWrittenTogetherAtTheEndOfTheTurn() throws {
+        let queue = try open(0, .init(maxEntries: 3))
+        queue.batchesAppends = true
+        let entries = (0..<4).map { factory.make("room", "m\($0)") }
+        var results: [String: Result<Void, ForwardQueueError>] = [:]
+        for entry in entries { queue.append(entry) { results[entry.content] = $0 } }
+        XCTAssertEqual(results.count, 1, "only the refused one completes at once")
+        XCTAssertThrowsError(try results["m3"]?.get()) { XCTAssertEqual($0 as? ForwardQueueError, .full) }
+        XCTAssertEqual(queue.depth, 0)
+        XCTAssertEqual(queue.fileBytes, QueueLogFile.headerSize, "nothing written before the turn ends")
+
+        queue.endTurn()
+        XCTAssertEqual(results.count, 4)
+        for name in ["m0", "m1", "m2"] { XCTAssertNoThrow(try results[name]!.get(), name) }
+        XCTAssertEqual(contents(queue.peek(limit: 10)), ["m0", "m1", "m2"])
+        XCTAssertEqual(queue.fileBytes, QueueLogFile.headerSize + entries.prefix(3).reduce(0) {
+            $0 + QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize($1)
+        })
+
+        try queue.acknowledge(entries[0].id)
+        var last: Result<Void, ForwardQueueError>?
+        queue.append(entries[3]) { last = $0 }
+        XCTAssertNil(last)
+        queue.close()
+        XCTAssertNotNil(try last?.get(), "closing writes and completes the batch")
+        let reopened = try open(0)
+        defer { reopened.close() }
+        XCTAssertEqual(contents(reopened.peek(limit: 10)), ["m1", "m2", "m3"])
+    }
+
     func testCompactionKeepsWaitingEntriesTheirAttemptsAndOrder() throws {
         var queue = try open(0, .init(compactMinBytes: 0))
         var entries: [ForwardEntry] = []

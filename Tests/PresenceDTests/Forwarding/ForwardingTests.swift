@@ -20,40 +20,6 @@ final class ForwardingTests: StandInServerTestCase {
         return path
     }
 
-    /// The chat-service stand-in: answers with `status()` and records every message id it got.
-    private func chatService(_ status: @escaping @Sendable () -> Int) throws -> StandInHTTPServer {
-        try startServer { _ in StandInHTTPServer.response(status: status(), body: "{}") }
-    }
-
-    private func deliveredIDs(_ server: StandInHTTPServer, status: Int? = nil) -> [String] {
-        server.requests.compactMap { request in
-            guard let json = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else { return nil }
-            return json["id"] as? String
-        }
-    }
-
-    private func waitUntil(_ what: String, timeoutMillis: Int64 = 15_000, _ condition: () -> Bool) {
-        let end = EventLoop.monotonicMillis() + timeoutMillis
-        while !condition() {
-            if EventLoop.monotonicMillis() > end { return XCTFail("timed out waiting for \(what)") }
-            pause(millis: 20)
-        }
-    }
-
-    private func metrics(_ server: TestServer) throws -> [String: Double] { try metrics(port: server.port) }
-
-    private func metrics(port: UInt16) throws -> [String: Double] {
-        let socket = try TestSocket(port: port)
-        try socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        let (_, body) = try socket.readHTTPResponse()
-        var values: [String: Double] = [:]
-        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
-        }
-        return values
-    }
-
     func testAMessageIsPostedWithTheContractShapeAndHeaders() throws {
         let service = try chatService { 201 }
         for backend in availableBackends {
@@ -110,7 +76,7 @@ final class ForwardingTests: StandInServerTestCase {
         var figures: [String: Double] = [:]
         let end = EventLoop.monotonicMillis() + 5_000
         repeat {
-            figures = try metrics(server)
+            figures = try metrics(port: server.port)
             if figures["presenced_forward_queue_depth"] == 0 { break }
             pause(millis: 100)
         } while EventLoop.monotonicMillis() < end
@@ -138,7 +104,7 @@ final class ForwardingTests: StandInServerTestCase {
         XCTAssertEqual(service.requests.count, 1, "a 400 is not retried")
         let letter = try FileForwardQueue.readDeadLetters(directory: directory).first { $0.letter.entry.id == id }
         XCTAssertEqual(letter?.letter.reason, "chat-service answered 400")
-        XCTAssertEqual(try metrics(server)["presenced_forward_dead_lettered_total"], 1)
+        XCTAssertEqual(try metrics(port: server.port)["presenced_forward_dead_lettered_total"], 1)
     }
 
     /// chat-service down (503) while 100 messages are sent, presenced SIGKILLed, restarted with the

@@ -43,7 +43,7 @@ extension LoopHTTPClient {
             parser.reset()
             head = nil
             decoder = nil
-            persistent = exchange.keepAlive
+            persistent = true // until the response says otherwise
             answered = false
             stream.write(exchange.request)
         }

@@ -6,8 +6,6 @@ extension LoopHTTPClient {
         let method: String
         /// The encoded request (head and body).
         let request: [UInt8]
-        /// The request leaves the connection open for the next one (no `Connection: close`).
-        let keepAlive: Bool
         /// The origin the request goes to.
         let origin: Origin.Key
         /// The overall timeout (`EventLoop.schedule` id), until the exchange finishes.
@@ -20,11 +18,10 @@ extension LoopHTTPClient {
         var needsFreshConnection = false
         private var done: ((Result<Response, Failure>) -> Void)?
 
-        init(method: String, request: [UInt8], keepAlive: Bool, origin: Origin.Key,
+        init(method: String, request: [UInt8], origin: Origin.Key,
              done: @escaping (Result<Response, Failure>) -> Void) {
             self.method = method
             self.request = request
-            self.keepAlive = keepAlive
             self.origin = origin
             self.done = done
         }

@@ -102,14 +102,14 @@ final class LoopHTTPClient {
               _ done: @escaping (Result<Response, Failure>) -> Void) {
         assert(EventLoop.current == nil || EventLoop.current === loop, "LoopHTTPClient.send off its loop's thread")
         guard !isShutDown else { return later(done, .closed) }
-        let encoded: (bytes: [UInt8], keepAlive: Bool)
+        let request: [UInt8]
         do {
-            encoded = try Self.encodeRequest(method: method, url: url, path: path, headers: headers, body: body)
+            request = try OutboundHTTP.encodeRequest(method: method, url: url, path: path, headers: headers, body: body, keepAlive: true)
         } catch {
             return later(done, Self.failure(error))
         }
         let key = Origin.Key(url)
-        let exchange = Exchange(method: method, request: encoded.bytes, keepAlive: encoded.keepAlive, origin: key, done: done)
+        let exchange = Exchange(method: method, request: request, origin: key, done: done)
         exchange.timer = loop.schedule(after: timeoutMillis) { [weak self, weak exchange] in
             guard let self, let exchange else { return }
             self.timedOut(exchange)
@@ -142,24 +142,6 @@ final class LoopHTTPClient {
             unfinished += origin.waiting
         }
         for exchange in unfinished { finish(exchange, .failure(.closed)) }
-    }
-
-    // MARK: - Request encoding
-
-    /// `OutboundHTTP.encodeRequest`'s bytes without its `Connection: close` (HTTP/1.1 connections
-    /// persist by default). Should that line ever not be where it is expected, the request is
-    /// sent as encoded and marked not to be kept alive.
-    static func encodeRequest(method: String, url: OutboundURL, path: String, headers: HTTPHeaders,
-                              body: [UInt8]) throws(OutboundError) -> (bytes: [UInt8], keepAlive: Bool) {
-        var bytes = try OutboundHTTP.encodeRequest(method: method, url: url, path: path, headers: headers, body: body)
-        let marker = Array("\r\nConnection: close\r\n\r\n".utf8)
-        let headEnd = bytes.count - body.count
-        guard headEnd >= marker.count, bytes[(headEnd - marker.count)..<headEnd].elementsEqual(marker) else {
-            return (bytes, false)
-        }
-        // Keep the CRLF ending the previous line and the blank line.
-        bytes.removeSubrange((headEnd - marker.count + 2)..<(headEnd - 2))
-        return (bytes, true)
     }
 
     // MARK: - Pool

@@ -72,9 +72,10 @@ enum OutboundHTTP {
 
     // MARK: - Request
 
-    /// The request bytes: request line, fields, `Connection: close`, blank line, body.
+    /// The request bytes: request line, fields, `Connection: close` (unless `keepAlive`: HTTP/1.1
+    /// connections persist by default), blank line, body.
     static func encodeRequest(method: String, url: OutboundURL, path: String, headers: HTTPHeaders,
-                              body: [UInt8]) throws(OutboundError) -> [UInt8] {
+                              body: [UInt8], keepAlive: Bool = false) throws(OutboundError) -> [UInt8] {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTPHeaders.isTokenByte) else {
             throw .protocolError("invalid request method")
         }
@@ -105,7 +106,7 @@ enum OutboundHTTP {
         if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) {
             line("Content-Length: \(body.count)")
         }
-        line("Connection: close")
+        if !keepAlive { line("Connection: close") }
         out.append(contentsOf: [13, 10])
         out.append(contentsOf: body)
         return out

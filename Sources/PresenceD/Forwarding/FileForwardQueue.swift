@@ -87,6 +87,7 @@ final class FileForwardQueue: ForwardQueue {
     private struct BatchedAppend {
         var entry: ForwardEntry
         var seq: UInt64
+        var bytes: Int
         var done: (Result<Void, ForwardQueueError>) -> Void
     }
 
@@ -151,7 +152,7 @@ final class FileForwardQueue: ForwardQueue {
         }
         try log.sync()
         try deadLog.sync()
-        recovery.pending = state.pending.count
+        recovery.pending = state.pendingCount
         recovery.deadLetters = state.dead.count
     }
 
@@ -159,7 +160,7 @@ final class FileForwardQueue: ForwardQueue {
     private func adopt(_ indices: [Int]) throws(ForwardQueueError) {
         var lists: [[ForwardEntry]] = [state.orderedPending()]
         var deadLetters: [DeadLetter] = []
-        var present: Set<String> = Set(state.pending.keys).union(state.dead.keys)
+        var present = Set(lists[0].map(\.id)).union(state.dead.keys)
         for other in indices {
             let forward = try QueueLogFile.readOnly(path: Self.path(directory: directory, index: other), magic: Self.forwardMagic)
             let dead = try QueueLogFile.readOnly(path: Self.deadLetterPath(directory: directory, index: other), magic: Self.deadMagic)
@@ -186,9 +187,10 @@ final class FileForwardQueue: ForwardQueue {
             heads[best] += 1
         }
         if recovery.adoptedEntries > 0 {
+            let ownSeqs = Dictionary(state.orderedPendingRecords().map { ($0.entry.id, $0.seq) }, uniquingKeysWith: { first, _ in first })
             var rebuilt = LoadedState()
             for entry in merged {
-                let seq = state.pending[entry.id]?.seq ?? takeSeq()
+                let seq = ownSeqs[entry.id] ?? takeSeq()
                 rebuilt.addPending(entry, seq: seq)
             }
             rebuilt.dead = state.dead
@@ -277,7 +279,7 @@ final class FileForwardQueue: ForwardQueue {
     // MARK: Operations (synchronous)
 
     /// Waiting entries.
-    var depth: Int { state.pending.count }
+    var depth: Int { state.pendingCount }
     /// Bytes of the queue log on disk.
     var fileBytes: Int { log.size }
     /// Bytes of the dead-letter log on disk.
@@ -294,9 +296,10 @@ final class FileForwardQueue: ForwardQueue {
     /// Writes `entry` (its `attempts` as given) at the end of the queue: `.full` at the bound.
     func append(_ entry: ForwardEntry) throws(ForwardQueueError) {
         try checkOpen()
-        if state.pending[entry.id] != nil { return }  // already waiting: appending twice changes nothing
+        // Already waiting: appending twice changes nothing (an id is searched for in its channel only).
+        if state.locate(entry.id, channel: entry.channel) != nil { return }
         let size = QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
-        guard state.pending.count < options.maxEntries, state.liveBytes + size <= options.maxBytes + QueueLogFile.headerSize else {
+        guard state.pendingCount < options.maxEntries, state.liveBytes + size <= options.maxBytes + QueueLogFile.headerSize else {
             throw .full
         }
         let seq = takeSeq()
@@ -312,32 +315,15 @@ final class FileForwardQueue: ForwardQueue {
         guard limit > 0 else { return [] }
         if oneEntryPerChannel {
             // Each channel's oldest, oldest first: O(channels), however long a blocked channel's backlog.
-            var heads: [(position: UInt64, entry: ForwardEntry)] = []
-            for (channel, queue) in state.channels where !excluding.contains(channel) {
-                if let slot = state.pending[queue.items[queue.head].id] { heads.append((slot.position, slot.entry)) }
-            }
-            heads.sort { $0.position < $1.position }
-            return heads.prefix(limit).map(\.entry)
+            return Array(state.channelHeads(excluding: excluding).prefix(limit))
         }
-        var result: [ForwardEntry] = []
-        var seen = Set<String>()
-        var i = state.head
-        while i < state.order.count && result.count < limit {
-            let item = state.order[i]
-            i += 1
-            guard let slot = state.pending[item.id], slot.seq == item.seq else { continue }
-            let channel = slot.entry.channel
-            if excluding.contains(channel) { continue }
-            if oneEntryPerChannel && !seen.insert(channel).inserted { continue }
-            result.append(slot.entry)
-        }
-        return result
+        return Array(state.orderedPending().lazy.filter { !excluding.contains($0.channel) }.prefix(limit))
     }
 
     /// Delivered: an ack record; unknown ids are ignored.
     func acknowledge(_ id: String) throws(ForwardQueueError) {
         try checkOpen()
-        guard state.pending[id] != nil else { return }
+        guard state.locate(id) != nil else { return }
         try writeIDRecord(RecordType.ack, id, to: log)
         state.removePending(id)
         try syncIfEveryWrite(log)
@@ -346,9 +332,9 @@ final class FileForwardQueue: ForwardQueue {
     /// One more failed attempt, persisted.
     func recordAttempt(_ id: String) throws(ForwardQueueError) {
         try checkOpen()
-        guard state.pending[id] != nil else { return }
+        guard state.locate(id) != nil else { return }
         try writeIDRecord(RecordType.attempt, id, to: log)
-        state.pending[id]!.entry.attempts += 1
+        state.addAttempt(id)
         try syncIfEveryWrite(log)
     }
 
@@ -356,8 +342,8 @@ final class FileForwardQueue: ForwardQueue {
     /// ack record). Unknown ids are ignored.
     func moveToDeadLetters(_ id: String, reason: String, atMillis: Int64 = ForwardTime.nowMillis()) throws(ForwardQueueError) {
         try checkOpen()
-        guard let slot = state.pending[id] else { return }
-        try writeDead(DeadLetter(entry: slot.entry, reason: reason, atMillis: atMillis))
+        guard let entry = state.pendingEntry(id) else { return }
+        try writeDead(DeadLetter(entry: entry, reason: reason, atMillis: atMillis))
         try deadLog.sync()
         try writeIDRecord(RecordType.ack, id, to: log)
         state.removePending(id)
@@ -377,10 +363,8 @@ final class FileForwardQueue: ForwardQueue {
         guard let dead = state.dead[id] else { return false }
         var entry = dead.letter.entry
         entry.attempts = 0
-        if state.pending[id] == nil {
-            try append(entry)
-            try log.sync()
-        }
+        try append(entry)  // unless it is waiting already
+        try log.sync()
         try writeIDRecord(RecordType.retried, id, to: deadLog)
         state.removeDead(id)
         try syncIfEveryWrite(deadLog)
@@ -410,6 +394,10 @@ final class FileForwardQueue: ForwardQueue {
         try checkOpen()
         try log.sync()
         try deadLog.sync()
+        try compactIfDue()
+    }
+
+    private func compactIfDue() throws(ForwardQueueError) {
         if needsCompaction(log, live: state.liveBytes) { try compactForward() }
         if needsCompaction(deadLog, live: state.deadLiveBytes) { try compactDead() }
     }
@@ -429,20 +417,24 @@ final class FileForwardQueue: ForwardQueue {
 
     // MARK: ForwardQueue (completions run before the call returns)
 
-    func append(_ entry: ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
-        guard batchesAppends else { return done(Result { () throws(ForwardQueueError) in try append(entry) }) }
+    func append(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
+        guard batchesAppends else {
+            let single = consume entry
+            return done(Result { () throws(ForwardQueueError) in try append(single) })
+        }
         if closed { return done(.failure(.io("queue \(index) is closed"))) }
-        if state.pending[entry.id] != nil { return done(.success(())) }
+        // No check for an id already waiting: batched appends are new messages (fresh UUIDv7 ids).
         let size = QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
-        guard state.pending.count + batched.count < options.maxEntries,
+        guard state.pendingCount + batched.count < options.maxEntries,
               state.liveBytes + batchedBytes + size <= options.maxBytes + QueueLogFile.headerSize else {
             return done(.failure(.full))
         }
         let seq = takeSeq()
-        QueueLogFile.buildRecord(type: RecordType.append, seq: seq, into: &scratch) { ForwardEntryCodec.encode(entry, into: &$0) }
-        batch.append(contentsOf: scratch)
+        QueueLogFile.appendRecord(type: RecordType.append, seq: seq, payloadSize: size - QueueLogFile.recordOverhead, to: &batch) {
+            ForwardEntryCodec.write(entry, to: $0)
+        }
         batchedBytes += size
-        batched.append(BatchedAppend(entry: entry, seq: seq, done: done))
+        batched.append(BatchedAppend(entry: consume entry, seq: seq, bytes: size, done: done))
     }
 
     /// Writes this turn's batched appends in one `write(2)`, then completes them (all stored,
@@ -453,12 +445,16 @@ final class FileForwardQueue: ForwardQueue {
         swap(&appends, &batched)
         let result = Result { () throws(ForwardQueueError) in
             try log.append(batch)
-            for a in appends { state.addPending(a.entry, seq: a.seq) }
+            for i in appends.indices {
+                var entry = ForwardEntry.removed
+                swap(&entry, &appends[i].entry) // moved, not copied: no retains
+                state.addPending(entry, seq: appends[i].seq, bytes: appends[i].bytes)
+            }
             try syncIfEveryWrite(log)
         }
         batch.removeAll(keepingCapacity: true)
         batchedBytes = 0
-        for a in appends { a.done(result) }
+        for i in appends.indices { appends[i].done(result) }
         appends.removeAll(keepingCapacity: true)
         if batched.isEmpty { swap(&appends, &batched) } // keep the capacity for the next turn
     }
@@ -498,13 +494,17 @@ final class FileForwardQueue: ForwardQueue {
 
     var tickIntervalMillis: Int64 { options.syncIntervalMillis > 0 ? options.syncIntervalMillis : 1000 }
 
-    /// ``sync()``; a failure is logged (the next tick tries again).
+    /// ``sync()`` without waiting for the disk: the `fdatasync`s run on a helper thread (a loop
+    /// must not stall for them); compaction when due. A failure is logged (the next tick tries
+    /// again).
     func tick() {
         guard !closed else { return }
+        log.syncInBackground()
+        deadLog.syncInBackground()
         do {
-            try sync()
+            try compactIfDue()
         } catch {
-            Log.error("forward queue sync failed", ["queue": "\(index)", "error": "\(error)"])
+            Log.error("forward queue compaction failed", ["queue": "\(index)", "error": "\(error)"])
         }
     }
 
@@ -549,8 +549,7 @@ final class FileForwardQueue: ForwardQueue {
 
     /// Rewrites the queue log with only the waiting entries (current attempts), in order.
     private func compactForward() throws(ForwardQueueError) {
-        try rewrite(log, state.orderedPendingSlots(), type: RecordType.append, seq: \.seq) { ForwardEntryCodec.encode($0.entry, into: &$1) }
-        state.compactOrder()
+        try rewrite(log, state.orderedPendingRecords(), type: RecordType.append, seq: \.seq) { ForwardEntryCodec.encode($0.entry, into: &$1) }
         compactions += 1
     }
 
@@ -583,36 +582,58 @@ extension QueueLogFile {
 }
 
 /// The in-memory view of one queue's two logs: waiting entries in append order, dead letters.
+///
+/// Waiting entries live in their channel's queue, in append order, with their place in the
+/// queue's overall order. Appending — done for every chat message — is an array append: no
+/// index by id is kept for them. The forwarder asks for each channel's oldest and settles what
+/// it was handed, so those are remembered by id; any other id is searched for (tests, tools).
 struct LoadedState {
-    struct Slot {
+    /// A waiting entry in its channel's queue (`live` false once acknowledged or moved).
+    struct Waiting {
         var entry: ForwardEntry
         var seq: UInt64
         /// Size of its append record.
         var bytes: Int
-        /// Place in append order (in memory only).
+        /// Place in the queue's append order (in memory only).
         var position: UInt64
+        var live = true
     }
-    /// One channel's waiting entries in append order; `items[head]` is always current.
+    /// One channel's waiting entries in append order; `items[head]` is live while any is.
     final class ChannelQueue {
-        var items: [Item] = []
+        let name: String
+        var items: [Waiting] = []
         var head = 0
+        /// Entries trimmed off the front so far.
+        var trimmed = 0
+        init(name: String) { self.name = name }
+    }
+    /// Where a waiting entry is: its queue and its index there, counting trimmed entries.
+    struct Location {
+        var queue: ChannelQueue
+        var index: Int
+        var waiting: Waiting { queue.items[index - queue.trimmed] }
     }
     struct DeadSlot {
         var letter: DeadLetter
         var seq: UInt64
         var bytes: Int
     }
-    /// A position in append order; stale when the id's slot has another seq (or none).
+    /// A dead letter's place in order; stale when the id's slot has another seq (or none).
     struct Item {
         var id: String
         var seq: UInt64
     }
+    /// A waiting entry and the seq of its append record (compaction keeps both).
+    struct PendingRecord {
+        var entry: ForwardEntry
+        var seq: UInt64
+    }
 
-    var pending: [String: Slot] = [:]
-    var order: [Item] = []
-    var head = 0
-    /// The same entries per channel (for each channel's oldest).
-    var channels: [String: ChannelQueue] = [:]
+    /// Channels with waiting entries.
+    private(set) var channels: [String: ChannelQueue] = [:]
+    private(set) var pendingCount = 0
+    /// Entries handed out by ``channelHeads(excluding:)`` and still waiting.
+    private var handedOut: [String: Location] = [:]
     private var nextPosition: UInt64 = 0
     /// Header plus the append records of waiting entries: what a compaction would keep.
     var liveBytes = QueueLogFile.headerSize
@@ -627,18 +648,18 @@ struct LoadedState {
 
     static func load(forward: [UInt8], dead deadBytes: [UInt8]) -> LoadedState {
         var s = LoadedState()
+        var byID: [String: Location] = [:]  // while loading: ack and attempt records name ids
         let forwardEnd = QueueLogFile.forEachRecord(forward) { type, seq, cursor in
             s.maxSeq = max(s.maxSeq, seq)
             switch type {
             case FileForwardQueue.RecordType.append:
                 let size = cursor.end - cursor.offset + QueueLogFile.recordOverhead
-                guard let entry = ForwardEntryCodec.decode(&cursor), s.pending[entry.id] == nil else { return }
-                s.addPending(entry, seq: seq, bytes: size)
+                guard let entry = ForwardEntryCodec.decode(&cursor), byID[entry.id] == nil else { return }
+                byID[entry.id] = s.addPending(entry, seq: seq, bytes: size)
             case FileForwardQueue.RecordType.ack:
-                s.removePending(cursor.rest())
+                if let at = byID.removeValue(forKey: cursor.rest()) { s.remove(at) }
             case FileForwardQueue.RecordType.attempt:
-                let id = cursor.rest()
-                s.pending[id]?.entry.attempts += 1
+                if let at = byID[cursor.rest()] { at.queue.items[at.index - at.queue.trimmed].entry.attempts += 1 }
             default:
                 break  // a record type of a later format revision: skipped
             }
@@ -660,7 +681,6 @@ struct LoadedState {
         }
         s.forwardEnd = forwardEnd
         s.deadEnd = deadEnd
-        s.compactOrder()
         s.compactDeadOrder()
         return s
     }
@@ -670,9 +690,9 @@ struct LoadedState {
     /// retried marks (it was moved back).
     mutating func reconcile() -> (acks: [String], retried: [String]) {
         var acks: [String] = [], retried: [String] = []
-        for (id, slot) in pending {
-            guard let d = dead[id] else { continue }
-            if d.seq > slot.seq { acks.append(id) } else { retried.append(id) }
+        for record in orderedPendingRecords() {
+            guard let d = dead[record.entry.id] else { continue }
+            if d.seq > record.seq { acks.append(record.entry.id) } else { retried.append(record.entry.id) }
         }
         for id in acks { removePending(id) }
         for id in retried { removeDead(id) }
@@ -685,40 +705,106 @@ struct LoadedState {
         ForwardEntryCodec.encode(letter.entry, into: &out)
     }
 
-    mutating func addPending(_ entry: ForwardEntry, seq: UInt64, bytes: Int? = nil) {
+    // MARK: Waiting entries
+
+    /// Where waiting entry `id` is: handed out, or searched for (in `channel` only, when known).
+    func locate(_ id: String, channel: String? = nil) -> Location? {
+        if let at = handedOut[id] { return at }
+        func search(_ queue: ChannelQueue) -> Location? {
+            for i in queue.head..<queue.items.count where queue.items[i].live && queue.items[i].entry.id == id {
+                return Location(queue: queue, index: queue.trimmed + i)
+            }
+            return nil
+        }
+        if let channel { return channels[channel].flatMap(search) }
+        for queue in channels.values { if let at = search(queue) { return at } }
+        return nil
+    }
+
+    /// The waiting entry `id` (current attempts), if any.
+    func pendingEntry(_ id: String) -> ForwardEntry? { locate(id)?.waiting.entry }
+
+    @discardableResult
+    mutating func addPending(_ entry: consuming ForwardEntry, seq: UInt64, bytes: Int? = nil) -> Location {
         let size = bytes ?? QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
-        pending[entry.id] = Slot(entry: entry, seq: seq, bytes: size, position: nextPosition)
-        nextPosition += 1
-        order.append(Item(id: entry.id, seq: seq))
         let queue: ChannelQueue
         if let known = channels[entry.channel] {
             queue = known
         } else {
-            queue = ChannelQueue()
+            queue = ChannelQueue(name: entry.channel)
             channels[entry.channel] = queue
         }
-        queue.items.append(Item(id: entry.id, seq: seq))
+        let at = Location(queue: queue, index: queue.trimmed + queue.items.count)
+        queue.items.append(Waiting(entry: entry, seq: seq, bytes: size, position: nextPosition))
+        nextPosition += 1
+        pendingCount += 1
         liveBytes += size
         maxSeq = max(maxSeq, seq)
+        return at
+    }
+
+    mutating func addAttempt(_ id: String) {
+        guard let at = locate(id) else { return }
+        at.queue.items[at.index - at.queue.trimmed].entry.attempts += 1
     }
 
     mutating func removePending(_ id: String) {
-        guard let slot = pending.removeValue(forKey: id) else { return }
-        liveBytes -= slot.bytes
-        advanceHead()
-        if let queue = channels[slot.entry.channel] {
-            while queue.head < queue.items.count, pending[queue.items[queue.head].id]?.seq != queue.items[queue.head].seq {
-                queue.head += 1
-            }
-            if queue.head == queue.items.count {
-                channels[slot.entry.channel] = nil
-            } else if queue.head > 64 && queue.head * 2 > queue.items.count {
-                queue.items.removeFirst(queue.head)
-                queue.head = 0
-            }
-        }
-        if order.count > 64 && order.count - head > 2 * pending.count + 64 { compactOrder() }
+        guard let at = locate(id) else { return }
+        handedOut[id] = nil
+        remove(at)
     }
+
+    private mutating func remove(_ at: Location) {
+        let queue = at.queue
+        let i = at.index - queue.trimmed
+        liveBytes -= queue.items[i].bytes
+        pendingCount -= 1
+        queue.items[i].live = false
+        queue.items[i].entry = ForwardEntry.removed // its strings are freed now
+        while queue.head < queue.items.count, !queue.items[queue.head].live { queue.head += 1 }
+        if queue.head == queue.items.count {
+            channels[queue.name] = nil
+        } else if queue.head > 64 && queue.head * 2 > queue.items.count {
+            queue.items.removeFirst(queue.head)
+            queue.trimmed += queue.head
+            queue.head = 0
+        }
+    }
+
+    /// Each channel's oldest waiting entry (skipping `excluding`), oldest first: O(channels).
+    /// They are remembered as handed out.
+    mutating func channelHeads(excluding: Set<String>) -> [ForwardEntry] {
+        var heads: [(position: UInt64, entry: ForwardEntry)] = []
+        for (channel, queue) in channels where !excluding.contains(channel) {
+            let head = queue.items[queue.head]
+            heads.append((head.position, head.entry))
+            handedOut[head.entry.id] = Location(queue: queue, index: queue.trimmed + queue.head)
+        }
+        heads.sort { $0.position < $1.position }
+        return heads.map(\.entry)
+    }
+
+    /// The oldest waiting entry: O(channels).
+    func firstPending() -> ForwardEntry? {
+        var first: Waiting?
+        for queue in channels.values where first == nil || queue.items[queue.head].position < first!.position {
+            first = queue.items[queue.head]
+        }
+        return first?.entry
+    }
+
+    /// Every waiting entry with its seq, in append order (compaction, adoption, listing).
+    func orderedPendingRecords() -> [PendingRecord] {
+        var all: [Waiting] = []
+        all.reserveCapacity(pendingCount)
+        for queue in channels.values {
+            for w in queue.items[queue.head...] where w.live { all.append(w) }
+        }
+        all.sort { $0.position < $1.position }
+        return all.map { PendingRecord(entry: $0.entry, seq: $0.seq) }
+    }
+
+    func orderedPending() -> [ForwardEntry] { orderedPendingRecords().map(\.entry) }
 
     mutating func addDead(_ letter: DeadLetter, seq: UInt64, bytes: Int) {
         dead[letter.entry.id] = DeadSlot(letter: letter, seq: seq, bytes: bytes)
@@ -733,31 +819,10 @@ struct LoadedState {
         if deadOrder.count > 64 && deadOrder.count > 2 * dead.count + 64 { compactDeadOrder() }
     }
 
-    private mutating func advanceHead() {
-        while head < order.count, pending[order[head].id]?.seq != order[head].seq { head += 1 }
-    }
-
-    /// Drops stale positions.
-    mutating func compactOrder() {
-        order = order[head...].filter { pending[$0.id]?.seq == $0.seq }
-        head = 0
-    }
-
     mutating func compactDeadOrder() {
         deadOrder = deadOrder[deadHead...].filter { dead[$0.id]?.seq == $0.seq }
         deadHead = 0
     }
-
-    mutating func firstPending() -> ForwardEntry? {
-        advanceHead()
-        return head < order.count ? pending[order[head].id]?.entry : nil
-    }
-
-    func orderedPendingSlots() -> [Slot] {
-        order[head...].compactMap { item in pending[item.id].flatMap { $0.seq == item.seq ? $0 : nil } }
-    }
-
-    func orderedPending() -> [ForwardEntry] { orderedPendingSlots().map(\.entry) }
 
     func orderedDeadSlots() -> [DeadSlot] {
         deadOrder[deadHead...].compactMap { item in dead[item.id].flatMap { $0.seq == item.seq ? $0 : nil } }

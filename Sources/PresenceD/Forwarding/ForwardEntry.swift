@@ -30,6 +30,9 @@ struct ForwardEntry: Equatable, Hashable, Sendable {
         self.attempts = attempts
     }
 
+    /// Stands in for an entry no longer kept (its strings released).
+    static let removed = ForwardEntry(id: "", channel: "", sender: "", content: "", createdAt: "")
+
     /// `createdAt` as Unix milliseconds; nil unless it is `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
     var createdAtMillis: Int64? { ForwardTime.parseISO8601(createdAt) }
 }
@@ -102,7 +105,7 @@ struct ForwardQueueStats: Equatable, Sendable {
 protocol ForwardQueue: AnyObject {
     /// Stores `entry` durably before it is fanned out: `.full` at the bound (answer the sender
     /// `unavailable`), `.unavailable` when Redis is down, `.io` when the disk fails.
-    func append(_ entry: ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
+    func append(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
     /// Up to `limit` of the oldest entries not yet acknowledged, in queue order, skipping
     /// entries of `excluding` channels; with `oneEntryPerChannel` only each channel's oldest.
     /// The same entries come back until acknowledged or dead-lettered.
@@ -165,12 +168,33 @@ enum ForwardEntryCodec {
     }
 
     static func encode(_ entry: ForwardEntry, into out: inout [UInt8]) {
-        out.append(version)
-        ByteIO.putU32(&out, UInt32(clamping: max(0, entry.attempts)))
-        for field in [entry.id, entry.channel, entry.sender, entry.content, entry.createdAt,
-                      entry.requestID, entry.traceParent] {
-            ByteIO.putString(&out, field)
+        let size = encodedSize(entry), start = out.count
+        out.append(contentsOf: repeatElement(0, count: size))
+        out.withUnsafeMutableBytes { write(entry, to: $0.baseAddress! + start) }
+    }
+
+    /// Writes the `encodedSize(entry)` bytes of `entry` at `p` (a chat message's hot path: every
+    /// field is one copy).
+    static func write(_ entry: ForwardEntry, to p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: version, as: UInt8.self)
+        p.storeBytes(of: UInt32(clamping: max(0, entry.attempts)).littleEndian, toByteOffset: 1, as: UInt32.self)
+        var at = 5
+        func put(_ field: String) {
+            let count = field.utf8.count
+            (p + at).storeBytes(of: UInt32(count).littleEndian, as: UInt32.self)
+            let copied = field.utf8.withContiguousStorageIfAvailable { utf8 in
+                if let base = utf8.baseAddress { (p + at + 4).copyMemory(from: base, byteCount: count) }
+            }
+            if copied == nil { _ = UnsafeMutableRawBufferPointer(start: p + at + 4, count: count).copyBytes(from: field.utf8) }
+            at += 4 + count
         }
+        put(entry.id)
+        put(entry.channel)
+        put(entry.sender)
+        put(entry.content)
+        put(entry.createdAt)
+        put(entry.requestID)
+        put(entry.traceParent)
     }
 
     /// Decodes one entry starting at `cursor`; nil when the bytes are not a version-1 entry.
@@ -217,9 +241,13 @@ enum ByteIO {
         putU32(&out, UInt32(truncatingIfNeeded: v >> 32))
     }
 
+    /// Length (4 bytes) and UTF-8 bytes, copied in one piece.
     static func putString(_ out: inout [UInt8], _ s: String) {
-        putU32(&out, UInt32(s.utf8.count))
-        out.append(contentsOf: s.utf8)
+        var s = s
+        s.withUTF8 { utf8 in
+            putU32(&out, UInt32(utf8.count))
+            out.append(contentsOf: utf8)
+        }
     }
 
     /// Overwrites 4 bytes at `offset`.
@@ -280,32 +308,39 @@ struct ByteCursor {
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`): guards each queue record against torn and
 /// corrupted writes. Slicing-by-4 tables.
 enum CRC32 {
-    private static let tables: [[UInt32]] = {
-        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 4)
+    /// Slice-by-8 tables, 8 × 256 entries, made once, never written again and never freed.
+    nonisolated(unsafe) private static let table: UnsafePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
         for i in 0..<256 {
             var c = UInt32(i)
             for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-            t[0][i] = c
+            t[i] = c
         }
-        for i in 0..<256 {
-            for k in 1..<4 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] }
+        for k in 1..<8 {
+            for i in 0..<256 { t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[Int(t[(k - 1) * 256 + i] & 0xFF)] }
         }
-        return t
+        return UnsafePointer(t)
     }()
 
     static func checksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
         var crc = ~seed
-        let t0 = tables[0], t1 = tables[1], t2 = tables[2], t3 = tables[3]
-        var i = 0
-        let n = bytes.count
-        while i + 4 <= n {
-            crc ^= UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
-            crc = t3[Int(crc & 0xFF)] ^ t2[Int((crc >> 8) & 0xFF)] ^ t1[Int((crc >> 16) & 0xFF)] ^ t0[Int(crc >> 24)]
-            i += 4
+        guard let base = bytes.baseAddress else { return seed }
+        let t = table
+        var p = base, n = bytes.count
+        while n >= 8 {
+            let low = crc ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+            let high = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+                ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
+                ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
+                ^ t[256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+            p += 8
+            n -= 8
         }
-        while i < n {
-            crc = t0[Int((crc ^ UInt32(bytes[i])) & 0xFF)] ^ (crc >> 8)
-            i += 1
+        while n > 0 {
+            crc = t[Int((crc ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (crc >> 8)
+            p += 1
+            n -= 1
         }
         return ~crc
     }

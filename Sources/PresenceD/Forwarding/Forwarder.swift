@@ -28,6 +28,8 @@ final class Forwarder {
     private var peeking = false
     private var peekAgain = false
     private var stopped = false
+    /// A message accepted this turn is in a channel with nothing in flight.
+    private var pumpAfterTurn = false
     private(set) var counters = ForwardCounters()
     /// The queue's depth, oldest entry and dead letters, refreshed on every upkeep tick (only
     /// where it delivers: a shared stream is reported once per instance).
@@ -43,20 +45,17 @@ final class Forwarder {
         self.delivers = delivers
     }
 
-    /// Appends a message to the durable queue (before it is fanned out); `done(false)` when the
-    /// queue is full or unreachable — the sender then gets `unavailable`.
-    func accept(_ entry: ForwardEntry, _ done: @escaping (Bool) -> Void) {
-        queue.append(entry) { [self] result in
-            switch result {
-            case .success:
-                if delivers { schedulePump() }
-                done(true)
-            case .failure:
-                counters.refused += 1
-                done(false)
-            }
-        }
+    /// Appends a message to the durable queue (before it is fanned out); `done` gets a failure
+    /// when the queue is full or unreachable — the sender then gets `unavailable` (and the
+    /// caller ``countRefused()``). A chat message's hot path: no closure of its own here.
+    func accept(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
+        // A busy channel's next entry goes when its head is done; only a free one needs a pump.
+        if delivers && !pumpAfterTurn && !busy.contains(entry.channel) { pumpAfterTurn = true }
+        queue.append(consume entry, done)
     }
+
+    /// A message `accept` could not store.
+    func countRefused() { counters.refused += 1 }
 
     /// Where it delivers: starts delivering what the queue holds (after a restart too) and the
     /// queue's upkeep.
@@ -69,8 +68,15 @@ final class Forwarder {
         if let interval = queue.pollIntervalMillis { schedulePoll(every: interval) }
     }
 
-    /// Batched appends go to the queue (the loop's turn is ending).
-    func endTurn() { queue.endTurn() }
+    /// Batched appends go to the queue (the loop's turn is ending); a pump follows when one of
+    /// them is in a free channel.
+    func endTurn() {
+        queue.endTurn()
+        if pumpAfterTurn {
+            pumpAfterTurn = false
+            schedulePump()
+        }
+    }
 
     /// Shutdown: no more sends (those in flight end with `.closed` and stay queued), the queue
     /// flushed and closed. Timers still pending find `stopped` and do nothing.

@@ -120,6 +120,23 @@ final class QueueLogFile {
         ByteIO.setU32(&out, at: 4, crc)
     }
 
+    /// Appends one record to the end of `out` (nothing cleared): `write` fills the
+    /// `payloadSize` bytes of payload in place.
+    static func appendRecord(type: UInt8, seq: UInt64, payloadSize: Int, to out: inout [UInt8],
+                             _ write: (UnsafeMutableRawPointer) -> Void) {
+        let start = out.count, length = 1 + 8 + payloadSize
+        out.append(contentsOf: repeatElement(0, count: 8 + length))
+        out.withUnsafeMutableBytes { raw in
+            let record = raw.baseAddress! + start
+            (record + 8).storeBytes(of: type, as: UInt8.self)
+            (record + 9).storeBytes(of: seq.littleEndian, as: UInt64.self)
+            write(record + 17)
+            let crc = CRC32.checksum(UnsafeRawBufferPointer(start: record + 8, count: length))
+            record.storeBytes(of: UInt32(length).littleEndian, as: UInt32.self)
+            (record + 4).storeBytes(of: crc.littleEndian, as: UInt32.self)
+        }
+    }
+
     /// Appends whole records with one `write(2)` (looping on a short write); on failure the
     /// file is cut back to where it was.
     func append(_ bytes: [UInt8]) throws(ForwardQueueError) {
@@ -157,6 +174,24 @@ final class QueueLogFile {
         guard ftruncate(fd, off_t(length)) == 0 else { throw .io("truncate \(path): \(QueueLogFile.errnoText())") }
         size = length
         dirty = true
+    }
+
+    /// Runs the periodic `fdatasync`s of every loop's logs, so a loop never waits on the disk.
+    static let syncPool = WorkerPool(threads: 1, queueLimit: 256, name: "fsync")
+
+    /// ``sync()`` on ``syncPool``, through a duplicate descriptor (valid even if this file is
+    /// closed or replaced meanwhile); a failure is logged. When the pool is busy the data stays
+    /// marked unsynced for the next call.
+    func syncInBackground() {
+        guard dirty, fd >= 0 else { return }
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { return }
+        let path = self.path
+        let submitted = Self.syncPool.submit {
+            if fdatasync(copy) != 0 { Log.error("forward queue fdatasync failed", ["file": path, "error": QueueLogFile.errnoText()]) }
+            Glibc.close(copy)
+        }
+        if submitted { dirty = false } else { Glibc.close(copy) }
     }
 
     /// `fdatasync` when something was written since the last one.

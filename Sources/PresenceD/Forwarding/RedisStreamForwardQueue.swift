@@ -107,7 +107,7 @@ final class RedisStreamForwardQueue: ForwardQueue {
 
     // MARK: ForwardQueue
 
-    func append(_ entry: ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
+    func append(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
         guard !closed else { return done(.failure(.io("queue closed"))) }
         let args = [String(options.maxEntries), String(max(0, entry.attempts))] + Self.fields(of: entry)
         redis.evalScript(Scripts.append, keys: [streamKey, attemptsKey], args: args) { result in

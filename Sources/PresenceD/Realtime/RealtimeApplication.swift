@@ -195,8 +195,11 @@ final class RealtimeApplication: WebSocketApplication {
         }
         let entry = ForwardEntry(id: messageID, channel: channel, sender: session.user, content: content,
                                  createdAt: timestamp, requestID: session.requestID)
-        forwarder.accept(entry) { [unowned self] stored in
-            guard stored else { return self.fail(id, .unavailable, "the message could not be stored; try again") }
+        forwarder.accept(consume entry) { [unowned self] stored in
+            guard case .success = stored else {
+                forwarder.countRefused()
+                return self.fail(id, .unavailable, "the message could not be stored; try again")
+            }
             self.fanOut(channel: channel, frame: frame)
         }
     }

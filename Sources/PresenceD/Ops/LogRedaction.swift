@@ -97,6 +97,9 @@ enum LogRedaction {
             j += 1
         }
         guard let at else { return nil }
+        // Already masked (`RedisEndpoint`'s description: `user:***@`): nothing to hide.
+        let userinfo = b[(i + 3)..<at]
+        if userinfo.elementsEqual("***".utf8) || userinfo.reversed().starts(with: ":***".utf8.reversed()) { return nil }
         return (i + 3, at + 1)
     }
 

@@ -205,6 +205,7 @@ final class WebSocketServer: ConnectionHandler {
         headers.add("X-Request-ID", requestID)
         loop.send(id, SharedBytes.copying(accepted.response(extraHeaders: headers)))
         loop.counters.upgrades.add(.ok)
+        Log.debug("upgraded", requestID: requestID, ["user": grant.claims?.userID ?? ""])
         states[s].phase = .websocket
         states[s].http = nil
         states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)

@@ -303,13 +303,13 @@ struct Config: Sendable {
         return v
     }
 
-    /// A path that names a readable regular file.
+    /// A path that names a readable file (not a directory; `/dev/null` is fine).
     static func readableFile(_ path: String, _ name: String) throws -> String {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ConfigError(variable: name, problem: "\(shown(path)): \(String(cString: strerror(errno)))")
         }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw ConfigError(variable: name, problem: "\(shown(path)) is not a regular file") }
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw ConfigError(variable: name, problem: "\(shown(path)) is a directory") }
         guard access(path, R_OK) == 0 else { throw ConfigError(variable: name, problem: "\(shown(path)) is not readable") }
         return path
     }

@@ -136,6 +136,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.stateDirectory, "/var/lib/presenced")
         XCTAssertEqual(c.io, .epoll)
         XCTAssertEqual(try Config.parse(environment: ["ALLOWED_ORIGINS": "*"], arguments: []).allowedOrigins, ["*"])
+        XCTAssertEqual(try Config.parse(environment: ["SSL_CERT_FILE": "/dev/null"], arguments: []).certificateFile, "/dev/null",
+                       "an empty CA list is a choice, not a typo")
         XCTAssertEqual(try Config.parse(environment: ["PORT": "0"], arguments: []).port, 0, "0 = any free port (tests)")
     }
 

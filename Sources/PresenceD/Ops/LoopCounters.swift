@@ -111,6 +111,8 @@ struct LabelledCounts<Label: CounterLabel> {
 /// A histogram of durations in nanoseconds with fixed bucket bounds, in plain memory of one thread.
 final class LatencyHistogram {
     let boundsNanos: [Int64]
+    /// `boundsNanos` in plain memory (no bounds checks while observing).
+    private let bounds: UnsafeMutablePointer<Int64>
     /// Per bucket (not cumulative); the last one is above every bound.
     private let buckets: UnsafeMutablePointer<UInt64>
     private(set) var sumNanos: UInt64 = 0
@@ -118,16 +120,21 @@ final class LatencyHistogram {
 
     init(boundsNanos: [Int64]) {
         self.boundsNanos = boundsNanos
+        bounds = .allocate(capacity: boundsNanos.count)
+        bounds.initialize(from: boundsNanos, count: boundsNanos.count)
         buckets = .allocate(capacity: boundsNanos.count + 1)
         buckets.initialize(repeating: 0, count: boundsNanos.count + 1)
     }
 
-    deinit { buckets.deallocate() }
+    deinit {
+        bounds.deallocate()
+        buckets.deallocate()
+    }
 
     func observe(nanos: Int64) {
-        let value = max(0, nanos)
+        let value = max(0, nanos), boundCount = boundsNanos.count
         var i = 0
-        while i < boundsNanos.count && value > boundsNanos[i] { i += 1 }
+        while i < boundCount && value > bounds[i] { i += 1 }
         buckets[i] &+= 1
         sumNanos &+= UInt64(value)
         count &+= 1

@@ -72,16 +72,6 @@ enum InboundMessageType: Int, CounterLabel, CaseIterable {
 
     var index: Int { rawValue }
     static let labels = ["join", "leave", "message", "typing", "ping", "other"]
-
-    init(_ message: ClientMessage) {
-        switch message {
-        case .join: self = .join
-        case .leave: self = .leave
-        case .message: self = .message
-        case .typing: self = .typing
-        case .ping: self = .ping
-        }
-    }
 }
 
 /// A server message's `type` as a label (`presenced_messages_out_total{type}`); `other` is a

@@ -132,19 +132,27 @@ final class RealtimeApplication: WebSocketApplication {
             loop.counters.messagesIn.add(.other)
             return fail(id, .badJSON, "binary frames are not accepted")
         }
+        // Counted in each branch: the parsed message is never copied for the count.
+        let counts = loop.counters.messagesIn
         switch ClientMessage.parse(payload) {
         case .failure(let error):
-            loop.counters.messagesIn.add(.other)
+            counts.add(.other)
             fail(id, error.code, error.message)
-        case .success(let message):
-            loop.counters.messagesIn.add(InboundMessageType(message))
-            switch message {
-            case .ping: server.send(id, ServerMessage.pong)
-            case .join(let channel): join(id, channel)
-            case .leave(let channel): leave(id, channel)
-            case .message(let channel, let content): self.message(id, channel, content)
-            case .typing(let channel, let typing): typingChanged(id, channel, typing)
-            }
+        case .success(.ping):
+            counts.add(.ping)
+            server.send(id, ServerMessage.pong)
+        case .success(.join(let channel)):
+            counts.add(.join)
+            join(id, channel)
+        case .success(.leave(let channel)):
+            counts.add(.leave)
+            leave(id, channel)
+        case .success(.message(let channel, let content)):
+            counts.add(.message)
+            message(id, channel, content)
+        case .success(.typing(let channel, let typing)):
+            counts.add(.typing)
+            typingChanged(id, channel, typing)
         }
     }
 

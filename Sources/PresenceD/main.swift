@@ -12,6 +12,10 @@ enum PresenceDMain {
             return TokenCommand.run(arguments: Array(arguments.dropFirst()), environment: environment,
                                     output: { print($0) }, errorOutput: { FileOutput.stderr($0) })
         }
+        if arguments.first == "check-config" {
+            return CheckConfigCommand.run(arguments: Array(arguments.dropFirst()), environment: environment,
+                                          output: { print($0) }, errorOutput: { FileOutput.stderr($0) })
+        }
         if arguments.first == "dead-letters" {
             return DeadLettersCommand.run(arguments: Array(arguments.dropFirst()), environment: environment,
                                           output: { print($0) }, errorOutput: { FileOutput.stderr($0) })

@@ -157,6 +157,7 @@ final class Forwarder {
                 queue.acknowledge(entry.id) { [self] _ in done(with: entry) }
             case .deadLetter(let reason):
                 counters.deadLettered += 1
+                Log.warn("forward dead-lettered", requestID: entry.requestID, ["message_id": entry.id, "reason": reason])
                 queue.moveToDeadLetters(entry.id, reason: reason) { [self] _ in done(with: entry) }
             case .retry(let after):
                 counters.retried += 1

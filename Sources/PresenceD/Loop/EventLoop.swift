@@ -58,6 +58,11 @@ final class EventLoop: @unchecked Sendable {
     var closeLingerMillis: Int64 = 2000
     /// Monotonic milliseconds, updated once per loop turn.
     private(set) var now: Int64
+    /// Monotonic nanoseconds when this turn's wait returned: when what the turn reports arrived.
+    private(set) var turnStartNanos: Int64
+    /// This loop's traffic counters: written by the layers above on this thread, read by
+    /// `/metrics` through the mailbox.
+    let counters = LoopCounters()
     /// Open connections on this loop.
     private(set) var openCount = 0
     private var listenerPausedUntil: [Int: Int64] = [:]
@@ -72,6 +77,7 @@ final class EventLoop: @unchecked Sendable {
         self.mailbox = Mailbox(backend: backend)
         let t = EventLoop.monotonicMillis()
         self.now = t
+        self.turnStartNanos = t * 1_000_000
         self.timers = TimerWheel(now: t)
         slots = .allocate(capacity: slotCapacity)
     }
@@ -100,6 +106,12 @@ final class EventLoop: @unchecked Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    static func monotonicNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     // MARK: Running
@@ -156,6 +168,7 @@ final class EventLoop: @unchecked Sendable {
             mailbox.drain(self)
             onTurn?()
             flush()
+            if counters.pendingFanOuts > 0 { counters.endTurn(nowNanos: EventLoop.monotonicNanos()) }
         }
         for i in 0..<slotCount where slots[i].state != .free {
             if slots[i].fd >= 0 { Glibc.close(slots[i].fd) }
@@ -216,13 +229,17 @@ final class EventLoop: @unchecked Sendable {
 
     /// Fan-out: queues one shared `frame` on each of `targets` whose backlog is at most `limit`,
     /// reporting the others to `overLimit`. The frame is retained once per recipient, nothing else.
+    /// Returns how many it was queued on (counted by subtracting the rare skips, not per recipient).
+    @discardableResult
     func enqueue(_ frame: SharedBytes, on targets: UnsafeBufferPointer<ConnectionID>, limit: Int,
-                 overLimit: (ConnectionID) -> Void) {
+                 overLimit: (ConnectionID) -> Void) -> Int {
         let pool = framePool, slots = self.slots, slotCount = self.slotCount
+        var queued = targets.count
         for id in targets {
             let s = Int(id.slot)
-            guard s < slotCount, slots[s].generation == id.generation, slots[s].state == .open else { continue }
+            guard s < slotCount, slots[s].generation == id.generation, slots[s].state == .open else { queued -= 1; continue }
             if slots[s].queue.queuedBytes > limit {
+                queued -= 1
                 overLimit(id)
                 continue
             }
@@ -232,6 +249,7 @@ final class EventLoop: @unchecked Sendable {
                 dirty.append(UInt32(s))
             }
         }
+        return queued
     }
 
     /// Bytes queued on a connection and not yet written (for backpressure decisions).
@@ -357,7 +375,9 @@ final class EventLoop: @unchecked Sendable {
 
     /// The backend's wait returned: events about to be reported happened now, not before the wait.
     func backendWoke() {
-        now = EventLoop.monotonicMillis()
+        let nanos = EventLoop.monotonicNanos()
+        turnStartNanos = nanos
+        now = nanos / 1_000_000
     }
 
     func backendAccepted(fd: Int32, listener: Int) {

@@ -55,6 +55,8 @@ struct Config: Sendable {
     /// A file of `KEY=VALUE` lines (systemd's EnvironmentFile) re-read on SIGHUP for the token
     /// secrets and ALLOWED_ORIGINS (ENV_FILE).
     var environmentFile: String?
+    /// SSL_CERT_FILE: a CA bundle OpenSSL reads itself (checked here so a typo fails the start).
+    var certificateFile: String?
     var messageRate = 20
     var maxConnections = 100_000
     var showHelp = false
@@ -63,6 +65,18 @@ struct Config: Sendable {
     /// Whether a bind address only accepts local connections (dev mode is allowed there).
     static func isLoopback(_ address: String) -> Bool {
         address.hasPrefix("127.") || address == "::1" || address == "[::1]"
+    }
+
+    /// The start-up rule for WS_TOKEN_SECRET (CONTRACT §2): unset is allowed only in dev mode
+    /// (loopback BIND, not under systemd) and in echo mode; nil when the configuration may start.
+    func tokenSecretProblem(environment: [String: String]) -> ConfigError? {
+        guard tokenSecret == nil, !echo, !isDevMode(environment: environment) else { return nil }
+        return ConfigError(variable: "WS_TOKEN_SECRET", problem: "required (at least 32 bytes) unless bound to loopback in dev mode")
+    }
+
+    /// No WS_TOKEN_SECRET, a loopback BIND and no systemd INVOCATION_ID: a random secret for this run.
+    func isDevMode(environment: [String: String]) -> Bool {
+        tokenSecret == nil && !echo && Config.isLoopback(bind) && environment["INVOCATION_ID"] == nil
     }
 
     static func onlineCores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -89,32 +103,34 @@ struct Config: Sendable {
             guard !v.isEmpty else { throw ConfigError(variable: "WS_TOKEN_AUDIENCE", problem: "must not be empty") }
             c.tokenAudience = v
         }
-        if let v = env["ALLOWED_ORIGINS"] {
-            c.allowedOrigins = v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
-        }
+        if let v = env["ALLOWED_ORIGINS"] { c.allowedOrigins = try origins(v, "ALLOWED_ORIGINS") }
         if let v = env["CHAT_SERVICE_URL"], !v.isEmpty { c.chatServiceURL = try httpURL(v, "CHAT_SERVICE_URL") }
-        if let v = env["CHAT_SERVICE_TOKEN"], !v.isEmpty { c.chatServiceToken = v }
+        if let v = env["CHAT_SERVICE_TOKEN"], !v.isEmpty { c.chatServiceToken = try headerValue(v, "CHAT_SERVICE_TOKEN") }
         if let v = env["FORWARD_QUEUE_MAX"] { c.forwardQueueMaxEntries = try integer(v, "FORWARD_QUEUE_MAX", 1...100_000_000) }
         if let v = env["FORWARD_QUEUE_MAX_BYTES"] { c.forwardQueueMaxBytes = try integer(v, "FORWARD_QUEUE_MAX_BYTES", 4096...(1 << 40)) }
         if let v = env["FORWARD_CLAIM_IDLE"] { c.forwardClaimIdleMillis = try duration(v, "FORWARD_CLAIM_IDLE", minimum: 300) }
         if let v = env["AUTH_SERVICE_URL"], !v.isEmpty { c.authServiceURL = try httpURL(v, "AUTH_SERVICE_URL") }
-        if let v = env["PRESENCE_TTL"] { c.presenceTTLMillis = try duration(v, "PRESENCE_TTL", minimum: 1000) }
-        if let v = env["PRESENCE_GRACE"] { c.presenceGraceMillis = try duration(v, "PRESENCE_GRACE", minimum: 0) }
-        if let v = env["PING_INTERVAL"] { c.pingIntervalMillis = try duration(v, "PING_INTERVAL", minimum: 100) }
+        if let v = env["PRESENCE_TTL"] { c.presenceTTLMillis = try duration(v, "PRESENCE_TTL", minimum: 1000, maximum: 86_400_000) }
+        if let v = env["PRESENCE_GRACE"] { c.presenceGraceMillis = try duration(v, "PRESENCE_GRACE", minimum: 0, maximum: 3_600_000) }
+        if let v = env["PING_INTERVAL"] { c.pingIntervalMillis = try duration(v, "PING_INTERVAL", minimum: 100, maximum: 3_600_000) }
         if let v = env["MAX_MESSAGE_BYTES"] { c.maxMessageBytes = try integer(v, "MAX_MESSAGE_BYTES", 125...(1 << 30)) }
         if let v = env["MAX_OUTBOUND_BYTES"] { c.maxOutboundBytes = try integer(v, "MAX_OUTBOUND_BYTES", 4096...(1 << 30)) }
         if let v = env["STATE_DIRECTORY"], !v.isEmpty {
             // systemd may pass several directories separated by colons: the first is ours.
-            c.stateDirectory = String(v.split(separator: ":").first ?? Substring(v))
+            guard let first = v.split(separator: ":", omittingEmptySubsequences: false).first, !first.isEmpty else {
+                throw ConfigError(variable: "STATE_DIRECTORY", problem: "\(shown(v)) does not start with a directory")
+            }
+            c.stateDirectory = String(first)
         }
         if let v = env["LOG_LEVEL"] {
             guard let level = Log.Level(name: v) else {
-                throw ConfigError(variable: "LOG_LEVEL", problem: "\"\(v)\" is not one of debug, info, warn, error")
+                throw ConfigError(variable: "LOG_LEVEL", problem: "\(shown(v)) is not one of debug, info, warn, error")
             }
             c.logLevel = level
         }
-        if let v = env["DRAIN_WINDOW"] { c.drainWindowMillis = try duration(v, "DRAIN_WINDOW", minimum: 0) }
-        if let v = env["ENV_FILE"], !v.isEmpty { c.environmentFile = v }
+        if let v = env["DRAIN_WINDOW"] { c.drainWindowMillis = try duration(v, "DRAIN_WINDOW", minimum: 0, maximum: 600_000) }
+        if let v = env["ENV_FILE"], !v.isEmpty { c.environmentFile = try readableFile(v, "ENV_FILE") }
+        if let v = env["SSL_CERT_FILE"], !v.isEmpty { c.certificateFile = try readableFile(v, "SSL_CERT_FILE") }
         if let v = env["MESSAGE_RATE"] { c.messageRate = try integer(v, "MESSAGE_RATE", 0...1_000_000) }
         if let v = env["MAX_CONNECTIONS"] { c.maxConnections = try integer(v, "MAX_CONNECTIONS", 1...100_000_000) }
 
@@ -144,56 +160,64 @@ struct Config: Sendable {
         return c
     }
 
-    static let help = """
-    presenced — realtime presence and fan-out daemon (WebSocket, io_uring/epoll)
+    /// `presenced --help`: commands, flags, and every variable with its default (`ConfigVariable.all`).
+    static var help: String {
+        var text = """
+        presenced — realtime presence and fan-out daemon (WebSocket, io_uring/epoll)
 
-    usage: presenced [--port N] [--bind ADDR] [--io uring|epoll|auto] [--threads N] [--echo]
-           presenced token --user ID [--ttl S] [--role R] [--channel C]...
-           presenced --help | --version
+        usage: presenced [--port N] [--bind ADDR] [--io uring|epoll|auto] [--threads N] [--echo]
+               presenced check-config [flags]   validate the environment and flags, print a summary (exit 0, or 78)
+               presenced token --user ID [--ttl S] [--role R] [--channel C]...
+               presenced dead-letters list | retry [ID]
+               presenced --help | --version
 
-      --port N        listen port (env PORT, default 8082)
-      --bind ADDR     listen address (env BIND, default 127.0.0.1)
-      --io KIND       event backend: uring, epoll, or auto = io_uring with epoll fallback (env IO_BACKEND)
-      --threads N     event-loop threads, one per core by default (env THREADS)
-      --echo          serve a plain WebSocket echo at / with no token: the RFC 6455 conformance target
+          --port N        listen port (env PORT, default 8082)
+          --bind ADDR     listen address (env BIND, default 127.0.0.1)
+          --io KIND       event backend: uring, epoll, or auto = io_uring with epoll fallback (env IO_BACKEND)
+          --threads N     event-loop threads, one per core by default (env THREADS)
+          --echo          serve a plain WebSocket echo at / with no token: the RFC 6455 conformance target
 
-    environment (CONTRACT §2): PORT BIND REDIS_URL WS_TOKEN_SECRET WS_TOKEN_SECRET_PREVIOUS
-      WS_TOKEN_AUDIENCE ALLOWED_ORIGINS CHAT_SERVICE_URL CHAT_SERVICE_TOKEN AUTH_SERVICE_URL
-      PRESENCE_TTL PRESENCE_GRACE PING_INTERVAL MAX_MESSAGE_BYTES MAX_OUTBOUND_BYTES STATE_DIRECTORY
-      LOG_LEVEL MESSAGE_RATE MAX_CONNECTIONS
-    also: DRAIN_WINDOW (5s) spreads the 1001 closes of a SIGTERM drain; ENV_FILE names the file
-      of KEY=VALUE lines re-read on SIGHUP (WS_TOKEN_SECRET, WS_TOKEN_SECRET_PREVIOUS, ALLOWED_ORIGINS)
-    also: FORWARD_QUEUE_MAX (entries, 100000) and FORWARD_QUEUE_MAX_BYTES (67108864) per loop's
-      forward queue (Redis mode: FORWARD_QUEUE_MAX bounds the shared stream); FORWARD_CLAIM_IDLE (15s):
-      Redis mode, when a crashed instance's forwards are taken over; SSL_CERT_FILE (OpenSSL) for a private CA of rediss:// or https:// services
-    Durations accept 500ms, 30s, 2m or plain seconds. A bad value fails the start with exit code 78.
-    """
+        environment (flags override it; CONTRACT §2):
+
+        """
+        let width = ConfigVariable.all.map(\.name.count).max() ?? 0
+        for variable in ConfigVariable.all {
+            let padding = String(repeating: " ", count: width - variable.name.count)
+            text += "  \(variable.name)\(padding)  \(variable.meaning) [default: \(variable.defaultValue)]\n"
+        }
+        text += """
+
+        Durations accept 500ms, 30s, 2m, 1h or plain seconds. A bad value fails the start with one line
+        on stderr naming the variable, exit code 78 (EX_CONFIG).
+        """
+        return text
+    }
 
     // MARK: Value parsers
 
     static func port(_ v: String, _ name: String) throws -> UInt16 {
-        guard let p = UInt16(v) else { throw ConfigError(variable: name, problem: "\"\(v)\" is not a port number (0–65535)") }
+        guard let p = UInt16(v) else { throw ConfigError(variable: name, problem: "\(shown(v)) is not a port number (0–65535)") }
         return p
     }
 
     static func address(_ v: String, _ name: String) throws -> String {
         var storage = sockaddr_storage()
         guard (try? Sockets.fillAddress(v, port: 0, into: &storage)) != nil else {
-            throw ConfigError(variable: name, problem: "\"\(v)\" is not an IPv4 or IPv6 address")
+            throw ConfigError(variable: name, problem: "\(shown(v)) is not an IPv4 or IPv6 address")
         }
         return v
     }
 
     static func ioChoice(_ v: String, _ name: String) throws -> IOChoice {
         guard let choice = IOChoice(rawValue: v.lowercased()) else {
-            throw ConfigError(variable: name, problem: "\"\(v)\" is not one of uring, epoll, auto")
+            throw ConfigError(variable: name, problem: "\(shown(v)) is not one of uring, epoll, auto")
         }
         return choice
     }
 
     static func integer(_ v: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {
         guard let n = Int(v), range.contains(n) else {
-            throw ConfigError(variable: name, problem: "\"\(v)\" is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+            throw ConfigError(variable: name, problem: "\(shown(v)) is not a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
         return n
     }
@@ -210,20 +234,105 @@ struct Config: Sendable {
         return v.hasSuffix("/") ? String(v.dropLast()) : v
     }
 
-    /// `500ms`, `30s`, `2m`, `1h` or plain seconds, in milliseconds.
-    static func duration(_ v: String, _ name: String, minimum: Int64) throws -> Int64 {
-        let bad = ConfigError(variable: name, problem: "\"\(v)\" is not a duration like 500ms, 30s, 2m or plain seconds")
+    /// `500ms`, `30s`, `2m`, `1h` or plain seconds, in milliseconds, within `minimum...maximum`.
+    static func duration(_ v: String, _ name: String, minimum: Int64, maximum: Int64 = 86_400_000) throws -> Int64 {
+        let bad = ConfigError(variable: name, problem: "\(shown(v)) is not a duration like 500ms, 30s, 2m or plain seconds")
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-        var millis: Int64?
-        for (suffix, factor) in units where v.hasSuffix(suffix) {
-            let number = v.dropLast(suffix.count)
-            if let n = Int64(number), n >= 0 { millis = n * factor }
+        var number = Substring(v), factor: Int64 = 1000
+        for (suffix, unit) in units where v.hasSuffix(suffix) {
+            number = v.dropLast(suffix.count)
+            factor = unit
             break
         }
-        if millis == nil, let n = Int64(v), n >= 0 { millis = n * 1000 }
-        guard let m = millis else { throw bad }
-        guard m >= minimum else { throw ConfigError(variable: name, problem: "must be at least \(minimum) ms") }
-        return m
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(number) else { throw bad }
+        let product = n.multipliedReportingOverflow(by: factor)
+        guard !product.overflow, product.partialValue <= maximum else {
+            throw ConfigError(variable: name, problem: "\(shown(v)) is more than \(maximum) ms")
+        }
+        guard product.partialValue >= minimum else { throw ConfigError(variable: name, problem: "must be at least \(minimum) ms") }
+        return product.partialValue
+    }
+
+    /// A comma list of origins: `*`, `scheme://host[:port]`, or `scheme://*.domain[:port]`
+    /// (any subdomain with that scheme). Spaces around entries are ignored; at least one entry.
+    static func origins(_ v: String, _ name: String) throws -> [String] {
+        let entries = v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        guard !entries.isEmpty else { throw ConfigError(variable: name, problem: "lists no origin (use * to allow every origin)") }
+        for entry in entries where !isOriginPattern(entry) {
+            throw ConfigError(variable: name, problem: "\(shown(entry)) is not an origin like https://casa.example.org, https://*.example.org or *")
+        }
+        return entries
+    }
+
+    /// `*`, or `scheme://host[:port]` with an optional `*.` before the host and an optional
+    /// trailing `/`, and nothing else (no path, user info, query or fragment).
+    static func isOriginPattern(_ entry: String) -> Bool {
+        if entry == "*" { return true }
+        let parts = entry.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        // "scheme:", "", "authority" (a trailing "/" leaves an empty fourth part in the authority split).
+        guard parts.count == 3, parts[0].hasSuffix(":"), parts[1].isEmpty else { return false }
+        let scheme = parts[0].dropLast()
+        var authority = parts[2]
+        if authority.hasSuffix("/") { authority = authority.dropLast() }
+        guard let first = scheme.first, isASCIILetter(first), scheme.allSatisfy(isSchemeCharacter) else { return false }
+        if authority.hasPrefix("*.") { authority = authority.dropFirst(2) }
+        var host = authority
+        if let colon = authority.lastIndex(of: ":"), !authority.hasPrefix("[") || authority[..<colon].hasSuffix("]") {
+            let port = authority[authority.index(after: colon)...]
+            guard !port.isEmpty, port.allSatisfy(isASCIIDigit), let p = Int(port), (1...65535).contains(p) else { return false }
+            host = authority[..<colon]
+        }
+        guard !host.isEmpty else { return false }
+        if host.hasPrefix("[") {
+            return host.count > 2 && host.hasSuffix("]")
+                && host.dropFirst().dropLast().allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+        }
+        return host.allSatisfy(isHostCharacter) && !host.hasPrefix(".") && !host.hasSuffix(".") && !host.contains("..")
+    }
+
+    private static func isASCIILetter(_ c: Character) -> Bool { c.isASCII && c.isLetter }
+    private static func isASCIIDigit(_ c: Character) -> Bool { c.isASCII && c.isNumber }
+    private static func isSchemeCharacter(_ c: Character) -> Bool {
+        isASCIILetter(c) || isASCIIDigit(c) || c == "+" || c == "-" || c == "."
+    }
+    private static func isHostCharacter(_ c: Character) -> Bool {
+        isASCIILetter(c) || isASCIIDigit(c) || c == "-" || c == "."
+    }
+
+    /// A value sent as an HTTP header: visible ASCII and spaces only (no line breaks to inject headers).
+    static func headerValue(_ v: String, _ name: String) throws -> String {
+        guard v.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else {
+            throw ConfigError(variable: name, problem: "must be printable ASCII (it is sent in an HTTP header)")
+        }
+        return v
+    }
+
+    /// A path that names a readable file (not a directory; `/dev/null` is fine).
+    static func readableFile(_ path: String, _ name: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ConfigError(variable: name, problem: "\(shown(path)): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw ConfigError(variable: name, problem: "\(shown(path)) is a directory") }
+        guard access(path, R_OK) == 0 else { throw ConfigError(variable: name, problem: "\(shown(path)) is not readable") }
+        return path
+    }
+
+    /// A value quoted for an error line: control characters escaped, at most 64 characters.
+    /// Never used for secrets.
+    static func shown(_ v: String) -> String {
+        var out = "\""
+        for (i, scalar) in v.unicodeScalars.enumerated() {
+            if i == 64 { out += "…"; break }
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else if scalar == "\"" || scalar == "\\" {
+                out += "\\" + String(scalar)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 

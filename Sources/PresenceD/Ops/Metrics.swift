@@ -1,13 +1,15 @@
 import RedisShim
 
-/// `GET /metrics`: Prometheus text exposition 0.0.4. For now the process's WebSocket sessions
-/// and, in Redis mode, Redis' health, errors and round-trip times (summed over every loop's
-/// connections).
+/// `GET /metrics`: Prometheus text exposition 0.0.4 (CONTRACT §8). Every family has HELP and
+/// TYPE; labels come from fixed sets only (never a channel or user id). Traffic counters are
+/// per loop (`LoopCounters`, plain memory of the loop's thread), read on each loop through its
+/// mailbox and added up here.
 enum Metrics {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// What one loop contributes (read on its thread), summed over the loops.
     struct LoopFigures {
+        var traffic: LoopCountersSnapshot?
         var redis: RedisStats?
         var forward: ForwardCounters?
         var queueDepth = 0
@@ -17,6 +19,7 @@ enum Metrics {
         init() {}
 
         init(hub: RealtimeHub, loop: EventLoop) {
+            traffic = loop.counters.snapshot()
             redis = hub.redis?.stats(on: loop)
             if let forwarder = hub.forwarding?.forwarder(on: loop) {
                 forward = forwarder.counters
@@ -29,6 +32,7 @@ enum Metrics {
         }
 
         mutating func add(_ other: LoopFigures) {
+            if let t = other.traffic { traffic = traffic.map { var sum = $0; sum.add(t); return sum } ?? t }
             if let r = other.redis { redis = redis.map { var sum = $0; sum.add(r); return sum } ?? r }
             if let f = other.forward {
                 var sum = forward ?? ForwardCounters()
@@ -44,11 +48,16 @@ enum Metrics {
         }
     }
 
-    static func render(hub: RealtimeHub?, loops: LoopFigures?) -> String {
+    static func render(hub: RealtimeHub?, loops: LoopFigures?, process: ProcessStats? = ProcessStats.read()) -> String {
         var out = PrometheusText()
+        out.gauge("presenced_build_info", "Always 1; the version label says which build runs.", 1,
+                  labels: [("version", PresenceDMain.version)])
         if let hub {
             out.gauge("presenced_connections", "WebSocket sessions open.", hub.sessions.load(ordering: .relaxed))
             out.gauge("presenced_draining", "1 while draining after SIGTERM.", hub.draining.load(ordering: .relaxed) ? 1 : 0)
+        }
+        if let traffic = loops?.traffic ?? (hub != nil ? LoopCountersSnapshot.zero : nil) {
+            renderTraffic(traffic, into: &out)
         }
         if let hub, let runtime = hub.redis {
             out.gauge("presenced_redis_up", "1 when Redis answers (command and subscription connections).", runtime.isReady ? 1 : 0)
@@ -75,22 +84,79 @@ enum Metrics {
             out.counter("presenced_forward_dead_lettered_total", "Forwards refused for good (other 4xx).", forward.deadLettered)
             out.counter("presenced_forward_refused_total", "Chat messages refused with unavailable (queue full or unusable).", forward.refused)
         }
+        if let process {
+            out.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", process.startTimeSeconds)
+            out.counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", process.cpuSeconds)
+            out.gauge("process_resident_memory_bytes", "Resident memory size, in bytes.", process.residentBytes)
+            out.gauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.", process.virtualBytes)
+            out.gauge("process_open_fds", "Open file descriptors.", process.openFDs)
+            out.gauge("process_max_fds", "Limit on open file descriptors (RLIMIT_NOFILE).", process.maxFDs)
+        }
         return out.text
+    }
+
+    private static func renderTraffic(_ t: LoopCountersSnapshot, into out: inout PrometheusText) {
+        out.counter("presenced_upgrades_total", "WebSocket upgrade requests on /ws by result (ok = 101).",
+                    label: "result", UpgradeResult.self, t.upgrades)
+        out.counter("presenced_frames_in_total",
+                    "WebSocket frames received by opcode (a fragmented message counts once, when complete).",
+                    label: "opcode", FrameOpcode.self, t.framesIn)
+        out.counter("presenced_frames_out_total", "WebSocket frames queued for sending by opcode.",
+                    label: "opcode", FrameOpcode.self, t.framesOut)
+        out.counter("presenced_messages_in_total",
+                    "Client messages by JSON type (other = bad JSON, unknown type, binary).",
+                    label: "type", InboundMessageType.self, t.messagesIn)
+        out.counter("presenced_messages_out_total", "Server messages queued by JSON type (fan-out and direct replies).",
+                    label: "type", OutboundMessageType.self, t.messagesOut)
+        out.counter("presenced_rate_limited_total", "Client messages refused by MESSAGE_RATE.", t.rateLimited)
+        out.counter("presenced_fanout_deliveries_total",
+                    "Frames queued on channel members by fan-out (message, presence, typing), all sources.", t.fanOutDeliveries)
+        out.counter("presenced_dropped_frames_total",
+                    "Frames not queued because the recipient's backlog was over its limit (typing under backpressure, or the frame that closed a slow consumer).",
+                    t.droppedFrames)
+        out.counter("presenced_slow_consumer_closes_total", "Connections closed with 4008 (slow consumer).", t.slowConsumerCloses)
+        let latency = t.fanOutLatency
+        out.histogram("presenced_fanout_latency_seconds",
+                      "Chat message fan-out on the receiving loop: from the start of the loop turn that read the message to the end of the turn that queued it on its last local member and handed the sends to the kernel (other loops and instances not included).",
+                      bounds: latency.boundsNanos.map { Double($0) / 1e9 }, buckets: latency.buckets,
+                      sum: Double(latency.sumNanos) / 1e9, count: latency.count)
+        out.counter("presenced_token_rejections_total", "Tokens refused on /ws and /api/v1/presence by reason.",
+                    label: "reason", TokenRejection.self, t.tokenRejections)
+        out.counter("presenced_ws_token_requests_total", "POST /api/v1/ws-token requests by result.",
+                    label: "result", WSTokenResult.self, t.wsTokenRequests)
     }
 }
 
-/// A Prometheus text-format writer (HELP, TYPE, samples).
+/// A Prometheus text-format (0.0.4) writer: HELP, TYPE and samples.
 struct PrometheusText {
     private(set) var text = ""
 
-    mutating func gauge<N: BinaryInteger>(_ name: String, _ help: String, _ value: N) {
+    mutating func gauge<N: BinaryInteger>(_ name: String, _ help: String, _ value: N, labels: [(String, String)] = []) {
         header(name, help, "gauge")
-        text += "\(name) \(value)\n"
+        text += "\(name)\(PrometheusText.labelSet(labels)) \(value)\n"
+    }
+
+    mutating func gauge(_ name: String, _ help: String, _ value: Double) {
+        header(name, help, "gauge")
+        text += "\(name) \(PrometheusText.number(value))\n"
     }
 
     mutating func counter<N: BinaryInteger>(_ name: String, _ help: String, _ value: N) {
         header(name, help, "counter")
         text += "\(name) \(value)\n"
+    }
+
+    mutating func counter(_ name: String, _ help: String, _ value: Double) {
+        header(name, help, "counter")
+        text += "\(name) \(PrometheusText.number(value))\n"
+    }
+
+    /// One counter per value of a fixed label set, every value written (zeros too).
+    mutating func counter<L: CounterLabel>(_ name: String, _ help: String, label: String, _ kind: L.Type, _ values: [UInt64]) {
+        header(name, help, "counter")
+        for (i, value) in L.labels.enumerated() {
+            text += "\(name){\(label)=\"\(value)\"} \(i < values.count ? values[i] : 0)\n"
+        }
     }
 
     /// `buckets` are per bucket (not cumulative), one more than `bounds` (the +Inf one).
@@ -99,14 +165,40 @@ struct PrometheusText {
         var cumulative: UInt64 = 0
         for (i, bound) in bounds.enumerated() {
             cumulative &+= i < buckets.count ? buckets[i] : 0
-            text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+            text += "\(name)_bucket{le=\"\(PrometheusText.number(bound))\"} \(cumulative)\n"
         }
         text += "\(name)_bucket{le=\"+Inf\"} \(count)\n"
-        text += "\(name)_sum \(sum)\n"
+        text += "\(name)_sum \(PrometheusText.number(sum))\n"
         text += "\(name)_count \(count)\n"
     }
 
+    /// A float as the format wants it (`+Inf`, `-Inf`, `NaN` spelled out).
+    static func number(_ v: Double) -> String {
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+        return "\(v)"
+    }
+
+    /// `{a="x",b="y"}` with values escaped (backslash, quote, newline); empty for no labels.
+    static func labelSet(_ labels: [(String, String)]) -> String {
+        guard !labels.isEmpty else { return "" }
+        return "{" + labels.map { "\($0.0)=\"\(escape($0.1, quote: true))\"" }.joined(separator: ",") + "}"
+    }
+
+    static func escape(_ s: String, quote: Bool) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\"" where quote: out += "\\\""
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
     private mutating func header(_ name: String, _ help: String, _ type: String) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        text += "# HELP \(name) \(PrometheusText.escape(help, quote: false))\n# TYPE \(name) \(type)\n"
     }
 }

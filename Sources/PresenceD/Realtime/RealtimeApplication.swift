@@ -50,13 +50,13 @@ final class RealtimeApplication: WebSocketApplication {
             return done(.failure(UpgradeRefusal(status: 403, code: "forbidden_origin", message: "origin not allowed")))
         }
         guard let token = head.queryParameter("token"), !token.isEmpty else {
-            return done(reject(.missing))
+            return done(reject(.missing, requestID: requestID))
         }
         let now = UnixTime.now()
         let claims: TokenClaims
         switch hub.verifier.verify(token, now: now) {
         case .success(let c): claims = c
-        case .failure(let reason): return done(reject(reason))
+        case .failure(let reason): return done(reject(reason, requestID: requestID))
         }
         // Capacity before the token is spent: a refused client may retry with the same token.
         let open = hub.sessions.add(1, ordering: .relaxed).newValue
@@ -67,7 +67,7 @@ final class RealtimeApplication: WebSocketApplication {
         hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { [hub] first in
             guard first else {
                 hub.sessions.subtract(1, ordering: .relaxed)
-                return done(self.reject(.replayed))
+                return done(self.reject(.replayed, requestID: requestID))
             }
             done(.success(UpgradeGrant(claims: claims, requestID: requestID)))
         }
@@ -77,8 +77,9 @@ final class RealtimeApplication: WebSocketApplication {
         hub.sessions.subtract(1, ordering: .relaxed)
     }
 
-    private func reject(_ reason: TokenRejection) -> Result<UpgradeGrant, UpgradeRefusal> {
-        Log.debug("token refused", ["reason": reason.rawValue])
+    private func reject(_ reason: TokenRejection, requestID: String) -> Result<UpgradeGrant, UpgradeRefusal> {
+        loop.counters.tokenRejections.add(reason)
+        Log.debug("token refused", requestID: requestID, ["reason": reason.rawValue])
         return .failure(UpgradeRefusal(status: 401, code: "invalid_token", message: "token \(reason.rawValue)"))
     }
 
@@ -117,6 +118,7 @@ final class RealtimeApplication: WebSocketApplication {
         let s = Int(id.slot)
         guard sessions[s] != nil else { return }
         if !sessions[s]!.limiter.allow(rate: hub.config.messageRate, now: loop.now) {
+            loop.counters.rateLimited &+= 1
             sessions[s]!.rateStrikes += 1
             if sessions[s]!.rateStrikes > 4 * max(1, hub.config.messageRate) {
                 server.close(id, code: .policyViolation, reason: "message rate")
@@ -126,14 +128,31 @@ final class RealtimeApplication: WebSocketApplication {
             return
         }
         sessions[s]!.rateStrikes = 0
-        guard text else { return fail(id, .badJSON, "binary frames are not accepted") }
+        guard text else {
+            loop.counters.messagesIn.add(.other)
+            return fail(id, .badJSON, "binary frames are not accepted")
+        }
+        // Counted in each branch: the parsed message is never copied for the count.
+        let counts = loop.counters.messagesIn
         switch ClientMessage.parse(payload) {
-        case .failure(let error): fail(id, error.code, error.message)
-        case .success(.ping): server.send(id, ServerMessage.pong)
-        case .success(.join(let channel)): join(id, channel)
-        case .success(.leave(let channel)): leave(id, channel)
-        case .success(.message(let channel, let content)): message(id, channel, content)
-        case .success(.typing(let channel, let typing)): typingChanged(id, channel, typing)
+        case .failure(let error):
+            counts.add(.other)
+            fail(id, error.code, error.message)
+        case .success(.ping):
+            counts.add(.ping)
+            server.send(id, ServerMessage.pong)
+        case .success(.join(let channel)):
+            counts.add(.join)
+            join(id, channel)
+        case .success(.leave(let channel)):
+            counts.add(.leave)
+            leave(id, channel)
+        case .success(.message(let channel, let content)):
+            counts.add(.message)
+            message(id, channel, content)
+        case .success(.typing(let channel, let typing)):
+            counts.add(.typing)
+            typingChanged(id, channel, typing)
         }
     }
 
@@ -185,10 +204,14 @@ final class RealtimeApplication: WebSocketApplication {
         guard let session = sessions[Int(id.slot)], session.joined.contains(channel) else {
             return fail(id, .notJoined, "join the channel before sending to it")
         }
+        let arrived = loop.turnStartNanos
         let (messageID, millis) = ids.next()
         let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
         let frame = ServerMessage.message(id: messageID, sender: session.user, content: content, channel: channel, timestamp: timestamp)
-        guard let forwarding = hub.forwarding else { return fanOut(channel: channel, frame: frame) }
+        guard let forwarding = hub.forwarding else {
+            fanOut(channel: channel, frame: frame)
+            return loop.counters.fanOutQueued(arrivedAt: arrived)
+        }
         // Stored for chat-service before anyone sees it; refused (not dropped) when it cannot be.
         guard let forwarder = forwarding.forwarder(on: loop) else {
             return fail(id, .unavailable, "the message could not be stored; try again")
@@ -201,6 +224,7 @@ final class RealtimeApplication: WebSocketApplication {
                 return self.fail(id, .unavailable, "the message could not be stored; try again")
             }
             self.fanOut(channel: channel, frame: frame)
+            self.loop.counters.fanOutQueued(arrivedAt: arrived)
         }
     }
 
@@ -271,16 +295,19 @@ final class RealtimeApplication: WebSocketApplication {
         if exceptUser == nil && exceptConnection == nil && !droppable {
             // The message path: every member, no per-member test beyond the backlog.
             let server = self.server!
-            members.withUnsafeBufferPointer { targets in
+            let queued = members.withUnsafeBufferPointer { targets in
                 loop.enqueue(frame, on: targets, limit: server.config.maxOutboundBytes) { server.closeSlowConsumer($0) }
             }
+            loop.counters.fannedOut(frame, count: queued)
             return
         }
+        var queued = 0
         for member in members {
             if member == exceptConnection { continue }
             if let exceptUser, sessions[Int(member.slot)]?.user == exceptUser { continue }
-            server.send(member, frame, droppable: droppable)
+            if server.queue(member, frame, droppable: droppable) { queued += 1 }
         }
+        loop.counters.fannedOut(frame, count: queued)
     }
 
     // MARK: REST support

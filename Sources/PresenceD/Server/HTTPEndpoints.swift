@@ -52,7 +52,7 @@ struct HTTPEndpoints: Sendable {
                 reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: hub, loops: figures).utf8)))
             }
         case ("GET", "/api/v1/presence") where hub != nil:
-            presence(head, hub: hub!, headers: headers, reply: reply)
+            presence(head, hub: hub!, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case ("POST", "/api/v1/ws-token") where hub?.authService != nil:
             wsToken(head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/presence"):
@@ -81,16 +81,19 @@ struct HTTPEndpoints: Sendable {
     }
 
     /// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT` (not single use).
-    private func presence(_ head: HTTPRequestHead, hub: RealtimeHub, headers: HTTPHeaders, reply: @escaping (HTTPResponse) -> Void) {
-        guard let auth = head.headers["authorization"], auth.lowercased().hasPrefix("bearer ") else {
-            return reply(HTTPEndpoints.errorResponse(status: 401, code: "invalid_token", message: "token missing", headers: headers))
+    private func presence(_ head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
+                          reply: @escaping (HTTPResponse) -> Void) {
+        func refuse(_ reason: TokenRejection) {
+            loop.counters.tokenRejections.add(reason)
+            Log.debug("presence token refused", requestID: requestID, ["reason": reason.rawValue])
+            reply(HTTPEndpoints.errorResponse(status: 401, code: "invalid_token", message: "token \(reason.rawValue)", headers: headers))
         }
+        guard let auth = head.headers["authorization"], auth.lowercased().hasPrefix("bearer ") else { return refuse(.missing) }
         let token = auth.dropFirst(7).trimmingSpaces()
         let claims: TokenClaims
         switch hub.verifier.verify(token, now: UnixTime.now()) {
         case .success(let c): claims = c
-        case .failure(let reason):
-            return reply(HTTPEndpoints.errorResponse(status: 401, code: "invalid_token", message: "token \(reason.rawValue)", headers: headers))
+        case .failure(let reason): return refuse(reason)
         }
         guard let channel = head.queryParameter("channel"), ClientMessage.isValidChannel(channel) else {
             return reply(HTTPEndpoints.errorResponse(status: 400, code: "invalid_channel", message: "channel must be 1-128 of [A-Za-z0-9_.:-]", headers: headers))
@@ -100,6 +103,7 @@ struct HTTPEndpoints: Sendable {
         }
         hub.presence.members(channel: channel) { members in
             guard let members else {
+                Log.warn("presence not reachable", requestID: requestID)
                 return reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
             }
             var body = "["
@@ -118,6 +122,7 @@ struct HTTPEndpoints: Sendable {
     private func wsToken(_ head: HTTPRequestHead, hub: RealtimeHub, auth: AuthServiceClient, requestID: String,
                          headers: HTTPHeaders, loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
         guard let cookie = head.headers["cookie"], !cookie.isEmpty else {
+            loop.counters.wsTokenRequests.add(.noSession)
             return reply(HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "no session", headers: headers))
         }
         let traceparent = head.headers["traceparent"].flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.make(requestID: requestID)
@@ -126,25 +131,35 @@ struct HTTPEndpoints: Sendable {
         let reply = UnsafeSendable(reply)
         auth.lookup(cookie: cookie, requestID: requestID, traceparent: traceparent) { lookup in
             let response: HTTPResponse
+            let result: WSTokenResult
             switch lookup {
             case .user(let id, let name, let role, let sessionID):
                 let allowedRole = role.flatMap { TokenVerifier.roles.contains($0) ? $0 : nil }
                 let minted = minter.mint(userID: id, ttl: 60, role: allowedRole, name: name, sessionID: sessionID, now: UnixTime.now())
                 let expires = Timestamp.iso8601(seconds: Int(minted.expiresAt), millis: 0)
                 response = HTTPEndpoints.json(200, "{\"token\":\(JSONWriter.quoted(minted.token)),\"expires_at\":\(JSONWriter.quoted(expires))}", headers: headers.value)
+                result = .ok
+                Log.debug("ws-token issued", requestID: requestID, ["user": id])
             case .noSession:
                 response = HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "no session", headers: headers.value)
+                result = .noSession
             case .banned:
                 response = HTTPEndpoints.errorResponse(status: 403, code: "banned", message: "user is banned", headers: headers.value)
+                result = .banned
             case .failed(let why):
-                Log.warn("auth service call failed", ["request_id": requestID, "error": why])
+                Log.warn("auth service call failed", requestID: requestID, ["error": why])
                 response = HTTPEndpoints.errorResponse(status: 502, code: "auth_unavailable", message: "auth service error", headers: headers.value)
+                result = .authError
             case .timedOut:
-                Log.warn("auth service call timed out", ["request_id": requestID])
+                Log.warn("auth service call timed out", requestID: requestID)
                 response = HTTPEndpoints.errorResponse(status: 504, code: "auth_timeout", message: "auth service timed out", headers: headers.value)
+                result = .authTimeout
             }
             let answer = UnsafeSendable(response)
-            loop.mailbox.post { _ in reply.value(answer.value) }
+            loop.mailbox.post { loop in
+                loop.counters.wsTokenRequests.add(result)
+                reply.value(answer.value)
+            }
         }
     }
 

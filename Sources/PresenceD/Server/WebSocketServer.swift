@@ -26,21 +26,40 @@ final class WebSocketServer: ConnectionHandler {
     /// the backlog is over half the cap.
     @inline(__always)
     func send(_ id: ConnectionID, _ frame: SharedBytes, droppable: Bool = false) {
+        if queue(id, frame, droppable: droppable) { loop.counters.sent(frame) }
+    }
+
+    /// `send` without counting the frame as sent (a fan-out counts its recipients in bulk):
+    /// true when the frame was queued.
+    @inline(__always)
+    func queue(_ id: ConnectionID, _ frame: SharedBytes, droppable: Bool) -> Bool {
         let cap = config.maxOutboundBytes
-        if loop.enqueue(id, frame, limit: droppable ? cap / 2 : cap) == .overLimit && !droppable {
-            closeSlowConsumer(id)
+        switch loop.enqueue(id, frame, limit: droppable ? cap / 2 : cap) {
+        case .queued:
+            return true
+        case .overLimit:
+            if droppable { loop.counters.droppedFrames &+= 1 } else { closeSlowConsumer(id) }
+            return false
+        case .closed:
+            return false
         }
     }
 
     /// Sends a close frame with `code` and closes the connection gracefully.
     func close(_ id: ConnectionID, code: CloseCode, reason: String = "") {
+        guard loop.isOpen(id) else { return }
         loop.send(id, FrameEncoder.closeFrame(code, reason: reason))
+        loop.counters.framesOut.add(.close)
         loop.close(id)
     }
 
-    /// Closes a connection whose backlog passed the outbound cap with 4008, dropping what waits.
+    /// Closes a connection whose backlog passed the outbound cap with 4008, dropping what waits
+    /// (the frame that did not fit counts as dropped).
     func closeSlowConsumer(_ id: ConnectionID) {
+        guard loop.isOpen(id) else { return }
         Log.debug("closing slow consumer", ["connection": "\(id)", "queued_bytes": "\(loop.queuedBytes(id))"])
+        loop.counters.droppedFrames &+= 1
+        loop.counters.slowConsumerCloses &+= 1
         loop.discardQueued(id)
         close(id, code: .slowConsumer, reason: "slow consumer")
     }
@@ -83,6 +102,7 @@ final class WebSocketServer: ConnectionHandler {
             }
             states[s].unansweredPings += 1
             loop.send(id, ControlFrames.ping)
+            loop.counters.framesOut.add(.ping)
             loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
         case .free:
             break
@@ -145,6 +165,8 @@ final class WebSocketServer: ConnectionHandler {
     private func upgrade(_ id: ConnectionID, _ head: HTTPRequestHead, requestID: String) {
         switch ServerHandshake.validate(head) {
         case .failure(let rejection):
+            loop.counters.upgrades.add(rejection.status == 426 ? .upgradeRequired : .badRequest)
+            Log.debug("upgrade refused", requestID: requestID, ["status": "\(rejection.status)", "reason": rejection.reason])
             var headers = rejection.headers
             headers.add("X-Request-ID", requestID)
             respond(id, error: rejection.status, code: rejection.status == 426 ? "upgrade_required" : "bad_upgrade",
@@ -164,6 +186,8 @@ final class WebSocketServer: ConnectionHandler {
                 case .success(let grant):
                     self.accept(id, accepted, grant: grant, requestID: requestID)
                 case .failure(let refusal):
+                    self.loop.counters.upgrades.add(UpgradeResult.of(refusal: refusal.status, code: refusal.code))
+                    Log.debug("upgrade refused", requestID: requestID, ["status": "\(refusal.status)", "code": refusal.code])
                     self.states[s].phase = .http
                     var headers = HTTPHeaders()
                     headers.add("X-Request-ID", requestID)
@@ -180,6 +204,8 @@ final class WebSocketServer: ConnectionHandler {
         var headers = HTTPHeaders()
         headers.add("X-Request-ID", requestID)
         loop.send(id, SharedBytes.copying(accepted.response(extraHeaders: headers)))
+        loop.counters.upgrades.add(.ok)
+        Log.debug("upgraded", requestID: requestID, ["user": grant.claims?.userID ?? ""])
         states[s].phase = .websocket
         states[s].http = nil
         states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
@@ -217,22 +243,29 @@ final class WebSocketServer: ConnectionHandler {
             case .needMoreData:
                 return
             case .text(let payload):
+                loop.counters.framesIn.add(.text)
                 states[s].unansweredPings = 0
                 application?.received(id, text: true, payload: payload, server: self)
             case .binary(let payload):
+                loop.counters.framesIn.add(.binary)
                 states[s].unansweredPings = 0
                 application?.received(id, text: false, payload: payload, server: self)
             case .ping(let payload):
+                loop.counters.framesIn.add(.ping)
                 loop.send(id, FrameEncoder.serverFrame(.pong, payload: payload))
+                loop.counters.framesOut.add(.pong)
             case .pong:
+                loop.counters.framesIn.add(.pong)
                 states[s].unansweredPings = 0
             case .close(let code, _):
+                loop.counters.framesIn.add(.close)
                 // Answer with the same code (an empty close answers an empty close).
                 if let code {
                     loop.send(id, FrameEncoder.closeFrame(CloseCode(rawValue: code)))
                 } else {
                     loop.send(id, ControlFrames.emptyClose)
                 }
+                loop.counters.framesOut.add(.close)
                 loop.close(id)
                 return
             case .failure(let code):

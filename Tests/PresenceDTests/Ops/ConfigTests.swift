@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import PresenceD
 
@@ -49,5 +50,124 @@ final class ConfigTests: XCTestCase {
                 XCTAssertFalse("\(error)".contains("\n"))
             }
         }
+    }
+    /// One bad value (or more) for every variable presenced reads: each fails with a ConfigError
+    /// naming exactly that variable, on one line, and a secret's value is never echoed.
+    func testEveryVariableRejectsABadValueNamingIt() throws {
+        let directory = NSTemporaryDirectory()
+        let bad: [String: [String]] = [
+            "PORT": ["70000", "-1", "http", ""],
+            "BIND": ["localhost:1", "999.1.1.1", ""],
+            "IO_BACKEND": ["kqueue", ""],
+            "THREADS": ["0", "1025", "two"],
+            "REDIS_URL": ["http://x", "redis://:pw@host:99999"],
+            "WS_TOKEN_SECRET": ["short-secret-value"],
+            "WS_TOKEN_SECRET_PREVIOUS": ["short-previous-value"],
+            "WS_TOKEN_AUDIENCE": [""],
+            "ALLOWED_ORIGINS": ["https://casa.example.org/path", "casa.example.org", ",", "https://user@casa.example.org", "https://*"],
+            "CHAT_SERVICE_URL": ["http://user:pw@chat", "chat:8080"],
+            "CHAT_SERVICE_TOKEN": ["abc\r\nX-Injected: 1"],
+            "AUTH_SERVICE_URL": ["ftp://auth", "https://auth?x=1"],
+            "PRESENCE_TTL": ["500ms", "2d", "25h"],
+            "PRESENCE_GRACE": ["-1s", "soon"],
+            "PING_INTERVAL": ["50ms", "9999999999999999h", "1.5s"],
+            "MAX_MESSAGE_BYTES": ["12", "lots"],
+            "MAX_OUTBOUND_BYTES": ["1", "2147483648"],
+            "MESSAGE_RATE": ["-1", "fast"],
+            "MAX_CONNECTIONS": ["0", "1e6"],
+            "STATE_DIRECTORY": [":", ":/var/lib/x"],
+            "FORWARD_QUEUE_MAX": ["0"],
+            "FORWARD_QUEUE_MAX_BYTES": ["100"],
+            "FORWARD_CLAIM_IDLE": ["100ms", "soon"],
+            "LOG_LEVEL": ["loud", "trace"],
+            "DRAIN_WINDOW": ["11m", "forever"],
+            "ENV_FILE": ["/nonexistent/presenced.env", directory],
+            "SSL_CERT_FILE": ["/nonexistent/ca.pem", directory],
+        ]
+        for variable in ConfigVariable.all {
+            XCTAssertNotNil(bad[variable.name], "no bad value tested for \(variable.name)")
+        }
+        for (name, values) in bad {
+            for value in values {
+                XCTAssertThrowsError(try Config.parse(environment: [name: value], arguments: []), "\(name)=\(value)") { error in
+                    XCTAssertEqual((error as? ConfigError)?.variable, name, "\(name)=\(value): \(error)")
+                    XCTAssertFalse("\(error)".contains("\n") || "\(error)".contains("\r"), "\(error)")
+                    XCTAssertTrue("\(error)".hasPrefix("presenced: invalid \(name): "), "\(error)")
+                    if name.contains("SECRET") || name.contains("TOKEN") || name == "REDIS_URL" {
+                        XCTAssertFalse("\(error)".contains(value), "a secret is echoed: \(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The variables `Config.parse` reads are exactly those `--help` and check-config list.
+    func testEveryVariableReadIsDocumented() throws {
+        var path = #filePath
+        for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        let source = try String(contentsOfFile: path + "/Sources/PresenceD/Ops/Config.swift", encoding: .utf8)
+        var read: Set<String> = []
+        var rest = source[...]
+        while let start = rest.range(of: "env[\"") {
+            let after = rest[start.upperBound...]
+            guard let end = after.firstIndex(of: "\"") else { break }
+            read.insert(String(after[..<end]))
+            rest = after[end...]
+        }
+        XCTAssertGreaterThan(read.count, 20)
+        XCTAssertEqual(read, Set(ConfigVariable.all.map(\.name)))
+        let help = Config.help
+        for variable in ConfigVariable.all { XCTAssertTrue(help.contains("  \(variable.name) "), variable.name) }
+        XCTAssertTrue(help.contains("check-config"))
+    }
+
+    func testGoodValuesAreAccepted() throws {
+        let file = NSTemporaryDirectory() + "presenced-env-" + RequestID.make()
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("WS_TOKEN_SECRET=x\n".utf8)))
+        defer { _ = try? FileManager.default.removeItem(atPath: file) }
+        let c = try Config.parse(environment: [
+            "ALLOWED_ORIGINS": " https://casa.devarno.cloud , https://*.example.org:8443,http://[::1]:3000, http://localhost:3000/ ",
+            "ENV_FILE": file, "DRAIN_WINDOW": "10m", "PRESENCE_TTL": "24h", "CHAT_SERVICE_TOKEN": "Abc-123_x.y~z",
+            "STATE_DIRECTORY": "/var/lib/presenced:/var/lib/other", "IO_BACKEND": "EPOLL", "THREADS": "1024",
+        ], arguments: [])
+        XCTAssertEqual(c.allowedOrigins, ["https://casa.devarno.cloud", "https://*.example.org:8443", "http://[::1]:3000", "http://localhost:3000/"])
+        XCTAssertEqual(c.environmentFile, file)
+        XCTAssertEqual(c.drainWindowMillis, 600_000)
+        XCTAssertEqual(c.presenceTTLMillis, 86_400_000)
+        XCTAssertEqual(c.stateDirectory, "/var/lib/presenced")
+        XCTAssertEqual(c.io, .epoll)
+        XCTAssertEqual(try Config.parse(environment: ["ALLOWED_ORIGINS": "*"], arguments: []).allowedOrigins, ["*"])
+        XCTAssertEqual(try Config.parse(environment: ["SSL_CERT_FILE": "/dev/null"], arguments: []).certificateFile, "/dev/null",
+                       "an empty CA list is a choice, not a typo")
+        XCTAssertEqual(try Config.parse(environment: ["PORT": "0"], arguments: []).port, 0, "0 = any free port (tests)")
+    }
+
+    func testOriginPatterns() {
+        for good in ["*", "https://casa.devarno.cloud", "http://localhost:3000", "https://*.example.org", "https://*.example.org:8443",
+                     "http://[::1]:3000", "https://casa.devarno.cloud/", "chrome-extension://abcdef"] {
+            XCTAssertTrue(Config.isOriginPattern(good), good)
+        }
+        for bad in ["casa.devarno.cloud", "https://", "https:///", "https://a/b", "https://user@a", "https://*", "https://*.",
+                    "https://a.*.b", "https://a:0", "https://a:99999", "https://a:", "ftp//x", "https://a b", "https://.a",
+                    "https://a..b", "1http://a", "https://[zz]:1", "https://a?x", "https://a#f", "**"] {
+            XCTAssertFalse(Config.isOriginPattern(bad), bad)
+        }
+    }
+
+    func testTokenSecretIsRequiredOutsideDevMode() throws {
+        let loopback = try Config.parse(environment: [:], arguments: [])
+        XCTAssertNil(loopback.tokenSecretProblem(environment: [:]), "dev mode")
+        XCTAssertTrue(loopback.isDevMode(environment: [:]))
+        XCTAssertEqual(loopback.tokenSecretProblem(environment: ["INVOCATION_ID": "x"])?.variable, "WS_TOKEN_SECRET", "under systemd")
+        let exposed = try Config.parse(environment: ["BIND": "0.0.0.0"], arguments: [])
+        XCTAssertEqual(exposed.tokenSecretProblem(environment: [:])?.variable, "WS_TOKEN_SECRET")
+        let configured = try Config.parse(environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": String(repeating: "s", count: 32)], arguments: [])
+        XCTAssertNil(configured.tokenSecretProblem(environment: [:]))
+        XCTAssertFalse(configured.isDevMode(environment: [:]))
+    }
+
+    func testShownValuesStayOnOneLine() {
+        XCTAssertEqual(Config.shown("a\nb\"c"), #""a\u{a}b\"c""#)
+        XCTAssertEqual(Config.shown(String(repeating: "x", count: 100)), "\"" + String(repeating: "x", count: 64) + "…\"")
     }
 }

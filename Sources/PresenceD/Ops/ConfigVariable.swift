@@ -1,0 +1,68 @@
+import RedisShim
+
+/// One environment variable presenced reads: its name, default and meaning (for `--help`), and
+/// how `check-config` shows its effective value — secrets only as "set" or "unset".
+struct ConfigVariable: Sendable {
+    let name: String
+    let defaultValue: String
+    let meaning: String
+    /// The effective value as it may be printed (never a secret).
+    let shown: @Sendable (Config) -> String
+
+    /// "set" / "unset", for secrets.
+    static func presence(_ value: String?) -> String { value == nil ? "unset" : "set" }
+
+    static func millis(_ m: Int64) -> String { m % 1000 == 0 ? "\(m / 1000)s" : "\(m)ms" }
+
+    /// Every variable, in the order `--help` lists them.
+    static let all: [ConfigVariable] = [
+        ConfigVariable(name: "PORT", defaultValue: "8082", meaning: "listen port (HTTP and WebSocket)") { "\($0.port)" },
+        ConfigVariable(name: "BIND", defaultValue: "127.0.0.1", meaning: "listen address (IPv4 or IPv6)") { $0.bind },
+        ConfigVariable(name: "IO_BACKEND", defaultValue: "auto", meaning: "uring, epoll, or auto (io_uring, else epoll)") { $0.io.rawValue },
+        ConfigVariable(name: "THREADS", defaultValue: "one per core", meaning: "event-loop threads (1-1024)") { "\($0.threads)" },
+        ConfigVariable(name: "REDIS_URL", defaultValue: "unset = embedded single-instance mode",
+                       meaning: "redis://[user:pass@]host:port[/db] or rediss:// (TLS)") { config in
+            // The password never shows: the endpoint's description masks it.
+            config.redisURL.map { url in (try? RedisEndpoint.parse(url)).map { "\($0)" } ?? "set" } ?? "unset"
+        },
+        ConfigVariable(name: "WS_TOKEN_SECRET", defaultValue: "required, except dev mode",
+                       meaning: "HMAC key of the ephemeral tokens, at least 32 bytes") { presence($0.tokenSecret) },
+        ConfigVariable(name: "WS_TOKEN_SECRET_PREVIOUS", defaultValue: "unset",
+                       meaning: "previous HMAC key, still accepted during a rotation") { presence($0.tokenSecretPrevious) },
+        ConfigVariable(name: "WS_TOKEN_AUDIENCE", defaultValue: "presenced", meaning: "required aud claim") { $0.tokenAudience },
+        ConfigVariable(name: "ALLOWED_ORIGINS", defaultValue: "https://casa.devarno.cloud,http://localhost:3000",
+                       meaning: "comma list: exact origins, scheme://*.domain, or *") { $0.allowedOrigins.joined(separator: ",") },
+        ConfigVariable(name: "CHAT_SERVICE_URL", defaultValue: "unset = not forwarded",
+                       meaning: "chat-service base URL; chat messages are forwarded there") { $0.chatServiceURL ?? "unset" },
+        ConfigVariable(name: "CHAT_SERVICE_TOKEN", defaultValue: "unset",
+                       meaning: "bearer token sent on forwards") { presence($0.chatServiceToken) },
+        ConfigVariable(name: "AUTH_SERVICE_URL", defaultValue: "unset = no /api/v1/ws-token",
+                       meaning: "better-auth base URL for POST /api/v1/ws-token") { $0.authServiceURL ?? "unset" },
+        ConfigVariable(name: "PRESENCE_TTL", defaultValue: "30s", meaning: "presence entry lifetime (1s-24h)") { millis($0.presenceTTLMillis) },
+        ConfigVariable(name: "PRESENCE_GRACE", defaultValue: "2s",
+                       meaning: "delay before online:false (a quick reconnect does not flap)") { millis($0.presenceGraceMillis) },
+        ConfigVariable(name: "PING_INTERVAL", defaultValue: "25s",
+                       meaning: "server ping; two missed pongs close the connection") { millis($0.pingIntervalMillis) },
+        ConfigVariable(name: "MAX_MESSAGE_BYTES", defaultValue: "65536", meaning: "largest WebSocket message; above it close 1009") { "\($0.maxMessageBytes)" },
+        ConfigVariable(name: "MAX_OUTBOUND_BYTES", defaultValue: "1048576",
+                       meaning: "bytes queued per connection before closing it as a slow consumer (4008)") { "\($0.maxOutboundBytes)" },
+        ConfigVariable(name: "MESSAGE_RATE", defaultValue: "20",
+                       meaning: "client messages per second per connection (burst twice that); 0 = no limit") { "\($0.messageRate)" },
+        ConfigVariable(name: "MAX_CONNECTIONS", defaultValue: "100000", meaning: "above it, upgrades get 503") { "\($0.maxConnections)" },
+        ConfigVariable(name: "STATE_DIRECTORY", defaultValue: "./state",
+                       meaning: "durable forward queue of embedded mode (systemd sets it)") { $0.stateDirectory },
+        ConfigVariable(name: "FORWARD_QUEUE_MAX", defaultValue: "100000",
+                       meaning: "entries per loop's forward queue (Redis mode: in the shared stream); past it messages are refused") { "\($0.forwardQueueMaxEntries)" },
+        ConfigVariable(name: "FORWARD_QUEUE_MAX_BYTES", defaultValue: "67108864",
+                       meaning: "bytes per loop's forward queue (embedded mode)") { "\($0.forwardQueueMaxBytes)" },
+        ConfigVariable(name: "FORWARD_CLAIM_IDLE", defaultValue: "15s",
+                       meaning: "Redis mode: a crashed instance's forwards are taken over after this idle time") { millis($0.forwardClaimIdleMillis) },
+        ConfigVariable(name: "LOG_LEVEL", defaultValue: "info", meaning: "debug, info, warn or error") { $0.logLevel.name },
+        ConfigVariable(name: "DRAIN_WINDOW", defaultValue: "5s",
+                       meaning: "SIGTERM closes clients with 1001 spread over this window (0-10m)") { millis($0.drainWindowMillis) },
+        ConfigVariable(name: "ENV_FILE", defaultValue: "unset",
+                       meaning: "KEY=VALUE file re-read on SIGHUP (token secrets, ALLOWED_ORIGINS); must be readable") { $0.environmentFile ?? "unset" },
+        ConfigVariable(name: "SSL_CERT_FILE", defaultValue: "system CAs",
+                       meaning: "CA bundle (OpenSSL) for rediss:// or https:// services; must be readable") { $0.certificateFile ?? "system CAs" },
+    ]
+}

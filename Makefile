@@ -74,6 +74,9 @@ install-env: install-files install-user
 	@env="$(DESTDIR)$(CONFDIR)/env"; \
 	if [ -e "$$env" ]; then \
 	  echo "keeping the existing $$env"; \
+	  if [ -z "$(DESTDIR)" ] && [ "$$(stat -c %G "$$env")" != "$(SERVICE_USER)" ]; then \
+	    echo "note: systemctl reload needs it readable by the service: chgrp $(SERVICE_USER) $$env && chmod 0640 $$env"; \
+	  fi; \
 	else \
 	  secret=$$(od -An -vtx1 -N32 /dev/urandom | tr -d ' \n'); \
 	  [ $${#secret} -eq 64 ] || { echo "make: cannot read 32 random bytes" >&2; exit 1; }; \
@@ -87,10 +90,15 @@ install-env: install-files install-user
 # A static system user and group named like the unit: DynamicUser=yes then runs the service as
 # this user, which may read the 0640 environment file. Skipped when staging into DESTDIR.
 install-user:
-	@if [ -z "$(DESTDIR)" ]; then \
-	  getent group "$(SERVICE_USER)" >/dev/null || groupadd --system "$(SERVICE_USER)"; \
-	  getent passwd "$(SERVICE_USER)" >/dev/null || useradd --system --gid "$(SERVICE_USER)" \
-	    --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$(SERVICE_USER)"; \
+# (getent also sees the transient user of a running DynamicUser= service: look at the files.)
+	@if [ -z "$(DESTDIR)" ] && ! grep -q "^$(SERVICE_USER):" /etc/passwd; then \
+	  if getent passwd "$(SERVICE_USER)" >/dev/null; then \
+	    echo "make: $(SERVICE_USER) is a transient user now: systemctl stop presenced, then make install again" >&2; exit 1; \
+	  fi; \
+	  grep -q "^$(SERVICE_USER):" /etc/group || groupadd --system "$(SERVICE_USER)"; \
+	  useradd --system --gid "$(SERVICE_USER)" --no-create-home --home-dir /nonexistent \
+	    --shell /usr/sbin/nologin "$(SERVICE_USER)"; \
+	  echo "created the system user $(SERVICE_USER)"; \
 	fi
 
 uninstall:

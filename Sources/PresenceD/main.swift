@@ -38,7 +38,7 @@ enum PresenceDMain {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let fileLimit = Sockets.raiseFileLimit()
-        let backend: IOBackendKind
+        var backend: IOBackendKind
         switch config.io {
         case .epoll: backend = .epoll
         case .uring:
@@ -76,10 +76,37 @@ enum PresenceDMain {
             return 1
         }
 
-        let group: LoopGroup
+        let inherited: Int32?
         do {
-            group = try LoopGroup(threads: config.threads, backend: backend, address: config.bind, port: config.port)
-            try group.start { loop in ServerAssembly.make(config: config, mode: mode, loop: loop) }
+            inherited = try SocketActivation.listener(environment: environment)
+        } catch {
+            FileOutput.stderr("presenced: cannot start: \(error)")
+            return 1
+        }
+        func startLoops(_ backend: IOBackendKind) throws -> LoopGroup {
+            let group = try inherited.map { try LoopGroup(threads: config.threads, backend: backend, inherited: $0) }
+                ?? LoopGroup(threads: config.threads, backend: backend, address: config.bind, port: config.port)
+            do {
+                try group.start { loop in ServerAssembly.make(config: config, mode: mode, loop: loop) }
+            } catch {
+                group.join()
+                throw error
+            }
+            return group
+        }
+        var group: LoopGroup
+        do {
+            group = try startLoops(backend)
+        } catch let error as LoopGroupError where config.io == .auto && backend == .uring {
+            // The probe's small ring worked but a loop's full ring did not (RLIMIT_MEMLOCK, …).
+            Log.warn("io_uring loops could not start, using epoll", ["reason": error.message])
+            backend = .epoll
+            do {
+                group = try startLoops(.epoll)
+            } catch {
+                FileOutput.stderr("presenced: cannot start: \(error)")
+                return 1
+            }
         } catch {
             FileOutput.stderr("presenced: cannot start: \(error)")
             return 1
@@ -99,28 +126,14 @@ enum PresenceDMain {
             mint more with: WS_TOKEN_SECRET=<secret> presenced token --user NAME (set WS_TOKEN_SECRET to keep tokens valid across restarts)
             """)
         }
-        Log.info("listening", ["address": config.bind, "port": "\(group.port)", "io": backend.rawValue,
-                               "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",
+        Log.info("listening", ["address": inherited == nil ? config.bind : "passed socket (systemd)", "port": "\(group.port)",
+                               "io": backend.rawValue, "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",
                                "fd_limit": "\(fileLimit)", "version": version])
 
-        while true {
-            var received: Int32 = 0
-            sigwait(&signals, &received)
-            if received == SIGHUP { continue }
-            Log.info("stopping", ["signal": received == SIGTERM ? "SIGTERM" : "SIGINT"])
-            break
-        }
-        if case .realtime(let hub) = mode {
-            // Drain: refuse new upgrades, close every client with 1001, give them the close timeout.
-            hub.drain()
-            let deadline = EventLoop.monotonicMillis() + config.closeTimeoutMillis + 1000
-            while hub.sessions.load(ordering: .relaxed) > 0 && EventLoop.monotonicMillis() < deadline { usleep(20_000) }
-            usleep(200_000) // the last close frames leave the queues
-            hub.stopForwarding(timeoutMillis: 2_000)
-        }
-        group.stop()
-        group.join()
-        return 0
+        var hub: RealtimeHub?
+        if case .realtime(let realtime) = mode { hub = realtime }
+        return ProcessSupervisor(config: config, environment: environment, arguments: arguments, group: group, hub: hub,
+                                 secret: secret).run(signals: signals)
     }
 }
 

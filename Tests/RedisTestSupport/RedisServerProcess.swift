@@ -188,10 +188,11 @@ public final class RedisServerProcess {
     }
 
     /// posix_spawnp with stdin from /dev/null, stdout to `stdout` (or /dev/null when -1),
-    /// stderr to /dev/null, every other descriptor closed; `environment` (`NAME=value`) replaces
-    /// the test's when given. Also for other throwaway children of tests (a presenced daemon).
+    /// stderr to /dev/null, `passing` (when given) as descriptor 3, every other descriptor
+    /// closed; `environment` (`NAME=value`) replaces the test's when given. Also for other
+    /// throwaway children of tests (a presenced daemon, socket activation).
     public static func spawn(_ args: [String], environment: [String]? = nil, stdout: Int32 = -1,
-                             closeInChild: Int32 = -1) throws -> pid_t {
+                             closeInChild: Int32 = -1, passing: Int32? = nil) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -206,7 +207,8 @@ public final class RedisServerProcess {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         // Nothing else: a long-lived child (a restarted server) holding the test's client sockets
         // would keep those connections open on the servers after the client closed them.
-        if let closeFrom = addCloseFrom { _ = closeFrom(&actions, 3) }
+        if let passing { posix_spawn_file_actions_adddup2(&actions, passing, 3) }
+        if let closeFrom = addCloseFrom { _ = closeFrom(&actions, passing == nil ? 3 : 4) }
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         argv.append(nil)
         defer { for p in argv { free(p) } }

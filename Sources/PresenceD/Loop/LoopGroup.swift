@@ -4,6 +4,7 @@ import Synchronization
 
 /// One event loop per thread, each with its own SO_REUSEPORT listener on the same port, so the
 /// kernel spreads connections over the loops and no lock sits between a connection and its loop.
+/// With a listening socket passed in (systemd socket activation) every loop accepts from it.
 final class LoopGroup: Sendable {
     /// What a loop thread reports once it has started (or failed to).
     private enum Startup: Sendable { case pending, ready, failed(String) }
@@ -34,6 +35,30 @@ final class LoopGroup: Sendable {
         }
         listenerFDs = fds
         self.port = bound
+        states = Mutex([Startup](repeating: .pending, count: count))
+        mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
+    }
+
+    /// Every loop accepts from `inherited`, a listening socket passed in: each loop gets its own
+    /// duplicate of the descriptor (the group closes those; `inherited` stays open).
+    init(threads count: Int, backend: IOBackendKind, inherited: Int32) throws {
+        precondition(count > 0)
+        backendKind = backend
+        Sockets.setNonBlocking(inherited)
+        var one: Int32 = 1
+        setsockopt(inherited, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var fds: [Int32] = []
+        for _ in 0..<count {
+            let copy = fcntl(inherited, F_DUPFD_CLOEXEC, 3)
+            guard copy >= 0 else {
+                let e = errno
+                for fd in fds { close(fd) }
+                throw SystemError(call: "dup of the passed socket", errno: e)
+            }
+            fds.append(copy)
+        }
+        listenerFDs = fds
+        port = Sockets.localPort(inherited)
         states = Mutex([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
     }
@@ -73,6 +98,11 @@ final class LoopGroup: Sendable {
             if snapshot.allSatisfy({ if case .ready = $0 { true } else { false } }) { return }
             usleep(1000)
         }
+    }
+
+    /// Runs `job` on loop `index`'s thread at its next turn.
+    func post(to index: Int, _ job: @escaping Mailbox.Job) {
+        mailboxes.withLock { $0[index] }?.post(job)
     }
 
     /// Runs `job` on every loop's thread at its next turn.

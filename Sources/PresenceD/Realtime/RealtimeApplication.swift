@@ -105,10 +105,19 @@ final class RealtimeApplication: WebSocketApplication {
         }
     }
 
-    /// Closes every session on this loop with `code` (drain).
-    func closeAll(code: CloseCode, reason: String) {
-        for s in sessions.indices where sessions[s] != nil {
-            server.close(ConnectionID(slot: UInt32(s), generation: loop.generation(ofSlot: UInt32(s))), code: code, reason: reason)
+    /// Closes every session on this loop with `code` (drain), in steps at most every 50 ms
+    /// spread evenly over `windowMillis` (all at once when it is 0).
+    func closeAll(code: CloseCode, reason: String, over windowMillis: Int64 = 0) {
+        let ids = sessions.indices.filter { sessions[$0] != nil }.map {
+            ConnectionID(slot: UInt32($0), generation: loop.generation(ofSlot: UInt32($0)))
+        }
+        guard !ids.isEmpty else { return }
+        let steps = max(1, min(ids.count, Int(windowMillis / 50)))
+        for step in 0..<steps {
+            let batch = ids[(step * ids.count / steps)..<((step + 1) * ids.count / steps)]
+            _ = loop.schedule(after: Int64(step) * windowMillis / Int64(steps)) { [unowned self] in
+                for id in batch where self.sessions[Int(id.slot)] != nil { self.server.close(id, code: code, reason: reason) }
+            }
         }
     }
 

@@ -138,11 +138,14 @@ final class RealtimeHub: @unchecked Sendable {
     var origins: OriginPolicy { security.withLock { $0.origins } }
 
     /// Starts the drain: from now on no upgrade is accepted, and every loop closes its clients
-    /// with 1001 so that they reconnect to another instance.
-    func drain() {
+    /// with 1001, spread evenly over `windowMillis` so that their reconnects do not arrive at the
+    /// other instances all at once.
+    func drain(windowMillis: Int64) {
         draining.store(true, ordering: .sequentiallyConsistent)
         for case let mailbox? in mailboxes {
-            mailbox.post { [unowned self] loop in self.applications[loop.index]?.closeAll(code: .goingAway, reason: "server draining") }
+            mailbox.post { [unowned self] loop in
+                self.applications[loop.index]?.closeAll(code: .goingAway, reason: "server draining", over: windowMillis)
+            }
         }
     }
 

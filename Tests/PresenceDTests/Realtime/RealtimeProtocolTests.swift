@@ -341,7 +341,7 @@ final class RealtimeProtocolTests: XCTestCase {
     func testDrainClosesEveryClientWith1001AndRefusesUpgrades() throws {
         try eachBackend { server, backend in
             let clients = try (0..<6).map { try server.client("u\($0)") }
-            server.hub!.drain()
+            server.hub!.drain(windowMillis: 0)
             for ws in clients { XCTAssertEqual(try ws.receive(), .close(1001), "\(backend)") }
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("late")).0, 503)
             let socket = try TestSocket(port: server.port)

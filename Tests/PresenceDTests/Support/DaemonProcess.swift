@@ -16,17 +16,32 @@ final class DaemonProcess {
         return path + "/.build/debug/presenced"
     }
 
-    init(environment: [String: String]) throws {
-        let probe = try Sockets.listen(address: "127.0.0.1", port: 0)
-        port = Sockets.localPort(probe)
-        close(probe)
+    /// Starts presenced and waits until it answers. With `listener` (a listening socket) it is
+    /// socket-activated the way systemd does it: the socket as descriptor 3, `LISTEN_FDS=1` and
+    /// `LISTEN_PID` set to the child's pid (by a `sh` that execs presenced). `stdout`, when given,
+    /// receives its log lines.
+    init(environment: [String: String], listener: Int32? = nil, stdout: Int32 = -1) throws {
+        if let listener {
+            port = Sockets.localPort(listener)
+        } else {
+            let probe = try Sockets.listen(address: "127.0.0.1", port: 0)
+            port = Sockets.localPort(probe)
+            close(probe)
+        }
         var env = environment
         env["PORT"] = String(port)
         env["BIND"] = "127.0.0.1"
         env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "warn"
         env["PATH"] = "/usr/bin:/bin"
-        // No inherited descriptors: the child must not keep the test's sockets open.
-        let child = try RedisServerProcess.spawn([Self.binary], environment: env.map { "\($0.key)=\($0.value)" })
+        var command = [Self.binary]
+        if listener != nil {
+            env["LISTEN_FDS"] = "1"
+            env["PORT"] = "1" // must be ignored: the passed socket is served
+            command = ["/bin/sh", "-c", #"LISTEN_PID=$$ exec "$0""#, Self.binary]
+        }
+        // No other inherited descriptors: the child must not keep the test's sockets open.
+        let child = try RedisServerProcess.spawn(command, environment: env.map { "\($0.key)=\($0.value)" }, stdout: stdout,
+                                                 passing: listener)
         pid = child
         // Up when it answers /healthz.
         let end = EventLoop.monotonicMillis() + 10_000
@@ -40,6 +55,22 @@ final class DaemonProcess {
         }
         kill(pid, SIGKILL)
         throw SystemError(call: "presenced did not start", errno: ETIMEDOUT)
+    }
+
+    /// Sends `signal` to presenced.
+    func send(_ signal: Int32) { kill(pid, signal) }
+
+    /// Its exit status once it has exited within `timeoutMillis` (nil: still running, or killed
+    /// by a signal).
+    func waitForExit(timeoutMillis: Int64) -> Int32? {
+        let end = EventLoop.monotonicMillis() + timeoutMillis
+        var status: Int32 = 0
+        while EventLoop.monotonicMillis() < end {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { return (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil }
+            pause(millis: 10)
+        }
+        return nil
     }
 
     /// SIGKILL: no drain, no cleanup — what a crash looks like to Redis and the other instances.

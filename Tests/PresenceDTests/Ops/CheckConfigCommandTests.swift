@@ -69,34 +69,20 @@ final class CheckConfigCommandTests: XCTestCase {
 
     // MARK: The binary
 
-    private func runBinary(_ args: [String], env: [String: String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
-        p.arguments = args
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
-
     func testBinaryExits78WithOneStderrLineNamingPORT() throws {
-        let r = try runBinary(["check-config"], env: ["PORT": "not-a-port", "WS_TOKEN_SECRET": secret])
+        let r = try DaemonProcess.run(["check-config"], environment: ["PORT": "not-a-port", "WS_TOKEN_SECRET": secret])
         XCTAssertEqual(r.status, 78)
         XCTAssertEqual(r.out, "")
         XCTAssertEqual(r.err.split(separator: "\n", omittingEmptySubsequences: false).count, 2, "one line: \(r.err)")
         XCTAssertTrue(r.err.hasPrefix("presenced: invalid PORT: "), r.err)
-        let ok = try runBinary(["check-config"], env: ["PORT": "8123", "WS_TOKEN_SECRET": secret])
+        let ok = try DaemonProcess.run(["check-config"], environment: ["PORT": "8123", "WS_TOKEN_SECRET": secret])
         XCTAssertEqual(ok.status, 0, ok.err)
         XCTAssertTrue(ok.out.hasPrefix("config ok\n"), ok.out)
         XCTAssertFalse(ok.out.contains(secret))
     }
 
     func testHelpListsCheckConfigAndEveryVariable() throws {
-        let r = try runBinary(["--help"], env: [:])
+        let r = try DaemonProcess.run(["--help"], environment: [:])
         XCTAssertEqual(r.status, 0)
         XCTAssertTrue(r.out.contains("presenced check-config"), r.out)
         for variable in ConfigVariable.all { XCTAssertTrue(r.out.contains("  \(variable.name) "), variable.name) }

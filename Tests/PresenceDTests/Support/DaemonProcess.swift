@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import XCTest
 import RedisTestSupport
@@ -55,6 +56,22 @@ final class DaemonProcess {
         }
         kill(pid, SIGKILL)
         throw SystemError(call: "presenced did not start", errno: ETIMEDOUT)
+    }
+
+    /// Runs the binary to completion (a subcommand, `--help`, a start that fails) with exactly
+    /// `environment`; its exit status, stdout and stderr.
+    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
     /// Sends `signal` to presenced.

@@ -32,6 +32,9 @@ enum PresenceDMain {
         Log.minimum = config.logLevel
 
         signal(SIGPIPE, SIG_IGN)
+        // A file size limit reached (RLIMIT_FSIZE) must fail the write (EFBIG: the forward queue
+        // refuses the message), not kill the process.
+        signal(SIGXFSZ, SIG_IGN)
         var signals = sigset_t()
         sigemptyset(&signals)
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, s) }

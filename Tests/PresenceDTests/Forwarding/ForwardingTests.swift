@@ -133,6 +133,48 @@ final class ForwardingTests: StandInServerTestCase {
         withExtendedLifetime(second) {}
     }
 
+    /// The disk fills up (a file size limit on presenced: writes fail with EFBIG): chat messages are
+    /// refused with `unavailable` instead of killing the process or being dropped silently; the
+    /// process keeps serving; after a restart with room, every message that was accepted arrives.
+    func testAFullDiskRefusesMessagesAndLosesNoAcceptedOne() throws {
+        let healthy = Atomic<Bool>(false)
+        let service = try chatService { healthy.load(ordering: .relaxed) ? 201 : 503 }
+        let directory = stateDirectory()
+        let environment = ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
+                           "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "1"]
+        let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
+        var accepted: [String] = []
+        var refused = 0
+        do {
+            // dash counts `ulimit -f` in 512-byte blocks: 16 KiB of queue log.
+            let daemon = try DaemonProcess(environment: environment, shellLimits: "ulimit -f 32")
+            let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
+            try alice.join("family", expecting: ["alice"])
+            for i in 0..<400 where refused < 3 {
+                try alice.sendText(#"{"type":"message","channel":"family","content":"message \#(i) \#(String(repeating: "x", count: 100))"}"#)
+                let reply = try alice.nextJSON()
+                if reply["type"] as? String == "message" { accepted.append(reply["id"] as! String) }
+                if reply["type"] as? String == "error" {
+                    XCTAssertEqual(reply["code"] as? String, "unavailable")
+                    refused += 1
+                }
+            }
+            XCTAssertEqual(refused, 3, "the full disk is reported to the sender")
+            XCTAssertGreaterThan(accepted.count, 10)
+            let bob = try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token)
+            try bob.join("family", expecting: ["alice", "bob"])
+            try alice.sendText(#"{"type":"ping"}"#)
+            var pong = false
+            for _ in 0..<3 where !pong { pong = try alice.nextJSON()["type"] as? String == "pong" }
+            XCTAssertTrue(pong, "still serving")
+            daemon.crash()
+        }
+        healthy.store(true, ordering: .relaxed)
+        let again = try DaemonProcess(environment: environment)
+        waitUntil("every accepted message after the restart", timeoutMillis: 30_000) { Set(self.deliveredIDs(service)).isSuperset(of: accepted) }
+        withExtendedLifetime(again) {}
+    }
+
     /// https chat-service: a CA given to presenced (SSL_CERT_FILE) is trusted; a certificate for
     /// another host name is refused (nothing delivered, retried instead).
     func testForwardsOverTLSCheckTheCertificate() throws {

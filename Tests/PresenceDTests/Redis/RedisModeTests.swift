@@ -42,6 +42,21 @@ final class RedisModeTests: XCTestCase {
         }
     }
 
+    /// Whether `content`, sent by `sender` to "room" again and again, reaches `receiver` within
+    /// 10 s (cross-instance delivery coming back after a Redis outage).
+    private func deliveredAcross(from sender: TestWebSocket, to receiver: TestWebSocket, _ content: String) throws -> Bool {
+        let start = EventLoop.monotonicMillis()
+        while EventLoop.monotonicMillis() - start < 10_000 {
+            try sender.sendText(#"{"type":"message","channel":"room","content":"\#(content)"}"#)
+            var tv = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(receiver.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            while let m = try? receiver.nextJSON() {
+                if m["type"] as? String == "message", m["content"] as? String == content { return true }
+            }
+        }
+        return false
+    }
+
     /// alice on `a` and bob on `b`, both in "room", alice told that bob came online.
     private func aliceAndBob(on a: TestServer, and b: TestServer) throws -> (TestWebSocket, TestWebSocket) {
         let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
@@ -171,19 +186,9 @@ final class RedisModeTests: XCTestCase {
         XCTAssertTrue(sawLocal, "local fan-out while Redis is down")
 
         try redis.start()
-        let back = EventLoop.monotonicMillis()
         try waitUntil("Redis back", timeoutMillis: 10_000) { a.hub!.redisReady && b.hub!.redisReady }
         // Cross-instance delivery again: bob (on B) hears alice (on A).
-        var delivered = false
-        while !delivered && EventLoop.monotonicMillis() - back < 10_000 {
-            try alice.sendText(#"{"type":"message","channel":"room","content":"after"}"#)
-            var tv = timeval(tv_sec: 0, tv_usec: 300_000)
-            setsockopt(bob.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            while let m = try? bob.nextJSON() {
-                if m["type"] as? String == "message", m["content"] as? String == "after" { delivered = true; break }
-            }
-        }
-        XCTAssertTrue(delivered, "cross-instance delivery within 10 s of Redis' return")
+        XCTAssertTrue(try deliveredAcross(from: alice, to: bob, "after"), "cross-instance delivery within 10 s of Redis' return")
         // Presence was put back into the (empty) restarted Redis: both users, seen from B.
         var listed: [String] = []
         for _ in 0..<50 {
@@ -197,6 +202,36 @@ final class RedisModeTests: XCTestCase {
             pause(millis: 100)
         }
         XCTAssertEqual(listed, ["alice", "bob", "carol"], "presence re-registered after Redis came back")
+    }
+
+    /// Redis frozen (SIGSTOP) past the command timeout, then thawed: local fan-out never stops,
+    /// `/readyz` turns 503 while Redis does not answer and 200 again after, cross-instance
+    /// delivery comes back.
+    func testAFrozenRedisDoesNotStopLocalFanOut() throws {
+        let backend = availableBackends[0]
+        let a = try instance(backend), b = try instance(backend)
+        defer { a.stop(); b.stop() }
+        let (alice, bob) = try aliceAndBob(on: a, and: b)
+        let carol = try a.client("carol", receiveTimeoutMillis: Self.patience)
+        try carol.sendText(#"{"type":"join","channel":"room"}"#)
+        _ = try carol.nextJSON()
+
+        kill(redis.pid, SIGSTOP)
+        defer { kill(redis.pid, SIGCONT) }
+        try waitUntil("readyz 503 while Redis is frozen") { !a.hub!.redisReady }
+        for i in 0..<5 {
+            try alice.sendText(#"{"type":"message","channel":"room","content":"frozen \#(i)"}"#)
+            var seen = false
+            for _ in 0..<6 where !seen {
+                let m = try carol.nextJSON()
+                seen = m["type"] as? String == "message" && m["content"] as? String == "frozen \(i)"
+            }
+            XCTAssertTrue(seen, "local fan-out while Redis is frozen (\(i))")
+        }
+
+        kill(redis.pid, SIGCONT)
+        try waitUntil("Redis answers again", timeoutMillis: 10_000) { a.hub!.redisReady && b.hub!.redisReady }
+        XCTAssertTrue(try deliveredAcross(from: alice, to: bob, "thawed"), "cross-instance delivery within 10 s of Redis thawing")
     }
 
     /// `rediss://`: two instances (child processes trusting a CA made here through SSL_CERT_FILE)

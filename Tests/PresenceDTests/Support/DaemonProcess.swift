@@ -19,9 +19,9 @@ final class DaemonProcess {
 
     /// Starts presenced and waits until it answers. With `listener` (a listening socket) it is
     /// socket-activated the way systemd does it: the socket as descriptor 3, `LISTEN_FDS=1` and
-    /// `LISTEN_PID` set to the child's pid (by a `sh` that execs presenced). `stdout`, when given,
-    /// receives its log lines.
-    init(environment: [String: String], listener: Int32? = nil, stdout: Int32 = -1) throws {
+    /// `LISTEN_PID` set to the child's pid (by a `sh` that execs presenced). `shellLimits` are
+    /// `ulimit` commands for that shell (fault injection). `stdout`, when given, receives its log lines.
+    init(environment: [String: String], listener: Int32? = nil, stdout: Int32 = -1, shellLimits: String? = nil) throws {
         if let listener {
             port = Sockets.localPort(listener)
         } else {
@@ -35,10 +35,16 @@ final class DaemonProcess {
         env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "warn"
         env["PATH"] = "/usr/bin:/bin"
         var command = [Self.binary]
-        if listener != nil {
-            env["LISTEN_FDS"] = "1"
-            env["PORT"] = "1" // must be ignored: the passed socket is served
-            command = ["/bin/sh", "-c", #"LISTEN_PID=$$ exec "$0""#, Self.binary]
+        if listener != nil || shellLimits != nil {
+            // A shell that execs presenced: same pid (LISTEN_PID), with `ulimit`s applied first.
+            var script = #"exec "$0""#
+            if listener != nil {
+                env["LISTEN_FDS"] = "1"
+                env["PORT"] = "1" // must be ignored: the passed socket is served
+                script = "LISTEN_PID=$$ " + script
+            }
+            if let shellLimits { script = shellLimits + "; " + script }
+            command = ["/bin/sh", "-c", script, Self.binary]
         }
         // No other inherited descriptors: the child must not keep the test's sockets open.
         let child = try RedisServerProcess.spawn(command, environment: env.map { "\($0.key)=\($0.value)" }, stdout: stdout,

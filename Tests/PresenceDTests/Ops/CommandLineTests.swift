@@ -4,9 +4,7 @@ import XCTest
 
 /// The built `presenced` binary as an operator runs it.
 final class CommandLineTests: XCTestCase {
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("presenced")
-    }
+    static var binary: URL { URL(fileURLWithPath: DaemonProcess.binary) }
 
     private func run(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         try DaemonProcess.run(args, environment: env)

@@ -10,11 +10,10 @@ final class DaemonProcess {
     let pid: pid_t
     let port: UInt16
 
-    /// `.build/debug/presenced` (built by `swift build --build-tests`), found from this file's path.
+    /// The `presenced` built with this test bundle (`swift build --build-tests`), next to it in the
+    /// same scratch directory — so a sanitizer run (Benchmarks/sanitizers.sh) starts sanitized daemons.
     static var binary: String {
-        var path = #filePath
-        for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) } // …/Tests/PresenceDTests/Support/x → repo
-        return path + "/.build/debug/presenced"
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("presenced").path
     }
 
     /// Starts presenced and waits until it answers. With `listener` (a listening socket) it is

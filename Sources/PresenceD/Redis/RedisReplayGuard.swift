@@ -21,28 +21,30 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
         connections[loop.index] = redis
     }
 
+    /// The jti is remembered in this process first — a token used here while Redis was away
+    /// stays used when Redis returns — then claimed in Redis for the other instances.
     func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
+        guard fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now) else { return done(false) }
         guard let loop = EventLoop.current, let redis = connections[loop.index], redis.isReady else {
-            return useFallback(jti: jti, expiresAt: expiresAt, now: now, done)
+            warnOnce()
+            return done(true)
         }
         let key = "presenced:jti:" + jti
         let millis = max(1, expiresAt + leeway - now) * 1000
         redis.send(RedisCommand("SET", key, "1", "NX", "PX", String(millis)), routingKey: key) { [self] result in
             switch result {
             case .success(.null): done(false)
-            case .success:
-                // Remembered here too, for the case Redis goes away before the token expires.
-                _ = fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now)
+            case .success: done(true)
+            case .failure:
+                warnOnce()
                 done(true)
-            case .failure: useFallback(jti: jti, expiresAt: expiresAt, now: now, done)
             }
         }
     }
 
-    private func useFallback(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
+    private func warnOnce() {
         if !warned.exchange(true, ordering: .relaxed) {
             Log.warn("Redis unreachable: single-use tokens are checked in this process only until it returns")
         }
-        fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now, done)
     }
 }

@@ -121,6 +121,7 @@ final class LogTests: XCTestCase {
             "AUTH_SERVICE_URL": betterAuth.baseURL, "CHAT_SERVICE_URL": "http://127.0.0.1:9", "CHAT_SERVICE_TOKEN": chatToken,
             "STATE_DIRECTORY": directory,
         ]
+        for name in DaemonProcess.sanitizerOptions { daemon.environment?[name] = ProcessInfo.processInfo.environment[name] }
         daemon.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         daemon.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         try daemon.run()

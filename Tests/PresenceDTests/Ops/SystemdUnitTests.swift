@@ -10,8 +10,7 @@ import XCTest
 /// `systemd/sandbox-check` boots its own systemd in new namespaces (skipped where that is not
 /// allowed, e.g. a container without CAP_SYS_ADMIN).
 final class SystemdUnitTests: XCTestCase {
-    static let repository = URL(fileURLWithPath: DaemonProcess.binary)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = DaemonProcess.repository
     static let systemdDirectory = repository.appendingPathComponent("systemd")
 
     /// Both units in a temporary directory, ExecStart pointing at the built binary (verify

@@ -204,6 +204,25 @@ final class RedisModeTests: XCTestCase {
         XCTAssertEqual(listed, ["alice", "bob", "carol"], "presence re-registered after Redis came back")
     }
 
+    /// A token used while Redis was away (checked in this process only) stays used when Redis
+    /// returns: it is not accepted a second time.
+    func testATokenUsedDuringAnOutageIsNotAcceptedAgainAfterIt() throws {
+        let a = try instance(availableBackends[0])
+        defer { a.stop() }
+        redis.stop()
+        try waitUntil("Redis gone") { !a.hub!.redisReady }
+        let token = a.token("alice")
+        func upgrade() throws -> Int {
+            let socket = try TestSocket(port: a.port)
+            try socket.write(ClientHandshake(host: "127.0.0.1:\(a.port)", path: "/ws?token=" + token).requestBytes())
+            return try socket.readHTTPResponse().0.status
+        }
+        XCTAssertEqual(try upgrade(), 101)
+        try redis.start()
+        try waitUntil("Redis back") { a.hub!.redisReady }
+        XCTAssertEqual(try upgrade(), 401, "replayed after the outage")
+    }
+
     /// Redis frozen (SIGSTOP) past the command timeout, then thawed: local fan-out never stops,
     /// `/readyz` turns 503 while Redis does not answer and 200 again after, cross-instance
     /// delivery comes back.

@@ -33,6 +33,7 @@ final class DaemonProcess {
         env["BIND"] = "127.0.0.1"
         env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "warn"
         env["PATH"] = "/usr/bin:/bin"
+        for name in DaemonProcess.sanitizerOptions { env[name] = env[name] ?? ProcessInfo.processInfo.environment[name] }
         var command = [Self.binary]
         if listener != nil || shellLimits != nil {
             // A shell that execs presenced: same pid (LISTEN_PID), with `ulimit`s applied first.
@@ -63,12 +64,21 @@ final class DaemonProcess {
         throw SystemError(call: "presenced did not start", errno: ETIMEDOUT)
     }
 
+    /// Sanitizer settings a sanitized test run (Benchmarks/sanitizers.sh) hands on to its daemons.
+    static let sanitizerOptions = ["ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"]
+
+    /// The repository this test bundle was built from.
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
     /// Runs the binary to completion (a subcommand, `--help`, a start that fails) with exactly
     /// `environment`; its exit status, stdout and stderr.
     static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        var environment = environment
+        for name in sanitizerOptions { environment[name] = environment[name] ?? ProcessInfo.processInfo.environment[name] }
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -90,7 +90,9 @@ enum PresenceDMain {
             let group = try inherited.map { try LoopGroup(threads: config.threads, backend: backend, inherited: $0) }
                 ?? LoopGroup(threads: config.threads, backend: backend, address: config.bind, port: config.port)
             do {
-                try group.start { loop in ServerAssembly.make(config: config, mode: mode, loop: loop) }
+                try group.start(connectionsPerIP: .make(limit: config.maxConnectionsPerIP)) { loop in
+                    ServerAssembly.make(config: config, mode: mode, loop: loop)
+                }
             } catch {
                 group.join()
                 throw error

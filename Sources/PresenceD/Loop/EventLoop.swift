@@ -34,6 +34,8 @@ final class EventLoop: @unchecked Sendable {
         var queued = false
         /// Opened by the loop itself (`connect`): events go to its `OutboundHandler`.
         var outbound = false
+        /// Counted in `connectionsPerIP` under `peers[slot]` until the descriptor is closed.
+        var countedPeer = false
         /// Frames covered by the send in flight (kept when the queue is truncated).
         var inFlightFrames: Int32 = 0
         var queue = SendQueue()
@@ -70,6 +72,11 @@ final class EventLoop: @unchecked Sendable {
     private var outboundHandlers: [UInt32: OutboundHandler] = [:]
     /// One-shot timers (`schedule(after:)`).
     private var oneShots = LoopTimers()
+    /// The group's per-address connection count (MAX_CONNECTIONS_PER_IP); nil = no cap. Set
+    /// before the loop runs.
+    var connectionsPerIP: ConnectionsPerIP?
+    /// The counted peer address of each slot (grown only when there is a cap).
+    private var peers: [PeerAddress] = []
 
     init(index: Int, backend: any IOBackend) {
         self.index = index
@@ -381,6 +388,21 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func backendAccepted(fd: Int32, listener: Int) {
+        // MAX_CONNECTIONS_PER_IP: an address at its cap is refused here, before a slot, a parser
+        // or a deadline exists for it — closing costs one syscall, answering would cost a read.
+        var peer: PeerAddress?
+        if let perIP = connectionsPerIP, let address = PeerAddress.peer(of: fd) {
+            guard perIP.acquire(address) else {
+                Glibc.close(fd)
+                counters.refusedPerIP &+= 1
+                if refusedPerIPLogged + 10_000 <= now {
+                    refusedPerIPLogged = now
+                    Log.warn("connection refused: MAX_CONNECTIONS_PER_IP reached", ["peer": "\(address)", "limit": "\(perIP.limit)", "loop": "\(index)"])
+                }
+                return
+            }
+            peer = address
+        }
         let s: Int
         if let free = freeSlots.popLast() {
             s = Int(free)
@@ -390,6 +412,11 @@ final class EventLoop: @unchecked Sendable {
         slots[s].fd = fd
         slots[s].generation = (slots[s].generation &+ 1) & 0x0FFF_FFFF
         slots[s].state = .open
+        if let peer {
+            while peers.count <= s { peers.append(PeerAddress(ipv4: 0)) }
+            peers[s] = peer
+            slots[s].countedPeer = true
+        }
         openCount += 1
         let id = ConnectionID(slot: UInt32(s), generation: slots[s].generation)
         guard backend.startReceiving(slot: id.slot, generation: id.generation, fd: fd) else {
@@ -399,6 +426,9 @@ final class EventLoop: @unchecked Sendable {
         slots[s].receiveArmed = backend.hasAsyncOperations
         handler.connectionOpened(id, loop: self)
     }
+
+    /// When a per-IP refusal was last logged (at most one line per loop every 10 s).
+    private var refusedPerIPLogged: Int64 = -10_000
 
     /// accept failed with `error`; EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting briefly instead of spinning.
     func backendAcceptFailed(listener: Int, error: Int32) {
@@ -560,6 +590,10 @@ final class EventLoop: @unchecked Sendable {
     private func releaseIfIdle(_ s: Int) {
         guard slots[s].state == .dead, !slots[s].receiveArmed, !slots[s].sendInFlight else { return }
         Glibc.close(slots[s].fd)
+        if slots[s].countedPeer {
+            slots[s].countedPeer = false
+            connectionsPerIP?.release(peers[s])
+        }
         slots[s].fd = -1
         slots[s].state = .free
         slots[s].outbound = false

@@ -66,7 +66,9 @@ final class LoopGroup: Sendable {
     var count: Int { listenerFDs.count }
 
     /// Starts every loop thread and waits until each is running; throws the first start failure.
-    func start(handlerFactory: @escaping @Sendable (EventLoop) -> any ConnectionHandler) throws {
+    /// `connectionsPerIP`, when given, caps each client address's open connections over all loops.
+    func start(connectionsPerIP: ConnectionsPerIP? = nil,
+               handlerFactory: @escaping @Sendable (EventLoop) -> any ConnectionHandler) throws {
         for i in 0..<count {
             let fd = listenerFDs[i]
             let kind = backendKind
@@ -80,6 +82,7 @@ final class LoopGroup: Sendable {
                     return
                 }
                 let loop = EventLoop(index: i, backend: backend)
+                loop.connectionsPerIP = connectionsPerIP
                 let handler = handlerFactory(loop)
                 loop.handler = handler
                 self.mailboxes.withLock { $0[i] = loop.mailbox }

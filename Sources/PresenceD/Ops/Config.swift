@@ -59,6 +59,9 @@ struct Config: Sendable {
     var certificateFile: String?
     var messageRate = 20
     var maxConnections = 100_000
+    /// Open connections one client address may hold across all loops; above it new connections
+    /// are closed at accept (MAX_CONNECTIONS_PER_IP, 0 = no cap).
+    var maxConnectionsPerIP = 256
     var showHelp = false
     var showVersion = false
 
@@ -133,6 +136,7 @@ struct Config: Sendable {
         if let v = env["SSL_CERT_FILE"], !v.isEmpty { c.certificateFile = try readableFile(v, "SSL_CERT_FILE") }
         if let v = env["MESSAGE_RATE"] { c.messageRate = try integer(v, "MESSAGE_RATE", 0...1_000_000) }
         if let v = env["MAX_CONNECTIONS"] { c.maxConnections = try integer(v, "MAX_CONNECTIONS", 1...100_000_000) }
+        if let v = env["MAX_CONNECTIONS_PER_IP"] { c.maxConnectionsPerIP = try integer(v, "MAX_CONNECTIONS_PER_IP", 0...100_000_000) }
 
         var i = 0
         func value(_ flag: String) throws -> String {

@@ -49,6 +49,8 @@ struct ConfigVariable: Sendable {
         ConfigVariable(name: "MESSAGE_RATE", defaultValue: "20",
                        meaning: "client messages per second per connection (burst twice that); 0 = no limit") { "\($0.messageRate)" },
         ConfigVariable(name: "MAX_CONNECTIONS", defaultValue: "100000", meaning: "above it, upgrades get 503") { "\($0.maxConnections)" },
+        ConfigVariable(name: "MAX_CONNECTIONS_PER_IP", defaultValue: "256",
+                       meaning: "open connections per client address; above it new ones are closed at accept; 0 = no cap") { "\($0.maxConnectionsPerIP)" },
         ConfigVariable(name: "STATE_DIRECTORY", defaultValue: "./state",
                        meaning: "durable forward queue of embedded mode (systemd sets it)") { $0.stateDirectory },
         ConfigVariable(name: "FORWARD_QUEUE_MAX", defaultValue: "100000",

@@ -20,6 +20,8 @@ final class LoopCounters {
     var slowConsumerCloses: UInt64 = 0
     /// Client messages refused by MESSAGE_RATE (not parsed, so not in `messagesIn`).
     var rateLimited: UInt64 = 0
+    /// Connections closed at accept because their address held MAX_CONNECTIONS_PER_IP.
+    var refusedPerIP: UInt64 = 0
     let fanOutLatency = LatencyHistogram(boundsNanos: LoopCounters.fanOutLatencyBoundsNanos)
 
     /// 50 µs … 1 s.
@@ -83,7 +85,7 @@ final class LoopCounters {
                              messagesIn: messagesIn.values, messagesOut: messagesOut.values,
                              tokenRejections: tokenRejections.values, wsTokenRequests: wsTokenRequests.values,
                              fanOutDeliveries: fanOutDeliveries, droppedFrames: droppedFrames,
-                             slowConsumerCloses: slowConsumerCloses, rateLimited: rateLimited,
+                             slowConsumerCloses: slowConsumerCloses, rateLimited: rateLimited, refusedPerIP: refusedPerIP,
                              fanOutLatency: fanOutLatency.snapshot())
     }
 }
@@ -174,6 +176,7 @@ struct LoopCountersSnapshot: Equatable {
     var droppedFrames: UInt64
     var slowConsumerCloses: UInt64
     var rateLimited: UInt64
+    var refusedPerIP: UInt64
     var fanOutLatency: HistogramSnapshot
 
     /// All zero (what a process with no loop reports).
@@ -192,6 +195,7 @@ struct LoopCountersSnapshot: Equatable {
         droppedFrames &+= other.droppedFrames
         slowConsumerCloses &+= other.slowConsumerCloses
         rateLimited &+= other.rateLimited
+        refusedPerIP &+= other.refusedPerIP
         fanOutLatency.add(other.fanOutLatency)
     }
 }

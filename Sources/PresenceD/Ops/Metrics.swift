@@ -115,6 +115,8 @@ enum Metrics {
                     "Frames not queued because the recipient's backlog was over its limit (typing under backpressure, or the frame that closed a slow consumer).",
                     t.droppedFrames)
         out.counter("presenced_slow_consumer_closes_total", "Connections closed with 4008 (slow consumer).", t.slowConsumerCloses)
+        out.counter("presenced_connections_refused_per_ip_total",
+                    "Connections closed at accept because their address already held MAX_CONNECTIONS_PER_IP.", t.refusedPerIP)
         let latency = t.fanOutLatency
         out.histogram("presenced_fanout_latency_seconds",
                       "Chat message fan-out on the receiving loop: from the start of the loop turn that read the message to the end of the turn that queued it on its last local member and handed the sends to the kernel (other loops and instances not included).",

@@ -252,8 +252,9 @@ final class WebSocketServer: ConnectionHandler {
                 application?.received(id, text: false, payload: payload, server: self)
             case .ping(let payload):
                 loop.counters.framesIn.add(.ping)
-                loop.send(id, FrameEncoder.serverFrame(.pong, payload: payload))
-                loop.counters.framesOut.add(.pong)
+                // Under the outbound cap like any frame: a ping flood from a client that does
+                // not read its pongs ends as a slow consumer (4008), not as unbounded memory.
+                send(id, FrameEncoder.serverFrame(.pong, payload: payload))
             case .pong:
                 loop.counters.framesIn.add(.pong)
                 states[s].unansweredPings = 0

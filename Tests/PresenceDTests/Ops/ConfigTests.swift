@@ -13,6 +13,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.maxMessageBytes, 65_536)
         XCTAssertEqual(c.messageRate, 20)
         XCTAssertEqual(c.maxConnections, 100_000)
+        XCTAssertEqual(c.maxConnectionsPerIP, 256)
+        XCTAssertEqual(try Config.parse(environment: ["MAX_CONNECTIONS_PER_IP": "0"], arguments: []).maxConnectionsPerIP, 0)
         XCTAssertEqual(c.tokenAudience, "presenced")
         XCTAssertEqual(c.allowedOrigins, ["https://casa.devarno.cloud", "http://localhost:3000"])
         XCTAssertNil(c.redisURL)
@@ -75,6 +77,7 @@ final class ConfigTests: XCTestCase {
             "MAX_OUTBOUND_BYTES": ["1", "2147483648"],
             "MESSAGE_RATE": ["-1", "fast"],
             "MAX_CONNECTIONS": ["0", "1e6"],
+            "MAX_CONNECTIONS_PER_IP": ["-1", "many", "100000001"],
             "STATE_DIRECTORY": [":", ":/var/lib/x"],
             "FORWARD_QUEUE_MAX": ["0"],
             "FORWARD_QUEUE_MAX_BYTES": ["100"],

@@ -6,10 +6,17 @@ import WSCore
 final class TestSocket: @unchecked Sendable {
     let fd: Int32
 
-    init(port: UInt16, host: String = "127.0.0.1", receiveTimeoutMillis: Int = 5000) throws {
+    /// `source`, when given, is the local address to connect from (e.g. 127.0.0.2).
+    init(port: UInt16, host: String = "127.0.0.1", source: String? = nil, receiveTimeoutMillis: Int = 5000) throws {
         var storage = sockaddr_storage()
         let length = try Sockets.fillAddress(host, port: port, into: &storage)
         fd = socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_storage()
+            let localLength = try Sockets.fillAddress(source, port: 0, into: &local)
+            let rc = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, localLength) } }
+            guard rc == 0 else { let e = errno; close(fd); throw SystemError(call: "bind", errno: e) }
+        }
         var tv = timeval(tv_sec: receiveTimeoutMillis / 1000, tv_usec: (receiveTimeoutMillis % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
@@ -94,8 +101,9 @@ final class TestWebSocket: @unchecked Sendable {
     private var pendingOffset = 0
     private var mask: UInt32 = 0x1234_5678
 
-    init(port: UInt16, path: String = "/", headers: HTTPHeaders = HTTPHeaders(), receiveTimeoutMillis: Int = 5000) throws {
-        socket = try TestSocket(port: port, receiveTimeoutMillis: receiveTimeoutMillis)
+    init(port: UInt16, path: String = "/", headers: HTTPHeaders = HTTPHeaders(), source: String? = nil,
+         receiveTimeoutMillis: Int = 5000) throws {
+        socket = try TestSocket(port: port, source: source, receiveTimeoutMillis: receiveTimeoutMillis)
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", path: path, extraHeaders: headers)
         try socket.write(handshake.requestBytes())
         let (head, rest) = try TestWebSocket.readHead(socket)

@@ -3,7 +3,8 @@ import WSCore
 @testable import PresenceD
 
 /// An in-process presenced (loop threads + protocol layer) on a free loopback port: the echo
-/// target, or the realtime protocol in embedded mode with a known token secret.
+/// target, or the realtime protocol in embedded mode with a known token secret. The per-IP cap
+/// is off unless `configure` sets `maxConnectionsPerIP` (every test client comes from 127.0.0.1).
 final class TestServer {
     static let secret = "test-secret-0123456789-abcdefghijklmnop"
     let group: LoopGroup
@@ -16,6 +17,7 @@ final class TestServer {
         config.port = 0
         config.threads = threads
         config.tokenSecret = TestServer.secret
+        config.maxConnectionsPerIP = 0
         configure(&config)
         self.config = config
         let hub = echo ? nil : try ServerAssembly.makeHub(config: config, secret: config.tokenSecret!)
@@ -23,7 +25,9 @@ final class TestServer {
         let mode: ServerAssembly.Mode = hub.map { .realtime($0) } ?? .echo
         let frozen = config
         group = try LoopGroup(threads: threads, backend: backend, address: "127.0.0.1", port: 0)
-        try group.start { loop in ServerAssembly.make(config: frozen, mode: mode, loop: loop) }
+        try group.start(connectionsPerIP: .make(limit: frozen.maxConnectionsPerIP)) { loop in
+            ServerAssembly.make(config: frozen, mode: mode, loop: loop)
+        }
     }
 
     /// A fresh single-use token for `user`.

@@ -61,7 +61,7 @@ struct Config: Sendable {
     var maxConnections = 100_000
     /// Open connections one client address may hold across all loops; above it new connections
     /// are closed at accept (MAX_CONNECTIONS_PER_IP, 0 = no cap).
-    var maxConnectionsPerIP = 256
+    var maxConnectionsPerIP = 0
     var showHelp = false
     var showVersion = false
 

@@ -45,7 +45,8 @@ struct ProcessStats: Equatable {
         defer { closedir(dir) }
         var count = 0
         while let entry = readdir(dir) {
-            let first = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] }
+            // In place: copying `d_name` (256 bytes) reads past a short entry (found by ASan).
+            let first = withUnsafePointer(to: &entry.pointee.d_name) { $0.withMemoryRebound(to: UInt8.self, capacity: 1) { $0.pointee } }
             if first != UInt8(ascii: ".") { count += 1 }
         }
         return max(0, count - 1)

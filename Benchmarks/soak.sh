@@ -95,7 +95,7 @@ for minute in $(seq 1 "$minutes"); do
   if [ "$minute" -eq $((2 * minutes / 3 + 1)) ] && [ "$minutes" -ge 3 ]; then touch "$tmp/down"; event="chat-service down"; fi
   if [ "$minute" -eq $((2 * minutes / 3 + 2)) ]; then rm -f "$tmp/down"; event="chat-service back"; fi
   "$BENCH" fanout --url "ws://127.0.0.1:$port/ws" --pid "$server" --connections "$connections" --channels "$channels" \
-    --publishers "$publishers" --rate 5 --warmup 2s --duration 45s --json --quiet >"$tmp/minute.json" 2>"$tmp/bench.log" \
+    --publishers "$publishers" --rate 5 --warmup 2s --duration 45s --json >"$tmp/minute.json" 2>"$tmp/bench.log" \
     || { cat "$tmp/bench.log" >&2; echo "soak.sh: the bench failed in minute $minute" >&2; exit 1; }
   read -r p50 p99 loss < <(python3 -c "import json; d=json.load(open('$tmp/minute.json')); l=d['latency']; print(int(l['p50_us']), int(l['p99_us']), d['loss'])")
   lost=$((lost + loss))

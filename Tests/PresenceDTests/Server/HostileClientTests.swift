@@ -275,7 +275,10 @@ final class HostileClientTests: XCTestCase {
             writer.join()
             let grew = residentBytes - rssBefore
             XCTAssertGreaterThan(sentBytes.load(ordering: .relaxed), 16 << 20, "\(backend): the flood was not sent")
-            XCTAssertLessThan(grew, 16 << 20, "\(backend): the server buffered the flood")
+            // Under a sanitizer freed memory sits in quarantine: RSS says nothing about buffering.
+            if !DaemonProcess.sanitizerOptions.contains(where: { ProcessInfo.processInfo.environment[$0] != nil }) {
+                XCTAssertLessThan(grew, 16 << 20, "\(backend): the server buffered the flood")
+            }
             XCTAssertLessThan(try roundTrip(normal, "after"), 500, "\(backend)")
             print("fragment flood \(backend): sent \(sentBytes.load(ordering: .relaxed) >> 20) MiB of fragments in all, RSS grew \(grew >> 10) KiB")
         }

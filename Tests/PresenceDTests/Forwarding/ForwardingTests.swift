@@ -20,6 +20,20 @@ final class ForwardingTests: StandInServerTestCase {
         return path
     }
 
+    /// A daemon's environment: forwarding to `service`, the queue in `directory`, no rate limit.
+    private func daemonEnvironment(_ service: StandInHTTPServer, _ directory: String, threads: Int) -> [String: String] {
+        ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
+         "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "\(threads)"]
+    }
+
+    /// `user` connected to `daemon` and joined to "family" (with `others` already there).
+    private func member(_ user: String, of daemon: DaemonProcess, others: [String] = []) throws -> TestWebSocket {
+        let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: user, ttl: 60, now: UnixTime.now()).token
+        let socket = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token)
+        try socket.join("family", expecting: others + [user])
+        return socket
+    }
+
     func testAMessageIsPostedWithTheContractShapeAndHeaders() throws {
         let service = try chatService { 201 }
         for backend in availableBackends {
@@ -112,15 +126,11 @@ final class ForwardingTests: StandInServerTestCase {
     func testMessagesSurviveASIGKILLDuringAnOutage() throws {
         let healthy = Atomic<Bool>(false)
         let service = try chatService { healthy.load(ordering: .relaxed) ? 200 : 503 }
-        let directory = stateDirectory()
-        let environment = ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
-                           "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "2"]
-        let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
+        let environment = daemonEnvironment(service, stateDirectory(), threads: 2)
         var sent: [String] = []
         do {
             let first = try DaemonProcess(environment: environment)
-            let alice = try TestWebSocket(port: first.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
-            try alice.join("family", expecting: ["alice"])
+            let alice = try member("alice", of: first)
             for i in 0..<100 {
                 try alice.sendText(#"{"type":"message","channel":"family","content":"m\#(i)"}"#)
                 sent.append(try alice.nextJSON()["id"] as! String)
@@ -139,17 +149,13 @@ final class ForwardingTests: StandInServerTestCase {
     func testAFullDiskRefusesMessagesAndLosesNoAcceptedOne() throws {
         let healthy = Atomic<Bool>(false)
         let service = try chatService { healthy.load(ordering: .relaxed) ? 201 : 503 }
-        let directory = stateDirectory()
-        let environment = ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
-                           "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "1"]
-        let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
+        let environment = daemonEnvironment(service, stateDirectory(), threads: 1)
         var accepted: [String] = []
         var refused = 0
         do {
             // dash counts `ulimit -f` in 512-byte blocks: 16 KiB of queue log.
             let daemon = try DaemonProcess(environment: environment, shellLimits: "ulimit -f 32")
-            let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
-            try alice.join("family", expecting: ["alice"])
+            let alice = try member("alice", of: daemon)
             for i in 0..<400 where refused < 3 {
                 try alice.sendText(#"{"type":"message","channel":"family","content":"message \#(i) \#(String(repeating: "x", count: 100))"}"#)
                 let reply = try alice.nextJSON()
@@ -161,8 +167,7 @@ final class ForwardingTests: StandInServerTestCase {
             }
             XCTAssertEqual(refused, 3, "the full disk is reported to the sender")
             XCTAssertGreaterThan(accepted.count, 10)
-            let bob = try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token)
-            try bob.join("family", expecting: ["alice", "bob"])
+            let bob = try member("bob", of: daemon, others: ["alice"])
             try alice.sendText(#"{"type":"ping"}"#)
             var pong = false
             for _ in 0..<3 where !pong { pong = try alice.nextJSON()["type"] as? String == "pong" }

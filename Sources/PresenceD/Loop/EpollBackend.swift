@@ -9,6 +9,9 @@ final class EpollBackend: IOBackend {
     private let epfd: Int32
     private let wakeFD: Int32
     private var listeners: [Int32] = []
+    /// For a listener several loops share (socket activation): re-register after accepting, which
+    /// puts this loop at the back of the socket's wait queue, so the loops take turns.
+    var rotatesSharedListeners = false
     private var events: UnsafeMutablePointer<epoll_event>
     private let maxEvents = 512
     private let receiveBuffer: UnsafeMutableRawBufferPointer
@@ -122,14 +125,23 @@ final class EpollBackend: IOBackend {
 
     private func acceptAll(listener: Int, loop: EventLoop) {
         let fd = listeners[listener]
+        var accepted = 0
+        defer {
+            if rotatesSharedListeners && accepted > 0 {
+                try? control(EPOLL_CTL_DEL, fd, 0, 0)
+                try? control(EPOLL_CTL_ADD, fd, EPOLLIN.rawValue, EventTag.make(.accept, index: UInt32(listener)))
+            }
+        }
         for _ in 0..<64 {
             let conn = cs_accept4(fd, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             if conn < 0 {
                 let e = errno
                 if e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED { return }
                 loop.backendAcceptFailed(listener: listener, error: e)
+                accepted = 0 // paused (mask 0): re-registering would resume it
                 return
             }
+            accepted += 1
             loop.backendAccepted(fd: conn, listener: listener)
         }
     }

@@ -13,6 +13,8 @@ final class LoopGroup: Sendable {
     /// The bound port (the real one when 0 was asked for).
     let port: UInt16
     private let listenerFDs: [Int32]
+    /// Every loop accepts from one passed socket (its own duplicate): the backends take turns.
+    private let sharesListener: Bool
     private let states: Mutex<[Startup]>
     private let mailboxes = Mutex<[Mailbox?]>([])
     private let threads = Mutex<[pthread_t]>([])
@@ -34,6 +36,7 @@ final class LoopGroup: Sendable {
             throw error
         }
         listenerFDs = fds
+        sharesListener = false
         self.port = bound
         states = Mutex([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
@@ -58,6 +61,7 @@ final class LoopGroup: Sendable {
             fds.append(copy)
         }
         listenerFDs = fds
+        sharesListener = count > 1
         port = Sockets.localPort(inherited)
         states = Mutex([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
@@ -71,11 +75,20 @@ final class LoopGroup: Sendable {
                handlerFactory: @escaping @Sendable (EventLoop) -> any ConnectionHandler) throws {
         for i in 0..<count {
             let fd = listenerFDs[i]
-            let kind = backendKind
+            let kind = backendKind, shared = sharesListener
             let body: @Sendable () -> Void = { [self] in
                 let backend: any IOBackend
                 do {
-                    backend = kind == .uring ? try UringBackend() : try EpollBackend()
+                    switch kind {
+                    case .uring:
+                        let uring = try UringBackend()
+                        uring.singleShotAccept = shared
+                        backend = uring
+                    case .epoll:
+                        let epoll = try EpollBackend()
+                        epoll.rotatesSharedListeners = shared
+                        backend = epoll
+                    }
                     try backend.addListener(fd, index: 0)
                 } catch {
                     self.states.withLock { $0[i] = .failed("\(kind.rawValue) loop \(i): \(error)") }

@@ -17,6 +17,10 @@ final class UringBackend: IOBackend {
     private var listeners: [Int32] = []
     private var acceptArmed: [Bool] = []
     private var acceptPaused: [Bool] = []
+    /// One accept at a time, re-armed after each connection, for a listener several loops share
+    /// (socket activation): a multishot accept stays first in the socket's wait queue and would
+    /// take every connection; a re-armed one goes to the back, so the loops take turns.
+    var singleShotAccept = false
 
     // Provided-buffer ring.
     private let bufferGroup: UInt16 = 1
@@ -123,7 +127,11 @@ final class UringBackend: IOBackend {
 
     private func armAccept(_ index: Int) {
         let e = sqe()
-        io_uring_prep_multishot_accept(e, listeners[index], nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        if singleShotAccept {
+            io_uring_prep_accept(e, listeners[index], nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        } else {
+            io_uring_prep_multishot_accept(e, listeners[index], nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        }
         io_uring_sqe_set_data64(e, EventTag.make(.accept, index: UInt32(index)))
         acceptArmed[index] = true
     }

@@ -94,6 +94,7 @@ for minute in $(seq 1 "$minutes"); do
     # which the bench would count as lost deliveries.
     kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; sleep 2; start_redis; event="redis restarted"
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+    sleep 3 # /readyz follows loop 0; the other loops' connections come back within their backoff
   fi
   if [ "$minute" -eq $((2 * minutes / 3 + 1)) ] && [ "$minutes" -ge 3 ]; then touch "$tmp/down"; event="chat-service down"; fi
   if [ "$minute" -eq $((2 * minutes / 3 + 2)) ]; then rm -f "$tmp/down"; event="chat-service back"; fi

@@ -6,9 +6,16 @@ import CSystem
 public struct RESPReader: ~Copyable {
     private let reader: UnsafeMutablePointer<redisReader>
 
+    /// The most elements one array reply may announce. hiredis 0.14 (Debian 12) allocates an
+    /// array's element table as soon as it reads the header, so `*1111111112` asked for 8.9 GB
+    /// (found by `Fuzz/resp`); a longer array now fails the reader instead. 4 Mi elements is far
+    /// above any reply presenced asks for (presence lists and stream reads are bounded by COUNT).
+    public static let maxArrayElements = 1 << 22
+
     /// A reader with an empty buffer.
     public init() {
         guard let reader = redisReaderCreate() else { fatalError("redisReaderCreate: out of memory") }
+        reader.pointee.fn = boundedReplyFunctions
         self.reader = reader
     }
 
@@ -39,7 +46,8 @@ public struct RESPReader: ~Copyable {
     }
 
     private func errorText() -> String {
-        withUnsafeBytes(of: &reader.pointee.errstr) { raw in
+        if reader.pointee.err == REDIS_ERR_OOM { return "reply too large or out of memory" }
+        return withUnsafeBytes(of: &reader.pointee.errstr) { raw in
             let bytes = raw.prefix { $0 != 0 }
             return bytes.isEmpty ? "invalid RESP" : String(decoding: bytes, as: UTF8.self)
         }
@@ -73,3 +81,23 @@ public struct RESPReader: ~Copyable {
         return Array(UnsafeRawBufferPointer(start: str, count: len))
     }
 }
+
+/// hiredis' own reply constructors, taken from a fresh reader.
+private let defaultReplyFunctions: redisReplyObjectFunctions = {
+    guard let reader = redisReaderCreate() else { fatalError("redisReaderCreate: out of memory") }
+    defer { redisReaderFree(reader) }
+    return reader.pointee.fn.pointee
+}()
+
+/// hiredis' constructors with arrays longer than ``RESPReader/maxArrayElements`` refused
+/// (a nil object is hiredis' out-of-memory error, which fails the reader).
+nonisolated(unsafe) private let boundedReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+    var functions = defaultReplyFunctions
+    functions.createArray = { task, elements in
+        guard Int(elements) <= RESPReader.maxArrayElements else { return nil }
+        return defaultReplyFunctions.createArray!(task, elements)
+    }
+    let table = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+    table.initialize(to: functions)
+    return table
+}()

@@ -113,6 +113,20 @@ final class RESPReaderTests: XCTestCase {
         }
     }
 
+    /// Found by `Fuzz/resp` (kept as `Fuzz/corpus/resp/crash_huge_array`): hiredis 0.14 allocated
+    /// 8.9 GB for the header `*1111111112`. Arrays over the bound now fail the reader.
+    func testArrayHeaderOverTheBoundIsAProtocolErrorWithoutAllocating() throws {
+        let reader = RESPReader()
+        reader.feed(Array("*1111111112\r\n".utf8))
+        XCTAssertThrowsError(try reader.next()) { error in
+            guard case .protocolError(let text) = error as? RedisError else { return XCTFail("\(error)") }
+            XCTAssertEqual(text, "reply too large or out of memory")
+        }
+        let atBound = RESPReader()
+        atBound.feed(Array("*\(RESPReader.maxArrayElements)\r\n".utf8))
+        XCTAssertNil(try atBound.next(), "an array at the bound waits for its elements")
+    }
+
     func testValueConveniences() {
         XCTAssertEqual(RedisValue.simple("OK").string, "OK")
         XCTAssertEqual(b("héllo").string, "héllo")

@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -48,7 +48,8 @@ enum Metrics {
         }
     }
 
-    static func render(hub: RealtimeHub?, loops: LoopFigures?, process: ProcessStats? = ProcessStats.read()) -> String {
+    static func render(hub: RealtimeHub?, loops: LoopFigures?, process: ProcessStats? = ProcessStats.read(),
+                       heap: HeapUsage? = HeapUsage.current()) -> String {
         var out = PrometheusText()
         out.gauge("presenced_build_info", "Always 1; the version label says which build runs.", 1,
                   labels: [("version", PresenceDMain.version)])
@@ -91,6 +92,10 @@ enum Metrics {
             out.gauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.", process.virtualBytes)
             out.gauge("process_open_fds", "Open file descriptors.", process.openFDs)
             out.gauge("process_max_fds", "Limit on open file descriptors (RLIMIT_NOFILE).", process.maxFDs)
+        }
+        if let heap {
+            out.gauge("presenced_heap_in_use_bytes", "C heap bytes allocated (malloc), mmap'd blocks included.", heap.inUseBytes)
+            out.gauge("presenced_heap_free_bytes", "C heap bytes the allocator holds free (returned to the kernel once a minute).", heap.freeBytes)
         }
         return out.text
     }

@@ -33,6 +33,9 @@ final class ProcessSupervisor {
         notifier = SystemdNotifier(environment: environment)
     }
 
+    /// How often freed heap pages are handed back to the kernel (`HeapUsage.trim`).
+    static let trimIntervalMillis: Int64 = 60_000
+
     func run(signals: sigset_t) -> Int32 {
         var signals = signals
         let status = "STATUS=serving on port \(group.port)"
@@ -49,8 +52,10 @@ final class ProcessSupervisor {
             group.post(to: stalled) { _ in while true { sleep(3600) } }
         }
         var withheld = false
+        var nextTrim = EventLoop.monotonicMillis() + Self.trimIntervalMillis
         while true {
-            let wait = watchdogMillis == nil ? 60_000 : max(0, nextCheck - EventLoop.monotonicMillis())
+            let now = EventLoop.monotonicMillis()
+            let wait = max(0, min(nextTrim, watchdogMillis == nil ? nextTrim : nextCheck) - now)
             var timeout = timespec(tv_sec: Int(wait / 1000), tv_nsec: Int(wait % 1000) * 1_000_000)
             let received = sigtimedwait(&signals, nil, &timeout)
             if received == SIGHUP {
@@ -69,6 +74,10 @@ final class ProcessSupervisor {
                 }
                 watchdog.probe(group)
                 nextCheck = EventLoop.monotonicMillis() + round
+            }
+            if EventLoop.monotonicMillis() >= nextTrim {
+                HeapUsage.trim()
+                nextTrim = EventLoop.monotonicMillis() + Self.trimIntervalMillis
             }
         }
         notifier?.notify("STOPPING=1", "STATUS=draining")

@@ -62,7 +62,7 @@ enum ConsoleAssets {
         <div><dt>Redis</dt><dd id="s-redis">–</dd></div>
         <div><dt>Forwarding</dt><dd id="s-forwarding">–</dd></div>
       </dl>
-      <h3>Upgrades/s <span class="key up">■</span> and deliveries/s <span class="key del">■</span>, last 10 minutes</h3>
+      <h3>Upgrades/s <span class="key up">■</span> and deliveries/s <span class="key del">■</span>, <span id="chart-span">last 10 minutes</span></h3>
       <svg id="chart" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="upgrades and deliveries per second"></svg>
       <div class="tables">
         <table><caption>Loops</caption><thead><tr><th>#</th><th>connections</th><th>events/s</th></tr></thead><tbody id="s-loops"></tbody></table>
@@ -333,7 +333,10 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line
   function drawChart(samples) {
     const chart = $("chart"), W = 600, H = 140, top = 14, bottom = 6;
     chart.replaceChildren();
-    const span = 600000, now = samples.length ? samples[samples.length - 1].time : Date.now();
+    // The x axis spans the history held (at least a minute, at most the ring's 10 minutes).
+    const now = samples.length ? samples[samples.length - 1].time : Date.now();
+    const span = Math.min(600000, Math.max(60000, samples.length ? now - samples[0].time : 0));
+    text("chart-span", span >= 120000 ? "last " + Math.round(span / 60000) + " minutes" : "last minute");
     let max = 1;
     for (const s of samples) max = Math.max(max, s.upgrades_per_second, s.deliveries_per_second);
     for (let i = 0; i <= 2; i++) {

@@ -155,7 +155,7 @@ struct Config: Sendable {
         if let v = env["MAX_CONNECTIONS_PER_IP"] { c.maxConnectionsPerIP = try integer(v, "MAX_CONNECTIONS_PER_IP", 0...100_000_000) }
         if let v = env["CONSOLE_DEV_TOKENS"] {
             guard let choice = DevTokens(rawValue: v.lowercased()) else {
-                throw ConfigError(variable: "CONSOLE_DEV_TOKENS", problem: "\(shown(v)) is not one of auto, 1, 0")
+                throw ConfigError(variable: "CONSOLE_DEV_TOKENS", problem: "must be auto, 1 or 0")
             }
             c.consoleDevTokens = choice
         }

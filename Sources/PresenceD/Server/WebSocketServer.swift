@@ -179,9 +179,10 @@ final class WebSocketServer: ConnectionHandler {
             upgrade(id, head, requestID: requestID)
             return
         }
-        // A large or chunked request body is not read: answer, then close.
+        // A request with a body is answered, then the connection closes: a large or chunked
+        // body is not read at all, and input that arrives while an answer is pending is dropped.
         let hasBody = (head.headers["content-length"].flatMap { Int($0) } ?? 0) > 0 || head.headers["transfer-encoding"] != nil
-        let keepAlive = head.keepAlive && (!hasBody || body != nil)
+        let keepAlive = head.keepAlive && !hasBody
         let s = Int(id.slot)
         // Until the answer is out (it may come later, from another thread's work), input waits.
         states[s].phase = .responding

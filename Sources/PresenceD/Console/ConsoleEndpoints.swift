@@ -13,6 +13,8 @@ enum ConsoleEndpoints {
     static func respond(to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
                         loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) -> Bool {
         let console = hub.console
+        // A WebSocket client that got the path wrong (`ws://host:8082/`) is told 404, not given a page.
+        if head.headers.containsToken("websocket", in: "upgrade") { return false }
         switch head.path {
         case "/", "/console":
             reply(asset(head, ConsoleAssets.html, type: "text/html; charset=utf-8", headers: headers))

@@ -1,5 +1,6 @@
 import XCTest
 import WSCore
+import RedisTestSupport
 @testable import PresenceD
 
 /// The console's HTTP side on an in-process server: the page's files and their security
@@ -46,6 +47,9 @@ final class ConsoleEndpointTests: XCTestCase {
             XCTAssertNotNil(head.headers["x-request-id"], path)
             XCTAssertTrue(body.contains(start), "\(path): \(body.prefix(80))")
         }
+        let (upgrade, _) = try request(server, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        XCTAssertEqual(upgrade.status, 404, "an upgrade to / is a wrong path, not a page request")
         let (post, _) = try request(server, "DELETE /console HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(post.status, 405)
         let socket = try TestSocket(port: server.port)
@@ -202,6 +206,34 @@ final class ConsoleEndpointTests: XCTestCase {
         XCTAssertEqual(o["forwarding"], .object(["mode": .string("off"), "queue_depth": .number(0), "oldest_age_seconds": .number(0),
                                                  "dead_letters": .number(0)]))
         withExtendedLifetime(clients) {}
+    }
+
+    /// Redis mode: the mode, Redis reachable with a round-trip time, dev tokens off (auto).
+    func testAdminStatsInRedisMode() throws {
+        let redis = try RedisServerProcess()
+        let server = try TestServer(backend: availableBackends[0], threads: 2, echo: false) {
+            $0.redisURL = redis.url()
+            $0.consoleAdminToken = self.admin
+        }
+        defer { server.stop() }
+        let end = EventLoop.monotonicMillis() + 10_000
+        while !server.hub!.redisReady && EventLoop.monotonicMillis() < end { pause(millis: 20) }
+        XCTAssertTrue(server.hub!.redisReady, "Redis did not become ready")
+        let client = try server.client("alice")
+        try client.sendText(#"{"type":"join","channel":"r"}"#)
+        _ = try client.receiveMessage()
+        let (head, body) = try request(server, "GET /api/v1/admin/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(admin)\r\n\r\n")
+        XCTAssertEqual(head.status, 200, body)
+        let o = try object(body)
+        XCTAssertEqual(o["mode"], .string("redis"))
+        XCTAssertEqual(o["dev_tokens"], .bool(false))
+        guard case .object(let r)? = o["redis"], case .number(let rtt)? = r["rtt_ms"] else { return XCTFail(body) }
+        XCTAssertEqual(r["configured"], .bool(true))
+        XCTAssertEqual(r["reachable"], .bool(true))
+        XCTAssertGreaterThanOrEqual(rtt, 0)
+        guard case .string(let id)? = o["instance_id"] else { return XCTFail(body) }
+        XCTAssertEqual(id, server.hub!.redis!.instanceHex, "the id the other instances know")
+        withExtendedLifetime((client, redis)) {}
     }
 
     /// The console's own upgrade: Origin is the page's scheme://host:port, which is the Host.

@@ -122,6 +122,10 @@ enum PresenceDMain {
         if !config.echo && config.chatServiceURL == nil {
             Log.info("CHAT_SERVICE_URL is not set: chat messages are not forwarded for storage")
         }
+        if !config.echo && config.devTokensEnabled {
+            Log.warn("dev tokens are on: anyone who reaches this port can connect as any user",
+                     ["variable": "CONSOLE_DEV_TOKENS", "endpoint": "POST /api/v1/dev-token"])
+        }
         if devSecret {
             Log.warn("DEV MODE: WS_TOKEN_SECRET is not set; using a random secret for this run only")
             let dev = TokenMinter(secret: secret, audience: config.tokenAudience).mint(userID: "dev", ttl: 300, now: UnixTime.now())

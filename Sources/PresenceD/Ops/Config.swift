@@ -62,8 +62,24 @@ struct Config: Sendable {
     /// Open connections one client address may hold across all loops; above it new connections
     /// are closed at accept (MAX_CONNECTIONS_PER_IP, 0 = no cap).
     var maxConnectionsPerIP = 0
+    /// CONSOLE_DEV_TOKENS: whether `POST /api/v1/dev-token` exists (the console's "Try it").
+    var consoleDevTokens = DevTokens.auto
+    /// CONSOLE_ADMIN_TOKEN: bearer token of `GET /api/v1/admin/stats` (nil: the route does not exist).
+    var consoleAdminToken: String?
     var showHelp = false
     var showVersion = false
+
+    /// CONSOLE_DEV_TOKENS values: `auto` is on in embedded mode (no REDIS_URL) only.
+    enum DevTokens: String, Sendable { case auto, on = "1", off = "0" }
+
+    /// Whether the dev-token endpoint is served with this configuration.
+    var devTokensEnabled: Bool {
+        switch consoleDevTokens {
+        case .on: return true
+        case .off: return false
+        case .auto: return redisURL == nil
+        }
+    }
 
     /// Whether a bind address only accepts local connections (dev mode is allowed there).
     static func isLoopback(_ address: String) -> Bool {
@@ -137,6 +153,13 @@ struct Config: Sendable {
         if let v = env["MESSAGE_RATE"] { c.messageRate = try integer(v, "MESSAGE_RATE", 0...1_000_000) }
         if let v = env["MAX_CONNECTIONS"] { c.maxConnections = try integer(v, "MAX_CONNECTIONS", 1...100_000_000) }
         if let v = env["MAX_CONNECTIONS_PER_IP"] { c.maxConnectionsPerIP = try integer(v, "MAX_CONNECTIONS_PER_IP", 0...100_000_000) }
+        if let v = env["CONSOLE_DEV_TOKENS"] {
+            guard let choice = DevTokens(rawValue: v.lowercased()) else {
+                throw ConfigError(variable: "CONSOLE_DEV_TOKENS", problem: "must be auto, 1 or 0")
+            }
+            c.consoleDevTokens = choice
+        }
+        if let v = env["CONSOLE_ADMIN_TOKEN"], !v.isEmpty { c.consoleAdminToken = try adminToken(v, "CONSOLE_ADMIN_TOKEN") }
 
         var i = 0
         func value(_ flag: String) throws -> String {
@@ -228,6 +251,16 @@ struct Config: Sendable {
 
     static func secret(_ v: String, _ name: String) throws -> String {
         guard v.utf8.count >= 32 else { throw ConfigError(variable: name, problem: "must be at least 32 bytes") }
+        return v
+    }
+
+    /// A bearer token compared against `Authorization` headers: at least 16 bytes of visible
+    /// ASCII (no spaces: it travels as `Bearer <token>`). The value is never quoted in the error.
+    static func adminToken(_ v: String, _ name: String) throws -> String {
+        guard v.utf8.count >= 16 else { throw ConfigError(variable: name, problem: "must be at least 16 bytes") }
+        guard v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ConfigError(variable: name, problem: "must be visible ASCII without spaces (it is sent as a bearer token)")
+        }
         return v
     }
 

@@ -66,5 +66,11 @@ struct ConfigVariable: Sendable {
                        meaning: "KEY=VALUE file re-read on SIGHUP (token secrets, ALLOWED_ORIGINS); must be readable") { $0.environmentFile ?? "unset" },
         ConfigVariable(name: "SSL_CERT_FILE", defaultValue: "system CAs",
                        meaning: "CA bundle (OpenSSL) for rediss:// or https:// services; must be readable") { $0.certificateFile ?? "system CAs" },
+        ConfigVariable(name: "CONSOLE_DEV_TOKENS", defaultValue: "auto = on in embedded mode",
+                       meaning: "auto, 1 or 0: POST /api/v1/dev-token mints a token for any user (the console's Try it; never in production)") { config in
+            "\(config.consoleDevTokens.rawValue) (\(config.devTokensEnabled ? "on" : "off"))"
+        },
+        ConfigVariable(name: "CONSOLE_ADMIN_TOKEN", defaultValue: "unset = no instance view",
+                       meaning: "bearer token (at least 16 bytes) of GET /api/v1/admin/stats and the console's instance view") { presence($0.consoleAdminToken) },
     ]
 }

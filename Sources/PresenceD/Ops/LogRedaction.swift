@@ -104,10 +104,10 @@ enum LogRedaction {
     }
 
     /// A `token=`, `secret=`, `password=` parameter or `Bearer ` / `Cookie: ` prefix at `i`
-    /// (not inside a longer word): where its value starts, and whether it runs to the end of the
+    /// (not inside a longer word, but `CONSOLE_ADMIN_TOKEN=` and `WS_TOKEN_SECRET=` count): where its value starts, and whether it runs to the end of the
     /// line (a cookie header holds several `name=value; ` pairs).
     private static func parameterValueStart(_ b: [UInt8], at i: Int) -> (start: Int, wholeLine: Bool)? {
-        guard i == 0 || !isLetter(b[i - 1]) else { return nil }
+        guard i == 0 || !isLetterOrDigit(b[i - 1]) else { return nil }
         for marker in markers where i + marker.count <= b.count {
             var match = true
             for k in 0..<marker.count where lower(b[i + k]) != marker[k] {
@@ -126,6 +126,7 @@ enum LogRedaction {
     private static let markers: [[UInt8]] = ["token=", "access_token=", "secret=", "password=", "bearer ", "cookie: ", "cookie="]
         .map { Array($0.utf8) }
 
-    private static func isLetter(_ c: UInt8) -> Bool { (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A || c == UInt8(ascii: "_") }
+    /// Letters and digits continue a word; `_` does not, so `ADMIN_TOKEN=` is a `token=` parameter.
+    private static func isLetterOrDigit(_ c: UInt8) -> Bool { (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A || (c >= 0x30 && c <= 0x39) }
     private static func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
 }

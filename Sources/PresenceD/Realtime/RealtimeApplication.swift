@@ -46,7 +46,7 @@ final class RealtimeApplication: WebSocketApplication {
         guard !hub.draining.load(ordering: .relaxed) else {
             return done(.failure(UpgradeRefusal(status: 503, code: "draining", message: "server draining")))
         }
-        guard hub.origins.allows(head.headers["origin"]) else {
+        guard hub.origins.allows(head.headers["origin"], host: head.headers["host"]) else {
             return done(.failure(UpgradeRefusal(status: 403, code: "forbidden_origin", message: "origin not allowed")))
         }
         guard let token = head.queryParameter("token"), !token.isEmpty else {
@@ -103,6 +103,18 @@ final class RealtimeApplication: WebSocketApplication {
             if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
             hub.presence.leave(channel: channel, user: session.user, now: loop.now)
         }
+    }
+
+    // MARK: Console (the instance view; on this loop's thread, never on the message path)
+
+    /// WebSocket sessions open on this loop.
+    var openSessions: Int { sessions.reduce(0) { $1 == nil ? $0 : $0 + 1 } }
+
+    /// This loop's `limit` channels with the most member connections, most first.
+    func busiestChannels(limit: Int) -> [TopChannels.Entry] {
+        var top = TopChannels(limit: limit)
+        for (name, channel) in channels.channels { top.offer(name, channel.members.count) }
+        return top.entries
     }
 
     /// Closes every session on this loop with `code` (drain), in steps at most every 50 ms

@@ -19,6 +19,8 @@ final class RealtimeHub: @unchecked Sendable {
     let redis: RedisRuntime?
     /// Chat messages to chat-service (nil when CHAT_SERVICE_URL is unset).
     let forwarding: ForwardingRuntime?
+    /// The console page's switches, instance id and history.
+    let console: ConsoleState
     private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
@@ -33,6 +35,7 @@ final class RealtimeHub: @unchecked Sendable {
         self.authService = authService
         self.redis = redis
         self.forwarding = forwarding
+        console = ConsoleState(config: config, instanceID: redis?.instanceHex)
         security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
@@ -109,6 +112,11 @@ final class RealtimeHub: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// The application of `loop` (call on that loop's thread: its state is that thread's).
+    func application(on loop: EventLoop) -> RealtimeApplication? {
+        loop.index < applications.count ? applications[loop.index] : nil
     }
 
     /// Whether Redis (when configured) is reachable, for `/readyz`.

@@ -23,4 +23,9 @@ struct ConnectionState {
 /// An HTTP request parser on the heap, allocated at accept and dropped at the upgrade.
 final class HTTPParserBox {
     var parser = HTTPRequestParser()
+    /// A small request body being read (`WebSocketServer.maxBodyBytes`): its head, the bytes so
+    /// far, and how many are still due.
+    var bodyHead: HTTPRequestHead?
+    var body: [UInt8] = []
+    var bodyLeft = 0
 }

@@ -2,7 +2,7 @@ import RedisShim
 import WSCore
 
 /// The plain HTTP endpoints served beside the WebSocket upgrade (CONTRACT §3): health,
-/// readiness, presence, and CORS for `/api/v1/*`.
+/// readiness, presence, CORS for `/api/v1/*`, and the console (`ConsoleEndpoints`).
 struct HTTPEndpoints: Sendable {
     /// The realtime side (nil in echo mode: health endpoints only).
     let hub: RealtimeHub?
@@ -12,7 +12,9 @@ struct HTTPEndpoints: Sendable {
     }
 
     /// Answers a request that is not a WebSocket upgrade; `reply` may run later (on this loop).
-    func respond(to head: HTTPRequestHead, requestID: String, loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
+    /// `body` is the request body when it was small enough to read (`WebSocketServer.maxBodyBytes`).
+    func respond(to head: HTTPRequestHead, body: [UInt8]? = nil, requestID: String, loop: EventLoop,
+                 reply: @escaping (HTTPResponse) -> Void) {
         var headers = HTTPHeaders()
         headers.add("X-Request-ID", requestID)
         let isAPI = head.path.hasPrefix("/api/v1/")
@@ -26,6 +28,10 @@ struct HTTPEndpoints: Sendable {
             if head.method == "OPTIONS" {
                 return reply(preflight(head, hub: hub, headers: headers))
             }
+        }
+        if let hub, ConsoleEndpoints.respond(to: head, body: body, hub: hub, requestID: requestID, headers: headers,
+                                             loop: loop, reply: reply) {
+            return
         }
         switch (head.method, head.path) {
         case ("GET", "/healthz"):

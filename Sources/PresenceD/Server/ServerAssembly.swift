@@ -17,6 +17,7 @@ enum ServerAssembly {
             let app = RealtimeApplication(hub: hub, loop: loop)
             let server = WebSocketServer(config: config, application: app, endpoints: HTTPEndpoints(hub: hub), loop: loop)
             app.server = server
+            if loop.index == 0, let history = hub.console.history { history.start(hub: hub, loop: loop) }
             return server
         }
     }

@@ -126,6 +126,19 @@ final class WebSocketServer: ConnectionHandler {
         while offset < bytes.count && loop.isOpen(id) && states[s].phase == .http {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
             guard let http = states[s].http else { return bytes.count }
+            if let head = http.bodyHead {
+                let take = min(http.bodyLeft, rest.count)
+                http.body += UnsafeRawBufferPointer(rebasing: rest[..<take])
+                http.bodyLeft -= take
+                offset += take
+                if http.bodyLeft == 0 {
+                    let body = http.body
+                    http.bodyHead = nil
+                    http.body = []
+                    handleRequest(id, head, body: body)
+                }
+                continue
+            }
             switch http.parser.feed(rest) {
             case .needMoreData:
                 return bytes.count
@@ -136,26 +149,45 @@ final class WebSocketServer: ConnectionHandler {
             case .complete(let head, let used):
                 offset += used
                 http.parser.reset()
+                if let length = WebSocketServer.smallBodyLength(head), application?.acceptsUpgrade(path: head.path) != true {
+                    // A small POST body (dev-token's JSON) is read before the request is answered.
+                    http.bodyHead = head
+                    http.body.reserveCapacity(length)
+                    http.bodyLeft = length
+                    continue
+                }
                 handleRequest(id, head)
             }
         }
         return offset
     }
 
-    private func handleRequest(_ id: ConnectionID, _ head: HTTPRequestHead) {
+    /// Request bodies up to this size are read (JSON of the console's dev-token request).
+    static let maxBodyBytes = 4096
+
+    /// The Content-Length of a POST whose body is read before answering: 1...maxBodyBytes and no
+    /// Transfer-Encoding. Other bodies are not read (the connection closes after the answer).
+    static func smallBodyLength(_ head: HTTPRequestHead) -> Int? {
+        guard head.method == "POST", head.headers["transfer-encoding"] == nil,
+              let length = head.headers["content-length"].flatMap({ Int($0) }), length > 0, length <= maxBodyBytes else { return nil }
+        return length
+    }
+
+    private func handleRequest(_ id: ConnectionID, _ head: HTTPRequestHead, body: [UInt8]? = nil) {
         let requestID = RequestID.accept(head.headers["x-request-id"])
         if let application, application.acceptsUpgrade(path: head.path) {
             upgrade(id, head, requestID: requestID)
             return
         }
-        // A request body is not read: answer, then close (only POST /api/v1/ws-token has one).
+        // A request with a body is answered, then the connection closes: a large or chunked
+        // body is not read at all, and input that arrives while an answer is pending is dropped.
         let hasBody = (head.headers["content-length"].flatMap { Int($0) } ?? 0) > 0 || head.headers["transfer-encoding"] != nil
         let keepAlive = head.keepAlive && !hasBody
         let s = Int(id.slot)
         // Until the answer is out (it may come later, from another thread's work), input waits.
         states[s].phase = .responding
         loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis + 5_000)
-        endpoints.respond(to: head, requestID: requestID, loop: loop) { [unowned self] response in
+        endpoints.respond(to: head, body: body, requestID: requestID, loop: loop) { [unowned self] response in
             guard self.loop.isOpen(id), self.states[s].phase == .responding else { return }
             self.states[s].phase = .http
             self.send(response, to: id, keepAlive: keepAlive)

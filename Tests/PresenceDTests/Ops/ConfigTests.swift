@@ -86,6 +86,8 @@ final class ConfigTests: XCTestCase {
             "DRAIN_WINDOW": ["11m", "forever"],
             "ENV_FILE": ["/nonexistent/presenced.env", directory],
             "SSL_CERT_FILE": ["/nonexistent/ca.pem", directory],
+            "CONSOLE_DEV_TOKENS": ["yes", "2", ""],
+            "CONSOLE_ADMIN_TOKEN": ["short-admin-tok", "admin token with spaces"],
         ]
         for variable in ConfigVariable.all {
             XCTAssertNotNil(bad[variable.name], "no bad value tested for \(variable.name)")

@@ -66,10 +66,13 @@ struct Config: Sendable {
     var consoleDevTokens = DevTokens.auto
     /// CONSOLE_ADMIN_TOKEN: bearer token of `GET /api/v1/admin/stats` (nil: the route does not exist).
     var consoleAdminToken: String?
+    /// Started by systemd (INVOCATION_ID is set): never a developer's machine.
+    var underSystemd = false
     var showHelp = false
     var showVersion = false
 
-    /// CONSOLE_DEV_TOKENS values: `auto` is on in embedded mode (no REDIS_URL) only.
+    /// CONSOLE_DEV_TOKENS values: `auto` is on for a developer's embedded instance only (no
+    /// REDIS_URL, a loopback BIND, not under systemd), where nobody else can reach the port.
     enum DevTokens: String, Sendable { case auto, on = "1", off = "0" }
 
     /// Whether the dev-token endpoint is served with this configuration.
@@ -77,7 +80,7 @@ struct Config: Sendable {
         switch consoleDevTokens {
         case .on: return true
         case .off: return false
-        case .auto: return redisURL == nil
+        case .auto: return redisURL == nil && Config.isLoopback(bind) && !underSystemd
         }
     }
 
@@ -103,6 +106,7 @@ struct Config: Sendable {
     /// Reads `environment`, then `arguments` (without the program name).
     static func parse(environment: [String: String], arguments: [String]) throws -> Config {
         var c = Config()
+        c.underSystemd = environment["INVOCATION_ID"] != nil
         let env = environment
         if let v = env["PORT"] { c.port = try port(v, "PORT") }
         if let v = env["BIND"] { c.bind = try address(v, "BIND") }

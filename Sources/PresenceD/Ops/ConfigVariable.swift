@@ -66,7 +66,7 @@ struct ConfigVariable: Sendable {
                        meaning: "KEY=VALUE file re-read on SIGHUP (token secrets, ALLOWED_ORIGINS); must be readable") { $0.environmentFile ?? "unset" },
         ConfigVariable(name: "SSL_CERT_FILE", defaultValue: "system CAs",
                        meaning: "CA bundle (OpenSSL) for rediss:// or https:// services; must be readable") { $0.certificateFile ?? "system CAs" },
-        ConfigVariable(name: "CONSOLE_DEV_TOKENS", defaultValue: "auto = on in embedded mode",
+        ConfigVariable(name: "CONSOLE_DEV_TOKENS", defaultValue: "auto = on in embedded mode on loopback, not under systemd",
                        meaning: "auto, 1 or 0: POST /api/v1/dev-token mints a token for any user (the console's Try it; never in production)") { config in
             "\(config.consoleDevTokens.rawValue) (\(config.devTokensEnabled ? "on" : "off"))"
         },

@@ -15,6 +15,13 @@ final class ConsoleConfigTests: XCTestCase {
             XCTAssertEqual(try Config.parse(environment: ["CONSOLE_DEV_TOKENS": value, "REDIS_URL": "redis://r:6379"], arguments: [])
                 .devTokensEnabled, redis, value)
         }
+        // auto is for a developer's machine only: a reachable bind or systemd turns it off.
+        XCTAssertFalse(try Config.parse(environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
+                       "auto: off on a non-loopback bind")
+        XCTAssertFalse(try Config.parse(environment: ["INVOCATION_ID": "abc", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
+                       "auto: off under systemd")
+        XCTAssertTrue(try Config.parse(environment: ["INVOCATION_ID": "abc", "BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret,
+                                                     "CONSOLE_DEV_TOKENS": "1"], arguments: []).devTokensEnabled, "1 always wins")
         for bad in ["yes", "true", "on", "2", ""] {
             XCTAssertThrowsError(try Config.parse(environment: ["CONSOLE_DEV_TOKENS": bad], arguments: [])) {
                 XCTAssertEqual("\($0)", "presenced: invalid CONSOLE_DEV_TOKENS: must be auto, 1 or 0")

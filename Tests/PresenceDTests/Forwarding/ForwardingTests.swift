@@ -100,6 +100,54 @@ final class ForwardingTests: StandInServerTestCase {
         XCTAssertEqual(figures["presenced_forward_dead_letters"], 0)
     }
 
+    /// chat-service answers garbage, a body cut short, and nothing at all (past the outbound
+    /// timeout) before it recovers: each is retried like an outage, the process and the other
+    /// clients' fan-out carry on, and every message arrives, in order, with no dead letter.
+    func testGarbageTruncatedAndSilentAnswersAreRetriedWithoutLoss() throws {
+        let answered = Atomic<Int>(0)
+        let bad: [StandInHTTPServer.Reply] = [
+            .raw(Array("\u{0}\u{7f}garbage, not HTTP\r\n\r\n".utf8)),
+            .raw(Array("HTTP/1.1 201 Created\r\nContent-Length: 500\r\n\r\n{\"cut".utf8)),
+            .silent,
+            .raw(Array("HTTP/1.1 2x1 Whatever\r\n\r\n".utf8)),
+        ]
+        let service = try startServer { _ in
+            let n = answered.wrappingAdd(1, ordering: .relaxed).oldValue
+            // One of each (the first message's retries back off 0.25, 0.5, 1, 2 s at most).
+            return n < bad.count ? bad[n] : StandInHTTPServer.response(status: 201, body: "{}")
+        }
+        let server = try TestServer(backend: availableBackends[0], echo: false) { config in
+            config.chatServiceURL = "http://127.0.0.1:\(service.port)"
+            config.stateDirectory = self.stateDirectory()
+            config.messageRate = 0
+            config.outboundTimeoutMillis = 400
+        }
+        defer { server.stop() }
+        let alice = try server.client("alice")
+        try alice.join("family", expecting: ["alice"])
+        let bob = try server.client("bob")
+        try bob.join("family", expecting: ["alice", "bob"])
+        _ = try alice.nextJSON() // bob's presence
+        var sent: [String] = []
+        for i in 0..<12 {
+            try alice.sendText(#"{"type":"message","channel":"family","content":"m\#(i)"}"#)
+            let echoed = try alice.nextJSON()
+            sent.append(echoed["id"] as! String)
+            XCTAssertEqual(try bob.nextJSON()["id"] as? String, echoed["id"] as? String, "fan-out goes on while chat-service misbehaves")
+        }
+        waitUntil("every message once chat-service answers properly", timeoutMillis: 30_000) {
+            Set(self.deliveredIDs(service)).isSuperset(of: sent)
+        }
+        XCTAssertGreaterThan(answered.load(ordering: .relaxed), bad.count, "every bad answer was met")
+        let firsts = deliveredIDs(service).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        XCTAssertEqual(firsts, sent)
+        let figures = try metrics(port: server.port)
+        XCTAssertGreaterThanOrEqual(figures["presenced_forward_retries_total"] ?? 0, Double(bad.count))
+        XCTAssertEqual(figures["presenced_forward_dead_letters"], 0)
+        try alice.sendText(#"{"type":"typing","channel":"family","typing":true}"#)
+        XCTAssertEqual(try bob.nextJSON()["type"] as? String, "typing", "the server still serves")
+    }
+
     /// A 400 is not retried: the message becomes a dead letter an operator can list.
     func testARefusedMessageBecomesADeadLetter() throws {
         let service = try chatService { 400 }

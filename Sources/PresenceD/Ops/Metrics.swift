@@ -95,7 +95,7 @@ enum Metrics {
         }
         if let heap {
             out.gauge("presenced_heap_in_use_bytes", "C heap bytes allocated (malloc), mmap'd blocks included.", heap.inUseBytes)
-            out.gauge("presenced_heap_free_bytes", "C heap bytes the allocator holds free (returned to the kernel once a minute).", heap.freeBytes)
+            out.gauge("presenced_heap_free_bytes", "C heap bytes the allocator holds free (free pages go back to the kernel every 10 s).", heap.freeBytes)
         }
         return out.text
     }

@@ -33,8 +33,11 @@ final class ProcessSupervisor {
         notifier = SystemdNotifier(environment: environment)
     }
 
-    /// How often freed heap pages are handed back to the kernel (`HeapUsage.trim`).
-    static let trimIntervalMillis: Int64 = 60_000
+    /// How often freed heap pages are handed back to the kernel (`HeapUsage.trim`). Each loop
+    /// thread has its own glibc arena, and a minute of connection churn leaves megabytes of free
+    /// chunks in the middle of them; the soak measured ±1.5 MB of resident noise with a 60 s
+    /// interval. A trim of a ~20 MB heap is a few madvise calls, so 10 s costs nothing visible.
+    static let trimIntervalMillis: Int64 = 10_000
 
     func run(signals: sigset_t) -> Int32 {
         var signals = signals

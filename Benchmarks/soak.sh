@@ -107,6 +107,9 @@ for minute in $(seq 1 "$minutes"); do
   if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then
     cat "$tmp/bench.log" >&2; echo "soak.sh: the bench failed in minute $minute (exit $code)" >&2; exit 1
   fi
+  # Memory is read 12 s after the minute's load: its connections are gone and presenced has
+  # handed their freed pages back (it trims the heap every 10 s), so every minute is read alike.
+  sleep 12
   read -r p50 p99 loss problems < <(python3 -c "
 import json; d=json.load(open('$tmp/minute.json')); l=d['latency']
 p={k: d[k] for k in ('setup_failed','lost_connections','failures','server_errors','close_codes','unparsable_messages') if d.get(k)}
@@ -117,7 +120,6 @@ print(int(l['p50_us']), int(l['p99_us']), d['loss'], json.dumps(p, separators=('
   [ "$minute" -eq "$settle" ] && settled_rss=$rss
   heap=$(metric presenced_heap_in_use_bytes)
   printf '%6d %10d %10d %6d %10d %10d %8d  %s\n' "$minute" "$rss" "$((${heap:-0} / 1024))" "$(fds)" "$p50" "$p99" "$loss" "$event"
-  sleep 5
 done
 
 # The forward queue drains once chat-service is back.

@@ -15,9 +15,9 @@ final class LoopGroup: Sendable {
     private let listenerFDs: [Int32]
     /// Every loop accepts from one passed socket (its own duplicate): the backends take turns.
     private let sharesListener: Bool
-    private let states: Mutex<[Startup]>
-    private let mailboxes = Mutex<[Mailbox?]>([])
-    private let threads = Mutex<[pthread_t]>([])
+    private let states: Lock<[Startup]>
+    private let mailboxes = Lock<[Mailbox?]>([])
+    private let threads = Lock<[pthread_t]>([])
 
     /// Binds one listener per loop. `handlerFactory` makes each loop's connection handler on its thread.
     init(threads count: Int, backend: IOBackendKind, address: String, port: UInt16) throws {
@@ -38,7 +38,7 @@ final class LoopGroup: Sendable {
         listenerFDs = fds
         sharesListener = false
         self.port = bound
-        states = Mutex([Startup](repeating: .pending, count: count))
+        states = Lock([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
     }
 
@@ -63,7 +63,7 @@ final class LoopGroup: Sendable {
         listenerFDs = fds
         sharesListener = count > 1
         port = Sockets.localPort(inherited)
-        states = Mutex([Startup](repeating: .pending, count: count))
+        states = Lock([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
     }
 

@@ -19,7 +19,7 @@ final class RealtimeHub: @unchecked Sendable {
     let redis: RedisRuntime?
     /// Chat messages to chat-service (nil when CHAT_SERVICE_URL is unset).
     let forwarding: ForwardingRuntime?
-    private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
+    private let security: Lock<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
     /// Loop-to-loop delivery rings (the hot path); mailboxes carry only rare control work.
@@ -33,7 +33,7 @@ final class RealtimeHub: @unchecked Sendable {
         self.authService = authService
         self.redis = redis
         self.forwarding = forwarding
-        security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
+        security = Lock(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
         fanOut = CrossLoopFanOut(loops: loops)
@@ -91,7 +91,7 @@ final class RealtimeHub: @unchecked Sendable {
     func gather<T>(from loop: EventLoop, _ initial: T, read: @escaping (EventLoop) -> T,
                    combine: @escaping (inout T, T) -> Void, _ done: @escaping (T) -> Void) {
         let targets = mailboxes.compactMap { $0 }
-        let state = Mutex<(total: UnsafeSendable<T>, left: Int)>((UnsafeSendable(initial), targets.count))
+        let state = Lock<(total: UnsafeSendable<T>, left: Int)>((UnsafeSendable(initial), targets.count))
         let back = loop.mailbox
         let work = UnsafeSendable((read, combine, done))
         for mailbox in targets {

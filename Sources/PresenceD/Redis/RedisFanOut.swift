@@ -16,7 +16,7 @@ final class RedisFanOut: @unchecked Sendable {
     private var publishers: [(any RedisCommanding)?]
     /// channel → number of this instance's loops with members there, and loop 0's mailbox once
     /// the subscriber runs there.
-    private let active = Mutex<(channels: [String: Int], subscriberLoop: Mailbox?)>(([:], nil))
+    private let active = Lock<(channels: [String: Int], subscriberLoop: Mailbox?)>(([:], nil))
     /// SPUBLISH (true) or PUBLISH; set from the server's version before any loop publishes.
     private(set) var sharded = true
     /// The subscription connection; lives on loop 0 (`start`), touched on its thread only.

@@ -100,6 +100,10 @@ final class LoopGroup: Sendable {
                 loop.handler = handler
                 self.mailboxes.withLock { $0[i] = loop.mailbox }
                 self.states.withLock { $0[i] = .ready }
+                // `handlerFactory` registers each loop in tables the loops share (RealtimeHub,
+                // CrossLoopFanOut, RedisPresenceStore); no loop runs a turn, and reads them, before
+                // every loop has (or one failed: `start` then stops the others).
+                while !self.everyLoopStarted() { usleep(200) }
                 withExtendedLifetime(handler) { loop.run() }
             }
             let thread = try LoopThread.spawn(name: "loop-\(i)", body)
@@ -113,6 +117,13 @@ final class LoopGroup: Sendable {
             }
             if snapshot.allSatisfy({ if case .ready = $0 { true } else { false } }) { return }
             usleep(1000)
+        }
+    }
+
+    /// Whether every loop is ready, or one failed to start.
+    private func everyLoopStarted() -> Bool {
+        states.withLock { states in
+            states.allSatisfy { if case .pending = $0 { false } else { true } }
         }
     }
 

@@ -20,8 +20,12 @@ final class RealtimeHub: @unchecked Sendable {
     /// Chat messages to chat-service (nil when CHAT_SERVICE_URL is unset).
     let forwarding: ForwardingRuntime?
     private let security: Lock<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
+    /// Written by each loop in `register` (under `registration`), then only read.
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
+    /// Loops register concurrently, and each writes the per-loop tables here, in `fanOut` and in
+    /// Redis mode's presence store: one at a time (the group starts no turn before all have).
+    private let registration = Lock(())
     /// Loop-to-loop delivery rings (the hot path); mailboxes carry only rare control work.
     let fanOut: CrossLoopFanOut
 
@@ -53,6 +57,10 @@ final class RealtimeHub: @unchecked Sendable {
 
     /// Called by each loop on its own thread before the group reports ready.
     func register(_ application: RealtimeApplication, loop: EventLoop) {
+        registration.withLock { _ in registerAlone(application, loop: loop) }
+    }
+
+    private func registerAlone(_ application: RealtimeApplication, loop: EventLoop) {
         applications[loop.index] = application
         mailboxes[loop.index] = loop.mailbox
         fanOut.register(loop)

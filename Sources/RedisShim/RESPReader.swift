@@ -12,10 +12,12 @@ public struct RESPReader: ~Copyable {
     /// above any reply presenced asks for (presence lists and stream reads are bounded by COUNT).
     public static let maxArrayElements = 1 << 22
 
-    /// A reader with an empty buffer.
-    public init() {
+    /// A reader with an empty buffer that refuses arrays longer than `maxArrayElements`.
+    public init(maxArrayElements: Int = RESPReader.maxArrayElements) {
         guard let reader = redisReaderCreate() else { fatalError("redisReaderCreate: out of memory") }
         reader.pointee.fn = boundedReplyFunctions
+        // hiredis hands the reader's privdata to every read task: the bound travels there.
+        reader.pointee.privdata = UnsafeMutableRawPointer(bitPattern: max(1, maxArrayElements))
         self.reader = reader
     }
 
@@ -89,12 +91,13 @@ private let defaultReplyFunctions: redisReplyObjectFunctions = {
     return reader.pointee.fn.pointee
 }()
 
-/// hiredis' constructors with arrays longer than ``RESPReader/maxArrayElements`` refused
-/// (a nil object is hiredis' out-of-memory error, which fails the reader).
+/// hiredis' constructors with arrays longer than the reader's bound (its privdata) refused (a nil
+/// object is hiredis' out-of-memory error, which fails the reader).
 nonisolated(unsafe) private let boundedReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
     var functions = defaultReplyFunctions
     functions.createArray = { task, elements in
-        guard Int(elements) <= RESPReader.maxArrayElements else { return nil }
+        let bound = task.flatMap { Int(bitPattern: $0.pointee.privdata) } ?? RESPReader.maxArrayElements
+        guard Int(elements) <= bound else { return nil }
         return defaultReplyFunctions.createArray!(task, elements)
     }
     let table = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)

@@ -125,6 +125,10 @@ final class RESPReaderTests: XCTestCase {
         let atBound = RESPReader()
         atBound.feed(Array("*\(RESPReader.maxArrayElements)\r\n".utf8))
         XCTAssertNil(try atBound.next(), "an array at the bound waits for its elements")
+        let small = RESPReader(maxArrayElements: 2)
+        small.feed(Array("*2\r\n:1\r\n:2\r\n*3\r\n".utf8))
+        XCTAssertEqual(try small.next(), .array([.integer(1), .integer(2)]))
+        XCTAssertThrowsError(try small.next(), "a reader's own bound applies")
     }
 
     func testValueConveniences() {

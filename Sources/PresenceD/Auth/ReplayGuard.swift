@@ -26,7 +26,7 @@ final class MemoryReplayGuard: ReplayGuard {
     /// Seconds between time-driven sweeps.
     let sweepInterval: Int64
     private static let minimumSweepCount = 1024
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(leeway: Int64 = 5, sweepInterval: Int64 = 10) {
         self.leeway = leeway

@@ -38,7 +38,7 @@ final class ConsoleHistory: Sendable {
         var recentRTTMillis: Double?
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init() {}
 

@@ -4,13 +4,13 @@ import Synchronization
 /// Open connections per client address across every loop of a group (`MAX_CONNECTIONS_PER_IP`).
 ///
 /// A connection lives on one loop, but one address's connections are spread over all of them by
-/// SO_REUSEPORT, so the count is shared: 64 shards, each a dictionary behind its own `Mutex`,
+/// SO_REUSEPORT, so the count is shared: 64 shards, each a dictionary behind its own `Lock`,
 /// touched only when a connection is accepted and when its descriptor is closed — never per
 /// message. Loops accepting from different addresses rarely meet on the same shard.
 final class ConnectionsPerIP: Sendable {
-    /// One shard of the table (a class: `Mutex` cannot live in an array by value).
+    /// One shard of the table (a class: a `Mutex` cannot live in an array by value).
     private final class Shard: Sendable {
-        let counts = Mutex<[PeerAddress: Int32]>([:])
+        let counts = Lock<[PeerAddress: Int32]>([:])
     }
 
     /// The most open connections one address may hold.

@@ -15,9 +15,9 @@ final class LoopGroup: Sendable {
     private let listenerFDs: [Int32]
     /// Every loop accepts from one passed socket (its own duplicate): the backends take turns.
     private let sharesListener: Bool
-    private let states: Mutex<[Startup]>
-    private let mailboxes = Mutex<[Mailbox?]>([])
-    private let threads = Mutex<[pthread_t]>([])
+    private let states: Lock<[Startup]>
+    private let mailboxes = Lock<[Mailbox?]>([])
+    private let threads = Lock<[pthread_t]>([])
 
     /// Binds one listener per loop. `handlerFactory` makes each loop's connection handler on its thread.
     init(threads count: Int, backend: IOBackendKind, address: String, port: UInt16) throws {
@@ -38,7 +38,7 @@ final class LoopGroup: Sendable {
         listenerFDs = fds
         sharesListener = false
         self.port = bound
-        states = Mutex([Startup](repeating: .pending, count: count))
+        states = Lock([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
     }
 
@@ -63,7 +63,7 @@ final class LoopGroup: Sendable {
         listenerFDs = fds
         sharesListener = count > 1
         port = Sockets.localPort(inherited)
-        states = Mutex([Startup](repeating: .pending, count: count))
+        states = Lock([Startup](repeating: .pending, count: count))
         mailboxes.withLock { $0 = [Mailbox?](repeating: nil, count: count) }
     }
 
@@ -100,6 +100,10 @@ final class LoopGroup: Sendable {
                 loop.handler = handler
                 self.mailboxes.withLock { $0[i] = loop.mailbox }
                 self.states.withLock { $0[i] = .ready }
+                // `handlerFactory` registers each loop in tables the loops share (RealtimeHub,
+                // CrossLoopFanOut, RedisPresenceStore); no loop runs a turn, and reads them, before
+                // every loop has (or one failed: `start` then stops the others).
+                while !self.everyLoopStarted() { usleep(200) }
                 withExtendedLifetime(handler) { loop.run() }
             }
             let thread = try LoopThread.spawn(name: "loop-\(i)", body)
@@ -113,6 +117,13 @@ final class LoopGroup: Sendable {
             }
             if snapshot.allSatisfy({ if case .ready = $0 { true } else { false } }) { return }
             usleep(1000)
+        }
+    }
+
+    /// Whether every loop is ready, or one failed to start.
+    private func everyLoopStarted() -> Bool {
+        states.withLock { states in
+            states.allSatisfy { if case .pending = $0 { false } else { true } }
         }
     }
 

@@ -4,7 +4,7 @@ import Synchronization
 /// Not the fan-out path (that is `CrossLoopFanOut`'s rings); an empty mailbox costs one atomic load per turn.
 final class Mailbox: Sendable {
     typealias Job = @Sendable (EventLoop) -> Void
-    private let jobs = Mutex<[Job]>([])
+    private let jobs = Lock<[Job]>([])
     private let count = Atomic<Int>(0)
     private let backend: UnsafeSendable<any IOBackend>
 

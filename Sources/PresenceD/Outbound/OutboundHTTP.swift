@@ -261,7 +261,7 @@ extension OutboundHTTP {
         /// The state shared with a helper thread; the eventfd closes when both sides are done.
         private final class Lookup: Sendable {
             let eventFD: Int32
-            let result = Mutex<Result<[SocketAddress], OutboundError>?>(nil)
+            let result = Lock<Result<[SocketAddress], OutboundError>?>(nil)
             init(eventFD: Int32) { self.eventFD = eventFD }
             deinit { Glibc.close(eventFD) }
         }
@@ -449,7 +449,7 @@ extension OutboundHTTP {
             deinit { SSL_CTX_free(pointer) }
         }
 
-        private static let cache = Mutex<[String: Context]>([:])
+        private static let cache = Lock<[String: Context]>([:])
         private static let maxAgeNanos: Int64 = 300 * 1_000_000_000
 
         static func context(caFile: String?) throws(OutboundError) -> Context {

@@ -21,7 +21,7 @@ final class WorkerPool: Sendable {
         var stopping = false
     }
 
-    private let state: Mutex<State>
+    private let state: Lock<State>
     private let wakeFD: Int32
     private let started = Atomic<Int>(0)
     let queueLimit: Int
@@ -30,7 +30,7 @@ final class WorkerPool: Sendable {
     init(threads: Int, queueLimit: Int, name: String = "worker") {
         precondition(threads > 0 && queueLimit > 0)
         self.queueLimit = queueLimit
-        state = Mutex(State(ring: [Job?](repeating: nil, count: queueLimit)))
+        state = Lock(State(ring: [Job?](repeating: nil, count: queueLimit)))
         wakeFD = eventfd(0, Int32(EFD_SEMAPHORE) | Int32(EFD_CLOEXEC))
         if wakeFD >= 0 {
             for i in 0..<threads {

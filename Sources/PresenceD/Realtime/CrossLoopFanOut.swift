@@ -31,7 +31,7 @@ final class CrossLoopFanOut: @unchecked Sendable {
     let loopCount: Int
     private let rings: [SPSCRing<Delivery>]
     private let senders: [Sender]
-    /// Written once per loop at registration, before any traffic.
+    /// Written once per loop at registration (one loop at a time, under RealtimeHub's lock), before any turn.
     private var loops: [EventLoop?]
 
     init(loops count: Int, ringCapacity: Int = 4096) {

@@ -46,7 +46,7 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
             if channels[channel]?.isEmpty == true { channels[channel] = nil }
         }
     }
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let graceMillis: Int64
     var offlineSink: (@Sendable (String, String) -> Void)?
 

@@ -21,9 +21,13 @@ final class RealtimeHub: @unchecked Sendable {
     let forwarding: ForwardingRuntime?
     /// The console page's switches, instance id and history.
     let console: ConsoleState
-    private let security: Mutex<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
+    private let security: Lock<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
+    /// Written by each loop in `register` (under `registration`), then only read.
     private var applications: [RealtimeApplication?]
     private var mailboxes: [Mailbox?]
+    /// Loops register concurrently, and each writes the per-loop tables here, in `fanOut` and in
+    /// Redis mode's presence store: one at a time (the group starts no turn before all have).
+    private let registration = Lock(())
     /// Loop-to-loop delivery rings (the hot path); mailboxes carry only rare control work.
     let fanOut: CrossLoopFanOut
 
@@ -36,7 +40,7 @@ final class RealtimeHub: @unchecked Sendable {
         self.redis = redis
         self.forwarding = forwarding
         console = ConsoleState(config: config, instanceID: redis?.instanceHex)
-        security = Mutex(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
+        security = Lock(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
         fanOut = CrossLoopFanOut(loops: loops)
@@ -56,6 +60,10 @@ final class RealtimeHub: @unchecked Sendable {
 
     /// Called by each loop on its own thread before the group reports ready.
     func register(_ application: RealtimeApplication, loop: EventLoop) {
+        registration.withLock { _ in registerAlone(application, loop: loop) }
+    }
+
+    private func registerAlone(_ application: RealtimeApplication, loop: EventLoop) {
         applications[loop.index] = application
         mailboxes[loop.index] = loop.mailbox
         fanOut.register(loop)
@@ -94,7 +102,7 @@ final class RealtimeHub: @unchecked Sendable {
     func gather<T>(from loop: EventLoop, _ initial: T, read: @escaping (EventLoop) -> T,
                    combine: @escaping (inout T, T) -> Void, _ done: @escaping (T) -> Void) {
         let targets = mailboxes.compactMap { $0 }
-        let state = Mutex<(total: UnsafeSendable<T>, left: Int)>((UnsafeSendable(initial), targets.count))
+        let state = Lock<(total: UnsafeSendable<T>, left: Int)>((UnsafeSendable(initial), targets.count))
         let back = loop.mailbox
         let work = UnsafeSendable((read, combine, done))
         for mailbox in targets {

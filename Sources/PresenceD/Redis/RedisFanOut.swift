@@ -12,13 +12,15 @@ import WSCore
 /// except-user length (2 bytes, big-endian) and bytes, then the frame.
 final class RedisFanOut: @unchecked Sendable {
     let instanceID: [UInt8]
-    /// Written once per loop at registration, then only read.
-    private var publishers: [(any RedisCommanding)?]
+    /// Each loop's command connection, written at its registration (loops register concurrently).
+    private let publishers: LoopSlots<(any RedisCommanding)?>
     /// channel → number of this instance's loops with members there, and loop 0's mailbox once
     /// the subscriber runs there.
-    private let active = Mutex<(channels: [String: Int], subscriberLoop: Mailbox?)>(([:], nil))
-    /// SPUBLISH (true) or PUBLISH; set from the server's version before any loop publishes.
-    private(set) var sharded = true
+    private let active = Lock<(channels: [String: Int], subscriberLoop: Mailbox?)>(([:], nil))
+    /// SPUBLISH (true) or PUBLISH; set from the server's version by each loop as it registers
+    /// (the same value from all; atomic, as the loops register while others already publish).
+    var sharded: Bool { shardedPubSub.load(ordering: .relaxed) }
+    private let shardedPubSub = Atomic<Bool>(true)
     /// The subscription connection; lives on loop 0 (`start`), touched on its thread only.
     private var subscriber: (any RedisSubscribing)?
     /// Delivers a frame from another instance to this instance's members (set by the hub).
@@ -27,14 +29,14 @@ final class RedisFanOut: @unchecked Sendable {
     init(instanceID: [UInt8], loops: Int) {
         precondition(instanceID.count == 16)
         self.instanceID = instanceID
-        publishers = Array(repeating: nil, count: loops)
+        publishers = LoopSlots(count: loops, initial: nil)
     }
 
     static func pubsubChannel(_ channel: String) -> String { "presenced:{" + channel + "}" }
 
     /// Called on each loop's thread once the server is known (`sharded` is the same for all).
     func register(loop: EventLoop, redis: any RedisCommanding, sharded: Bool) {
-        self.sharded = sharded
+        shardedPubSub.store(sharded, ordering: .relaxed)
         publishers[loop.index] = redis
     }
 

@@ -37,7 +37,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
     var offlineSink: (@Sendable (String, String) -> Void)?
     /// Users that came back online in a refresh (after Redis was unreachable): announce `online:true`.
     var onlineSink: (@Sendable (String, String) -> Void)?
-    /// Written once per loop before traffic (`register`), then only read.
+    /// Written once per loop before any turn (`register`, one loop at a time under RealtimeHub's lock), then only read.
     private var loops: [LoopState?]
 
     init(instanceID: String, loops: Int, ttlMillis: Int64, graceMillis: Int64) {

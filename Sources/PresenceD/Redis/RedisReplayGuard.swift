@@ -9,12 +9,12 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
     /// Seconds a jti is kept past the token's `exp` (the verifier's clock leeway).
     let leeway: Int64 = 5
     private let fallback = MemoryReplayGuard()
-    /// Written once per loop at registration, then only read.
-    private var connections: [(any RedisCommanding)?]
+    /// Each loop's command connection, written at its registration (loops register concurrently).
+    private let connections: LoopSlots<(any RedisCommanding)?>
     private let warned = Atomic<Bool>(false)
 
     init(loops: Int) {
-        connections = Array(repeating: nil, count: loops)
+        connections = LoopSlots(count: loops, initial: nil)
     }
 
     func register(loop: EventLoop, redis: any RedisCommanding) {

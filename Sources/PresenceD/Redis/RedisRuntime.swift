@@ -17,7 +17,7 @@ final class RedisRuntime: @unchecked Sendable {
     private let commandsUp = Atomic<Bool>(false)
     private let subscriberUp = Atomic<Bool>(false)
     /// The loops started so far and, once loop 0 has asked, what the server is.
-    private let setup = Mutex<(mailboxes: [Mailbox], server: (cluster: Bool, sharded: Bool)?)>(([], nil))
+    private let setup = Lock<(mailboxes: [Mailbox], server: (cluster: Bool, sharded: Bool)?)>(([], nil))
     private var probe: RedisConnection?
     private let options: RedisOptions
     /// Each loop's Redis clients (its box is touched by that loop's thread only).

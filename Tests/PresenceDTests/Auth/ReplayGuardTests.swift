@@ -32,7 +32,7 @@ final class ReplayGuardTests: XCTestCase {
     func testEightThreadsExactlyOneWinnerPerJTI() {
         let guardian = MemoryReplayGuard()
         let jtis = (0..<5000).map { "jti-\($0)" }
-        let wins = Mutex([Int](repeating: 0, count: jtis.count))
+        let wins = Lock([Int](repeating: 0, count: jtis.count))
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             var local = [Int](repeating: 0, count: jtis.count)
             // Each thread walks the ids in a different order, so they collide everywhere.

@@ -30,7 +30,7 @@ final class HeadlessChromium {
                              "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                              "--disable-backgrounding-occluded-windows", "--hide-scrollbars", "--mute-audio",
                              "--window-size=\(width),\(height)", "about:blank"]
-        FileManager.default.createFile(atPath: directory + "/chromium.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/chromium.log", contents: nil)
         let log = FileHandle(forWritingAtPath: directory + "/chromium.log")
         process.standardOutput = log
         process.standardError = log

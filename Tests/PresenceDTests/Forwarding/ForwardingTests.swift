@@ -195,6 +195,11 @@ final class ForwardingTests: StandInServerTestCase {
     /// refused with `unavailable` instead of killing the process or being dropped silently; the
     /// process keeps serving; after a restart with room, every message that was accepted arrives.
     func testAFullDiskRefusesMessagesAndLosesNoAcceptedOne() throws {
+        #if PRESENCED_TSAN
+        // ThreadSanitizer's runtime writes and maps a file of its own at start: under `ulimit -f`
+        // it dies with SIGBUS before main (Benchmarks/sanitizers.sh thread).
+        try XCTSkipIf(true, "a ThreadSanitizer build cannot start under a file size limit")
+        #endif
         let healthy = Atomic<Bool>(false)
         let service = try chatService { healthy.load(ordering: .relaxed) ? 201 : 503 }
         let environment = daemonEnvironment(service, stateDirectory(), threads: 1)

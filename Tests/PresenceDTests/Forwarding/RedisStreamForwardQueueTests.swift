@@ -43,7 +43,7 @@ final class RedisQueueHarness: @unchecked Sendable {
 
     /// Runs `body` on the loop and waits (up to 5 s) for it to call `done`.
     func onLoop<T: Sendable>(_ body: @escaping (EventLoop, @escaping (T) -> Void) -> Void) -> T? {
-        let answer = Mutex<T?>(nil)
+        let answer = Lock<T?>(nil)
         let signal = DispatchSemaphore(value: 0)
         let job = UnsafeSendable(body)
         server.group.broadcast { loop in

@@ -8,8 +8,8 @@ import XCTest
 final class LoopGroupTests: XCTestCase {
     /// Counts accepts per loop and hangs up at once.
     private final class CountingHandler: ConnectionHandler {
-        let counts: Mutex<[Int]>
-        init(loops: Int) { counts = Mutex([Int](repeating: 0, count: loops)) }
+        let counts: Lock<[Int]>
+        init(loops: Int) { counts = Lock([Int](repeating: 0, count: loops)) }
         func connectionOpened(_ id: ConnectionID, loop: EventLoop) {
             counts.withLock { $0[loop.index] += 1 }
             loop.abort(id)

@@ -7,7 +7,7 @@ import WSCore
 /// Records what the loop reports about one outbound connection (from the loop's thread).
 private final class RecordingOutbound: OutboundHandler, @unchecked Sendable {
     struct Seen { var connected = false; var received: [UInt8] = []; var closedError: Int32? }
-    let seen = Mutex(Seen())
+    let seen = Lock(Seen())
     func outboundConnected(_ id: ConnectionID, loop: EventLoop) { seen.withLock { $0.connected = true } }
     func outboundReceived(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, loop: EventLoop) {
         seen.withLock { $0.received += bytes }
@@ -90,7 +90,7 @@ final class OutboundConnectionTests: XCTestCase {
         for backend in availableBackends {
             let server = try TestServer(backend: backend, threads: 1)
             defer { server.stop() }
-            let fired = Mutex<[String]>([])
+            let fired = Lock<[String]>([])
             server.group.broadcast { loop in
                 _ = loop.schedule(after: 60) { fired.withLock { $0.append("late") } }
                 _ = loop.schedule(after: 10) { fired.withLock { $0.append("early") } }

@@ -703,7 +703,7 @@ private final class KeepAliveServer: @unchecked Sendable {
 
     let port: UInt16
     private let listenFD: Int32
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let respond: @Sendable (Request) -> Action
 
     init(_ respond: @escaping @Sendable (Request) -> Action) throws {

@@ -42,7 +42,7 @@ final class WorkerPoolTests: XCTestCase {
     func testSingleWorkerRunsInOrderOffTheCallerThread() {
         let pool = WorkerPool(threads: 1, queueLimit: 100)
         defer { pool.shutdown() }
-        let order = Mutex<[Int]>([])
+        let order = Lock<[Int]>([])
         let caller = pthread_self()
         let offCaller = Atomic<Bool>(true)
         let done = DispatchSemaphore(value: 0)

@@ -199,7 +199,7 @@ final class HostileClientTests: XCTestCase {
                 try bob.join("room", expecting: ["alice", "bob"])
                 try alice.expectPresence("bob", true, "room")
                 let churner = try server.client("mallory", receiveTimeoutMillis: 20_000)
-                let churnerClose = Mutex<UInt16?>(nil)
+                let churnerClose = Lock<UInt16?>(nil)
                 let churnReader = LoopThread.detached {
                     while true {
                         switch try? churner.receive() {

@@ -48,8 +48,10 @@ final class LoopGroupTests: XCTestCase {
             }
             let counts = handler.counts.withLock { $0 }
             XCTAssertEqual(counts.reduce(0, +), connections, "\(backend)")
+            // Which loop wins a connection is the scheduler's call: on a busy machine a loop that
+            // shares its core with other work took 5 of 200. Before the fix one loop took all 200.
             for (loop, count) in counts.enumerated() {
-                XCTAssertGreaterThanOrEqual(count, connections / 10, "\(backend): loop \(loop) takes its share: \(counts)")
+                XCTAssertGreaterThanOrEqual(count, 1, "\(backend): loop \(loop) takes connections too: \(counts)")
             }
         }
     }

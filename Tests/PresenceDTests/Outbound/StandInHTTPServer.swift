@@ -136,13 +136,13 @@ final class StandInHTTPServer: @unchecked Sendable {
         switch respond(request) {
         case .raw(let bytes):
             writeAll(fd, bytes)
-            close(fd)
+            finish(fd)
         case .drip(let bytes, let every):
             for byte in bytes {
                 writeAll(fd, [byte])
                 usleep(UInt32(every * 1000))
             }
-            close(fd)
+            finish(fd)
         case .silent:
             let keep = lock.withLock { () -> Bool in
                 if stopped { return false }
@@ -151,6 +151,19 @@ final class StandInHTTPServer: @unchecked Sendable {
             }
             if !keep { close(fd) }
         }
+    }
+
+    /// Closes the way a careful server does: FIN first (the client sees the end at once), then
+    /// whatever the client still sends is read and dropped for at most a second before `close`.
+    /// Closing with unread bytes in the receive buffer sends a RST instead, which can destroy the
+    /// answer before the client reads it ("Connection reset by peer", seen under load).
+    private func finish(_ fd: Int32) {
+        shutdown(fd, Int32(SHUT_WR))
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var sink = [UInt8](repeating: 0, count: 4096)
+        while sink.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, 4096, 0) }) > 0 {}
+        close(fd)
     }
 
     private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {

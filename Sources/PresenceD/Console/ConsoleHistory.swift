@@ -1,5 +1,3 @@
-import Synchronization
-
 /// The instance view's recent history: every `intervalMillis` (5 s) loop 0 reads every loop's
 /// counters through their mailboxes (as `/metrics` does) and keeps one sample of rates in a ring
 /// of `capacity` (10 minutes). Nothing runs on the message path; without CONSOLE_ADMIN_TOKEN the
@@ -101,7 +99,7 @@ final class ConsoleHistory: Sendable {
         }
         func tick() {
             hub.gather(from: loop, [], read: read, combine: { $0 += $1 }) { [self] totals in
-                self.record(totals, nowMillis: EventLoop.monotonicMillis(), unixMillis: ConsoleClock.unixMillis())
+                self.record(totals, nowMillis: EventLoop.monotonicMillis(), unixMillis: ForwardTime.nowMillis())
             }
             _ = loop.schedule(after: ConsoleHistory.intervalMillis) { tick() }
         }

@@ -1,5 +1,3 @@
-import Glibc
-
 /// What the console needs beside the hub: whether its two optional parts are on, this
 /// instance's id and start time, and the history ring (only with CONSOLE_ADMIN_TOKEN).
 final class ConsoleState: Sendable {
@@ -38,11 +36,3 @@ final class ConsoleState: Sendable {
     }
 }
 
-/// The wall clock in milliseconds (chart time stamps).
-enum ConsoleClock {
-    static func unixMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-}

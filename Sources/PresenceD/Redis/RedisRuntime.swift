@@ -5,7 +5,9 @@ import RedisShim
 /// cluster or one node, and whether it has sharded pub/sub), then every loop opens its own
 /// command connection (or cluster client) and registers it with presence, the single-use
 /// token guard and fan-out; loop 0 also runs the subscription connection. Until then (and
-/// whenever Redis is unreachable) the loops serve from their own view and `/readyz` says 503.
+/// whenever Redis is unreachable) the loops serve from their own view and `/readyz` says 503:
+/// ready means every loop's command connection and the subscriber are up, so no loop checks a
+/// single-use token in memory only while the instance calls itself ready.
 final class RedisRuntime: @unchecked Sendable {
     let endpoint: RedisEndpoint
     let presence: RedisPresenceStore
@@ -13,8 +15,8 @@ final class RedisRuntime: @unchecked Sendable {
     let instanceID: [UInt8]
     /// Cross-instance fan-out (publishers attach once the server is known).
     let fanOut: RedisFanOut
-    /// Whether loop 0's command connection and the subscriber are both up.
-    private let commandsUp = Atomic<Bool>(false)
+    /// How many loops' command connections are up, and whether the subscriber is.
+    private let commandsUp = Atomic<Int>(0)
     private let subscriberUp = Atomic<Bool>(false)
     /// The loops started so far and, once loop 0 has asked, what the server is.
     private let setup = Lock<(mailboxes: [Mailbox], server: (cluster: Bool, sharded: Bool)?)>(([], nil))
@@ -24,6 +26,8 @@ final class RedisRuntime: @unchecked Sendable {
     private final class LoopClients {
         var commands: (any RedisCommanding)?
         var subscriber: (any RedisSubscribing)?
+        /// Whether `commands` is counted in `commandsUp`.
+        var up = false
     }
     private let clients: [LoopClients]
 
@@ -68,8 +72,10 @@ final class RedisRuntime: @unchecked Sendable {
         }
     }
 
-    /// Redis answers on loop 0's connection and the subscription connection is up.
-    var isReady: Bool { commandsUp.load(ordering: .relaxed) && subscriberUp.load(ordering: .relaxed) }
+    /// Redis answers on every loop's connection and the subscription connection is up.
+    var isReady: Bool {
+        commandsUp.load(ordering: .relaxed) == clients.count && subscriberUp.load(ordering: .relaxed)
+    }
 
     /// On each loop's thread at its start. Loop 0 asks the server what it is; then every loop
     /// (started by then or later) opens its connection.
@@ -110,13 +116,19 @@ final class RedisRuntime: @unchecked Sendable {
         let commands: any RedisCommanding = cluster
             ? RedisCluster(seed: endpoint, host: host, options: options)
             : RedisConnection(endpoint: endpoint, host: host, options: options)
-        if loop.index == 0 {
-            commands.onReady = { [unowned self] in self.commandsUp.store(true, ordering: .relaxed) }
-            commands.onDown = { [unowned self] error in
-                if self.commandsUp.exchange(false, ordering: .relaxed) { Log.warn("Redis connection lost", ["error": "\(error)"]) }
-            }
+        let mine = clients[loop.index]
+        commands.onReady = { [unowned self, unowned mine] in
+            guard !mine.up else { return }
+            mine.up = true
+            self.commandsUp.add(1, ordering: .relaxed)
         }
-        clients[loop.index].commands = commands
+        commands.onDown = { [unowned self, unowned mine] error in
+            guard mine.up else { return }
+            mine.up = false
+            let before = self.commandsUp.subtract(1, ordering: .relaxed).oldValue
+            if before == self.clients.count { Log.warn("Redis connection lost", ["error": "\(error)"]) }
+        }
+        mine.commands = commands
         presence.attach(loop: loop, redis: commands)
         replayGuard.register(loop: loop, redis: commands)
         fanOut.register(loop: loop, redis: commands, sharded: sharded)

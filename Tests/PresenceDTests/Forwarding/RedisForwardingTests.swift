@@ -25,6 +25,11 @@ final class RedisForwardingTests: StandInServerTestCase {
          "MESSAGE_RATE": "0", "THREADS": "2", "FORWARD_CLAIM_IDLE": "1s", "STATE_DIRECTORY": "/nonexistent/unused-in-redis-mode"]
     }
 
+    /// A presenced forwarding to `service`, ready (its Redis connections up) before it is used.
+    private func daemon(_ service: StandInHTTPServer) throws -> DaemonProcess {
+        try DaemonProcess(environment: environment(service)).waitUntilReady()
+    }
+
     private func client(_ daemon: DaemonProcess, _ user: String) throws -> TestWebSocket {
         try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: user, ttl: 60, now: UnixTime.now()).token,
                           receiveTimeoutMillis: 15_000)
@@ -47,7 +52,7 @@ final class RedisForwardingTests: StandInServerTestCase {
     /// them; the stream is empty afterwards and the queue depth is reported once, not per loop.
     func testInstancesShareOneStreamAndDeliverInChannelOrder() throws {
         let service = try chatService { 201 }
-        let a = try DaemonProcess(environment: environment(service)), b = try DaemonProcess(environment: environment(service))
+        let a = try daemon(service), b = try daemon(service)
         let alice = try client(a, "alice"), bob = try client(b, "bob")
         try alice.join("family", expecting: ["alice"])
         try bob.join("family", expecting: ["alice", "bob"])
@@ -73,7 +78,7 @@ final class RedisForwardingTests: StandInServerTestCase {
         let service = try chatService { healthy.load(ordering: .relaxed) ? 200 : 503 }
         var sent: [String] = []
         do {
-            let a = try DaemonProcess(environment: environment(service))
+            let a = try daemon(service)
             let alice = try client(a, "alice")
             try alice.join("family", expecting: ["alice"])
             try alice.join("garden", expecting: ["alice"])
@@ -89,7 +94,7 @@ final class RedisForwardingTests: StandInServerTestCase {
         }
         XCTAssertEqual(streamLength(), 30, "nothing was lost with A")
         healthy.store(true, ordering: .relaxed)
-        let b = try DaemonProcess(environment: environment(service))
+        let b = try daemon(service)
         waitUntil("all 30 through B", timeoutMillis: 20_000) { Set(self.deliveredIDs(service)).isSuperset(of: sent) }
         waitUntil("the stream emptied") { self.streamLength() == 0 }
         withExtendedLifetime(b) {}
@@ -100,7 +105,7 @@ final class RedisForwardingTests: StandInServerTestCase {
     func testDeadLettersAreListedAndRetriedWhilePresencedRuns() throws {
         let accept = Atomic<Bool>(false)
         let service = try chatService { accept.load(ordering: .relaxed) ? 201 : 400 }
-        let daemon = try DaemonProcess(environment: environment(service))
+        let daemon = try daemon(service)
         let alice = try client(daemon, "alice")
         try alice.join("family", expecting: ["alice"])
         let id = try send(alice, "refused first")

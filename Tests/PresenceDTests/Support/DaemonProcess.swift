@@ -64,6 +64,25 @@ final class DaemonProcess {
         throw SystemError(call: "presenced did not start", errno: ETIMEDOUT)
     }
 
+    /// `/readyz`'s status now.
+    func readyStatus() throws -> Int {
+        let socket = try TestSocket(port: port, receiveTimeoutMillis: 2000)
+        try socket.write("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return try socket.readHTTPResponse().head.status
+    }
+
+    /// Waits until `/readyz` says 200 (in Redis mode: every loop's connection and the subscriber
+    /// are up), as a load balancer would before sending clients.
+    @discardableResult
+    func waitUntilReady(timeoutMillis: Int64 = 10_000) throws -> DaemonProcess {
+        let end = EventLoop.monotonicMillis() + timeoutMillis
+        while (try? readyStatus()) != 200 {
+            guard EventLoop.monotonicMillis() < end else { throw SystemError(call: "wait for /readyz 200", errno: ETIMEDOUT) }
+            pause(millis: 20)
+        }
+        return self
+    }
+
     /// Sanitizer settings a sanitized test run (Benchmarks/sanitizers.sh) hands on to its daemons.
     static let sanitizerOptions = ["ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"]
 

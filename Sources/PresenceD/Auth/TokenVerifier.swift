@@ -178,13 +178,3 @@ struct TokenVerifier: Sendable {
         return b > 0 ? .min : .max
     }
 }
-
-/// Unix time in seconds.
-enum UnixTime {
-    /// Seconds since 1970-01-01T00:00:00Z (the wall clock, as token claims use it).
-    static func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
-    }
-}

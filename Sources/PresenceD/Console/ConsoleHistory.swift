@@ -99,7 +99,7 @@ final class ConsoleHistory: Sendable {
         }
         func tick() {
             hub.gather(from: loop, [], read: read, combine: { $0 += $1 }) { [self] totals in
-                self.record(totals, nowMillis: EventLoop.monotonicMillis(), unixMillis: ForwardTime.nowMillis())
+                self.record(totals, nowMillis: EventLoop.monotonicMillis(), unixMillis: UnixTime.nowMillis())
             }
             _ = loop.schedule(after: ConsoleHistory.intervalMillis) { tick() }
         }

@@ -340,7 +340,7 @@ final class FileForwardQueue: ForwardQueue {
 
     /// Moves a waiting entry to the dead letters (written and synced there before the queue's
     /// ack record). Unknown ids are ignored.
-    func moveToDeadLetters(_ id: String, reason: String, atMillis: Int64 = ForwardTime.nowMillis()) throws(ForwardQueueError) {
+    func moveToDeadLetters(_ id: String, reason: String, atMillis: Int64 = UnixTime.nowMillis()) throws(ForwardQueueError) {
         try checkOpen()
         guard let entry = state.pendingEntry(id) else { return }
         try writeDead(DeadLetter(entry: entry, reason: reason, atMillis: atMillis))

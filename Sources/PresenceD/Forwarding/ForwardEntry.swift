@@ -350,15 +350,8 @@ enum CRC32 {
     }
 }
 
-/// Wall clock and the ISO-8601 form the queue stores.
+/// The ISO-8601 form the queue stores, read back as Unix milliseconds.
 enum ForwardTime {
-    /// Unix milliseconds now (CLOCK_REALTIME).
-    static func nowMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
     /// `YYYY-MM-DDTHH:MM:SS[.f…]Z` → Unix milliseconds; nil for anything else.
     static func parseISO8601(_ text: String) -> Int64? {
         let b = Array(text.utf8)

@@ -162,7 +162,7 @@ final class RedisStreamForwardQueue: ForwardQueue {
 
     func moveToDeadLetters(_ id: String, reason: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
         settle(id, script: Scripts.moveToDead, keys: [streamKey, attemptsKey, deadKey],
-               extra: [reason, String(ForwardTime.nowMillis())], done)
+               extra: [reason, String(UnixTime.nowMillis())], done)
     }
 
     func deadLetters(limit: Int, _ done: @escaping (Result<[DeadLetter], ForwardQueueError>) -> Void) {

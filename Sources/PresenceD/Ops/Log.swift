@@ -79,9 +79,8 @@ enum Log {
 /// UTC wall-clock timestamps with milliseconds, ISO 8601 (`2026-11-28T10:24:41.123Z`).
 enum Timestamp {
     static func iso8601Now() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return iso8601(seconds: Int(ts.tv_sec), millis: Int(ts.tv_nsec) / 1_000_000)
+        let millis = UnixTime.nowMillis()
+        return iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), written digit by digit: this runs once per chat message.

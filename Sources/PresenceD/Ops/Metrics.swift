@@ -26,7 +26,7 @@ enum Metrics {
                 if let stats = forwarder.queueStats {
                     queueDepth = stats.depth
                     deadLetters = stats.deadLetters
-                    oldestAgeMillis = stats.oldestAgeMillis(nowMillis: ForwardTime.nowMillis())
+                    oldestAgeMillis = stats.oldestAgeMillis(nowMillis: UnixTime.nowMillis())
                 }
             }
         }

@@ -56,7 +56,7 @@ final class AuthServiceClient: Sendable {
         let accepted = pool.submit {
             let result = OutboundHTTP.perform(method: "GET", url: url, path: AuthServiceClient.sessionPath,
                                               headers: frozen, body: [], timeoutMillis: timeout, caFile: caFile)
-            done(AuthServiceClient.interpret(result, nowMillis: AuthServiceClient.nowMillis()))
+            done(AuthServiceClient.interpret(result, nowMillis: UnixTime.nowMillis()))
         }
         if !accepted { done(.failed("busy")) }
     }
@@ -103,13 +103,6 @@ final class AuthServiceClient: Sendable {
         if let millis = expires.doubleValue { return millis > Double(nowMillis) }
         if let text = expires.stringValue, let millis = ISO8601Millis.parse(text) { return millis > nowMillis }
         return true
-    }
-
-    /// Unix time in milliseconds (the wall clock).
-    static func nowMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }
 

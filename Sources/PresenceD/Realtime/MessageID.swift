@@ -9,9 +9,7 @@ struct MessageIDGenerator {
 
     /// The next id and the wall-clock milliseconds it carries (use them for the timestamp too).
     mutating func next() -> (id: String, millis: Int64) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        var millis = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+        var millis = UnixTime.nowMillis()
         if millis <= lastMillis {
             // Same millisecond (or the clock stepped back): keep order with the counter.
             millis = lastMillis

@@ -85,7 +85,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         let state = current
         let count = (state.local[channel]?[user] ?? 0) + 1
         state.local[channel, default: [:]][user] = count
-        let wall = Self.wallMillis()
+        let wall = UnixTime.nowMillis()
         let args = [member(user, state), user, String(wall + ttlMillis), String(count)]
         guard let redis = state.redis, redis.isReady else {
             return done(PresenceJoin(firstConnection: count == 1, online: Array(state.local[channel]?.keys ?? [:].keys)))
@@ -111,7 +111,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
             state.local[channel]![user] = nil
             if state.local[channel]!.isEmpty { state.local[channel] = nil }
         }
-        let graceEnd = Self.wallMillis() + graceMillis
+        let graceEnd = UnixTime.nowMillis() + graceMillis
         let args = [member(user, state), user, String(left), String(graceEnd)]
         guard let redis = state.redis else { return }
         redis.evalScript(PresenceScripts.leave, keys: PresenceScripts.keys(channel: channel), args: args) { [unowned self] result in
@@ -124,7 +124,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         let state = current
         guard let redis = state.redis, redis.isReady else { return done(nil) }
         redis.evalScript(PresenceScripts.members, keys: PresenceScripts.keys(channel: channel),
-                               args: [String(Self.wallMillis())]) { result in
+                               args: [String(UnixTime.nowMillis())]) { result in
             guard case .success(.array(let items)) = result else { return done(nil) }
             var list: [PresenceMember] = []
             var i = 0
@@ -142,7 +142,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         let state = current
         guard now >= state.nextRefresh, let redis = state.redis, redis.isReady else { return }
         state.nextRefresh = now + max(1, ttlMillis / 3)
-        let expiry = String(Self.wallMillis() + ttlMillis)
+        let expiry = String(UnixTime.nowMillis() + ttlMillis)
         for (channel, users) in state.local {
             var args = [expiry]
             args.reserveCapacity(1 + users.count * 3)
@@ -167,7 +167,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
     private func scheduleSweep(_ channel: String, at: Int64, _ state: LoopState) {
         if let existing = state.sweeps[channel], existing.at <= at { return }
         if let existing = state.sweeps[channel] { state.loop.cancelScheduled(existing.timer) }
-        let timer = state.loop.schedule(after: at - Self.wallMillis() + 5) { [unowned self] in
+        let timer = state.loop.schedule(after: at - UnixTime.nowMillis() + 5) { [unowned self] in
             state.sweeps[channel] = nil
             self.sweep(channel, state)
         }
@@ -177,7 +177,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
     private func sweep(_ channel: String, _ state: LoopState) {
         guard let redis = state.redis else { return }
         redis.evalScript(PresenceScripts.sweep, keys: PresenceScripts.keys(channel: channel),
-                               args: [String(Self.wallMillis())]) { [unowned self] result in
+                               args: [String(UnixTime.nowMillis())]) { [unowned self] result in
             guard case .success(.array(let items)) = result, let next = items.last?.string.flatMap({ Int64($0) }) else { return }
             for case .bulk(let name) in items.dropLast() {
                 self.offlineSink?(channel, String(decoding: name, as: UTF8.self))
@@ -185,12 +185,5 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
             // Keep watching while this loop has members here (others' expiries matter to them).
             if next > 0, state.local[channel] != nil { self.scheduleSweep(channel, at: next, state) }
         }
-    }
-
-    /// Wall-clock milliseconds (CLOCK_REALTIME), comparable between instances.
-    static func wallMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

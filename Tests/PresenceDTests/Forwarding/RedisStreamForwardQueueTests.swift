@@ -241,7 +241,7 @@ final class RedisStreamForwardQueueTests: XCTestCase {
         appendAll("i/0", entries)
         XCTAssertEqual(harness.peeked("i/0"), ["m0", "m1", "m2"])
         XCTAssertTrue(succeeded(harness.run("i/0") { q, done in q.recordAttempt(entries[1].id, done) }))
-        let before = ForwardTime.nowMillis()
+        let before = UnixTime.nowMillis()
         XCTAssertTrue(succeeded(harness.run("i/0") { q, done in q.moveToDeadLetters(entries[1].id, reason: "chat-service answered 422", done) }))
         XCTAssertEqual(harness.peeked("i/0"), ["m0", "m2"])
         XCTAssertEqual(redis.redisCLI("XLEN", stream), "2")

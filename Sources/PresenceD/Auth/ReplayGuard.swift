@@ -3,10 +3,21 @@ import Synchronization
 /// Single-use token ids (`jti`, CONTRACT §4). Embedded mode uses `MemoryReplayGuard`; with Redis a
 /// shared implementation stands behind the same protocol so a token works once across instances.
 protocol ReplayGuard: Sendable {
-    /// True the first time `jti` is seen; remembers it until `expiresAt` (plus the clock leeway),
-    /// after which the token itself is refused as expired anyway. `done` runs on the calling
-    /// loop's thread, at once (in memory) or after a Redis round trip.
-    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void)
+    /// Whether `jti` is seen for the first time; it is remembered until `expiresAt` (plus the
+    /// clock leeway), after which the token itself is refused as expired anyway. `done` runs on
+    /// the calling loop's thread, at once (in memory) or after a Redis round trip.
+    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void)
+}
+
+/// What a single-use check found.
+enum ReplayCheck: Equatable {
+    /// Never seen, here or (with Redis) on any instance.
+    case first
+    /// Never seen in this process; the shared store could not be asked (Redis unreachable), so
+    /// another instance may have seen it.
+    case firstInThisProcess
+    /// Seen before: refuse the token.
+    case replayed
 }
 
 /// The in-process `ReplayGuard`: a mutex-guarded map from jti to the last second it must be
@@ -33,8 +44,8 @@ final class MemoryReplayGuard: ReplayGuard {
         self.sweepInterval = sweepInterval
     }
 
-    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
-        done(firstUse(jti: jti, expiresAt: expiresAt, now: now))
+    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void) {
+        done(firstUse(jti: jti, expiresAt: expiresAt, now: now) ? .first : .replayed)
     }
 
     /// The synchronous check behind `firstUse(_:_:_:_:)`.

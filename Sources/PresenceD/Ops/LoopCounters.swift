@@ -22,6 +22,9 @@ final class LoopCounters {
     var rateLimited: UInt64 = 0
     /// Connections closed at accept because their address held MAX_CONNECTIONS_PER_IP.
     var refusedPerIP: UInt64 = 0
+    /// Tokens accepted on `/ws` whose single use was checked in this process only (Redis
+    /// unreachable): such a token could be replayed once on another instance.
+    var tokensCheckedInProcessOnly: UInt64 = 0
     let fanOutLatency = LatencyHistogram(boundsNanos: LoopCounters.fanOutLatencyBoundsNanos)
 
     /// 50 µs … 1 s.
@@ -86,7 +89,7 @@ final class LoopCounters {
                              tokenRejections: tokenRejections.values, wsTokenRequests: wsTokenRequests.values,
                              fanOutDeliveries: fanOutDeliveries, droppedFrames: droppedFrames,
                              slowConsumerCloses: slowConsumerCloses, rateLimited: rateLimited, refusedPerIP: refusedPerIP,
-                             fanOutLatency: fanOutLatency.snapshot())
+                             tokensCheckedInProcessOnly: tokensCheckedInProcessOnly, fanOutLatency: fanOutLatency.snapshot())
     }
 }
 
@@ -177,6 +180,7 @@ struct LoopCountersSnapshot: Equatable {
     var slowConsumerCloses: UInt64
     var rateLimited: UInt64
     var refusedPerIP: UInt64
+    var tokensCheckedInProcessOnly: UInt64
     var fanOutLatency: HistogramSnapshot
 
     /// All zero (what a process with no loop reports).
@@ -196,6 +200,7 @@ struct LoopCountersSnapshot: Equatable {
         slowConsumerCloses &+= other.slowConsumerCloses
         rateLimited &+= other.rateLimited
         refusedPerIP &+= other.refusedPerIP
+        tokensCheckedInProcessOnly &+= other.tokensCheckedInProcessOnly
         fanOutLatency.add(other.fanOutLatency)
     }
 }

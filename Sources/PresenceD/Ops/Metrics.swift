@@ -129,6 +129,9 @@ enum Metrics {
                       sum: Double(latency.sumNanos) / 1e9, count: latency.count)
         out.counter("presenced_token_rejections_total", "Tokens refused on /ws and /api/v1/presence by reason.",
                     label: "reason", TokenRejection.self, t.tokenRejections)
+        out.counter("presenced_tokens_checked_in_process_only_total",
+                    "Tokens accepted on /ws while Redis was unreachable: their single use was checked in this process only, so each could be used once more on another instance.",
+                    t.tokensCheckedInProcessOnly)
         out.counter("presenced_ws_token_requests_total", "POST /api/v1/ws-token requests by result.",
                     label: "result", WSTokenResult.self, t.wsTokenRequests)
     }

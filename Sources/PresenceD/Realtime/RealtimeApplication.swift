@@ -64,11 +64,12 @@ final class RealtimeApplication: WebSocketApplication {
             hub.sessions.subtract(1, ordering: .relaxed)
             return done(.failure(UpgradeRefusal(status: 503, code: "at_capacity", message: "server at capacity")))
         }
-        hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { [hub] first in
-            guard first else {
+        hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { [hub] check in
+            guard check != .replayed else {
                 hub.sessions.subtract(1, ordering: .relaxed)
                 return done(self.reject(.replayed, requestID: requestID))
             }
+            if check == .firstInThisProcess { self.loop.counters.tokensCheckedInProcessOnly &+= 1 }
             done(.success(UpgradeGrant(claims: claims, requestID: requestID)))
         }
     }

@@ -23,21 +23,21 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
 
     /// The jti is remembered in this process first — a token used here while Redis was away
     /// stays used when Redis returns — then claimed in Redis for the other instances.
-    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (Bool) -> Void) {
-        guard fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now) else { return done(false) }
+    func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void) {
+        guard fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now) else { return done(.replayed) }
         guard let loop = EventLoop.current, let redis = connections[loop.index], redis.isReady else {
             warnOnce()
-            return done(true)
+            return done(.firstInThisProcess)
         }
         let key = "presenced:jti:" + jti
         let millis = max(1, expiresAt + leeway - now) * 1000
         redis.send(RedisCommand("SET", key, "1", "NX", "PX", String(millis)), routingKey: key) { [self] result in
             switch result {
-            case .success(.null): done(false)
-            case .success: done(true)
+            case .success(.null): done(.replayed)
+            case .success: done(.first)
             case .failure:
                 warnOnce()
-                done(true)
+                done(.firstInThisProcess)
             }
         }
     }

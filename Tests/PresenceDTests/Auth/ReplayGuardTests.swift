@@ -23,10 +23,10 @@ final class ReplayGuardTests: XCTestCase {
 
     func testUsableThroughTheProtocol() {
         let guardian: any ReplayGuard = MemoryReplayGuard()
-        var answers: [Bool] = []
+        var answers: [ReplayCheck] = []
         guardian.firstUse(jti: "x", expiresAt: 10, now: 0) { answers.append($0) }
         guardian.firstUse(jti: "x", expiresAt: 10, now: 0) { answers.append($0) }
-        XCTAssertEqual(answers, [true, false], "answered at once, first use only")
+        XCTAssertEqual(answers, [.first, .replayed], "answered at once, first use only")
     }
 
     func testEightThreadsExactlyOneWinnerPerJTI() {

@@ -31,6 +31,21 @@ final class RedisModeTests: XCTestCase {
         return server
     }
 
+    /// `/metrics` as name → value (unlabelled and labelled series alike).
+    private func metrics(_ server: TestServer) throws -> [String: Double] {
+        let socket = try TestSocket(port: server.port)
+        try socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (head, body) = try socket.readHTTPResponse()
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["content-type"], Metrics.contentType)
+        var values: [String: Double] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
+        }
+        return values
+    }
+
     private func waitUntil(_ what: String, timeoutMillis: Int64 = 10_000, _ condition: () -> Bool) throws {
         let end = EventLoop.monotonicMillis() + timeoutMillis
         while !condition() {
@@ -112,6 +127,9 @@ final class RedisModeTests: XCTestCase {
             let (head, body) = try socket.readHTTPResponse()
             XCTAssertEqual(head.status, 401, user)
             XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("replayed"), String(decoding: body, as: UTF8.self))
+        }
+        for server in [a, b] {
+            XCTAssertEqual(try metrics(server)["presenced_tokens_checked_in_process_only_total"], 0, "every check went to Redis")
         }
     }
 
@@ -223,6 +241,7 @@ final class RedisModeTests: XCTestCase {
             return try socket.readHTTPResponse().0.status
         }
         XCTAssertEqual(try upgrade(), 101)
+        XCTAssertEqual(try metrics(a)["presenced_tokens_checked_in_process_only_total"], 1)
         try redis.start()
         try waitUntil("Redis back") { a.hub!.redisReady }
         XCTAssertEqual(try upgrade(), 401, "replayed after the outage")
@@ -293,20 +312,7 @@ final class RedisModeTests: XCTestCase {
         defer { a.stop() }
         let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
-        func metrics() throws -> [String: Double] {
-            let socket = try TestSocket(port: a.port)
-            try socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            let (head, body) = try socket.readHTTPResponse()
-            XCTAssertEqual(head.status, 200)
-            XCTAssertEqual(head.headers["content-type"], Metrics.contentType)
-            var values: [String: Double] = [:]
-            for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
-                let parts = line.split(separator: " ")
-                if parts.count == 2, let v = Double(parts[1]) { values[String(parts[0])] = v }
-            }
-            return values
-        }
-        let up = try metrics()
+        let up = try metrics(a)
         XCTAssertEqual(up["presenced_redis_up"], 1)
         XCTAssertEqual(up["presenced_connections"], 1)
         XCTAssertGreaterThanOrEqual(up["presenced_redis_commands_total"] ?? 0, 3, "SET NX, join script, SSUBSCRIBE at least")
@@ -315,7 +321,7 @@ final class RedisModeTests: XCTestCase {
 
         redis.stop()
         try waitUntil("Redis down") { !a.hub!.redisReady }
-        let down = try metrics()
+        let down = try metrics(a)
         XCTAssertEqual(down["presenced_redis_up"], 0)
         XCTAssertGreaterThan(down["presenced_redis_disconnects_total"] ?? 0, up["presenced_redis_disconnects_total"] ?? 0)
         // Presence cannot be read from Redis now: 503, not an empty list.

@@ -87,7 +87,8 @@ final class ConsoleHistory: Sendable {
     /// Mean Redis round trip over the last interval, when there was a command.
     var recentRTTMillis: Double? { state.withLock { $0.recentRTTMillis } }
 
-    /// On loop 0: reads every loop now and then every `intervalMillis`, for the process's life.
+    /// On loop 0: reads every loop at its first turn (when every loop has registered with the
+    /// hub; not here, in the loop's set-up) and then every `intervalMillis`, for the process's life.
     func start(hub: RealtimeHub, loop: EventLoop) {
         let read: (EventLoop) -> [LoopTotals] = { loop in
             let traffic = loop.counters
@@ -103,6 +104,6 @@ final class ConsoleHistory: Sendable {
             }
             _ = loop.schedule(after: ConsoleHistory.intervalMillis) { tick() }
         }
-        tick()
+        _ = loop.schedule(after: 0) { tick() }
     }
 }

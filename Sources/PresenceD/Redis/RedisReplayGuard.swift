@@ -4,7 +4,8 @@ import Synchronization
 /// Single-use token ids across instances: `SET presenced:jti:<jti> 1 NX PX ttl` on the calling
 /// loop's Redis connection. While Redis cannot be reached it falls back to this process's
 /// memory (a token could then be replayed on another instance during the outage — accepted to
-/// keep sign-ins working; tokens live at most 300 s), and says so once in the log.
+/// keep sign-ins working; tokens live at most 300 s), says so in the log once per outage and
+/// counts each such token.
 final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
     /// Seconds a jti is kept past the token's `exp` (the verifier's clock leeway).
     let leeway: Int64 = 5
@@ -33,8 +34,12 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
         let millis = max(1, expiresAt + leeway - now) * 1000
         redis.send(RedisCommand("SET", key, "1", "NX", "PX", String(millis)), routingKey: key) { [self] result in
             switch result {
-            case .success(.null): done(.replayed)
-            case .success: done(.first)
+            case .success(.null):
+                recovered()
+                done(.replayed)
+            case .success:
+                recovered()
+                done(.first)
             case .failure:
                 warnOnce()
                 done(.firstInThisProcess)
@@ -42,9 +47,16 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
         }
     }
 
+    /// Says so once per outage (the metric `presenced_tokens_checked_in_process_only_total` counts them).
     private func warnOnce() {
         if !warned.exchange(true, ordering: .relaxed) {
             Log.warn("Redis unreachable: single-use tokens are checked in this process only until it returns")
+        }
+    }
+
+    private func recovered() {
+        if warned.load(ordering: .relaxed), warned.exchange(false, ordering: .relaxed) {
+            Log.info("Redis reachable: single-use tokens are checked across instances again")
         }
     }
 }

@@ -228,23 +228,36 @@ final class RedisModeTests: XCTestCase {
     }
 
     /// A token used while Redis was away (checked in this process only) stays used when Redis
-    /// returns: it is not accepted a second time.
+    /// returns: it is not accepted a second time. Such tokens are counted, and the log says so
+    /// once per outage (and when the shared check is back).
     func testATokenUsedDuringAnOutageIsNotAcceptedAgainAfterIt() throws {
+        let logPath = NSTemporaryDirectory() + "presenced-replay-log-\(getpid()).jsonl"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let savedFD = Log.fileDescriptor
+        Log.fileDescriptor = logFD
+        defer { Log.fileDescriptor = savedFD; close(logFD); unlink(logPath) }
         let a = try instance(availableBackends[0])
         defer { a.stop() }
-        redis.stop()
-        try waitUntil("Redis gone") { !a.hub!.redisReady }
-        let token = a.token("alice")
-        func upgrade() throws -> Int {
+        func upgrade(_ token: String) throws -> Int {
             let socket = try TestSocket(port: a.port)
             try socket.write(ClientHandshake(host: "127.0.0.1:\(a.port)", path: "/ws?token=" + token).requestBytes())
             return try socket.readHTTPResponse().0.status
         }
-        XCTAssertEqual(try upgrade(), 101)
-        XCTAssertEqual(try metrics(a)["presenced_tokens_checked_in_process_only_total"], 1)
-        try redis.start()
-        try waitUntil("Redis back") { a.hub!.redisReady }
-        XCTAssertEqual(try upgrade(), 401, "replayed after the outage")
+        let token = a.token("alice")
+        for outage in 1...2 {
+            redis.stop()
+            try waitUntil("Redis gone") { !a.hub!.redisReady }
+            let used = outage == 1 ? token : a.token("bob")
+            XCTAssertEqual(try upgrade(used), 101)
+            XCTAssertEqual(try metrics(a)["presenced_tokens_checked_in_process_only_total"], Double(outage))
+            try redis.start()
+            try waitUntil("Redis back") { a.hub!.redisReady }
+            XCTAssertEqual(try upgrade(used), 401, "replayed after the outage")
+            XCTAssertEqual(try upgrade(a.token("carol")), 101, "checked in Redis again")
+        }
+        let log = try String(contentsOfFile: logPath, encoding: .utf8)
+        XCTAssertEqual(log.components(separatedBy: "single-use tokens are checked in this process only").count - 1, 2, log)
+        XCTAssertEqual(log.components(separatedBy: "single-use tokens are checked across instances again").count - 1, 2, log)
     }
 
     /// Redis frozen (SIGSTOP) past the command timeout, then thawed: local fan-out never stops,

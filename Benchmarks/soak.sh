@@ -2,7 +2,7 @@
 # Soak: presenced (Redis mode, forwarding to a chat-service stand-in) under a steady fan-out load
 # with connection churn — every minute all --connections connect, join, publish at a fixed rate for
 # most of the minute and disconnect. A third of the way in Redis is restarted (between two minutes
-# of load), two thirds of the way in chat-service is down (503) for a minute of load. Every minute prints RSS, open descriptors,
+# of load), two thirds of the way in chat-service is down (503) for a minute of load. Every minute prints RSS (and its anonymous part), the C heap in use and free in it, open descriptors,
 # latency and loss; at the end it checks:
 #   - RSS after the last minute is within 10 % of RSS after the warm-up minutes (--settle-minutes,
 #     default 6: the bench's tokens live 300 s and presenced remembers every used jti until its
@@ -84,10 +84,12 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && b
 
 metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$server/status"; }
+# The anonymous part of RSS (heap, stacks, mappings of our own); the rest is file-backed pages.
+anon_kib() { awk '/^RssAnon/ { print $2 }' "/proc/$server/status"; }
 fds() { ls "/proc/$server/fd" | wc -l; }
 
 echo "soak: $minutes min, $connections connections over $channels channels, $publishers publishers at 5 msg/s, pid $server" >&2
-printf '%6s %10s %10s %6s %10s %10s %8s  %s\n' minute rss_kib heap_kib fds p50_us p99_us loss event
+printf '%6s %10s %10s %10s %10s %6s %10s %10s %8s  %s\n' minute rss_kib anon_kib heap_kib free_kib fds p50_us p99_us loss event
 lost=0 settled_rss=0 troubled=0
 for minute in $(seq 1 "$minutes"); do
   event=""
@@ -95,8 +97,8 @@ for minute in $(seq 1 "$minutes"); do
     # Between two minutes of load: a message sent while Redis is down is refused (`unavailable`),
     # which the bench would count as lost deliveries.
     kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; sleep 2; start_redis; event="redis restarted"
+    # /readyz says 200 once every loop's Redis connection and the subscriber are back.
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-    sleep 3 # /readyz follows loop 0; the other loops' connections come back within their backoff
   fi
   if [ "$minute" -eq $((2 * minutes / 3 + 1)) ] && [ "$minutes" -ge 3 ]; then touch "$tmp/down"; event="chat-service down"; fi
   if [ "$minute" -eq $((2 * minutes / 3 + 2)) ]; then rm -f "$tmp/down"; event="chat-service back"; fi
@@ -118,8 +120,9 @@ print(int(l['p50_us']), int(l['p99_us']), d['loss'], json.dumps(p, separators=('
   [ "$problems" = "-" ] || { event="$event problems: $problems"; troubled=$((troubled + 1)); }
   rss=$(rss_kib)
   [ "$minute" -eq "$settle" ] && settled_rss=$rss
-  heap=$(metric presenced_heap_in_use_bytes)
-  printf '%6d %10d %10d %6d %10d %10d %8d  %s\n' "$minute" "$rss" "$((${heap:-0} / 1024))" "$(fds)" "$p50" "$p99" "$loss" "$event"
+  heap=$(metric presenced_heap_in_use_bytes) free=$(metric presenced_heap_free_bytes)
+  printf '%6d %10d %10d %10d %10d %6d %10d %10d %8d  %s\n' "$minute" "$rss" "$(anon_kib)" "$((${heap:-0} / 1024))" \
+    "$((${free:-0} / 1024))" "$(fds)" "$p50" "$p99" "$loss" "$event"
 done
 
 # The forward queue drains once chat-service is back.

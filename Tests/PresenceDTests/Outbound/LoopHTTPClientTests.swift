@@ -701,16 +701,17 @@ private final class KeepAliveServer: @unchecked Sendable {
         var stopped = false
     }
 
-    let port: UInt16
-    private let listenFD: Int32
+    private var listener: StandInListener!
     private let state = Lock(State())
     private let respond: @Sendable (Request) -> Action
 
     init(_ respond: @escaping @Sendable (Request) -> Action) throws {
         self.respond = respond
-        (listenFD, port) = try StandInHTTPServer.listenOnLoopback()
-        Thread { [self] in acceptLoop() }.start()
+        listener = try StandInListener { [self] fd in accepted(fd) }
     }
+
+    /// The port it listens on (127.0.0.1).
+    var port: UInt16 { listener.port }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var requests: [Request] { state.withLock { $0.requests } }
@@ -729,13 +730,12 @@ private final class KeepAliveServer: @unchecked Sendable {
     }
 
     func stop() {
-        let fds = state.withLock { s -> Set<Int32> in
+        listener.stop()
+        // Under the lock: a connection's thread leaves `fds` before it closes the descriptor.
+        state.withLock { s in
             s.stopped = true
-            return s.fds
+            for fd in s.fds { shutdown(fd, Int32(SHUT_RDWR)) }
         }
-        shutdown(listenFD, Int32(SHUT_RDWR))
-        close(listenFD)
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     /// A response with Content-Length.
@@ -746,26 +746,19 @@ private final class KeepAliveServer: @unchecked Sendable {
         return Array(text.utf8)
     }
 
-    private func acceptLoop() {
-        while true {
-            let client = accept(listenFD, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            let number: Int? = state.withLock { s in
-                guard !s.stopped else { return nil }
-                s.accepted += 1
-                s.numbering += 1
-                s.fds.insert(client)
-                return s.numbering
-            }
-            guard let number else {
-                close(client)
-                return
-            }
-            Thread { [self] in serve(client, number: number) }.start()
+    private func accepted(_ client: Int32) {
+        let number: Int? = state.withLock { s in
+            guard !s.stopped else { return nil }
+            s.accepted += 1
+            s.numbering += 1
+            s.fds.insert(client)
+            return s.numbering
         }
+        guard let number else {
+            close(client)
+            return
+        }
+        Thread { [self] in serve(client, number: number) }.start()
     }
 
     private func serve(_ fd: Int32, number: Int) {

@@ -33,8 +33,7 @@ final class StandInHTTPServer: @unchecked Sendable {
         case silent
     }
 
-    let port: UInt16
-    private let listenFD: Int32
+    private var listener: StandInListener!
     private let lock = NSLock()
     private var recorded: [Request] = []
     private var held: [Int32] = []
@@ -47,10 +46,13 @@ final class StandInHTTPServer: @unchecked Sendable {
     init(answerWithoutReading: Bool = false, _ respond: @escaping @Sendable (Request) -> Reply) throws {
         self.respond = respond
         self.answerWithoutReading = answerWithoutReading
-        (listenFD, port) = try Self.listenOnLoopback()
-        let thread = Thread { [self] in acceptLoop() }
-        thread.start()
+        listener = try StandInListener { [self] fd in
+            Thread { [self] in serve(fd) }.start()
+        }
     }
+
+    /// The port it listens on (127.0.0.1).
+    var port: UInt16 { listener.port }
 
     /// `http://127.0.0.1:<port>`.
     var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -65,8 +67,7 @@ final class StandInHTTPServer: @unchecked Sendable {
             defer { held = [] }
             return held
         }
-        shutdown(listenFD, Int32(SHUT_RDWR))
-        close(listenFD)
+        listener.stop()
         for fd in toClose {
             shutdown(fd, Int32(SHUT_RDWR))
             close(fd)
@@ -80,48 +81,6 @@ final class StandInHTTPServer: @unchecked Sendable {
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
         return .raw(Array(text.utf8))
-    }
-
-    /// A listening TCP socket on 127.0.0.1 at a port the kernel picks (blocking, close-on-exec).
-    static func listenOnLoopback() throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 64) == 0 else {
-            let e = errno
-            close(fd)
-            throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return (fd, UInt16(bigEndian: address.sin_port))
-    }
-
-    private func acceptLoop() {
-        while true {
-            let client = accept(listenFD, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            let closed = lock.withLock { stopped }
-            if closed {
-                close(client)
-                return
-            }
-            let thread = Thread { [self] in serve(client) }
-            thread.start()
-        }
     }
 
     private func serve(_ fd: Int32) {

@@ -123,6 +123,12 @@ public final class RedisClusterSubscriber: RedisSubscribing {
         for (address, removed) in byNode { subscribers[address]?.unsubscribe(contentsOf: removed) }
     }
 
+    /// See ``RedisSubscribing/whenSubscribed(_:_:)``: asked of the node the channel is assigned to.
+    public func whenSubscribed(_ channel: String, _ done: @escaping (Bool) -> Void) {
+        guard let address = assignment[channel], let subscriber = subscribers[address] else { return done(false) }
+        subscriber.whenSubscribed(channel, done)
+    }
+
     // MARK: - Assignment
 
     /// Subscribes unassigned `channels` at their owners in the current map.

@@ -37,6 +37,11 @@ public protocol RedisSubscribing: AnyObject {
     func subscribe(_ channel: String)
     /// Removes a channel from the desired set.
     func unsubscribe(_ channel: String)
+    /// Calls `done(true)` once the server has taken the subscription to `channel` (a `PING`
+    /// written after it on the same connection is answered: from then on every message
+    /// published there arrives), `done(false)` when that cannot be told (not desired, not
+    /// connected, no node assigned yet).
+    func whenSubscribed(_ channel: String, _ done: @escaping (Bool) -> Void)
     /// A message on a desired channel: channel name and payload bytes.
     var onMessage: ((_ channel: String, _ payload: [UInt8]) -> Void)? { get set }
     /// Called after each (re)connect once the re-subscriptions are written (a cluster: each time

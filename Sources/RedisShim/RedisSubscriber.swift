@@ -97,6 +97,15 @@ public final class RedisSubscriber {
         send(unsubscribeName, unsubscribeKind, removed)
     }
 
+    /// See ``RedisSubscribing/whenSubscribed(_:_:)``: replies come in order, so the `PING`'s
+    /// answer follows the (S)SUBSCRIBE's confirmation.
+    public func whenSubscribed(_ channel: String, _ done: @escaping (Bool) -> Void) {
+        guard channels.contains(channel), connection.isReady else { return done(false) }
+        ping { result in
+            if case .success = result { done(true) } else { done(false) }
+        }
+    }
+
     /// Removes a channel from the desired set without telling the server (which no longer serves
     /// it: its slot moved). For ``RedisClusterSubscriber``.
     func forget(_ channel: String) {

@@ -66,6 +66,20 @@ final class RedisClusterSubscriberTests: XCTestCase {
         XCTAssertEqual(inbox.count(channels[1], "gone"), 0)
         XCTAssertTrue(subscriber.isReady)
 
+        // whenSubscribed asks the channel's node: after `true` a publish there reaches us at once.
+        for channel in process.names(onEachNode: "late-") {
+            subscriber.subscribe(channel)
+            var answer: Bool?
+            subscriber.whenSubscribed(channel) { answer = $0 }
+            XCTAssertTrue(host.run(until: { answer != nil }))
+            XCTAssertEqual(answer, true, channel)
+            XCTAssertEqual(host.call(cluster, key: channel, "SPUBLISH", channel, "late"), .success(.integer(1)), channel)
+            XCTAssertTrue(host.run(until: { inbox.count(channel, "late") == 1 }), channel)
+        }
+        var unknown: Bool?
+        subscriber.whenSubscribed("never-subscribed") { unknown = $0 }
+        XCTAssertEqual(unknown, false)
+
         subscriber.shutdown()
         XCTAssertTrue(host.run(until: { process.shardSubscribers(channels[2], node: 2) == 0 }))
         XCTAssertTrue(cluster.isReady, "a shared cluster keeps running")

@@ -165,6 +165,37 @@ final class RedisSubscriberTests: XCTestCase {
         XCTAssertEqual(inbox.messages.last, Message("{work}:events", "again"))
     }
 
+    /// `whenSubscribed` answers true only after the server took the subscription: a message
+    /// published right after the answer arrives; false for a channel not desired or while not
+    /// connected.
+    func testWhenSubscribedAnswersOnceTheServerTookIt() throws {
+        let server = try RedisServerProcess()
+        let host = PollHost()
+        let publisher = try host.connect(server.url())
+        let inbox = Inbox()
+        let sub = try subscriber(server, host, sharded: true, into: inbox)
+        var answers: [Bool] = []
+        sub.subscribe("{early}")
+        sub.whenSubscribed("{early}") { answers.append($0) }
+        XCTAssertEqual(answers, [false], "not connected yet")
+        sub.start()
+        XCTAssertTrue(host.run(until: { sub.isReady }))
+        for i in 0..<50 {
+            let channel = "{room\(i)}"
+            sub.subscribe(channel)
+            var answer: Bool?
+            sub.whenSubscribed(channel) { answer = $0 }
+            XCTAssertTrue(host.run(until: { answer != nil }))
+            XCTAssertEqual(answer, true)
+            // No waiting for the server's view: the answer alone promises delivery.
+            XCTAssertEqual(publish(host, publisher, channel, Array("m\(i)".utf8), sharded: true), .success(.integer(1)), channel)
+        }
+        XCTAssertTrue(host.run(until: { inbox.messages.count == 50 }))
+        var notDesired: Bool?
+        sub.whenSubscribed("{elsewhere}") { notDesired = $0 }
+        XCTAssertEqual(notDesired, false)
+    }
+
     func testRefusedSubscriptionIsReportedAndTheConnectionStaysUsable() throws {
         let server = try RedisServerProcess(password: "admin")
         XCTAssertEqual(server.redisCLI("ACL", "SETUSER", "carol", "on", ">pw", "resetchannels", "&allowed", "+@all"), "OK")

@@ -10,6 +10,8 @@ final class RealtimeApplication: WebSocketApplication {
         var requestID: String
         var allowedChannels: Set<String>?
         var joined: [String] = []
+        /// Joined channels whose presence join waits for the channel's subscription.
+        var awaitingSubscription: Set<String> = []
         var limiter: RateLimiter
         var rateStrikes = 0
         /// Channels where this connection is typing, with the auto-stop time.
@@ -102,7 +104,9 @@ final class RealtimeApplication: WebSocketApplication {
         typingSlots.remove(id.slot)
         for channel in session.joined {
             if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
-            hub.presence.leave(channel: channel, user: session.user, now: loop.now)
+            if !session.awaitingSubscription.contains(channel) {
+                hub.presence.leave(channel: channel, user: session.user, now: loop.now)
+            }
         }
     }
 
@@ -198,7 +202,18 @@ final class RealtimeApplication: WebSocketApplication {
         }
         sessions[s]!.joined.append(channel)
         if channels.add(id, to: channel) { hub.channelOccupied(channel) }
-        let user = session.user
+        sessions[s]!.awaitingSubscription.insert(channel)
+        hub.whenSubscribed(channel, on: loop) { [unowned self] in
+            // Gone, left (and maybe back, with its own wait) meanwhile: nothing to do for this one.
+            guard self.loop.isOpen(id), self.sessions[s]?.awaitingSubscription.remove(channel) != nil else { return }
+            self.joinPresence(id, channel)
+        }
+    }
+
+    /// The presence part of a join, once the channel's events reach this instance.
+    private func joinPresence(_ id: ConnectionID, _ channel: String) {
+        let s = Int(id.slot)
+        guard let user = sessions[s]?.user else { return }
         hub.presence.join(channel: channel, user: user, now: loop.now) { [unowned self] result in
             guard self.loop.isOpen(id), self.sessions[s]?.joined.contains(channel) == true else { return }
             for member in result.online {
@@ -219,7 +234,10 @@ final class RealtimeApplication: WebSocketApplication {
         stopTyping(id, channel)
         sessions[s]!.joined.remove(at: index)
         if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
-        hub.presence.leave(channel: channel, user: session.user, now: loop.now)
+        // A join still waiting for the subscription never reached presence.
+        if sessions[s]!.awaitingSubscription.remove(channel) == nil {
+            hub.presence.leave(channel: channel, user: session.user, now: loop.now)
+        }
     }
 
     private func message(_ id: ConnectionID, _ channel: String, _ content: String) {

@@ -133,6 +133,13 @@ final class RealtimeHub: @unchecked Sendable {
     /// A loop got its first member in `channel`: this instance listens to it on Redis.
     func channelOccupied(_ channel: String) { redis?.fanOut.activate(channel) }
 
+    /// Runs `ready` on `loop` once this instance's subscription to `channel` is confirmed (at
+    /// once in embedded mode, or when it is already): a join reads presence only then.
+    func whenSubscribed(_ channel: String, on loop: EventLoop, _ ready: @escaping () -> Void) {
+        guard let redis else { return ready() }
+        redis.fanOut.whenSubscribed(channel, on: loop, ready)
+    }
+
     /// A loop lost its last member in `channel`.
     func channelEmptied(_ channel: String) { redis?.fanOut.deactivate(channel) }
 

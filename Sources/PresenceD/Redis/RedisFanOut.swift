@@ -8,15 +8,37 @@ import WSCore
 /// instance subscribes to a channel while any of its loops has members there. Its own
 /// publications are skipped on the way back: local members got them without a Redis round trip.
 ///
+/// A join waits for its channel's subscription (`whenSubscribed`): the server must have taken
+/// the (S)SUBSCRIBE before the joiner's presence snapshot is read, or an event published by
+/// another instance in between would reach neither the snapshot nor the joiner.
+///
 /// Envelope: version (1), instance id (16 bytes), flags (bit 0 droppable, bit 1 except-user),
 /// except-user length (2 bytes, big-endian) and bytes, then the frame.
 final class RedisFanOut: @unchecked Sendable {
     let instanceID: [UInt8]
     /// Each loop's command connection, written at its registration (loops register concurrently).
     private let publishers: LoopSlots<(any RedisCommanding)?>
-    /// channel → number of this instance's loops with members there, and loop 0's mailbox once
-    /// the subscriber runs there.
-    private let active = Lock<(channels: [String: Int], subscriberLoop: Mailbox?)>(([:], nil))
+    /// A join waiting for its channel's subscription: its loop's mailbox and what to run there.
+    private typealias Waiting = (mailbox: Mailbox, ready: UnsafeSendable<() -> Void>)
+    /// A channel this instance subscribes to.
+    private struct ActiveChannel {
+        /// Tells this activation from an earlier one of the same channel (a late answer).
+        var epoch: UInt64
+        /// This instance's loops with members there.
+        var loops = 0
+        /// The server confirmed the subscription since the subscriber last connected.
+        var subscribed = false
+        /// A confirmation is being asked for.
+        var confirming = false
+        var waiting: [Waiting] = []
+    }
+    /// The active channels, and loop 0's mailbox once the subscriber runs there.
+    private struct ActiveState {
+        var channels: [String: ActiveChannel] = [:]
+        var subscriberLoop: Mailbox?
+        var epochs: UInt64 = 0
+    }
+    private let active = Lock(ActiveState())
     /// SPUBLISH (true) or PUBLISH; set from the server's version by each loop as it registers
     /// (the same value from all; atomic, as the loops register while others already publish).
     var sharded: Bool { shardedPubSub.load(ordering: .relaxed) }
@@ -50,28 +72,104 @@ final class RedisFanOut: @unchecked Sendable {
         }
         for channel in channels { subscriber.subscribe(Self.pubsubChannel(channel)) }
         subscriber.start()
+        // Joins never wait for a subscriber that is not connected (an outage serves from
+        // memory), and after it reconnects every channel is confirmed again.
+        subscriber.onDown = { [unowned self, previous = subscriber.onDown] error in
+            previous?(error)
+            self.subscriberLost()
+        }
     }
 
     /// A loop got its first member in `channel` (from any loop's thread).
     func activate(_ channel: String) {
         active.withLock { state in
-            state.channels[channel, default: 0] += 1
+            if state.channels[channel] == nil {
+                state.epochs += 1
+                state.channels[channel] = ActiveChannel(epoch: state.epochs)
+            }
+            state.channels[channel]!.loops += 1
             // Posted under the lock: (un)subscriptions reach loop 0 in the order of the counts.
-            if state.channels[channel] == 1, let mailbox = state.subscriberLoop {
+            if state.channels[channel]!.loops == 1, let mailbox = state.subscriberLoop {
                 onSubscriberLoop(mailbox) { $0.subscribe(Self.pubsubChannel(channel)) }
             }
         }
     }
 
-    /// A loop lost its last member in `channel`.
-    func deactivate(_ channel: String) {
-        active.withLock { state in
-            guard let n = state.channels[channel] else { return }
-            state.channels[channel] = n > 1 ? n - 1 : nil
-            if n == 1, let mailbox = state.subscriberLoop {
-                onSubscriberLoop(mailbox) { $0.unsubscribe(Self.pubsubChannel(channel)) }
+    /// On `loop`'s thread, for a join in an active `channel`: runs `ready` there at once when the
+    /// subscription is confirmed (or cannot be: no subscriber yet, Redis unreachable), otherwise
+    /// once the server has confirmed it.
+    func whenSubscribed(_ channel: String, on loop: EventLoop, _ ready: @escaping () -> Void) {
+        enum Next { case now, later, ask(Mailbox, epoch: UInt64) }
+        let next = active.withLock { state -> Next in
+            guard let mailbox = state.subscriberLoop, var entry = state.channels[channel], !entry.subscribed else { return .now }
+            entry.waiting.append((loop.mailbox, UnsafeSendable(ready)))
+            let asking = entry.confirming
+            entry.confirming = true
+            state.channels[channel] = entry
+            return asking ? .later : .ask(mailbox, epoch: entry.epoch)
+        }
+        switch next {
+        case .now: ready()
+        case .later: break // a confirmation is already on its way
+        case .ask(let mailbox, let epoch):
+            // Behind the SUBSCRIBE that `activate` posted to the same mailbox.
+            onSubscriberLoop(mailbox) { [unowned self] subscriber in
+                subscriber.whenSubscribed(Self.pubsubChannel(channel)) { ok in self.confirmed(channel, epoch: epoch, ok) }
             }
         }
+    }
+
+    /// The answer for `channel`'s activation `epoch`: its waiting joins go on, on their loops.
+    private func confirmed(_ channel: String, epoch: UInt64, _ subscribed: Bool) {
+        let waiting = active.withLock { state -> [Waiting] in
+            guard var entry = state.channels[channel], entry.epoch == epoch else { return [] }
+            let waiting = entry.waiting
+            entry.waiting = []
+            entry.confirming = false
+            entry.subscribed = subscribed
+            state.channels[channel] = entry
+            return waiting
+        }
+        Self.release(waiting)
+    }
+
+    /// The subscriber went down: every waiting join goes on (served from memory meanwhile), and
+    /// no channel counts as subscribed until confirmed after the reconnect.
+    private func subscriberLost() {
+        let waiting = active.withLock { state -> [Waiting] in
+            var all: [Waiting] = []
+            for (channel, var entry) in state.channels where entry.subscribed || !entry.waiting.isEmpty {
+                all += entry.waiting
+                entry.waiting = []
+                entry.subscribed = false
+                state.channels[channel] = entry
+            }
+            return all
+        }
+        Self.release(waiting)
+    }
+
+    private static func release(_ waiting: [Waiting]) {
+        for join in waiting { join.mailbox.post { _ in join.ready.value() } }
+    }
+
+    /// A loop lost its last member in `channel`.
+    func deactivate(_ channel: String) {
+        let released = active.withLock { state -> [Waiting] in
+            guard var entry = state.channels[channel] else { return [] }
+            entry.loops -= 1
+            guard entry.loops == 0 else {
+                state.channels[channel] = entry
+                return []
+            }
+            state.channels[channel] = nil
+            if let mailbox = state.subscriberLoop {
+                onSubscriberLoop(mailbox) { $0.unsubscribe(Self.pubsubChannel(channel)) }
+            }
+            return entry.waiting
+        }
+        // Joins still waiting there left already; they find that out on their loops.
+        Self.release(released)
     }
 
     /// Runs `body` with the subscriber on its loop. Before `start`, nothing: it subscribes what is active then.

@@ -10,8 +10,6 @@ final class RealtimeApplication: WebSocketApplication {
         var requestID: String
         var allowedChannels: Set<String>?
         var joined: [String] = []
-        /// Joined channels whose presence join waits for the channel's subscription.
-        var awaitingSubscription: Set<String> = []
         var limiter: RateLimiter
         var rateStrikes = 0
         /// Channels where this connection is typing, with the auto-stop time.
@@ -28,6 +26,13 @@ final class RealtimeApplication: WebSocketApplication {
     unowned(unsafe) var server: WebSocketServer!
     private var channels = LocalChannels()
     private var sessions: [Session?] = []
+    /// Joins whose presence part waits for the channel's subscription (Redis mode; entries live
+    /// only while waiting, so sessions carry nothing for it).
+    private var awaitingSubscription = Set<AwaitingJoin>()
+    private struct AwaitingJoin: Hashable {
+        let connection: ConnectionID
+        let channel: String
+    }
     private var ids = MessageIDGenerator()
     private var typingSlots = Set<UInt32>()
 
@@ -104,7 +109,7 @@ final class RealtimeApplication: WebSocketApplication {
         typingSlots.remove(id.slot)
         for channel in session.joined {
             if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
-            if !session.awaitingSubscription.contains(channel) {
+            if awaitingSubscription.remove(AwaitingJoin(connection: id, channel: channel)) == nil {
                 hub.presence.leave(channel: channel, user: session.user, now: loop.now)
             }
         }
@@ -202,10 +207,11 @@ final class RealtimeApplication: WebSocketApplication {
         }
         sessions[s]!.joined.append(channel)
         if channels.add(id, to: channel) { hub.channelOccupied(channel) }
-        sessions[s]!.awaitingSubscription.insert(channel)
+        let awaiting = AwaitingJoin(connection: id, channel: channel)
+        awaitingSubscription.insert(awaiting)
         hub.whenSubscribed(channel, on: loop) { [unowned self] in
             // Gone, left (and maybe back, with its own wait) meanwhile: nothing to do for this one.
-            guard self.loop.isOpen(id), self.sessions[s]?.awaitingSubscription.remove(channel) != nil else { return }
+            guard self.awaitingSubscription.remove(awaiting) != nil else { return }
             self.joinPresence(id, channel)
         }
     }
@@ -235,7 +241,7 @@ final class RealtimeApplication: WebSocketApplication {
         sessions[s]!.joined.remove(at: index)
         if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
         // A join still waiting for the subscription never reached presence.
-        if sessions[s]!.awaitingSubscription.remove(channel) == nil {
+        if awaitingSubscription.remove(AwaitingJoin(connection: id, channel: channel)) == nil {
             hub.presence.leave(channel: channel, user: session.user, now: loop.now)
         }
     }

@@ -27,7 +27,7 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
     func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void) {
         guard fallback.firstUse(jti: jti, expiresAt: expiresAt, now: now) else { return done(.replayed) }
         guard let loop = EventLoop.current, let redis = connections[loop.index], redis.isReady else {
-            warnOnce()
+            warnOncePerOutage()
             return done(.firstInThisProcess)
         }
         let key = "presenced:jti:" + jti
@@ -41,14 +41,14 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
                 recovered()
                 done(.first)
             case .failure:
-                warnOnce()
+                warnOncePerOutage()
                 done(.firstInThisProcess)
             }
         }
     }
 
     /// Says so once per outage (the metric `presenced_tokens_checked_in_process_only_total` counts them).
-    private func warnOnce() {
+    private func warnOncePerOutage() {
         if !warned.exchange(true, ordering: .relaxed) {
             Log.warn("Redis unreachable: single-use tokens are checked in this process only until it returns")
         }

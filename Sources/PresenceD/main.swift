@@ -64,7 +64,7 @@ enum PresenceDMain {
         let secret: String
         if let configured = config.tokenSecret {
             secret = configured
-        } else if config.echo || (Config.isLoopback(config.bind) && environment["INVOCATION_ID"] == nil) {
+        } else if config.echo || config.isDevMode {
             secret = RequestID.make() + RequestID.make()
             devSecret = !config.echo
         } else {
@@ -121,6 +121,9 @@ enum PresenceDMain {
         }
         if !config.echo && config.chatServiceURL == nil {
             Log.info("CHAT_SERVICE_URL is not set: chat messages are not forwarded for storage")
+        }
+        if !config.echo && config.channelAuthURL != nil && config.channelsOpen {
+            Log.warn("CHANNELS_OPEN=1 is ignored: CHANNEL_AUTH_URL decides every join", ["variable": "CHANNELS_OPEN"])
         }
         if !config.echo && config.devTokensEnabled {
             Log.warn("dev tokens are on: anyone who reaches this port can connect as any user",

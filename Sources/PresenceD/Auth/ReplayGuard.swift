@@ -7,6 +7,10 @@ protocol ReplayGuard: Sendable {
     /// clock leeway), after which the token itself is refused as expired anyway. `done` runs on
     /// the calling loop's thread, at once (in memory) or after a Redis round trip.
     func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void)
+    /// Whether `jti` was spent on `/ws` (here, or with Redis on any instance), without spending
+    /// it: a token read from an access log opens nothing else (CONTRACT §9). `done` runs on the
+    /// calling loop's thread.
+    func wasUsed(jti: String, now: Int64, _ done: @escaping (Bool) -> Void)
 }
 
 /// What a single-use check found.
@@ -46,6 +50,15 @@ final class MemoryReplayGuard: ReplayGuard {
 
     func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void) {
         done(firstUse(jti: jti, expiresAt: expiresAt, now: now) ? .first : .replayed)
+    }
+
+    func wasUsed(jti: String, now: Int64, _ done: @escaping (Bool) -> Void) {
+        done(wasUsed(jti: jti, now: now))
+    }
+
+    /// The synchronous check behind `wasUsed(jti:now:_:)`.
+    func wasUsed(jti: String, now: Int64) -> Bool {
+        state.withLock { state in (state.seen[jti] ?? .min) >= now }
     }
 
     /// The synchronous check behind `firstUse(_:_:_:_:)`.

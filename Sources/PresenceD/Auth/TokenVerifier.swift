@@ -20,6 +20,9 @@ struct TokenClaims: Sendable, Equatable {
     var name: String?
     /// `channels`: when present, the only channels this token may join or read.
     var channels: [String]?
+    /// Which secret signed it (`TokenVerifier.keyID(of:)`): a connection whose secret is retired
+    /// by a reload is closed with 4401 (0 when not from `verify`).
+    var keyID: UInt64 = 0
 }
 
 /// Why a token was refused (the raw value is the metrics/log label).
@@ -66,10 +69,13 @@ struct TokenVerifier: Sendable {
     /// The roles a `role` claim may name.
     static let roles: Set<String> = ["admin", "member", "child"]
     private let keys: [[UInt8]]
+    /// `keyID(of:)` of each key, in the same order.
+    let keyIDs: [UInt64]
 
     /// `secrets` in order of preference (current, then previous); empty strings are ignored.
     init(secrets: [String], audience: String, maxLifetime: Int64 = 300, leeway: Int64 = 5) {
         self.keys = secrets.filter { !$0.isEmpty }.map { Array($0.utf8) }
+        self.keyIDs = keys.map(Self.keyID(of:))
         self.audience = audience
         self.maxLifetime = maxLifetime
         self.leeway = leeway
@@ -91,12 +97,12 @@ struct TokenVerifier: Sendable {
         guard header["alg"]?.stringValue == "HS256" else { return .failure(.algorithm) }
 
         // Signature, in constant time, against each secret in order.
-        var matched = false
-        for key in keys where JWT.signatureMatches(parts.signature, signingInput: parts.signingInput, secret: key) {
-            matched = true
+        var matched: Int?
+        for (i, key) in keys.enumerated() where JWT.signatureMatches(parts.signature, signingInput: parts.signingInput, secret: key) {
+            matched = i
             break
         }
-        guard matched else { return .failure(.signature) }
+        guard let matched else { return .failure(.signature) }
 
         // Claims, only now.
         let parsedPayload = parts.payload.withUnsafeBytes { try? JSONValue.parse($0) }
@@ -152,7 +158,15 @@ struct TokenVerifier: Sendable {
         if exp < earliest { return .failure(.expired) }
 
         return .success(TokenClaims(userID: sub, jti: jti, issuedAt: iat, expiresAt: exp, notBefore: notBefore,
-                                    sessionID: sessionID, role: role, name: name, channels: channels))
+                                    sessionID: sessionID, role: role, name: name, channels: channels, keyID: keyIDs[matched]))
+    }
+
+    /// A name for a secret that is not the secret (FNV-1a over its bytes, never logged): which
+    /// connections a retired secret opened.
+    static func keyID(of key: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash | 1
     }
 
     /// Whether `id` is a channel id (CONTRACT §5): 1–128 bytes of `[A-Za-z0-9_.:-]`.

@@ -24,6 +24,11 @@ enum ConsoleEndpoints {
             reply(asset(head, ConsoleAssets.css, type: "text/css; charset=utf-8", headers: headers))
         case "/api/v1/dev-token" where console.devTokens:
             guard head.method == "POST" else { return methodNotAllowed("POST", headers: headers, reply) }
+            guard isLocalRequest(head) else {
+                reply(HTTPEndpoints.errorResponse(status: 403, code: "forbidden",
+                                                  message: "dev tokens are for a browser on this machine only", headers: headers))
+                return true
+            }
             reply(devToken(head, body: body, hub: hub, requestID: requestID, headers: headers))
         case "/api/v1/admin/stats" where console.adminToken != nil:
             guard head.method == "GET" else { return methodNotAllowed("GET", headers: headers, reply) }
@@ -89,6 +94,23 @@ enum ConsoleEndpoints {
         Log.debug("dev token issued", requestID: requestID, ["user": user])
         return HTTPEndpoints.json(200, "{\"token\":\(JSONWriter.quoted(minted.token)),\"expires_at\":\(JSONWriter.quoted(expires))}",
                                   headers: headers)
+    }
+
+    /// A request straight from this machine (CONTRACT §9): nothing a proxy added (`Forwarded`,
+    /// `X-Forwarded-For`, `Via`), and a `Host` that is a loopback name or address, so neither a
+    /// proxy on this host nor a DNS-rebinding page reaches the route.
+    static func isLocalRequest(_ head: HTTPRequestHead) -> Bool {
+        for proxied in ["forwarded", "x-forwarded-for", "x-forwarded-host", "via"] where head.headers.contains(proxied) { return false }
+        guard var host = head.headers["host"]?.lowercased(), !host.isEmpty else { return false }
+        // Drop the port: after the last ":" unless that is inside an IPv6 literal.
+        if let colon = host.lastIndex(of: ":"), !host.hasPrefix("[") || host[..<colon].hasSuffix("]") {
+            let port = host[host.index(after: colon)...]
+            guard !port.isEmpty, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            host = String(host[..<colon])
+        }
+        if host == "localhost" || host.hasSuffix(".localhost") { return true }
+        guard let address = PeerAddress(parsing: host) else { return false }
+        return address.isIPv4 ? (address.low >> 24) & 0xFF == 127 : address == PeerAddress(high: 0, low: 1)
     }
 
     /// 1–64 characters of `[A-Za-z0-9_.-]`.

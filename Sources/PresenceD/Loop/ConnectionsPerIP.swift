@@ -1,7 +1,8 @@
 import Glibc
 import Synchronization
 
-/// Open connections per client address across every loop of a group (`MAX_CONNECTIONS_PER_IP`).
+/// Open connections per client address across every loop of a group (`MAX_CONNECTIONS_PER_IP`);
+/// an IPv6 client counts by its /64 (`PeerAddress.clientKey`).
 ///
 /// A connection lives on one loop, but one address's connections are spread over all of them by
 /// SO_REUSEPORT, so the count is shared: 64 shards, each a dictionary behind its own `Lock`,
@@ -32,7 +33,8 @@ final class ConnectionsPerIP: Sendable {
     }
 
     /// Counts one more connection from `address`; false (nothing counted) when it already holds `limit`.
-    func acquire(_ address: PeerAddress) -> Bool {
+    func acquire(_ peer: PeerAddress) -> Bool {
+        let address = peer.clientKey
         let limit = Int32(clamping: self.limit)
         return shard(address).counts.withLock { counts in
             let current = counts[address, default: 0]
@@ -43,16 +45,18 @@ final class ConnectionsPerIP: Sendable {
     }
 
     /// A connection counted by `acquire` was closed.
-    func release(_ address: PeerAddress) {
-        shard(address).counts.withLock { counts in
+    func release(_ peer: PeerAddress) {
+        let address = peer.clientKey
+        return shard(address).counts.withLock { counts in
             guard let current = counts[address] else { return }
             counts[address] = current > 1 ? current - 1 : nil
         }
     }
 
     /// Open connections from `address` (for tests and diagnostics).
-    func count(_ address: PeerAddress) -> Int {
-        Int(shard(address).counts.withLock { $0[address] ?? 0 })
+    func count(_ peer: PeerAddress) -> Int {
+        let address = peer.clientKey
+        return Int(shard(address).counts.withLock { $0[address] ?? 0 })
     }
 }
 

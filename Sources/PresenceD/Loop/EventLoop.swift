@@ -206,6 +206,14 @@ final class EventLoop: @unchecked Sendable {
     /// The current generation of a slot (names the connection that holds it now).
     func generation(ofSlot slot: UInt32) -> UInt32 { slots[Int(slot)].generation }
 
+    /// The client address of an open accepted connection (kept when MAX_CONNECTIONS_PER_IP
+    /// counts it, else asked of the socket: for the rare request that needs it).
+    func peerAddress(_ id: ConnectionID) -> PeerAddress? {
+        guard isOpen(id) else { return nil }
+        let s = Int(id.slot)
+        return slots[s].countedPeer ? peers[s] : PeerAddress.peer(of: slots[s].fd)
+    }
+
     /// Queues shared bytes on a connection; they go out at the end of this loop turn.
     func send(_ id: ConnectionID, _ bytes: SharedBytes) {
         guard isOpen(id) else { return }

@@ -28,7 +28,7 @@ enum CheckConfigCommand {
         let config: Config
         do {
             config = try Config.parse(environment: environment, arguments: args)
-            if let problem = config.tokenSecretProblem(environment: environment) { throw problem }
+            if let problem = config.tokenSecretProblem { throw problem }
             if config.chatServiceURL != nil { try checkStateDirectory(config.stateDirectory) }
         } catch {
             errorOutput("\(error)")
@@ -46,7 +46,7 @@ enum CheckConfigCommand {
             "  " + variable.name + String(repeating: " ", count: width - variable.name.count) + "  " + variable.shown(config)
         }
         var mode = config.echo ? "echo (conformance target)" : (config.redisURL == nil ? "embedded single instance" : "Redis")
-        if config.isDevMode(environment: environment) { mode += ", dev mode (random WS_TOKEN_SECRET for each run)" }
+        if config.isDevMode { mode += ", dev mode (random WS_TOKEN_SECRET for each run)" }
         lines.append("  mode: \(mode)")
         return lines
     }

@@ -66,23 +66,59 @@ struct Config: Sendable {
     var consoleDevTokens = DevTokens.auto
     /// CONSOLE_ADMIN_TOKEN: bearer token of `GET /api/v1/admin/stats` (nil: the route does not exist).
     var consoleAdminToken: String?
+    /// CHANNEL_AUTH_URL: asked before a join (and before `GET /api/v1/presence`) of a channel the
+    /// token's `channels` claim does not list (CONTRACT §9); nil: not asked.
+    var channelAuthURL: String?
+    /// CHANNEL_AUTH_TOKEN: bearer token sent to CHANNEL_AUTH_URL.
+    var channelAuthToken: String?
+    /// CHANNEL_AUTH_CACHE: how long an answer is reused per (user, channel); refusals at most 5 s.
+    var channelAuthCacheMillis: Int64 = 60_000
+    /// CHANNELS_OPEN=1: any verified user may join any channel (a single-family install).
+    var channelsOpen = false
+    /// SERVER_API_TOKEN: bearer token of the server API (CONTRACT §11); nil: no server API.
+    var serverAPIToken: String?
+    /// MAX_CONNECTION_AGE: older connections are closed with 4401 (0 = never).
+    var maxConnectionAgeMillis: Int64 = 0
+    /// MAX_CONNECTIONS_PER_USER: connections per token `sub` on this instance (0 = no cap).
+    var maxConnectionsPerUser = 32
+    /// AUTH_SESSION_COOKIE: the better-auth session cookie; `POST /api/v1/ws-token` asks
+    /// better-auth only when it is present (also under its `__Secure-` name).
+    var authSessionCookie = "better-auth.session_token"
+    /// WS_TOKEN_RATE: `POST /api/v1/ws-token` requests per second per client address (burst ten
+    /// times that); 0 = no limit.
+    var wsTokenRate = 2
+    /// AUTH_MAX_IN_FLIGHT: better-auth calls in flight at once on this instance; above it 503.
+    var authMaxInFlight = 64
+    /// TRUSTED_PROXIES: addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names
+    /// the client (for per-address pacing of `POST /api/v1/ws-token`).
+    var trustedProxies: [String] = []
     /// Started by systemd (INVOCATION_ID is set): never a developer's machine.
     var underSystemd = false
     var showHelp = false
     var showVersion = false
 
-    /// CONSOLE_DEV_TOKENS values: `auto` is on for a developer's embedded instance only (no
-    /// REDIS_URL, a loopback BIND, not under systemd), where nobody else can reach the port.
+    /// CONSOLE_DEV_TOKENS values (CONTRACT §9): the route exists only in dev mode (no
+    /// WS_TOKEN_SECRET, a loopback BIND, not under systemd); `auto` also needs embedded mode,
+    /// `1` allows it with REDIS_URL, `0` turns it off.
     enum DevTokens: String, Sendable { case auto, on = "1", off = "0" }
 
     /// Whether the dev-token endpoint is served with this configuration.
     var devTokensEnabled: Bool {
+        guard isDevMode else { return false }
         switch consoleDevTokens {
         case .on: return true
         case .off: return false
-        case .auto: return redisURL == nil && Config.isLoopback(bind) && !underSystemd
+        case .auto: return redisURL == nil
         }
     }
+
+    /// No WS_TOKEN_SECRET, a loopback BIND and not under systemd: a random secret for this run.
+    var isDevMode: Bool { tokenSecret == nil && !echo && Config.isLoopback(bind) && !underSystemd }
+
+    /// Whether a join of a channel that the token's `channels` claim does not list is decided by
+    /// CHANNEL_AUTH_URL (CONTRACT §9); otherwise such a join is allowed (CHANNELS_OPEN, or tokens
+    /// minted by family-hub with the claim).
+    var asksChannelAccess: Bool { channelAuthURL != nil }
 
     /// Whether a bind address only accepts local connections (dev mode is allowed there).
     static func isLoopback(_ address: String) -> Bool {
@@ -91,14 +127,21 @@ struct Config: Sendable {
 
     /// The start-up rule for WS_TOKEN_SECRET (CONTRACT §2): unset is allowed only in dev mode
     /// (loopback BIND, not under systemd) and in echo mode; nil when the configuration may start.
-    func tokenSecretProblem(environment: [String: String]) -> ConfigError? {
-        guard tokenSecret == nil, !echo, !isDevMode(environment: environment) else { return nil }
+    var tokenSecretProblem: ConfigError? {
+        guard tokenSecret == nil, !echo, !isDevMode else { return nil }
         return ConfigError(variable: "WS_TOKEN_SECRET", problem: "required (at least 32 bytes) unless bound to loopback in dev mode")
     }
 
-    /// No WS_TOKEN_SECRET, a loopback BIND and no systemd INVOCATION_ID: a random secret for this run.
-    func isDevMode(environment: [String: String]) -> Bool {
-        tokenSecret == nil && !echo && Config.isLoopback(bind) && environment["INVOCATION_ID"] == nil
+    /// Rules between variables (CONTRACT §9), checked once every variable is read.
+    func crossCheck() throws {
+        if authServiceURL != nil && channelAuthURL == nil && !channelsOpen {
+            throw ConfigError(variable: "CHANNEL_AUTH_URL",
+                              problem: "required with AUTH_SERVICE_URL (its tokens carry no channels claim, so any signed-in user could join any family's channels); set CHANNELS_OPEN=1 for a single-family install")
+        }
+        if consoleDevTokens == .on && !echo && !isDevMode {
+            throw ConfigError(variable: "CONSOLE_DEV_TOKENS",
+                              problem: "1 needs dev mode (no WS_TOKEN_SECRET, a loopback BIND, not under systemd): dev tokens are never served beside a real secret")
+        }
     }
 
     static func onlineCores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -120,7 +163,8 @@ struct Config: Sendable {
             }
             c.redisURL = v
         }
-        if let v = env["WS_TOKEN_SECRET"], !v.isEmpty { c.tokenSecret = try secret(v, "WS_TOKEN_SECRET") }
+        // Set but empty is a mistake (an unfilled template line), not dev mode: too short.
+        if let v = env["WS_TOKEN_SECRET"] { c.tokenSecret = try secret(v, "WS_TOKEN_SECRET") }
         if let v = env["WS_TOKEN_SECRET_PREVIOUS"], !v.isEmpty { c.tokenSecretPrevious = try secret(v, "WS_TOKEN_SECRET_PREVIOUS") }
         if let v = env["WS_TOKEN_AUDIENCE"] {
             guard !v.isEmpty else { throw ConfigError(variable: "WS_TOKEN_AUDIENCE", problem: "must not be empty") }
@@ -164,6 +208,20 @@ struct Config: Sendable {
             c.consoleDevTokens = choice
         }
         if let v = env["CONSOLE_ADMIN_TOKEN"], !v.isEmpty { c.consoleAdminToken = try adminToken(v, "CONSOLE_ADMIN_TOKEN") }
+        if let v = env["CHANNEL_AUTH_URL"], !v.isEmpty { c.channelAuthURL = try httpURL(v, "CHANNEL_AUTH_URL") }
+        if let v = env["CHANNEL_AUTH_TOKEN"], !v.isEmpty { c.channelAuthToken = try headerValue(v, "CHANNEL_AUTH_TOKEN") }
+        if let v = env["CHANNEL_AUTH_CACHE"] { c.channelAuthCacheMillis = try duration(v, "CHANNEL_AUTH_CACHE", minimum: 0, maximum: 86_400_000) }
+        if let v = env["CHANNELS_OPEN"] { c.channelsOpen = try flag(v, "CHANNELS_OPEN") }
+        if let v = env["SERVER_API_TOKEN"], !v.isEmpty { c.serverAPIToken = try adminToken(v, "SERVER_API_TOKEN") }
+        if let v = env["MAX_CONNECTION_AGE"] { c.maxConnectionAgeMillis = try duration(v, "MAX_CONNECTION_AGE", minimum: 0, maximum: 30 * 86_400_000) }
+        if c.maxConnectionAgeMillis > 0 && c.maxConnectionAgeMillis < 10_000 {
+            throw ConfigError(variable: "MAX_CONNECTION_AGE", problem: "must be 0 (off) or at least 10s")
+        }
+        if let v = env["MAX_CONNECTIONS_PER_USER"] { c.maxConnectionsPerUser = try integer(v, "MAX_CONNECTIONS_PER_USER", 0...1_000_000) }
+        if let v = env["AUTH_SESSION_COOKIE"] { c.authSessionCookie = try cookieName(v, "AUTH_SESSION_COOKIE") }
+        if let v = env["WS_TOKEN_RATE"] { c.wsTokenRate = try integer(v, "WS_TOKEN_RATE", 0...100_000) }
+        if let v = env["AUTH_MAX_IN_FLIGHT"] { c.authMaxInFlight = try integer(v, "AUTH_MAX_IN_FLIGHT", 1...100_000) }
+        if let v = env["TRUSTED_PROXIES"] { c.trustedProxies = try addressPrefixes(v, "TRUSTED_PROXIES") }
 
         var i = 0
         func value(_ flag: String) throws -> String {
@@ -188,6 +246,7 @@ struct Config: Sendable {
             i += 1
         }
         if c.echo { c.maxMessageBytes = max(c.maxMessageBytes, 32 << 20); c.maxOutboundBytes = max(c.maxOutboundBytes, 64 << 20) }
+        try c.crossCheck()
         return c
     }
 
@@ -251,6 +310,32 @@ struct Config: Sendable {
             throw ConfigError(variable: name, problem: "\(shown(v)) is not a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
         return n
+    }
+
+    /// `0` or `1`.
+    static func flag(_ v: String, _ name: String) throws -> Bool {
+        switch v {
+        case "1": return true
+        case "0", "": return false
+        default: throw ConfigError(variable: name, problem: "\(shown(v)) is not 0 or 1")
+        }
+    }
+
+    /// A cookie name (an HTTP token).
+    static func cookieName(_ v: String, _ name: String) throws -> String {
+        guard !v.isEmpty, v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !"()<>@,;:\\\"/[]?={}".utf8.contains($0) }) else {
+            throw ConfigError(variable: name, problem: "\(shown(v)) is not a cookie name")
+        }
+        return v
+    }
+
+    /// A comma list of IP addresses or CIDR prefixes (`10.0.0.0/8`, `::1`).
+    static func addressPrefixes(_ v: String, _ name: String) throws -> [String] {
+        let entries = v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        for entry in entries where AddressPrefix(entry) == nil {
+            throw ConfigError(variable: name, problem: "\(shown(entry)) is not an IP address or CIDR prefix")
+        }
+        return entries
     }
 
     static func secret(_ v: String, _ name: String) throws -> String {

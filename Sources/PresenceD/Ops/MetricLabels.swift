@@ -131,7 +131,7 @@ extension TokenRejection: CounterLabel {
 enum WSTokenResult: Int, CounterLabel, CaseIterable {
     /// 200: a token was minted.
     case ok
-    /// 401: no Cookie, or better-auth knows no session for it.
+    /// 401: no session cookie, or better-auth knows no session for it.
     case noSession
     /// 403: the user is banned.
     case banned
@@ -139,7 +139,13 @@ enum WSTokenResult: Int, CounterLabel, CaseIterable {
     case authError
     /// 504: better-auth did not answer in time.
     case authTimeout
+    /// 403: the request came from a page outside ALLOWED_ORIGINS (better-auth not asked).
+    case forbiddenOrigin
+    /// 429: the client address is over WS_TOKEN_RATE (better-auth not asked).
+    case rateLimited
+    /// 503: AUTH_MAX_IN_FLIGHT calls were already waiting for better-auth (not asked).
+    case busy
 
     var index: Int { rawValue }
-    static let labels = ["ok", "no_session", "banned", "auth_error", "auth_timeout"]
+    static let labels = ["ok", "no_session", "banned", "auth_error", "auth_timeout", "forbidden_origin", "rate_limited", "busy"]
 }

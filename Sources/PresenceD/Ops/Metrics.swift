@@ -12,6 +12,7 @@ enum Metrics {
         var traffic: LoopCountersSnapshot?
         var redis: RedisStats?
         var forward: ForwardCounters?
+        var access: AccessCountersSnapshot?
         var queueDepth = 0
         var deadLetters = 0
         var oldestAgeMillis: Int64 = 0
@@ -21,6 +22,7 @@ enum Metrics {
         init(hub: RealtimeHub, loop: EventLoop) {
             traffic = loop.counters.snapshot()
             redis = hub.redis?.stats(on: loop)
+            access = hub.access.counters(on: loop)
             if let forwarder = hub.forwarding?.forwarder(on: loop) {
                 forward = forwarder.counters
                 if let stats = forwarder.queueStats {
@@ -34,6 +36,7 @@ enum Metrics {
         mutating func add(_ other: LoopFigures) {
             if let t = other.traffic { traffic = traffic.map { var sum = $0; sum.add(t); return sum } ?? t }
             if let r = other.redis { redis = redis.map { var sum = $0; sum.add(r); return sum } ?? r }
+            if let a = other.access { access = access.map { var sum = $0; sum.add(a); return sum } ?? a }
             if let f = other.forward {
                 var sum = forward ?? ForwardCounters()
                 sum.delivered &+= f.delivered
@@ -59,6 +62,16 @@ enum Metrics {
         }
         if let traffic = loops?.traffic ?? (hub != nil ? LoopCountersSnapshot.zero : nil) {
             renderTraffic(traffic, into: &out)
+        }
+        if let hub, hub.access.target != nil, let access = loops?.access {
+            out.counter("presenced_channel_auth_checks_total", "CHANNEL_AUTH_URL calls by result (unavailable: timeout, connection error, 5xx or an unusable answer).",
+                        label: "result", AccessCheckResult.self, access.checks)
+            out.counter("presenced_channel_auth_cache_hits_total", "Joins and presence reads answered from the channel access cache.", access.cacheHits)
+            out.counter("presenced_channel_auth_coalesced_total",
+                        "Joins and presence reads that waited for a call already made for the same user and channel.", access.coalesced)
+            out.histogram("presenced_channel_auth_duration_seconds", "CHANNEL_AUTH_URL call time.",
+                          bounds: access.latency.boundsNanos.map { Double($0) / 1e9 }, buckets: access.latency.buckets,
+                          sum: Double(access.latency.sumNanos) / 1e9, count: access.latency.count)
         }
         if let hub, let runtime = hub.redis {
             out.gauge("presenced_redis_up", "1 when Redis answers (command and subscription connections).", runtime.isReady ? 1 : 0)

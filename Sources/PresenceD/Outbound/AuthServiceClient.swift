@@ -15,10 +15,11 @@ enum SessionLookup: Sendable, Equatable {
     case timedOut
 }
 
-/// Asks `${AUTH_SERVICE_URL}/api/auth/get-session` (GET) with the caller's Cookie forwarded verbatim, plus `X-Request-ID`, W3C `traceparent`, `Accept: application/json`, `User-Agent: presenced`.
-///
-/// The exchange runs on `pool` (blocking I/O, hard deadline of `timeoutMillis` across resolve,
-/// connect, TLS and the whole response). Nothing here logs; cookies never appear in results.
+/// Asks `${AUTH_SERVICE_URL}/api/auth/get-session` (GET) with the caller's Cookie forwarded
+/// verbatim, plus `X-Request-ID`, W3C `traceparent`, `Accept: application/json`,
+/// `User-Agent: presenced`, on the calling loop's own HTTP client (no worker thread): keep-alive,
+/// TLS, and one deadline of `timeoutMillis` across resolve, connect, TLS and the whole response.
+/// Nothing here logs; cookies never appear in results.
 final class AuthServiceClient: Sendable {
     /// The get-session path under the base URL.
     static let sessionPath = "/api/auth/get-session"
@@ -26,24 +27,32 @@ final class AuthServiceClient: Sendable {
     /// The parsed base URL; nil when `baseURL` is not a usable http(s) URL (every lookup then fails).
     let baseURL: OutboundURL?
     let timeoutMillis: Int64
-    let caFile: String?
-    let pool: WorkerPool
+    /// The better-auth session cookie's name (AUTH_SESSION_COOKIE): only a request that carries
+    /// it is worth a call.
+    let sessionCookie: String
 
-    init(baseURL: String, timeoutMillis: Int64 = 10_000, caFile: String? = nil, pool: WorkerPool) {
+    init(baseURL: String, timeoutMillis: Int64 = 10_000, sessionCookie: String = "better-auth.session_token") {
         self.baseURL = OutboundURL(baseURL)
         self.timeoutMillis = timeoutMillis
-        self.caFile = caFile
-        self.pool = pool
+        self.sessionCookie = sessionCookie
     }
 
-    /// `done` runs on a worker thread; `.failed("busy")` at once if the pool's queue is full.
-    ///
-    /// "At once" means on the calling thread, as does `.failed("invalid AUTH_SERVICE_URL")` when
-    /// the base URL did not parse. A `traceparent` that is not a well-formed W3C version-00 header
-    /// is replaced by `TraceParent.make(requestID:)`; an empty cookie is not sent at all.
-    func lookup(cookie: String, requestID: String, traceparent: String, done: @escaping @Sendable (SessionLookup) -> Void) {
+    /// Whether a `Cookie` header carries the session cookie, under its name or with the
+    /// `__Secure-` / `__Host-` prefix better-auth uses on https.
+    func carriesSession(_ cookie: String) -> Bool {
+        for pair in cookie.split(separator: ";") {
+            let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingSpaces()
+            if name == sessionCookie || name == "__Secure-" + sessionCookie || name == "__Host-" + sessionCookie { return true }
+        }
+        return false
+    }
+
+    /// `done` runs on `client`'s loop thread, from a later loop event. A `traceparent` that is not
+    /// a well-formed W3C version-00 header is replaced by `TraceParent.make(requestID:)`.
+    func lookup(cookie: String, requestID: String, traceparent: String, client: LoopHTTPClient,
+                done: @escaping (SessionLookup) -> Void) {
         guard let url = baseURL else {
-            done(.failed("invalid AUTH_SERVICE_URL"))
+            _ = client.loop.schedule(after: 0) { done(.failed("invalid AUTH_SERVICE_URL")) }
             return
         }
         var headers = HTTPHeaders()
@@ -52,13 +61,20 @@ final class AuthServiceClient: Sendable {
         if !cookie.isEmpty { headers.add("Cookie", cookie) }
         headers.add("X-Request-ID", requestID)
         headers.add("traceparent", TraceParent.isValid(traceparent) ? traceparent : TraceParent.make(requestID: requestID))
-        let timeout = timeoutMillis, caFile = caFile, frozen = headers
-        let accepted = pool.submit {
-            let result = OutboundHTTP.perform(method: "GET", url: url, path: AuthServiceClient.sessionPath,
-                                              headers: frozen, body: [], timeoutMillis: timeout, caFile: caFile)
-            done(AuthServiceClient.interpret(result, nowMillis: UnixTime.nowMillis()))
+        client.send(method: "GET", url: url, path: AuthServiceClient.sessionPath, headers: headers, body: [],
+                    timeoutMillis: timeoutMillis) { result in
+            done(AuthServiceClient.interpret(result.mapError(AuthServiceClient.outboundError), nowMillis: UnixTime.nowMillis()))
         }
-        if !accepted { done(.failed("busy")) }
+    }
+
+    private static func outboundError(_ failure: LoopHTTPClient.Failure) -> OutboundError {
+        switch failure {
+        case .timeout: return .timeout
+        case .tls(let message): return .tls(message)
+        case .protocolError(let message): return .protocolError(message)
+        case .connect(let message): return .connect(message)
+        case .closed: return .connect("client shut down")
+        }
     }
 
     /// What a get-session exchange means for the caller.

@@ -97,9 +97,10 @@ final class LoopHTTPClient {
     /// `Content-Length` are set here, as `OutboundHTTP.encodeRequest` does; `Host`, `Connection`,
     /// `Content-Length` and `Transfer-Encoding` in `headers` are ignored, as are fields whose name
     /// is not a token; CR, LF and NUL in values become spaces. Any status is a response (`done`
-    /// decides what a 5xx means).
+    /// decides what a 5xx means). `timeoutMillis` replaces the client's overall timeout for this
+    /// request.
     func send(method: String, url: OutboundURL, path: String, headers: HTTPHeaders, body: [UInt8],
-              _ done: @escaping (Result<Response, Failure>) -> Void) {
+              timeoutMillis: Int64? = nil, _ done: @escaping (Result<Response, Failure>) -> Void) {
         assert(EventLoop.current == nil || EventLoop.current === loop, "LoopHTTPClient.send off its loop's thread")
         guard !isShutDown else { return later(done, .closed) }
         let request: [UInt8]
@@ -110,7 +111,7 @@ final class LoopHTTPClient {
         }
         let key = Origin.Key(url)
         let exchange = Exchange(method: method, request: request, origin: key, done: done)
-        exchange.timer = loop.schedule(after: timeoutMillis) { [weak self, weak exchange] in
+        exchange.timer = loop.schedule(after: timeoutMillis ?? self.timeoutMillis) { [weak self, weak exchange] in
             guard let self, let exchange else { return }
             self.timedOut(exchange)
         }

@@ -6,10 +6,19 @@ final class RealtimeApplication: WebSocketApplication {
     /// Per-connection protocol state.
     struct Session {
         var user: String
-        /// The upgrade's request id, carried by forwards to chat-service (empty when not forwarding).
+        /// The upgrade's request id, carried by forwards to chat-service and channel access checks
+        /// (empty when neither is configured: a fresh id is made for a check).
         var requestID: String
         var allowedChannels: Set<String>?
+        /// The token's `role` and `sid` (sent to CHANNEL_AUTH_URL; `sid` names the session a
+        /// revocation may close).
+        var role: String?
+        var sessionID: String?
+        /// Which secret signed the token (a reload that retires it closes the connection).
+        var keyID: UInt64
         var joined: [String] = []
+        /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit).
+        var joinsAwaitingAccess = 0
         var limiter: RateLimiter
         var rateStrikes = 0
         /// Channels where this connection is typing, with the auto-stop time.
@@ -29,6 +38,9 @@ final class RealtimeApplication: WebSocketApplication {
     /// Joins whose presence part waits for the channel's subscription (Redis mode; entries live
     /// only while waiting, so sessions carry nothing for it).
     private var awaitingSubscription = Set<AwaitingJoin>()
+    /// Joins waiting for CHANNEL_AUTH_URL's answer: not members yet, nothing counted, nothing
+    /// delivered. A leave removes its entry, and the answer then finds nothing to do.
+    private var awaitingAccess = Set<AwaitingJoin>()
     private struct AwaitingJoin: Hashable {
         let connection: ConnectionID
         let channel: String
@@ -71,9 +83,14 @@ final class RealtimeApplication: WebSocketApplication {
             hub.sessions.subtract(1, ordering: .relaxed)
             return done(.failure(UpgradeRefusal(status: 503, code: "at_capacity", message: "server at capacity")))
         }
+        if let perUser = hub.connectionsPerUser, !perUser.acquire(claims.userID) {
+            hub.sessions.subtract(1, ordering: .relaxed)
+            return done(.failure(UpgradeRefusal(status: 503, code: "too_many_connections",
+                                                message: "at most \(perUser.limit) connections per user")))
+        }
         hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { [hub] check in
             guard check != .replayed else {
-                hub.sessions.subtract(1, ordering: .relaxed)
+                self.release(user: claims.userID)
                 return done(self.reject(.replayed, requestID: requestID))
             }
             if check == .firstInThisProcess { self.loop.counters.tokensCheckedInProcessOnly &+= 1 }
@@ -82,7 +99,13 @@ final class RealtimeApplication: WebSocketApplication {
     }
 
     func abandoned(grant: UpgradeGrant, server: WebSocketServer) {
+        release(user: grant.claims?.userID)
+    }
+
+    /// An authorized session ended (or never opened): its places in the connection counts.
+    private func release(user: String?) {
         hub.sessions.subtract(1, ordering: .relaxed)
+        if let user { hub.connectionsPerUser?.release(user) }
     }
 
     private func reject(_ reason: TokenRejection, requestID: String) -> Result<UpgradeGrant, UpgradeRefusal> {
@@ -95,16 +118,29 @@ final class RealtimeApplication: WebSocketApplication {
         let s = Int(id.slot)
         while sessions.count <= s { sessions.append(nil) }
         let claims = grant.claims!
-        sessions[s] = Session(user: claims.userID, requestID: hub.forwarding == nil ? "" : grant.requestID,
-                              allowedChannels: claims.channels.map(Set.init),
-                              limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now))
+        let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
+        sessions[s] = Session(user: claims.userID, requestID: keepsRequestID ? grant.requestID : "",
+                              allowedChannels: claims.channels.map(Set.init), role: claims.role, sessionID: claims.sessionID,
+                              keyID: claims.keyID, limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now))
+        if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }
+    }
+
+    /// MAX_CONNECTION_AGE: the connection is closed with 4401 after the age minus up to a tenth of
+    /// it at random, so connections opened together (after a deploy) do not all come back together.
+    private func scheduleAgeLimit(_ id: ConnectionID) {
+        let age = hub.config.maxConnectionAgeMillis
+        let after = age - Int64.random(in: 0...(age / 10))
+        _ = loop.schedule(after: after) { [unowned self] in
+            guard self.loop.isOpen(id), self.sessions[Int(id.slot)] != nil else { return }
+            self.server.close(id, code: .reauthenticate, reason: "connection too old: fetch a new token")
+        }
     }
 
     func closed(_ id: ConnectionID, server: WebSocketServer) {
         let s = Int(id.slot)
         guard s < sessions.count, let session = sessions[s] else { return }
         sessions[s] = nil
-        hub.sessions.subtract(1, ordering: .relaxed)
+        release(user: session.user)
         for (channel, _) in session.typing { announceTyping(false, user: session.user, channel: channel, from: id) }
         typingSlots.remove(id.slot)
         for channel in session.joined {
@@ -125,6 +161,19 @@ final class RealtimeApplication: WebSocketApplication {
         var top = TopChannels(limit: limit)
         for (name, channel) in channels.channels { top.offer(name, channel.members.count) }
         return top.entries
+    }
+
+    /// Closes the sessions on this loop that `match` names with `code`; how many.
+    func closeSessions(_ match: SessionMatch, code: CloseCode, reason: String) -> Int {
+        var closed = 0
+        for slot in sessions.indices {
+            guard let session = sessions[slot],
+                  match.matches(user: session.user, sessionID: session.sessionID, keyID: session.keyID) else { continue }
+            let id = ConnectionID(slot: UInt32(slot), generation: loop.generation(ofSlot: UInt32(slot)))
+            server.close(id, code: code, reason: reason)
+            closed += 1
+        }
+        return closed
     }
 
     /// Closes every session on this loop with `code` (drain), in steps at most every 50 ms
@@ -187,24 +236,51 @@ final class RealtimeApplication: WebSocketApplication {
         }
     }
 
-    private func fail(_ id: ConnectionID, _ code: ProtocolErrorCode, _ message: String) {
-        server.send(id, ServerMessage.error(code, message))
+    private func fail(_ id: ConnectionID, _ code: ProtocolErrorCode, _ message: String, channel: String? = nil) {
+        server.send(id, ServerMessage.error(code, message, channel: channel))
     }
 
     private func join(_ id: ConnectionID, _ channel: String) {
         let s = Int(id.slot)
         guard let session = sessions[s] else { return }
-        if let allowed = session.allowedChannels, !allowed.contains(channel) {
-            return fail(id, .forbiddenChannel, "the token does not allow this channel")
-        }
         if session.joined.contains(channel) {
             // Already a member: confirm again without counting a second join.
             server.send(id, ServerMessage.presence(userID: session.user, online: true, channel: channel))
             return
         }
-        guard session.joined.count < RealtimeApplication.maxChannelsPerConnection else {
-            return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection")
+        let awaiting = AwaitingJoin(connection: id, channel: channel)
+        if awaitingAccess.contains(awaiting) { return } // its answer will come
+        guard session.joined.count + session.joinsAwaitingAccess < RealtimeApplication.maxChannelsPerConnection else {
+            return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection", channel: channel)
         }
+        let subject = AccessSubject(user: session.user, role: session.role, sessionID: session.sessionID,
+                                    channels: session.allowedChannels)
+        if let decision = hub.access.immediate(subject, channel: channel, on: loop) {
+            return admit(id, channel, decision)
+        }
+        awaitingAccess.insert(awaiting)
+        sessions[s]!.joinsAwaitingAccess += 1
+        let requestID = session.requestID.isEmpty ? RequestID.make() : session.requestID
+        hub.access.ask(subject, channel: channel, requestID: requestID, on: loop) { [unowned self] decision in
+            // Left, or gone, meanwhile: the answer is cached for the next join, nothing else.
+            guard self.awaitingAccess.remove(awaiting) != nil, self.loop.isOpen(id), self.sessions[s] != nil else { return }
+            self.sessions[s]!.joinsAwaitingAccess -= 1
+            self.admit(id, channel, decision)
+        }
+    }
+
+    /// Carries out a join once channel access has answered.
+    private func admit(_ id: ConnectionID, _ channel: String, _ decision: AccessDecision) {
+        switch decision {
+        case .allowed: enter(id, channel)
+        case .refused: fail(id, .forbiddenChannel, "not allowed in this channel", channel: channel)
+        case .unavailable: fail(id, .unavailable, "channel access could not be checked; try again", channel: channel)
+        }
+    }
+
+    /// The join of an admitted connection: membership here, the channel's subscription, presence.
+    private func enter(_ id: ConnectionID, _ channel: String) {
+        let s = Int(id.slot)
         sessions[s]!.joined.append(channel)
         if channels.add(id, to: channel) { hub.channelOccupied(channel) }
         let awaiting = AwaitingJoin(connection: id, channel: channel)
@@ -234,8 +310,13 @@ final class RealtimeApplication: WebSocketApplication {
 
     private func leave(_ id: ConnectionID, _ channel: String) {
         let s = Int(id.slot)
+        if awaitingAccess.remove(AwaitingJoin(connection: id, channel: channel)) != nil {
+            // A join still being checked: cancelled, it never counted.
+            sessions[s]!.joinsAwaitingAccess -= 1
+            return
+        }
         guard let session = sessions[s], let index = session.joined.firstIndex(of: channel) else {
-            return fail(id, .notJoined, "not a member of this channel")
+            return fail(id, .notJoined, "not a member of this channel", channel: channel)
         }
         stopTyping(id, channel)
         sessions[s]!.joined.remove(at: index)
@@ -248,7 +329,7 @@ final class RealtimeApplication: WebSocketApplication {
 
     private func message(_ id: ConnectionID, _ channel: String, _ content: String) {
         guard let session = sessions[Int(id.slot)], session.joined.contains(channel) else {
-            return fail(id, .notJoined, "join the channel before sending to it")
+            return fail(id, .notJoined, "join the channel before sending to it", channel: channel)
         }
         let arrived = loop.turnStartNanos
         let (messageID, millis) = ids.next()
@@ -260,14 +341,14 @@ final class RealtimeApplication: WebSocketApplication {
         }
         // Stored for chat-service before anyone sees it; refused (not dropped) when it cannot be.
         guard let forwarder = forwarding.forwarder(on: loop) else {
-            return fail(id, .unavailable, "the message could not be stored; try again")
+            return fail(id, .unavailable, "the message could not be stored; try again", channel: channel)
         }
         let entry = ForwardEntry(id: messageID, channel: channel, sender: session.user, content: content,
                                  createdAt: timestamp, requestID: session.requestID)
         forwarder.accept(consume entry) { [unowned self] stored in
             guard case .success = stored else {
                 forwarder.countRefused()
-                return self.fail(id, .unavailable, "the message could not be stored; try again")
+                return self.fail(id, .unavailable, "the message could not be stored; try again", channel: channel)
             }
             self.fanOut(channel: channel, frame: frame)
             self.loop.counters.fanOutQueued(arrivedAt: arrived)
@@ -279,7 +360,7 @@ final class RealtimeApplication: WebSocketApplication {
     private func typingChanged(_ id: ConnectionID, _ channel: String, _ typing: Bool) {
         let s = Int(id.slot)
         guard let session = sessions[s], session.joined.contains(channel) else {
-            return fail(id, .notJoined, "join the channel before typing in it")
+            return fail(id, .notJoined, "join the channel before typing in it", channel: channel)
         }
         if !typing { return stopTyping(id, channel) }
         let until = loop.now + RealtimeApplication.typingTimeoutMillis

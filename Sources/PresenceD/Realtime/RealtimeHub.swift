@@ -21,6 +21,20 @@ final class RealtimeHub: @unchecked Sendable {
     let forwarding: ForwardingRuntime?
     /// The console page's switches, instance id and history.
     let console: ConsoleState
+    /// Who may join which channel (CONTRACT §9).
+    let access: ChannelAccess
+    /// MAX_CONNECTIONS_PER_USER on this instance (nil: no cap).
+    let connectionsPerUser: ConnectionsPerUser?
+    /// better-auth calls in flight now (AUTH_MAX_IN_FLIGHT).
+    let authCallsInFlight = Atomic<Int>(0)
+    /// `POST /api/v1/ws-token` requests per client address (WS_TOKEN_RATE).
+    let wsTokenPacer: AddressPacer
+    /// SERVER_API_TOKEN (nil: no server API).
+    let serverAPI: BearerCredential?
+    /// TRUSTED_PROXIES: peers whose X-Forwarded-For names the client.
+    let trustedProxies: [AddressPrefix]
+    /// Each loop's outbound HTTP client (better-auth, CHANNEL_AUTH_URL), made at its registration.
+    private let httpClients: LoopSlots<LoopHTTPClient?>
     private let security: Lock<(verifier: TokenVerifier, minter: TokenMinter, origins: OriginPolicy)>
     /// Written by each loop in `register` (under `registration`), then only read.
     private var applications: [RealtimeApplication?]
@@ -40,6 +54,13 @@ final class RealtimeHub: @unchecked Sendable {
         self.redis = redis
         self.forwarding = forwarding
         console = ConsoleState(config: config, instanceID: redis?.instanceHex)
+        let httpClients = LoopSlots<LoopHTTPClient?>(count: loops, initial: nil)
+        self.httpClients = httpClients
+        access = ChannelAccess(config: config, loops: loops) { loop in httpClients[loop.index] }
+        connectionsPerUser = ConnectionsPerUser.make(limit: config.maxConnectionsPerUser)
+        wsTokenPacer = AddressPacer(rate: config.wsTokenRate)
+        trustedProxies = config.trustedProxies.compactMap(AddressPrefix.init)
+        serverAPI = config.serverAPIToken.map(BearerCredential.init)
         security = Lock(RealtimeHub.security(secrets: secrets, config: config, origins: config.allowedOrigins))
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
@@ -55,6 +76,11 @@ final class RealtimeHub: @unchecked Sendable {
             redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable in
                 self.publishEverywhere(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable)
             }
+            // Revocations from other instances (on loop 0).
+            redis.fanOut.control = { [unowned self] message in
+                guard let loop = EventLoop.current, let match = SessionMatch(controlMessage: message) else { return }
+                self.closeSessions(match, code: .revoked, reason: "revoked", from: loop) { _ in }
+            }
         }
     }
 
@@ -67,6 +93,8 @@ final class RealtimeHub: @unchecked Sendable {
         applications[loop.index] = application
         mailboxes[loop.index] = loop.mailbox
         fanOut.register(loop)
+        httpClients[loop.index] = LoopHTTPClient(loop: loop, caFile: config.certificateFile, timeoutMillis: config.outboundTimeoutMillis)
+        access.loopStarted(loop)
         let index = loop.index, fanOut = self.fanOut, forwarding = self.forwarding
         loop.onTurn = { [unowned application] in
             // Messages stored this turn are fanned out now, in time for this turn's wakes and flush.
@@ -122,6 +150,25 @@ final class RealtimeHub: @unchecked Sendable {
         }
     }
 
+    /// `loop`'s outbound HTTP client (on that loop's thread).
+    func httpClient(on loop: EventLoop) -> LoopHTTPClient? { httpClients[loop.index] }
+
+    /// Closes the sessions `match` names on every loop of this instance with `code`; `done` gets
+    /// how many, on `loop`'s thread.
+    func closeSessions(_ match: SessionMatch, code: CloseCode, reason: String, from loop: EventLoop,
+                       _ done: @escaping (Int) -> Void) {
+        gather(from: loop, 0, read: { [unowned self] target in
+            self.applications[target.index]?.closeSessions(match, code: code, reason: reason) ?? 0
+        }, combine: { $0 += $1 }, done)
+    }
+
+    /// `POST /api/v1/disconnect`: closes the user's or session's connections here with 4403, and
+    /// through Redis on every other instance; `done` gets this instance's count.
+    func revoke(_ match: SessionMatch, from loop: EventLoop, _ done: @escaping (Int) -> Void) {
+        redis?.fanOut.publishControl(match.controlMessage)
+        closeSessions(match, code: .revoked, reason: "revoked", from: loop, done)
+    }
+
     /// The application of `loop` (call on that loop's thread: its state is that thread's).
     func application(on loop: EventLoop) -> RealtimeApplication? {
         loop.index < applications.count ? applications[loop.index] : nil
@@ -172,9 +219,20 @@ final class RealtimeHub: @unchecked Sendable {
         }
     }
 
-    /// Replaces the token secrets and origin list (SIGHUP) without touching connections.
+    /// Replaces the token secrets and origin list (SIGHUP). Connections opened with a secret that
+    /// is no longer listed are closed with 4401, so their clients come back with a fresh token.
     func reload(secrets: [String], allowedOrigins: [String]) {
-        security.withLock { $0 = RealtimeHub.security(secrets: secrets, config: config, origins: allowedOrigins) }
+        let kept = security.withLock { state -> Set<UInt64> in
+            state = RealtimeHub.security(secrets: secrets, config: config, origins: allowedOrigins)
+            return Set(state.verifier.keyIDs)
+        }
+        for case let mailbox? in mailboxes {
+            mailbox.post { [unowned self] loop in
+                let closed = self.applications[loop.index]?.closeSessions(.signedWithout(kept), code: .reauthenticate,
+                                                                          reason: "token secret retired") ?? 0
+                if closed > 0 { Log.info("closed connections of a retired token secret", ["loop": "\(loop.index)", "count": "\(closed)"]) }
+            }
+        }
     }
 
     /// On loop `fromLoop`'s thread: sends one shared frame to the members of `channel` on every

@@ -70,16 +70,29 @@ enum ServerMessage {
         out.raw(#"{"type":"pong"}"#)
     }
 
-    /// `{"type":"error","code":…,"message":…}`
-    static func error(_ code: ProtocolErrorCode, _ message: String) -> SharedBytes {
+    /// `{"type":"error","code":…,"message":…}`, with `"channel"` when the refused command named
+    /// one and `"nonce"` when it carried one (so a client can tell which join or send failed).
+    static func error(_ code: ProtocolErrorCode, _ message: String, channel: String? = nil, nonce: String? = nil) -> SharedBytes {
         JSONWriter.withUTF8(code.rawValue) { code in
             JSONWriter.withUTF8(message) { message in
-                frame { out in
-                    out.raw(#"{"type":"error","code":"#)
-                    out.string(code)
-                    out.raw(#","message":"#)
-                    out.string(message)
-                    out.raw("}")
+                JSONWriter.withUTF8(channel ?? "") { channelBytes in
+                    JSONWriter.withUTF8(nonce ?? "") { nonceBytes in
+                        frame { out in
+                            out.raw(#"{"type":"error","code":"#)
+                            out.string(code)
+                            out.raw(#","message":"#)
+                            out.string(message)
+                            if channel != nil {
+                                out.raw(#","channel":"#)
+                                out.string(channelBytes)
+                            }
+                            if nonce != nil {
+                                out.raw(#","nonce":"#)
+                                out.string(nonceBytes)
+                            }
+                            out.raw("}")
+                        }
+                    }
                 }
             }
         }

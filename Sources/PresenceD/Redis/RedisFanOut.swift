@@ -47,11 +47,23 @@ final class RedisFanOut: @unchecked Sendable {
     private var subscriber: (any RedisSubscribing)?
     /// Delivers a frame from another instance to this instance's members (set by the hub).
     var deliver: ((_ channel: String, _ frame: SharedBytes, _ exceptUser: String?, _ droppable: Bool) -> Void)?
+    /// Receives a control message another instance published (`publishControl`), on loop 0.
+    var control: ((_ message: [UInt8]) -> Void)?
+    /// The pseudo-channel of control messages (revocations): its `!` is outside every channel id.
+    static let controlChannel = "!control"
 
     init(instanceID: [UInt8], loops: Int) {
         precondition(instanceID.count == 16)
         self.instanceID = instanceID
         publishers = LoopSlots(count: loops, initial: nil)
+        // Every instance listens for control messages for as long as it runs.
+        activate(Self.controlChannel)
+    }
+
+    /// On the calling loop: a control message for every other instance (a revocation). Lost
+    /// while Redis is unreachable, like any event.
+    func publishControl(_ message: [UInt8]) {
+        publish(channel: Self.controlChannel, frame: SharedBytes.copying(message), exceptUser: nil, droppable: false)
     }
 
     static func pubsubChannel(_ channel: String) -> String { "presenced:{" + channel + "}" }
@@ -209,6 +221,10 @@ final class RedisFanOut: @unchecked Sendable {
         let exceptUser = flags & 2 != 0 ? String(decoding: payload[20..<(20 + exceptLength)], as: UTF8.self) : nil
         let frame = SharedBytes.copying(payload[(20 + exceptLength)...])
         let channel = String(name.dropFirst("presenced:{".count).dropLast())
+        if channel == Self.controlChannel {
+            control?(Array(payload[(20 + exceptLength)...]))
+            return
+        }
         deliver?(channel, frame, exceptUser, flags & 1 != 0)
     }
 }

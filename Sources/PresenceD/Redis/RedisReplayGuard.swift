@@ -47,6 +47,17 @@ final class RedisReplayGuard: ReplayGuard, @unchecked Sendable {
         }
     }
 
+    /// Spent in this process, or (asked of Redis) on another instance. While Redis cannot answer,
+    /// this process's memory decides, as for `firstUse`.
+    func wasUsed(jti: String, now: Int64, _ done: @escaping (Bool) -> Void) {
+        if fallback.wasUsed(jti: jti, now: now) { return done(true) }
+        guard let loop = EventLoop.current, let redis = connections[loop.index], redis.isReady else { return done(false) }
+        let key = "presenced:jti:" + jti
+        redis.send(RedisCommand("EXISTS", key), routingKey: key) { result in
+            if case .success(.integer(let n)) = result { done(n > 0) } else { done(false) }
+        }
+    }
+
     /// Says so once per outage (the metric `presenced_tokens_checked_in_process_only_total` counts them).
     private func warnOncePerOutage() {
         if !warned.exchange(true, ordering: .relaxed) {

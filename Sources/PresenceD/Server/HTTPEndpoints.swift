@@ -12,18 +12,16 @@ struct HTTPEndpoints: Sendable {
     }
 
     /// Answers a request that is not a WebSocket upgrade; `reply` may run later (on this loop).
-    /// `body` is the request body when it was small enough to read (`WebSocketServer.maxBodyBytes`).
-    func respond(to head: HTTPRequestHead, body: [UInt8]? = nil, requestID: String, loop: EventLoop,
+    /// `body` is the request body when it was small enough to read (`WebSocketServer.maxBodyBytes`);
+    /// `connection` is the connection it came on (its address paces `POST /api/v1/ws-token`).
+    func respond(to head: HTTPRequestHead, body: [UInt8]? = nil, requestID: String, connection: ConnectionID, loop: EventLoop,
                  reply: @escaping (HTTPResponse) -> Void) {
         var headers = HTTPHeaders()
         headers.add("X-Request-ID", requestID)
         let isAPI = head.path.hasPrefix("/api/v1/")
         if isAPI, let hub {
-            let origin = head.headers["origin"]
-            if let origin, hub.origins.allows(origin) {
-                headers.add("Access-Control-Allow-Origin", origin)
-                headers.add("Access-Control-Allow-Credentials", "true")
-                headers.add("Vary", "Origin")
+            if let origin = head.headers["origin"] {
+                for (name, value) in hub.origins.corsHeaders(for: origin) { headers.add(name, value) }
             }
             if head.method == "OPTIONS" {
                 return reply(preflight(head, hub: hub, headers: headers))
@@ -31,6 +29,10 @@ struct HTTPEndpoints: Sendable {
         }
         if let hub, ConsoleEndpoints.respond(to: head, body: body, hub: hub, requestID: requestID, headers: headers,
                                              loop: loop, reply: reply) {
+            return
+        }
+        if let hub, ServerAPIEndpoints.respond(to: head, body: body, hub: hub, requestID: requestID, headers: headers,
+                                               loop: loop, reply: reply) {
             return
         }
         switch (head.method, head.path) {
@@ -58,23 +60,21 @@ struct HTTPEndpoints: Sendable {
                 reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: hub, loops: figures).utf8)))
             }
         case ("GET", "/api/v1/presence") where hub != nil:
-            presence(head, hub: hub!, requestID: requestID, headers: headers, loop: loop, reply: reply)
+            PresenceEndpoint.respond(to: head, hub: hub!, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case ("POST", "/api/v1/ws-token") where hub?.authService != nil:
-            wsToken(head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers, loop: loop, reply: reply)
+            WSTokenEndpoint.respond(to: head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers,
+                                    client: loop.peerAddress(connection), loop: loop, reply: reply)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/presence"):
-            var h = headers
-            h.add("Allow", "GET")
-            reply(HTTPEndpoints.errorResponse(status: 405, code: "method_not_allowed", message: "use GET", headers: h))
+            reply(HTTPEndpoints.methodNotAllowed("GET", headers: headers))
         case (_, "/api/v1/ws-token") where hub?.authService != nil:
-            var h = headers
-            h.add("Allow", "POST")
-            reply(HTTPEndpoints.errorResponse(status: 405, code: "method_not_allowed", message: "use POST", headers: h))
+            reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers))
         default:
             reply(HTTPEndpoints.errorResponse(status: 404, code: "not_found", message: "no such endpoint", headers: headers))
         }
     }
 
-    /// CORS preflight for casa's browser code on other subdomains.
+    /// CORS preflight for casa's browser code on other subdomains (the allowed origin and
+    /// credentials are already in `headers`).
     private func preflight(_ head: HTTPRequestHead, hub: RealtimeHub, headers: HTTPHeaders) -> HTTPResponse {
         guard let origin = head.headers["origin"], hub.origins.allows(origin) else {
             return HTTPEndpoints.errorResponse(status: 403, code: "forbidden_origin", message: "origin not allowed", headers: headers)
@@ -86,87 +86,11 @@ struct HTTPEndpoints: Sendable {
         return HTTPResponse(status: 204, headers: h)
     }
 
-    /// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT` (not single use).
-    private func presence(_ head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
-                          reply: @escaping (HTTPResponse) -> Void) {
-        func refuse(_ reason: TokenRejection) {
-            loop.counters.tokenRejections.add(reason)
-            Log.debug("presence token refused", requestID: requestID, ["reason": reason.rawValue])
-            reply(HTTPEndpoints.errorResponse(status: 401, code: "invalid_token", message: "token \(reason.rawValue)", headers: headers))
-        }
-        guard let auth = head.headers["authorization"], auth.lowercased().hasPrefix("bearer ") else { return refuse(.missing) }
-        let token = auth.dropFirst(7).trimmingSpaces()
-        let claims: TokenClaims
-        switch hub.verifier.verify(token, now: UnixTime.now()) {
-        case .success(let c): claims = c
-        case .failure(let reason): return refuse(reason)
-        }
-        guard let channel = head.queryParameter("channel"), ClientMessage.isValidChannel(channel) else {
-            return reply(HTTPEndpoints.errorResponse(status: 400, code: "invalid_channel", message: "channel must be 1-128 of [A-Za-z0-9_.:-]", headers: headers))
-        }
-        if let allowed = claims.channels, !allowed.contains(channel) {
-            return reply(HTTPEndpoints.errorResponse(status: 403, code: "forbidden_channel", message: "the token does not allow this channel", headers: headers))
-        }
-        hub.presence.members(channel: channel) { members in
-            guard let members else {
-                Log.warn("presence not reachable", requestID: requestID)
-                return reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
-            }
-            var body = "["
-            for (i, m) in members.enumerated() {
-                if i > 0 { body += "," }
-                body += "{\"user_id\":\(JSONWriter.quoted(m.userID)),\"online\":true,\"channel\":\(JSONWriter.quoted(channel)),\"connections\":\(m.connections)}"
-            }
-            body += "]"
-            reply(HTTPEndpoints.json(200, body, headers: headers))
-        }
-    }
-
-    /// `POST /api/v1/ws-token`: better-auth says whose session the Cookie is; that user gets a
-    /// fresh single-use token. better-auth is asked on a worker thread; the answer comes back
-    /// through the loop's mailbox.
-    private func wsToken(_ head: HTTPRequestHead, hub: RealtimeHub, auth: AuthServiceClient, requestID: String,
-                         headers: HTTPHeaders, loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
-        guard let cookie = head.headers["cookie"], !cookie.isEmpty else {
-            loop.counters.wsTokenRequests.add(.noSession)
-            return reply(HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "no session", headers: headers))
-        }
-        let traceparent = head.headers["traceparent"].flatMap { TraceParent.isValid($0) ? $0 : nil } ?? TraceParent.make(requestID: requestID)
-        let minter = hub.minter
-        let headers = UnsafeSendable(headers)
-        let reply = UnsafeSendable(reply)
-        auth.lookup(cookie: cookie, requestID: requestID, traceparent: traceparent) { lookup in
-            let response: HTTPResponse
-            let result: WSTokenResult
-            switch lookup {
-            case .user(let id, let name, let role, let sessionID):
-                let allowedRole = role.flatMap { TokenVerifier.roles.contains($0) ? $0 : nil }
-                let minted = minter.mint(userID: id, ttl: 60, role: allowedRole, name: name, sessionID: sessionID, now: UnixTime.now())
-                let expires = Timestamp.iso8601(seconds: Int(minted.expiresAt), millis: 0)
-                response = HTTPEndpoints.json(200, "{\"token\":\(JSONWriter.quoted(minted.token)),\"expires_at\":\(JSONWriter.quoted(expires))}", headers: headers.value)
-                result = .ok
-                Log.debug("ws-token issued", requestID: requestID, ["user": id])
-            case .noSession:
-                response = HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "no session", headers: headers.value)
-                result = .noSession
-            case .banned:
-                response = HTTPEndpoints.errorResponse(status: 403, code: "banned", message: "user is banned", headers: headers.value)
-                result = .banned
-            case .failed(let why):
-                Log.warn("auth service call failed", requestID: requestID, ["error": why])
-                response = HTTPEndpoints.errorResponse(status: 502, code: "auth_unavailable", message: "auth service error", headers: headers.value)
-                result = .authError
-            case .timedOut:
-                Log.warn("auth service call timed out", requestID: requestID)
-                response = HTTPEndpoints.errorResponse(status: 504, code: "auth_timeout", message: "auth service timed out", headers: headers.value)
-                result = .authTimeout
-            }
-            let answer = UnsafeSendable(response)
-            loop.mailbox.post { loop in
-                loop.counters.wsTokenRequests.add(result)
-                reply.value(answer.value)
-            }
-        }
+    /// 405 with `Allow`.
+    static func methodNotAllowed(_ allow: String, headers: HTTPHeaders) -> HTTPResponse {
+        var h = headers
+        h.add("Allow", allow)
+        return errorResponse(status: 405, code: "method_not_allowed", message: "use \(allow)", headers: h)
     }
 
     /// `{"error": message, "code": code}` with the given status (CONTRACT §3).

@@ -27,7 +27,7 @@ enum ServerAssembly {
     static func makeHub(config: Config, secret: String) throws -> RealtimeHub {
         let secrets = [secret] + (config.tokenSecretPrevious.map { [$0] } ?? [])
         let auth = config.authServiceURL.map {
-            AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, pool: WorkerPool(threads: 4, queueLimit: 1024))
+            AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, sessionCookie: config.authSessionCookie)
         }
         let endpoint = config.redisURL.flatMap { try? RedisEndpoint.parse($0) }
         let storage: ForwardingRuntime.Storage = endpoint == nil

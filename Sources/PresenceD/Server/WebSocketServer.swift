@@ -187,7 +187,7 @@ final class WebSocketServer: ConnectionHandler {
         // Until the answer is out (it may come later, from another thread's work), input waits.
         states[s].phase = .responding
         loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis + 5_000)
-        endpoints.respond(to: head, body: body, requestID: requestID, loop: loop) { [unowned self] response in
+        endpoints.respond(to: head, body: body, requestID: requestID, connection: id, loop: loop) { [unowned self] response in
             guard self.loop.isOpen(id), self.states[s].phase == .responding else { return }
             self.states[s].phase = .http
             self.send(response, to: id, keepAlive: keepAlive)

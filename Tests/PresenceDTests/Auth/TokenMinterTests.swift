@@ -32,7 +32,8 @@ final class TokenMinterTests: XCTestCase {
         XCTAssertEqual(Set(payload.keys), ["sub", "aud", "iat", "exp", "jti"])
         XCTAssertEqual(payload["aud"] as? String, "casa")
         let claims = try TokenVerifier(secrets: [secret], audience: "casa").verify(minted.token, now: now).get()
-        XCTAssertEqual(claims, TokenClaims(userID: "dev", jti: claims.jti, issuedAt: now, expiresAt: now + 60))
+        XCTAssertEqual(claims, TokenClaims(userID: "dev", jti: claims.jti, issuedAt: now, expiresAt: now + 60,
+                                           keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
     }
 
     func testTTLIsClampedToTheContractLifetime() {

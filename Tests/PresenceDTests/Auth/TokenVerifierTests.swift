@@ -45,7 +45,7 @@ final class TokenVerifierTests: XCTestCase {
         let result = try verifier.verify(t, now: now).get()
         XCTAssertEqual(result, TokenClaims(userID: "u1", jti: "j1", issuedAt: now, expiresAt: now + 60, notBefore: now - 1,
                                            sessionID: "s-9", role: "child", name: "Zoë \"Z\"",
-                                           channels: ["family:1", "a.b_c-D"]))
+                                           channels: ["family:1", "a.b_c-D"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
     }
 
     func testOptionalClaimsMayBeAbsentAndUnknownOnesAreIgnored() throws {
@@ -288,7 +288,7 @@ final class TokenVerifierTests: XCTestCase {
         let claims = try verifier.verify(minted, now: wallNow).get()
         XCTAssertEqual(claims, TokenClaims(userID: "user-42", jti: "py-1", issuedAt: wallNow, expiresAt: wallNow + 60,
                                            notBefore: wallNow, sessionID: "sess", role: "admin", name: "Zoë",
-                                           channels: ["family:7", "dm.1-2"]))
+                                           channels: ["family:7", "dm.1-2"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
 
         // With a kid header, an audience list, signed with the previous secret.
         let rotated = try PyJWT.encode(

@@ -7,7 +7,9 @@ final class ConsoleConfigTests: XCTestCase {
     private let secret = String(repeating: "s", count: 32)
 
     func testDevTokensFollowTheMode() throws {
-        XCTAssertTrue(try Config.parse(environment: [:], arguments: []).devTokensEnabled, "auto: on in embedded mode")
+        XCTAssertTrue(try Config.parse(environment: [:], arguments: []).devTokensEnabled, "auto: on in dev mode, embedded")
+        XCTAssertFalse(try Config.parse(environment: ["WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
+                       "auto: a real secret is not dev mode, even on loopback outside systemd")
         XCTAssertFalse(try Config.parse(environment: ["REDIS_URL": "redis://127.0.0.1:6379"], arguments: []).devTokensEnabled,
                        "auto: off in Redis mode")
         for (value, embedded, redis) in [("auto", true, false), ("AUTO", true, false), ("1", true, true), ("0", false, false)] {
@@ -20,8 +22,12 @@ final class ConsoleConfigTests: XCTestCase {
                        "auto: off on a non-loopback bind")
         XCTAssertFalse(try Config.parse(environment: ["INVOCATION_ID": "abc", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
                        "auto: off under systemd")
-        XCTAssertTrue(try Config.parse(environment: ["INVOCATION_ID": "abc", "BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret,
-                                                     "CONSOLE_DEV_TOKENS": "1"], arguments: []).devTokensEnabled, "1 always wins")
+        // 1 cannot put dev tokens beside a real secret: the start fails instead.
+        for environment in [["WS_TOKEN_SECRET": secret], ["INVOCATION_ID": "abc", "BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret]] {
+            XCTAssertThrowsError(try Config.parse(environment: environment.merging(["CONSOLE_DEV_TOKENS": "1"]) { $1 }, arguments: [])) {
+                XCTAssertTrue("\($0)".hasPrefix("presenced: invalid CONSOLE_DEV_TOKENS: 1 needs dev mode"), "\($0)")
+            }
+        }
         for bad in ["yes", "true", "on", "2", ""] {
             XCTAssertThrowsError(try Config.parse(environment: ["CONSOLE_DEV_TOKENS": bad], arguments: [])) {
                 XCTAssertEqual("\($0)", "presenced: invalid CONSOLE_DEV_TOKENS: must be auto, 1 or 0")

@@ -4,7 +4,7 @@ import RedisTestSupport
 @testable import PresenceD
 
 /// The console's HTTP side on an in-process server: the page's files and their security
-/// headers, the dev-token route (on in embedded mode, absent when off or in Redis mode), the
+/// headers, the dev-token route (on in dev mode, absent with a real secret, when off or in Redis mode), the
 /// admin stats route (absent unset, 401 on a wrong or missing token, the fields with the right one).
 final class ConsoleEndpointTests: XCTestCase {
     private let admin = "admin-token-for-tests-0123456789"
@@ -17,7 +17,7 @@ final class ConsoleEndpointTests: XCTestCase {
     }
 
     private func post(_ server: TestServer, _ path: String, _ body: String, type: String = "application/json") throws -> (HTTPResponseHead, String) {
-        try request(server, "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        try request(server, "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
     }
 
     private func object(_ body: String) throws -> [String: JSONValue] {
@@ -77,7 +77,7 @@ final class ConsoleEndpointTests: XCTestCase {
     }
 
     func testDevTokenIsOnInEmbeddedModeAndMintsASingleUseToken() throws {
-        let server = try TestServer(backend: availableBackends[0], echo: false)
+        let server = try TestServer(backend: availableBackends[0], echo: false) { $0.tokenSecret = nil }
         defer { server.stop() }
         let (head, body) = try post(server, "/api/v1/dev-token", #"{"user_id":"alice.b-2_x"}"#)
         XCTAssertEqual(head.status, 200, body)
@@ -108,11 +108,11 @@ final class ConsoleEndpointTests: XCTestCase {
     /// The body may arrive after the head, in pieces; what follows it is not taken for a request
     /// (a request with a body is answered, then the connection closes, as for ws-token).
     func testDevTokenBodyInPieces() throws {
-        let server = try TestServer(backend: availableBackends[0], echo: false)
+        let server = try TestServer(backend: availableBackends[0], echo: false) { $0.tokenSecret = nil }
         defer { server.stop() }
         let socket = try TestSocket(port: server.port)
         let body = #"{"user_id":"bob"}"#
-        try socket.write("POST /api/v1/dev-token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n{\"us")
+        try socket.write("POST /api/v1/dev-token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n{\"us")
         pause(millis: 50)
         try socket.write(String(body.dropFirst(4)) + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         let all = String(decoding: try socket.readToEnd(), as: UTF8.self)
@@ -127,21 +127,26 @@ final class ConsoleEndpointTests: XCTestCase {
     }
 
     func testDevTokenIsAbsentWhenOffAndInRedisMode() throws {
-        let off = try TestServer(backend: availableBackends[0], echo: false) { $0.consoleDevTokens = .off }
+        let off = try TestServer(backend: availableBackends[0], echo: false) { $0.tokenSecret = nil; $0.consoleDevTokens = .off }
         defer { off.stop() }
         let (head, body) = try post(off, "/api/v1/dev-token", #"{"user_id":"alice"}"#)
         XCTAssertEqual(head.status, 404)
         XCTAssertEqual(try object(body)["code"], .string("not_found"))
         // Redis mode (nothing listens there: the route does not need Redis), auto: off.
-        let redis = try TestServer(backend: availableBackends[0], echo: false) { $0.redisURL = "redis://127.0.0.1:1" }
+        let redis = try TestServer(backend: availableBackends[0], echo: false) { $0.tokenSecret = nil; $0.redisURL = "redis://127.0.0.1:1" }
         defer { redis.stop() }
         XCTAssertEqual(try post(redis, "/api/v1/dev-token", #"{"user_id":"alice"}"#).0.status, 404)
         let forced = try TestServer(backend: availableBackends[0], echo: false) {
+            $0.tokenSecret = nil
             $0.redisURL = "redis://127.0.0.1:1"
             $0.consoleDevTokens = .on
         }
         defer { forced.stop() }
         XCTAssertEqual(try post(forced, "/api/v1/dev-token", #"{"user_id":"alice"}"#).0.status, 200)
+        // A real secret is never dev mode, whatever the variable says.
+        let configured = try TestServer(backend: availableBackends[0], echo: false) { $0.consoleDevTokens = .on }
+        defer { configured.stop() }
+        XCTAssertEqual(try post(configured, "/api/v1/dev-token", #"{"user_id":"alice"}"#).0.status, 404)
     }
 
     func testAdminStatsIsAbsentWithoutTheVariable() throws {
@@ -166,7 +171,10 @@ final class ConsoleEndpointTests: XCTestCase {
     }
 
     func testAdminStatsReportsTheInstance() throws {
-        let server = try TestServer(backend: availableBackends[0], threads: 2, echo: false) { $0.consoleAdminToken = self.admin }
+        let server = try TestServer(backend: availableBackends[0], threads: 2, echo: false) {
+            $0.consoleAdminToken = self.admin
+            $0.tokenSecret = nil // dev mode: dev tokens on
+        }
         defer { server.stop() }
         var clients: [TestWebSocket] = []
         for (user, channel) in [("a", "big"), ("b", "big"), ("c", "big"), ("d", "small")] {

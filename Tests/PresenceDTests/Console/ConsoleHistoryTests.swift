@@ -67,8 +67,8 @@ final class ConsoleHistoryTests: XCTestCase {
             .isAdmin(authorization: "Bearer 0123456789abcdef"), "no admin token: nobody is admin")
         XCTAssertEqual(console.instanceID.count, 16)
         XCTAssertNotNil(console.history)
-        XCTAssertTrue(ConsoleState.constantTimeEquals([1, 2], [1, 2]))
-        XCTAssertFalse(ConsoleState.constantTimeEquals([1, 2], [1, 2, 0]), "a longer value with a zero tail differs")
-        XCTAssertFalse(ConsoleState.constantTimeEquals([], [0]))
+        XCTAssertTrue(BearerCredential.constantTimeEquals([1, 2], [1, 2]))
+        XCTAssertFalse(BearerCredential.constantTimeEquals([1, 2], [1, 2, 0]), "a longer value with a zero tail differs")
+        XCTAssertFalse(BearerCredential.constantTimeEquals([], [0]))
     }
 }

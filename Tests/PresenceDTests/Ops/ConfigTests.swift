@@ -88,6 +88,17 @@ final class ConfigTests: XCTestCase {
             "SSL_CERT_FILE": ["/nonexistent/ca.pem", directory],
             "CONSOLE_DEV_TOKENS": ["yes", "2", ""],
             "CONSOLE_ADMIN_TOKEN": ["short-admin-tok", "admin token with spaces"],
+            "AUTH_SESSION_COOKIE": ["", "a b", "x;y"],
+            "WS_TOKEN_RATE": ["-1", "fast"],
+            "AUTH_MAX_IN_FLIGHT": ["0", "many"],
+            "TRUSTED_PROXIES": ["nginx", "10.0.0.0/33", "::1/129", "10.0.0.1/"],
+            "CHANNEL_AUTH_URL": ["ftp://x", "https://a?x=1"],
+            "CHANNEL_AUTH_TOKEN": ["abc\r\nX-Injected: 1"],
+            "CHANNEL_AUTH_CACHE": ["soon", "25h"],
+            "CHANNELS_OPEN": ["yes", "2"],
+            "SERVER_API_TOKEN": ["short-server-t", "server token with spaces"],
+            "MAX_CONNECTION_AGE": ["5s", "forever"],
+            "MAX_CONNECTIONS_PER_USER": ["-1", "many"],
         ]
         for variable in ConfigVariable.all {
             XCTAssertNotNil(bad[variable.name], "no bad value tested for \(variable.name)")
@@ -98,7 +109,7 @@ final class ConfigTests: XCTestCase {
                     XCTAssertEqual((error as? ConfigError)?.variable, name, "\(name)=\(value): \(error)")
                     XCTAssertFalse("\(error)".contains("\n") || "\(error)".contains("\r"), "\(error)")
                     XCTAssertTrue("\(error)".hasPrefix("presenced: invalid \(name): "), "\(error)")
-                    if name.contains("SECRET") || name.contains("TOKEN") || name == "REDIS_URL" {
+                    if name.contains("SECRET") || name.hasSuffix("_TOKEN") || name == "REDIS_URL" {
                         XCTAssertFalse("\(error)".contains(value), "a secret is echoed: \(error)")
                     }
                 }
@@ -161,14 +172,15 @@ final class ConfigTests: XCTestCase {
 
     func testTokenSecretIsRequiredOutsideDevMode() throws {
         let loopback = try Config.parse(environment: [:], arguments: [])
-        XCTAssertNil(loopback.tokenSecretProblem(environment: [:]), "dev mode")
-        XCTAssertTrue(loopback.isDevMode(environment: [:]))
-        XCTAssertEqual(loopback.tokenSecretProblem(environment: ["INVOCATION_ID": "x"])?.variable, "WS_TOKEN_SECRET", "under systemd")
+        XCTAssertNil(loopback.tokenSecretProblem, "dev mode")
+        XCTAssertTrue(loopback.isDevMode)
+        XCTAssertEqual(try Config.parse(environment: ["INVOCATION_ID": "x"], arguments: []).tokenSecretProblem?.variable,
+                       "WS_TOKEN_SECRET", "under systemd")
         let exposed = try Config.parse(environment: ["BIND": "0.0.0.0"], arguments: [])
-        XCTAssertEqual(exposed.tokenSecretProblem(environment: [:])?.variable, "WS_TOKEN_SECRET")
+        XCTAssertEqual(exposed.tokenSecretProblem?.variable, "WS_TOKEN_SECRET")
         let configured = try Config.parse(environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": String(repeating: "s", count: 32)], arguments: [])
-        XCTAssertNil(configured.tokenSecretProblem(environment: [:]))
-        XCTAssertFalse(configured.isDevMode(environment: [:]))
+        XCTAssertNil(configured.tokenSecretProblem)
+        XCTAssertFalse(configured.isDevMode)
     }
 
     func testShownValuesStayOnOneLine() {

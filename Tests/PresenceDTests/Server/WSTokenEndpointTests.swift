@@ -69,7 +69,7 @@ final class WSTokenEndpointTests: XCTestCase {
 
             // Bytes that arrive while the answer is pending are not taken for anything else.
             let socket = try TestSocket(port: server.port)
-            try socket.write("POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: s=slow\r\nContent-Length: 2\r\n\r\n{}")
+            try socket.write("POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: better-auth.session_token=slow\r\nContent-Length: 2\r\n\r\n{}")
             pause(millis: 100)
             try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             let everything = String(decoding: try socket.readToEnd(), as: UTF8.self)

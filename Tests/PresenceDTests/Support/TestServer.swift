@@ -5,6 +5,7 @@ import WSCore
 /// An in-process presenced (loop threads + protocol layer) on a free loopback port: the echo
 /// target, or the realtime protocol in embedded mode with a known token secret. The per-IP cap
 /// is off unless `configure` sets `maxConnectionsPerIP` (every test client comes from 127.0.0.1).
+/// `configure` may set `tokenSecret` to nil for dev mode: the hub then signs with `secret` still.
 final class TestServer {
     static let secret = "test-secret-0123456789-abcdefghijklmnop"
     let group: LoopGroup
@@ -20,7 +21,7 @@ final class TestServer {
         config.maxConnectionsPerIP = 0
         configure(&config)
         self.config = config
-        let hub = echo ? nil : try ServerAssembly.makeHub(config: config, secret: config.tokenSecret!)
+        let hub = echo ? nil : try ServerAssembly.makeHub(config: config, secret: config.tokenSecret ?? TestServer.secret)
         self.hub = hub
         let mode: ServerAssembly.Mode = hub.map { .realtime($0) } ?? .echo
         let frozen = config
@@ -32,7 +33,7 @@ final class TestServer {
 
     /// A fresh single-use token for `user`.
     func token(_ user: String, channels: [String]? = nil, ttl: Int64 = 60) -> String {
-        TokenMinter(secret: config.tokenSecret!, audience: config.tokenAudience)
+        TokenMinter(secret: config.tokenSecret ?? TestServer.secret, audience: config.tokenAudience)
             .mint(userID: user, ttl: ttl, channels: channels, now: UnixTime.now()).token
     }
 

@@ -1,0 +1,63 @@
+import WSCore
+
+/// The server API (CONTRACT §11): family-hub's own backend, never browsers, authorised by
+/// `Authorization: Bearer ${SERVER_API_TOKEN}` (401 otherwise). Without SERVER_API_TOKEN its
+/// routes do not exist (404).
+///
+/// - `POST /api/v1/disconnect` `{"user_id":U}` or `{"session_id":S}`: every instance closes the
+///   matching connections with 4403; the answer counts this instance's.
+enum ServerAPIEndpoints {
+    /// Answers the request when it is a server API route (true), else leaves it to the caller.
+    static func respond(to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+                        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) -> Bool {
+        guard let credential = hub.serverAPI else { return false }
+        switch head.path {
+        case "/api/v1/disconnect":
+            guard head.method == "POST" else { reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers)); return true }
+            guard authorized(head, credential, headers: headers, reply) else { return true }
+            disconnect(body, hub: hub, requestID: requestID, headers: headers, loop: loop, reply: reply)
+        default:
+            return false
+        }
+        return true
+    }
+
+    private static func authorized(_ head: HTTPRequestHead, _ credential: BearerCredential, headers: HTTPHeaders,
+                                   _ reply: (HTTPResponse) -> Void) -> Bool {
+        guard credential.accepts(authorization: head.headers["authorization"]) else {
+            var h = headers
+            h.add("WWW-Authenticate", "Bearer realm=\"presenced\"")
+            reply(HTTPEndpoints.errorResponse(status: 401, code: "unauthorized", message: "server API token missing or wrong", headers: h))
+            return false
+        }
+        return true
+    }
+
+    /// The request body as a JSON object; nil after answering 400.
+    static func object(_ body: [UInt8]?, headers: HTTPHeaders, _ reply: (HTTPResponse) -> Void) -> [String: JSONValue]? {
+        guard let body, !body.isEmpty,
+              case .object(let fields)? = try? body.withUnsafeBytes({ raw throws(JSONError) in try JSONValue.parse(raw, maxDepth: 4) }) else {
+            reply(HTTPEndpoints.errorResponse(status: 400, code: "bad_json",
+                                              message: "a JSON object of at most \(WebSocketServer.maxBodyBytes) bytes is required", headers: headers))
+            return nil
+        }
+        return fields
+    }
+
+    private static func disconnect(_ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
+                                   reply: @escaping (HTTPResponse) -> Void) {
+        guard let fields = object(body, headers: headers, reply) else { return }
+        let match: SessionMatch
+        switch (fields["user_id"]?.stringValue, fields["session_id"]?.stringValue) {
+        case (let user?, nil) where !user.isEmpty && fields.count == 1: match = .user(user)
+        case (nil, let session?) where !session.isEmpty && fields.count == 1: match = .session(session)
+        default:
+            return reply(HTTPEndpoints.errorResponse(status: 400, code: "bad_request",
+                                                     message: "send exactly one of user_id or session_id (a non-empty string)", headers: headers))
+        }
+        hub.revoke(match, from: loop) { count in
+            Log.info("connections revoked", requestID: requestID, ["count": "\(count)"])
+            reply(HTTPEndpoints.json(200, "{\"disconnected\":\(count)}", headers: headers))
+        }
+    }
+}

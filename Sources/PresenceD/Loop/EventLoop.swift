@@ -185,6 +185,11 @@ final class EventLoop: @unchecked Sendable {
     /// Ends `run()` after the current turn. Loop thread only; other threads post it to the mailbox.
     func stop() { stopping = true }
 
+    /// Runs when the backend returns from waiting, before this turn's completions are handled:
+    /// work other threads handed over before the wake-up goes first (a delivery published on
+    /// another loop before a join read in this turn is not delivered to that joiner).
+    var onWake: (() -> Void)?
+
     /// Runs on the loop's thread at the time asked with `scheduleTick` (loop-wide work: typing
     /// auto-stop, presence grace periods).
     var onTick: (() -> Void)?
@@ -393,6 +398,7 @@ final class EventLoop: @unchecked Sendable {
         let nanos = EventLoop.monotonicNanos()
         turnStartNanos = nanos
         now = nanos / 1_000_000
+        onWake?()
     }
 
     func backendAccepted(fd: Int32, listener: Int) {

@@ -96,12 +96,18 @@ final class RealtimeHub: @unchecked Sendable {
         httpClients[loop.index] = LoopHTTPClient(loop: loop, caFile: config.certificateFile, timeoutMillis: config.outboundTimeoutMillis)
         access.loopStarted(loop)
         let index = loop.index, fanOut = self.fanOut, forwarding = self.forwarding
-        loop.onTurn = { [unowned application] in
-            // Messages stored this turn are fanned out now, in time for this turn's wakes and flush.
-            forwarding?.endTurn(on: index)
+        let drain = { [unowned application] in
             fanOut.drain(into: index) { d in
                 application.deliver(channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil, droppable: d.droppable)
             }
+        }
+        // Before the turn's I/O (what other loops published earlier reaches only earlier members)
+        // and after it (what they published meanwhile goes out in this turn's flush).
+        loop.onWake = drain
+        loop.onTurn = {
+            // Messages stored this turn are fanned out now, in time for this turn's wakes and flush.
+            forwarding?.endTurn(on: index)
+            drain()
             fanOut.endTurn(of: index)
         }
         loop.hasInboundWork = { fanOut.hasWork(for: index) }

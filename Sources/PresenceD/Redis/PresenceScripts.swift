@@ -3,12 +3,12 @@ import RedisShim
 /// The Lua scripts behind Redis presence (CONTRACT §6). Every script touches the four keys of
 /// ONE channel, all hash-tagged `{channel}` so they live in one Redis Cluster slot:
 ///
-/// - `presence:{c}:conns` — sorted set: one member per (user, instance loop) holding
+/// - `presenced:presence:{c}:conns` — sorted set: one member per (user, instance loop) holding
 ///   connections, `user \x1f instance.loop`, scored by its expiry (ms). Heartbeats push the
 ///   expiry forward; an instance that dies stops them and its members fall behind the clock.
-/// - `presence:{c}:k` — hash: member → connections it holds (for `GET /api/v1/presence`).
-/// - `presence:{c}:n` — hash: user → members it has (so a leave knows whether it was the last).
-/// - `presence:{c}:users` — sorted set: users online or in their grace period, scored
+/// - `presenced:presence:{c}:k` — hash: member → connections it holds (for `GET /api/v1/presence`).
+/// - `presenced:presence:{c}:n` — hash: user → members it has (so a leave knows whether it was the last).
+/// - `presenced:presence:{c}:users` — sorted set: users online or in their grace period, scored
 ///   `live` (9e15) while they hold a member, else the end of the grace period.
 ///
 /// Going offline happens only in `sweep`, atomically: the one caller that removes a user from
@@ -23,7 +23,7 @@ enum PresenceScripts {
 
     static func keys(channel: String) -> [String] {
         let tag = "{" + channel + "}"
-        return ["presence:\(tag):conns", "presence:\(tag):k", "presence:\(tag):n", "presence:\(tag):users"]
+        return ["presenced:presence:\(tag):conns", "presenced:presence:\(tag):k", "presenced:presence:\(tag):n", "presenced:presence:\(tag):users"]
     }
 
     /// A Lua expression: the next time anything in the channel can expire — a member's expiry or

@@ -154,8 +154,9 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(exit, 0, "exit 0 within the window + 2 s")
     }
 
-    /// SIGHUP with ENV_FILE: rotate to B keeping A as previous (both accepted), then retire A
-    /// (refused); a bad file changes nothing; an open connection survives all of it.
+    /// SIGHUP with ENV_FILE: rotate to B keeping A as previous (both accepted, connections stay),
+    /// then retire A (refused, and A's connections closed with 4401 so they come back with a B
+    /// token); a bad file changes nothing.
     func testSIGHUPRotatesTheSecretWithoutDroppingConnections() throws {
         let file = NSTemporaryDirectory() + "presenced-env-" + RequestID.make()
         defer { unlink(file) }
@@ -176,17 +177,21 @@ final class LifecycleTests: XCTestCase {
         reload()
         XCTAssertEqual(try upgradeStatus(port: daemon.port, token: token(secretB, "b1")), 101)
         XCTAssertEqual(try upgradeStatus(port: daemon.port, token: token(secretA, "a1")), 101)
+        try old.sendText(#"{"type":"ping"}"#)
+        XCTAssertEqual(try old.nextJSON()["type"] as? String, "pong", "A is still accepted: its connection stays")
+        let newer = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token(secretB, "newer"))
 
         try write("WS_TOKEN_SECRET=\(secretB)\n")
         reload()
         XCTAssertEqual(try upgradeStatus(port: daemon.port, token: token(secretA, "a2")), 401, "the retired secret")
+        try old.expectClose(4401)
         XCTAssertEqual(try upgradeStatus(port: daemon.port, token: token(secretB, "b2")), 101)
 
         try write("WS_TOKEN_SECRET=short\n")
         reload()
         XCTAssertEqual(try upgradeStatus(port: daemon.port, token: token(secretB, "b3")), 101, "a bad file changes nothing")
 
-        try old.sendText(#"{"type":"ping"}"#)
-        XCTAssertEqual(try old.nextJSON()["type"] as? String, "pong", "the first connection is still open")
+        try newer.sendText(#"{"type":"ping"}"#)
+        XCTAssertEqual(try newer.nextJSON()["type"] as? String, "pong", "B's connection is still open")
     }
 }

@@ -118,7 +118,7 @@ final class LogTests: XCTestCase {
         daemon.environment = [
             "PORT": "\(port)", "BIND": "127.0.0.1", "LOG_LEVEL": "debug", "THREADS": "2", "PATH": "/usr/bin:/bin",
             "WS_TOKEN_SECRET": secret, "WS_TOKEN_SECRET_PREVIOUS": previous, "REDIS_URL": redisURL,
-            "AUTH_SERVICE_URL": betterAuth.baseURL, "CHAT_SERVICE_URL": "http://127.0.0.1:9", "CHAT_SERVICE_TOKEN": chatToken,
+            "AUTH_SERVICE_URL": betterAuth.baseURL, "CHANNELS_OPEN": "1", "CHAT_SERVICE_URL": "http://127.0.0.1:9", "CHAT_SERVICE_TOKEN": chatToken,
             "STATE_DIRECTORY": directory,
         ]
         for name in DaemonProcess.sanitizerOptions { daemon.environment?[name] = ProcessInfo.processInfo.environment[name] }
@@ -140,7 +140,7 @@ final class LogTests: XCTestCase {
         let issued = try request(port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-cookie\r\nCookie: better-auth.session_token=\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}")
         XCTAssertEqual(issued.status, 200, issued.body)
         let issuedToken = try XCTUnwrap((try object(issued.body))["token"] as? String)
-        let failed = try request(port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-broken\r\nCookie: broken=\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}")
+        let failed = try request(port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-broken\r\nCookie: better-auth.session_token=broken-\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}")
         XCTAssertEqual(failed.status, 502, failed.body)
 
         kill(daemon.processIdentifier, SIGTERM)

@@ -262,4 +262,17 @@ struct JSONByteCursor {
     mutating func bool(_ value: Bool) {
         if value { raw("true") } else { raw("false") }
     }
+
+    /// Copies bytes that are known to be valid JSON text as they are (a number's digits).
+    @inline(__always)
+    mutating func verbatim(_ bytes: UnsafeRawBufferPointer) {
+        if let base, let source = bytes.baseAddress { (base + count).copyMemory(from: source, byteCount: bytes.count) }
+        count &+= bytes.count
+    }
+
+    /// Writes a whole number.
+    mutating func integer(_ value: Int64) {
+        var digits = String(value)
+        digits.withUTF8 { verbatim(UnsafeRawBufferPointer($0)) }
+    }
 }

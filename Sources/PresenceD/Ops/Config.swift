@@ -92,6 +92,13 @@ struct Config: Sendable {
     /// TRUSTED_PROXIES: addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names
     /// the client (for per-address pacing of `POST /api/v1/ws-token`).
     var trustedProxies: [String] = []
+    /// HISTORY_SIZE: chat messages kept per channel for recovery (CONTRACT §10); 0 = no history
+    /// (frames then carry no offset or epoch).
+    var historySize = 200
+    /// HISTORY_TTL: a message older than this is no longer recoverable.
+    var historyTTLMillis: Int64 = 600_000
+    /// NONCE_WINDOW: how long a sender's nonce is remembered (a repeat is not sent again).
+    var nonceWindowMillis: Int64 = 300_000
     /// Started by systemd (INVOCATION_ID is set): never a developer's machine.
     var underSystemd = false
     var showHelp = false
@@ -222,6 +229,9 @@ struct Config: Sendable {
         if let v = env["WS_TOKEN_RATE"] { c.wsTokenRate = try integer(v, "WS_TOKEN_RATE", 0...100_000) }
         if let v = env["AUTH_MAX_IN_FLIGHT"] { c.authMaxInFlight = try integer(v, "AUTH_MAX_IN_FLIGHT", 1...100_000) }
         if let v = env["TRUSTED_PROXIES"] { c.trustedProxies = try addressPrefixes(v, "TRUSTED_PROXIES") }
+        if let v = env["HISTORY_SIZE"] { c.historySize = try integer(v, "HISTORY_SIZE", 0...100_000) }
+        if let v = env["HISTORY_TTL"] { c.historyTTLMillis = try duration(v, "HISTORY_TTL", minimum: 1_000, maximum: 7 * 86_400_000) }
+        if let v = env["NONCE_WINDOW"] { c.nonceWindowMillis = try duration(v, "NONCE_WINDOW", minimum: 1_000, maximum: 86_400_000) }
 
         var i = 0
         func value(_ flag: String) throws -> String {

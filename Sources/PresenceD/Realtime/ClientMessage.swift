@@ -1,13 +1,17 @@
-/// A client → server message (CONTRACT §5).
+/// A client → server message (CONTRACT §5, §10).
 enum ClientMessage: Equatable, Sendable {
-    case join(channel: String)
+    /// `since`: where the client's copy of the channel ends (recovery after a reconnect).
+    case join(channel: String, since: StreamPosition? = nil)
     case leave(channel: String)
-    case message(channel: String, content: String)
+    /// `nonce`: the client's id for this send; a repeat within NONCE_WINDOW is not sent again.
+    case message(channel: String, content: String, nonce: String? = nil)
     case typing(channel: String, typing: Bool)
     case ping
 
     /// Largest `content`, in UTF-8 bytes after unescaping.
     static let maxContentBytes = 4096
+    /// Longest `nonce` and `since.epoch`, in bytes.
+    static let maxNonceBytes = 64
     /// Deepest nesting accepted anywhere in a payload (the message object itself is level 1).
     static let maxDepth = 8
     /// Longest piece of client input echoed in an error message, in UTF-8 bytes.
@@ -69,9 +73,26 @@ enum ClientMessage: Equatable, Sendable {
         return false
     }
 
+    /// Whether `s` is a nonce: 1–64 bytes of `[A-Za-z0-9_-]`.
+    static func isValidNonce(_ s: String) -> Bool {
+        JSONWriter.withUTF8(s) { isNonce($0) }
+    }
+
+    private static func isNonce(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= 1, bytes.count <= maxNonceBytes else { return false }
+        return bytes.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+        }
+    }
+
+    /// An epoch as clients send it back: 1–64 bytes of `[A-Za-z0-9_.:-]` (what the server hands out).
+    private static func isEpoch(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count <= maxNonceBytes && isValidChannel(bytes)
+    }
+
     /// The message's known fields.
     private enum Field: UInt8 {
-        case type, channel, content, typing
+        case type, channel, content, typing, nonce, since
 
         var name: StaticString {
             switch self {
@@ -79,6 +100,8 @@ enum ClientMessage: Equatable, Sendable {
             case .channel: "channel"
             case .content: "content"
             case .typing: "typing"
+            case .nonce: "nonce"
+            case .since: "since"
             }
         }
     }
@@ -108,6 +131,10 @@ enum ClientMessage: Equatable, Sendable {
         var channel = Slot()
         var content = Slot()
         var typing = Slot()
+        var nonce = Slot()
+        var since = Slot()
+        /// `since` read as a position, or why it is not one.
+        var sinceValue: Result<StreamPosition, ProtocolError>?
         /// The first member whose name is not a known field.
         var unknown: JSONReader.StringToken?
         /// The first known field seen twice.
@@ -122,16 +149,47 @@ enum ClientMessage: Equatable, Sendable {
             let field = field(named: name, reader)
             let kind = try reader.next()
             let value = reader.stringToken // meaningful when kind is .string (read before any skipping)
-            try reader.skipValue(startedBy: kind)
+            if field == .since && kind == .objectStart && fields.since.kind == nil {
+                fields.sinceValue = try readPosition(&reader)
+            } else {
+                try reader.skipValue(startedBy: kind)
+            }
             switch field {
             case .type?: record(&fields.type, kind, value, .type, &fields.duplicate)
             case .channel?: record(&fields.channel, kind, value, .channel, &fields.duplicate)
             case .content?: record(&fields.content, kind, value, .content, &fields.duplicate)
             case .typing?: record(&fields.typing, kind, value, .typing, &fields.duplicate)
+            case .nonce?: record(&fields.nonce, kind, value, .nonce, &fields.duplicate)
+            case .since?: record(&fields.since, kind, value, .since, &fields.duplicate)
             case nil: if fields.unknown == nil { fields.unknown = name }
             }
         }
         _ = try reader.next() // .end, or throws on trailing data
+    }
+
+    /// `{"offset":N,"epoch":E}` (the object's start already read): N a whole number 0...2^53, E an
+    /// epoch; anything else (another member, a duplicate, a wrong type) is a `bad_json` result.
+    private static func readPosition(_ reader: inout JSONReader) throws(JSONError) -> Result<StreamPosition, ProtocolError> {
+        var offset: Int64?, epoch: String?, problem: String?
+        while try reader.next() == .key {
+            let name = reader.stringToken
+            let namesOffset = reader.equals(name, "offset"), namesEpoch = reader.equals(name, "epoch")
+            let kind = try reader.next()
+            if namesOffset && offset == nil && kind == .number {
+                let number = reader.numberToken
+                let value = number.isPlainInteger ? (try? reader.double(number)) : nil
+                if let value, value >= 0, value <= 9_007_199_254_740_992 { offset = Int64(value) } else { problem = "since.offset must be a whole number" }
+            } else if namesEpoch && epoch == nil && kind == .string {
+                let token = reader.stringToken
+                if !token.hasEscapes && isEpoch(reader.rawBytes(token)) { epoch = reader.string(token) } else { problem = "since.epoch is not an epoch" }
+            } else {
+                problem = problem ?? "since must be {\"offset\":N,\"epoch\":E}"
+            }
+            try reader.skipValue(startedBy: kind)
+        }
+        if let problem { return .failure(bad(problem)) }
+        guard let offset, let epoch else { return .failure(bad("since must be {\"offset\":N,\"epoch\":E}")) }
+        return .success(StreamPosition(offset: offset, epoch: epoch))
     }
 
     @inline(__always)
@@ -149,6 +207,9 @@ enum ClientMessage: Equatable, Sendable {
     private static func field(named name: JSONReader.StringToken, _ reader: borrowing JSONReader) -> Field? {
         switch name.decodedCount {
         case 4: return reader.equals(name, "type") ? .type : nil
+        case 5:
+            if reader.equals(name, "nonce") { return .nonce }
+            return reader.equals(name, "since") ? .since : nil
         case 6: return reader.equals(name, "typing") ? .typing : nil
         case 7:
             if reader.equals(name, "channel") { return .channel }
@@ -195,7 +256,7 @@ enum ClientMessage: Equatable, Sendable {
         if let unknown = fields.unknown {
             return .failure(bad("unknown field '\(echo(unknown, reader))'"))
         }
-        // Fields other than `type` each kind takes.
+        // Fields other than `type` each kind takes (nonce and since are optional).
         let allowed: (channel: Bool, content: Bool, typing: Bool)
         switch kind {
         case .join, .leave: allowed = (true, false, false)
@@ -205,36 +266,63 @@ enum ClientMessage: Equatable, Sendable {
         }
         if let error = presence(.channel, fields.channel, allowed.channel, kind)
             ?? presence(.content, fields.content, allowed.content, kind)
-            ?? presence(.typing, fields.typing, allowed.typing, kind) {
+            ?? presence(.typing, fields.typing, allowed.typing, kind)
+            ?? (kind == .message ? nil : presence(.nonce, fields.nonce, false, kind))
+            ?? (kind == .join ? nil : presence(.since, fields.since, false, kind)) {
             return .failure(error)
         }
         if kind == .ping { return .success(.ping) }
 
+        // A message's nonce first: every later error about the message carries it.
+        var nonce: String?
+        if fields.nonce.kind != nil {
+            let token = fields.nonce.string
+            guard fields.nonce.kind == .string, !token.hasEscapes, isNonce(reader.rawBytes(token)) else {
+                return .failure(bad("nonce must be 1-\(maxNonceBytes) characters of [A-Za-z0-9_-]"))
+            }
+            nonce = reader.string(token)
+        }
+        func failure(_ error: ProtocolError) -> Result<ClientMessage, ProtocolError> {
+            var error = error
+            error.nonce = nonce
+            return .failure(error)
+        }
+        var since: StreamPosition?
+        if fields.since.kind != nil {
+            guard fields.since.kind == .objectStart, let read = fields.sinceValue else {
+                return .failure(bad("since must be {\"offset\":N,\"epoch\":E}"))
+            }
+            switch read {
+            case .success(let position): since = position
+            case .failure(let error): return .failure(error)
+            }
+        }
+
         guard fields.channel.kind == .string else {
-            return .failure(bad("'channel' must be a string, not \(fields.channel.description)"))
+            return failure(bad("'channel' must be a string, not \(fields.channel.description)"))
         }
         if kind == .typing, fields.typing.kind != .true, fields.typing.kind != .false {
             return .failure(bad("'typing' must be a boolean, not \(fields.typing.description)"))
         }
         if kind == .message, fields.content.kind != .string {
-            return .failure(bad("'content' must be a string, not \(fields.content.description)"))
+            return failure(bad("'content' must be a string, not \(fields.content.description)"))
         }
 
         guard let channel = channel(fields.channel.string, reader) else {
-            return .failure(ProtocolError(code: .invalidChannel, message: "channel must be 1-128 bytes of [A-Za-z0-9_.:-]"))
+            return failure(ProtocolError(code: .invalidChannel, message: "channel must be 1-128 bytes of [A-Za-z0-9_.:-]"))
         }
         switch kind {
-        case .join: return .success(.join(channel: channel))
+        case .join: return .success(.join(channel: channel, since: since))
         case .leave: return .success(.leave(channel: channel))
         case .typing: return .success(.typing(channel: channel, typing: fields.typing.kind == .true))
         case .ping: return .success(.ping)
         case .message:
             let token = fields.content.string
-            if token.decodedCount == 0 { return .failure(bad("content is empty")) }
+            if token.decodedCount == 0 { return failure(bad("content is empty")) }
             if token.decodedCount > maxContentBytes {
-                return .failure(ProtocolError(code: .tooLarge, message: "content is over \(maxContentBytes) bytes"))
+                return failure(ProtocolError(code: .tooLarge, message: "content is over \(maxContentBytes) bytes"))
             }
-            return .success(.message(channel: channel, content: reader.string(token)))
+            return .success(.message(channel: channel, content: reader.string(token), nonce: nonce))
         }
     }
 

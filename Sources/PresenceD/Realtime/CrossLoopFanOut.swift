@@ -13,6 +13,8 @@ final class CrossLoopFanOut: @unchecked Sendable {
         var frame: SharedBytes
         var exceptUser: String?
         var droppable: Bool
+        /// A chat message's offset and epoch (history on).
+        var position: StreamPosition?
     }
 
     /// What one sending loop keeps for itself (touched by its thread only).

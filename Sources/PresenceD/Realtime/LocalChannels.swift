@@ -1,12 +1,37 @@
+import WSCore
+
 /// The channel memberships of one loop's connections: per channel a dense array of member
-/// connections (8 bytes each, iterated on every fan-out) and a slot → position index for O(1) removal.
+/// connections (8 bytes each, iterated on every fan-out) and a slot → position index for O(1)
+/// removal; the channel's message order on this loop; and the joins that are not live yet.
 struct LocalChannels {
+    /// A join whose snapshot, replay and `joined` are not out yet (`waiting`: every frame for it
+    /// is kept back), or whose replay covered messages this loop has not delivered yet
+    /// (`catchingUp`: those skip it). It becomes a member once the loop has caught up.
+    struct Joining {
+        enum Stage {
+            case waiting
+            case catchingUp(through: StreamPosition)
+        }
+        let id: ConnectionID
+        var stage = Stage.waiting
+        /// Frames kept back while waiting, with their positions (messages) or nil.
+        var kept: [(frame: SharedBytes, position: StreamPosition?)] = []
+        /// More arrived while waiting than `keptLimit`: the join cannot be told everything in order.
+        var overflowed = false
+
+        static let keptLimit = 4_096
+    }
+
     /// The members of one channel on this loop.
     final class Channel {
         private(set) var members: [ConnectionID] = []
         private var position: [UInt32: Int] = [:]
+        /// Chat messages in offset order here (history on).
+        var order = MessageOrder<SharedBytes>()
+        /// Joins not live yet (usually none).
+        var joining: [Joining] = []
 
-        var isEmpty: Bool { members.isEmpty }
+        var isEmpty: Bool { members.isEmpty && joining.isEmpty }
 
         func contains(_ id: ConnectionID) -> Bool {
             guard let p = position[id.slot] else { return false }
@@ -20,6 +45,7 @@ struct LocalChannels {
         }
 
         func remove(_ id: ConnectionID) {
+            joining.removeAll { $0.id == id }
             guard let p = position[id.slot], members[p] == id else { return }
             let last = members.count - 1
             if p != last {
@@ -29,26 +55,27 @@ struct LocalChannels {
             members.removeLast()
             position[id.slot] = nil
         }
+
+        /// The index of `id` among the joining, if it is one.
+        func joiningIndex(_ id: ConnectionID) -> Int? { joining.firstIndex { $0.id == id } }
     }
 
     private(set) var channels: [String: Channel] = [:]
 
     func channel(_ name: String) -> Channel? { channels[name] }
 
-    /// Adds a member; true when the channel had none on this loop before.
+    /// Adds a connection that is joining (not a member yet); true when the channel had nobody
+    /// on this loop before.
     @discardableResult
-    mutating func add(_ id: ConnectionID, to name: String) -> Bool {
-        if let c = channels[name] {
-            c.add(id)
-            return false
-        }
-        let c = Channel()
-        c.add(id)
+    mutating func addJoining(_ id: ConnectionID, to name: String) -> Bool {
+        let created = channels[name] == nil
+        let c = channels[name] ?? Channel()
         channels[name] = c
-        return true
+        if c.joiningIndex(id) == nil && !c.contains(id) { c.joining.append(Joining(id: id)) }
+        return created
     }
 
-    /// Removes a member; true when it was the channel's last one on this loop.
+    /// Removes a member or joiner; true when it was the channel's last one on this loop.
     @discardableResult
     mutating func remove(_ id: ConnectionID, from name: String) -> Bool {
         guard let c = channels[name] else { return false }

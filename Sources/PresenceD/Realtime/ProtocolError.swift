@@ -10,8 +10,10 @@ enum ProtocolErrorCode: String, Sendable {
     case unavailable
 }
 
-/// A refused client message: the code and a short human message (echoes at most 64 bytes of input).
+/// A refused client message: the code and a short human message (echoes at most 64 bytes of input),
+/// and the message's nonce when it had a valid one (the error frame carries it back).
 struct ProtocolError: Error, Equatable, Sendable {
     var code: ProtocolErrorCode
     var message: String
+    var nonce: String? = nil
 }

@@ -20,7 +20,10 @@ final class RealtimeApplication: WebSocketApplication {
         /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit).
         var joinsAwaitingAccess = 0
         var limiter: RateLimiter
-        var rateStrikes = 0
+        /// When the current run of rate-limit refusals began, and the last refusal: a run
+        /// (refusals no more than 1 s apart) that lasts 5 s closes the connection (CONTRACT §10).
+        var refusingSince: Int64 = 0
+        var lastRefusal: Int64 = -1_000_000
         /// Channels where this connection is typing, with the auto-stop time.
         var typing: [(channel: String, until: Int64)] = []
     }
@@ -33,20 +36,24 @@ final class RealtimeApplication: WebSocketApplication {
     let hub: RealtimeHub
     unowned(unsafe) let loop: EventLoop
     unowned(unsafe) var server: WebSocketServer!
-    private var channels = LocalChannels()
-    private var sessions: [Session?] = []
+    var channels = LocalChannels()
+    var sessions: [Session?] = []
     /// Joins whose presence part waits for the channel's subscription (Redis mode; entries live
     /// only while waiting, so sessions carry nothing for it).
-    private var awaitingSubscription = Set<AwaitingJoin>()
-    /// Joins waiting for CHANNEL_AUTH_URL's answer: not members yet, nothing counted, nothing
-    /// delivered. A leave removes its entry, and the answer then finds nothing to do.
-    private var awaitingAccess = Set<AwaitingJoin>()
-    private struct AwaitingJoin: Hashable {
+    var awaitingSubscription = Set<AwaitingJoin>()
+    /// Joins waiting for CHANNEL_AUTH_URL's answer, with their `since`: not members yet, nothing
+    /// counted, nothing delivered. A leave removes its entry, and the answer then finds nothing to do.
+    var awaitingAccess: [AwaitingJoin: StreamPosition?] = [:]
+    struct AwaitingJoin: Hashable {
         let connection: ConnectionID
         let channel: String
     }
-    private var ids = MessageIDGenerator()
-    private var typingSlots = Set<UInt32>()
+    var ids = MessageIDGenerator()
+    var typingSlots = Set<UInt32>()
+    /// Channels whose message order holds a message ahead of a gap (checked every tick).
+    var holdingOrder = Set<String>()
+    /// Recovery, nonce and publish figures of this loop.
+    let realtimeCounters = RealtimeCounters()
 
     init(hub: RealtimeHub, loop: EventLoop) {
         self.hub = hub
@@ -198,16 +205,8 @@ final class RealtimeApplication: WebSocketApplication {
         let s = Int(id.slot)
         guard sessions[s] != nil else { return }
         if !sessions[s]!.limiter.allow(rate: hub.config.messageRate, now: loop.now) {
-            loop.counters.rateLimited &+= 1
-            sessions[s]!.rateStrikes += 1
-            if sessions[s]!.rateStrikes > 4 * max(1, hub.config.messageRate) {
-                server.close(id, code: .policyViolation, reason: "message rate")
-            } else {
-                fail(id, .rateLimited, "more than \(hub.config.messageRate) messages per second")
-            }
-            return
+            return refuseForRate(id, text: text, payload: payload)
         }
-        sessions[s]!.rateStrikes = 0
         guard text else {
             loop.counters.messagesIn.add(.other)
             return fail(id, .badJSON, "binary frames are not accepted")
@@ -217,182 +216,52 @@ final class RealtimeApplication: WebSocketApplication {
         switch ClientMessage.parse(payload) {
         case .failure(let error):
             counts.add(.other)
-            fail(id, error.code, error.message)
+            fail(id, error.code, error.message, nonce: error.nonce)
         case .success(.ping):
             counts.add(.ping)
             server.send(id, ServerMessage.pong)
-        case .success(.join(let channel)):
+        case .success(.join(let channel, let since)):
             counts.add(.join)
-            join(id, channel)
+            join(id, channel, since: since)
         case .success(.leave(let channel)):
             counts.add(.leave)
             leave(id, channel)
-        case .success(.message(let channel, let content)):
+        case .success(.message(let channel, let content, let nonce)):
             counts.add(.message)
-            message(id, channel, content)
+            message(id, channel, content, nonce: nonce)
         case .success(.typing(let channel, let typing)):
             counts.add(.typing)
             typingChanged(id, channel, typing)
         }
     }
 
-    private func fail(_ id: ConnectionID, _ code: ProtocolErrorCode, _ message: String, channel: String? = nil) {
-        server.send(id, ServerMessage.error(code, message, channel: channel))
+    /// A message over MESSAGE_RATE: `rate_limited` (with the message's channel and nonce, so the
+    /// client knows which send to try again); a run of refusals no more than 1 s apart that goes
+    /// on for 5 s closes the connection with 1008 — one burst never does.
+    private func refuseForRate(_ id: ConnectionID, text: Bool, payload: UnsafeRawBufferPointer) {
+        let s = Int(id.slot), now = loop.now
+        loop.counters.rateLimited &+= 1
+        if now - sessions[s]!.lastRefusal > 1_000 { sessions[s]!.refusingSince = now }
+        sessions[s]!.lastRefusal = now
+        if now - sessions[s]!.refusingSince >= 5_000 {
+            return server.close(id, code: .policyViolation, reason: "message rate")
+        }
+        var channel: String?, nonce: String?
+        if text, case .success(.message(let c, _, let n)) = ClientMessage.parse(payload) { (channel, nonce) = (c, n) }
+        fail(id, .rateLimited, "more than \(hub.config.messageRate) messages per second", channel: channel, nonce: nonce)
     }
 
-    private func join(_ id: ConnectionID, _ channel: String) {
-        let s = Int(id.slot)
-        guard let session = sessions[s] else { return }
-        if session.joined.contains(channel) {
-            // Already a member: confirm again without counting a second join.
-            server.send(id, ServerMessage.presence(userID: session.user, online: true, channel: channel))
-            return
-        }
-        let awaiting = AwaitingJoin(connection: id, channel: channel)
-        if awaitingAccess.contains(awaiting) { return } // its answer will come
-        guard session.joined.count + session.joinsAwaitingAccess < RealtimeApplication.maxChannelsPerConnection else {
-            return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection", channel: channel)
-        }
-        let subject = AccessSubject(user: session.user, role: session.role, sessionID: session.sessionID,
-                                    channels: session.allowedChannels)
-        if let decision = hub.access.immediate(subject, channel: channel, on: loop) {
-            return admit(id, channel, decision)
-        }
-        awaitingAccess.insert(awaiting)
-        sessions[s]!.joinsAwaitingAccess += 1
-        let requestID = session.requestID.isEmpty ? RequestID.make() : session.requestID
-        hub.access.ask(subject, channel: channel, requestID: requestID, on: loop) { [unowned self] decision in
-            // Left, or gone, meanwhile: the answer is cached for the next join, nothing else.
-            guard self.awaitingAccess.remove(awaiting) != nil, self.loop.isOpen(id), self.sessions[s] != nil else { return }
-            self.sessions[s]!.joinsAwaitingAccess -= 1
-            self.admit(id, channel, decision)
-        }
-    }
-
-    /// Carries out a join once channel access has answered.
-    private func admit(_ id: ConnectionID, _ channel: String, _ decision: AccessDecision) {
-        switch decision {
-        case .allowed: enter(id, channel)
-        case .refused: fail(id, .forbiddenChannel, "not allowed in this channel", channel: channel)
-        case .unavailable: fail(id, .unavailable, "channel access could not be checked; try again", channel: channel)
-        }
-    }
-
-    /// The join of an admitted connection: membership here, the channel's subscription, presence.
-    private func enter(_ id: ConnectionID, _ channel: String) {
-        let s = Int(id.slot)
-        sessions[s]!.joined.append(channel)
-        if channels.add(id, to: channel) { hub.channelOccupied(channel) }
-        let awaiting = AwaitingJoin(connection: id, channel: channel)
-        awaitingSubscription.insert(awaiting)
-        hub.whenSubscribed(channel, on: loop) { [unowned self] in
-            // Gone, left (and maybe back, with its own wait) meanwhile: nothing to do for this one.
-            guard self.awaitingSubscription.remove(awaiting) != nil else { return }
-            self.joinPresence(id, channel)
-        }
-    }
-
-    /// The presence part of a join, once the channel's events reach this instance.
-    private func joinPresence(_ id: ConnectionID, _ channel: String) {
-        let s = Int(id.slot)
-        guard let user = sessions[s]?.user else { return }
-        hub.presence.join(channel: channel, user: user, now: loop.now) { [unowned self] result in
-            guard self.loop.isOpen(id), self.sessions[s]?.joined.contains(channel) == true else { return }
-            for member in result.online {
-                self.server.send(id, ServerMessage.presence(userID: member, online: true, channel: channel))
-            }
-            if result.firstConnection {
-                let frame = ServerMessage.presence(userID: user, online: true, channel: channel)
-                self.fanOut(channel: channel, frame: frame, exceptConnection: id)
-            }
-        }
-    }
-
-    private func leave(_ id: ConnectionID, _ channel: String) {
-        let s = Int(id.slot)
-        if awaitingAccess.remove(AwaitingJoin(connection: id, channel: channel)) != nil {
-            // A join still being checked: cancelled, it never counted.
-            sessions[s]!.joinsAwaitingAccess -= 1
-            return
-        }
-        guard let session = sessions[s], let index = session.joined.firstIndex(of: channel) else {
-            return fail(id, .notJoined, "not a member of this channel", channel: channel)
-        }
-        stopTyping(id, channel)
-        sessions[s]!.joined.remove(at: index)
-        if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
-        // A join still waiting for the subscription never reached presence.
-        if awaitingSubscription.remove(AwaitingJoin(connection: id, channel: channel)) == nil {
-            hub.presence.leave(channel: channel, user: session.user, now: loop.now)
-        }
-    }
-
-    private func message(_ id: ConnectionID, _ channel: String, _ content: String) {
-        guard let session = sessions[Int(id.slot)], session.joined.contains(channel) else {
-            return fail(id, .notJoined, "join the channel before sending to it", channel: channel)
-        }
-        let arrived = loop.turnStartNanos
-        let (messageID, millis) = ids.next()
-        let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
-        let frame = ServerMessage.message(id: messageID, sender: session.user, content: content, channel: channel, timestamp: timestamp)
-        guard let forwarding = hub.forwarding else {
-            fanOut(channel: channel, frame: frame)
-            return loop.counters.fanOutQueued(arrivedAt: arrived)
-        }
-        // Stored for chat-service before anyone sees it; refused (not dropped) when it cannot be.
-        guard let forwarder = forwarding.forwarder(on: loop) else {
-            return fail(id, .unavailable, "the message could not be stored; try again", channel: channel)
-        }
-        let entry = ForwardEntry(id: messageID, channel: channel, sender: session.user, content: content,
-                                 createdAt: timestamp, requestID: session.requestID)
-        forwarder.accept(consume entry) { [unowned self] stored in
-            guard case .success = stored else {
-                forwarder.countRefused()
-                return self.fail(id, .unavailable, "the message could not be stored; try again", channel: channel)
-            }
-            self.fanOut(channel: channel, frame: frame)
-            self.loop.counters.fanOutQueued(arrivedAt: arrived)
-        }
-    }
-
-    // MARK: Typing
-
-    private func typingChanged(_ id: ConnectionID, _ channel: String, _ typing: Bool) {
-        let s = Int(id.slot)
-        guard let session = sessions[s], session.joined.contains(channel) else {
-            return fail(id, .notJoined, "join the channel before typing in it", channel: channel)
-        }
-        if !typing { return stopTyping(id, channel) }
-        let until = loop.now + RealtimeApplication.typingTimeoutMillis
-        if let i = session.typing.firstIndex(where: { $0.channel == channel }) {
-            sessions[s]!.typing[i].until = until // still typing: only the auto-stop moves
-        } else {
-            sessions[s]!.typing.append((channel, until))
-            typingSlots.insert(id.slot)
-            announceTyping(true, user: session.user, channel: channel, from: id)
-        }
-        loop.scheduleTick(at: until)
-    }
-
-    private func stopTyping(_ id: ConnectionID, _ channel: String) {
-        let s = Int(id.slot)
-        guard let session = sessions[s], let i = session.typing.firstIndex(where: { $0.channel == channel }) else { return }
-        sessions[s]!.typing.remove(at: i)
-        if sessions[s]!.typing.isEmpty { typingSlots.remove(id.slot) }
-        announceTyping(false, user: session.user, channel: channel, from: id)
-    }
-
-    private func announceTyping(_ typing: Bool, user: String, channel: String, from id: ConnectionID) {
-        // To the other users' connections only, and droppable under backpressure.
-        fanOut(channel: channel, frame: ServerMessage.typing(userID: user, channel: channel, typing: typing),
-               exceptUser: user, droppable: true)
+    func fail(_ id: ConnectionID, _ code: ProtocolErrorCode, _ message: String, channel: String? = nil, nonce: String? = nil) {
+        server.send(id, ServerMessage.error(code, message, channel: channel, nonce: nonce))
     }
 
     private func tick() {
         let now = loop.now
         // Every loop: grace periods (embedded), this loop's presence refresh (Redis).
         hub.presence.tick(now: now)
+        if loop.index == 0 { hub.history.tick(nowMillis: UnixTime.nowMillis()) }
         loop.scheduleTick(at: now + RealtimeApplication.presenceTickMillis)
+        skipOrderGaps(now: now)
         for slot in typingSlots {
             guard let session = sessions[Int(slot)] else { continue }
             let id = ConnectionID(slot: slot, generation: loop.generation(ofSlot: slot))
@@ -404,43 +273,4 @@ final class RealtimeApplication: WebSocketApplication {
         }
     }
 
-    // MARK: Fan-out
-
-    /// Delivers here at once, then to the other loops through their rings and to the other
-    /// instances through Redis.
-    private func fanOut(channel: String, frame: SharedBytes, exceptUser: String? = nil,
-                        exceptConnection: ConnectionID? = nil, droppable: Bool = false) {
-        deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable)
-        hub.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, fromLoop: loop.index)
-        hub.redis?.fanOut.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable)
-    }
-
-    /// Queues `frame` on every member of `channel` on this loop, skipping `exceptUser`'s
-    /// connections and `exceptConnection`. Nothing is copied per recipient.
-    func deliver(channel: String, frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?, droppable: Bool) {
-        guard let members = channels.channel(channel)?.members else { return }
-        if exceptUser == nil && exceptConnection == nil && !droppable {
-            // The message path: every member, no per-member test beyond the backlog.
-            let server = self.server!
-            let queued = members.withUnsafeBufferPointer { targets in
-                loop.enqueue(frame, on: targets, limit: server.config.maxOutboundBytes) { server.closeSlowConsumer($0) }
-            }
-            loop.counters.fannedOut(frame, count: queued)
-            return
-        }
-        var queued = 0
-        for member in members {
-            if member == exceptConnection { continue }
-            if let exceptUser, sessions[Int(member.slot)]?.user == exceptUser { continue }
-            if server.queue(member, frame, droppable: droppable) { queued += 1 }
-        }
-        loop.counters.fannedOut(frame, count: queued)
-    }
-
-    // MARK: REST support
-
-    /// Token check for `GET /api/v1/presence` (not single use).
-    func verifyBearer(_ token: String) -> Result<TokenClaims, TokenRejection> {
-        hub.verifier.verify(token, now: UnixTime.now())
-    }
 }

@@ -9,6 +9,8 @@ final class RealtimeHub: @unchecked Sendable {
     let config: Config
     let presence: any PresenceStore
     let replayGuard: any ReplayGuard
+    /// Chat message history and nonces (CONTRACT §10).
+    let history: any ChannelHistory
     /// WebSocket sessions open in this process (for `MAX_CONNECTIONS`).
     let sessions = Atomic<Int>(0)
     /// Set once on SIGTERM: upgrades get 503, `/readyz` says 503, every client is closed with 1001.
@@ -46,10 +48,12 @@ final class RealtimeHub: @unchecked Sendable {
     let fanOut: CrossLoopFanOut
 
     init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
-         authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil, forwarding: ForwardingRuntime? = nil) {
+         history: any ChannelHistory, authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil,
+         forwarding: ForwardingRuntime? = nil) {
         self.config = config
         self.presence = presence
         self.replayGuard = replayGuard
+        self.history = history
         self.authService = authService
         self.redis = redis
         self.forwarding = forwarding
@@ -73,8 +77,8 @@ final class RealtimeHub: @unchecked Sendable {
                 self.announce(channel: channel, frame: ServerMessage.presence(userID: user, online: true, channel: channel))
             }
             // From other instances (on loop 0): every member of this instance.
-            redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable in
-                self.publishEverywhere(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable)
+            redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable, position in
+                self.publishEverywhere(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, position: position)
             }
             // Revocations from other instances (on loop 0).
             redis.fanOut.control = { [unowned self] message in
@@ -98,7 +102,8 @@ final class RealtimeHub: @unchecked Sendable {
         let index = loop.index, fanOut = self.fanOut, forwarding = self.forwarding
         let drain = { [unowned application] in
             fanOut.drain(into: index) { d in
-                application.deliver(channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil, droppable: d.droppable)
+                application.deliver(channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil,
+                                    droppable: d.droppable, position: d.position)
             }
         }
         // Before the turn's I/O (what other loops published earlier reaches only earlier members)
@@ -243,24 +248,28 @@ final class RealtimeHub: @unchecked Sendable {
 
     /// On loop `fromLoop`'s thread: sends one shared frame to the members of `channel` on every
     /// other loop (that loop has delivered locally already), skipping `exceptUser`'s connections.
-    func publish(channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, fromLoop: Int) {
-        fanOut.publish(CrossLoopFanOut.Delivery(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable), from: fromLoop)
+    func publish(channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, position: StreamPosition? = nil,
+                 fromLoop: Int) {
+        fanOut.publish(CrossLoopFanOut.Delivery(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable,
+                                                position: position), from: fromLoop)
     }
 
     /// From any thread: sends `frame` to the members of `channel` on every loop of this instance
     /// (events no connection of the calling loop caused: a grace period ending, another
     /// instance's message). On a loop thread the rings carry it; elsewhere the mailboxes.
-    func publishEverywhere(channel: String, frame: SharedBytes, exceptUser: String? = nil, droppable: Bool = false) {
+    func publishEverywhere(channel: String, frame: SharedBytes, exceptUser: String? = nil, droppable: Bool = false,
+                           position: StreamPosition? = nil) {
         if let loop = EventLoop.current, loop.index < applications.count, let application = applications[loop.index] {
-            application.deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable)
-            publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, fromLoop: loop.index)
+            application.deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable,
+                                position: position)
+            publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, position: position, fromLoop: loop.index)
             return
         }
         for case let mailbox? in mailboxes {
             let job = UnsafeSendable((channel, frame, exceptUser))
             mailbox.post { [unowned self] loop in
                 self.applications[loop.index]?.deliver(channel: job.value.0, frame: job.value.1, exceptUser: job.value.2,
-                                                       exceptConnection: nil, droppable: droppable)
+                                                       exceptConnection: nil, droppable: droppable, position: position)
             }
         }
     }

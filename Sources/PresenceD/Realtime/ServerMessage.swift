@@ -4,28 +4,99 @@ import WSCore
 /// WebSocket text frame: the exact payload length is measured first, then header and JSON are written
 /// into one allocation, shared by every recipient. Keys are in contract order.
 enum ServerMessage {
-    /// `{"type":"message","id":…,"sender":…,"content":…,"channel":…,"timestamp":…}`
-    static func message(id: String, sender: String, content: String, channel: String, timestamp: String) -> SharedBytes {
+    /// `{"type":"message","id":…,"sender":…,"content":…,"channel":…,"timestamp":…}`, then
+    /// `"nonce"` when the sender gave one and `"offset"`/`"epoch"` when the channel keeps history
+    /// (CONTRACT §10; last, so the Redis history script can complete a prefix).
+    static func message(id: String, sender: String, content: String, channel: String, timestamp: String,
+                        nonce: String? = nil, position: StreamPosition? = nil) -> SharedBytes {
         JSONWriter.withUTF8(id) { id in
             JSONWriter.withUTF8(sender) { sender in
                 JSONWriter.withUTF8(content) { content in
                     JSONWriter.withUTF8(channel) { channel in
                         JSONWriter.withUTF8(timestamp) { timestamp in
-                            frame { out in
-                                out.raw(#"{"type":"message","id":"#)
-                                out.string(id)
-                                out.raw(#","sender":"#)
-                                out.string(sender)
-                                out.raw(#","content":"#)
-                                out.string(content)
-                                out.raw(#","channel":"#)
-                                out.string(channel)
-                                out.raw(#","timestamp":"#)
-                                out.string(timestamp)
-                                out.raw("}")
+                            JSONWriter.withUTF8(nonce ?? "") { nonceBytes in
+                                JSONWriter.withUTF8(position?.epoch ?? "") { epoch in
+                                    frame { out in
+                                        messageFields(&out, id, sender, content, channel, timestamp, nonce == nil ? nil : nonceBytes)
+                                        if let position {
+                                            out.raw(#","offset":"#)
+                                            out.integer(position.offset)
+                                            out.raw(#","epoch":"#)
+                                            out.string(epoch)
+                                        }
+                                        out.raw("}")
+                                    }
+                                }
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The JSON text of a `message` up to and including `,"offset":` — what Redis' history script
+    /// completes with the offset it assigns and the channel's epoch (`HistoryScripts.append`) —
+    /// or, `withOffset` false (no history), the whole text.
+    static func messageText(id: String, sender: String, content: String, channel: String, timestamp: String,
+                            nonce: String?, withOffset: Bool) -> [UInt8] {
+        JSONWriter.withUTF8(id) { id in
+            JSONWriter.withUTF8(sender) { sender in
+                JSONWriter.withUTF8(content) { content in
+                    JSONWriter.withUTF8(channel) { channel in
+                        JSONWriter.withUTF8(timestamp) { timestamp in
+                            JSONWriter.withUTF8(nonce ?? "") { nonceBytes in
+                                text { out in
+                                    messageFields(&out, id, sender, content, channel, timestamp, nonce == nil ? nil : nonceBytes)
+                                    if withOffset { out.raw(#","offset":"#) } else { out.raw("}") }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func messageFields(_ out: inout JSONByteCursor, _ id: UnsafeRawBufferPointer, _ sender: UnsafeRawBufferPointer,
+                                      _ content: UnsafeRawBufferPointer, _ channel: UnsafeRawBufferPointer,
+                                      _ timestamp: UnsafeRawBufferPointer, _ nonce: UnsafeRawBufferPointer?) {
+        out.raw(#"{"type":"message","id":"#)
+        out.string(id)
+        out.raw(#","sender":"#)
+        out.string(sender)
+        out.raw(#","content":"#)
+        out.string(content)
+        out.raw(#","channel":"#)
+        out.string(channel)
+        out.raw(#","timestamp":"#)
+        out.string(timestamp)
+        if let nonce {
+            out.raw(#","nonce":"#)
+            out.string(nonce)
+        }
+    }
+
+    /// `{"type":"joined","channel":…,"offset":…,"epoch":…,"recovered":…}`: the join is complete
+    /// (CONTRACT §10); offset and epoch only with history, `recovered` only for a join with `since`.
+    static func joined(channel: String, position: StreamPosition?, recovered: Bool?) -> SharedBytes {
+        JSONWriter.withUTF8(channel) { channel in
+            JSONWriter.withUTF8(position?.epoch ?? "") { epoch in
+                frame { out in
+                    out.raw(#"{"type":"joined","channel":"#)
+                    out.string(channel)
+                    if let position {
+                        out.raw(#","offset":"#)
+                        out.integer(position.offset)
+                        out.raw(#","epoch":"#)
+                        out.string(epoch)
+                    }
+                    if let recovered {
+                        out.raw(#","recovered":"#)
+                        out.bool(recovered)
+                    }
+                    out.raw("}")
                 }
             }
         }
@@ -104,6 +175,17 @@ enum ServerMessage {
     }
 
     // MARK: Private
+
+    /// JSON text (not a frame) that `write` writes, measured first like `frame`.
+    private static func text(_ write: (inout JSONByteCursor) -> Void) -> [UInt8] {
+        var measure = JSONByteCursor.measuring()
+        write(&measure)
+        return [UInt8](unsafeUninitializedCapacity: measure.count) { buffer, count in
+            var cursor = JSONByteCursor(UnsafeMutableRawPointer(buffer.baseAddress!))
+            write(&cursor)
+            count = cursor.count
+        }
+    }
 
     /// A text frame whose payload is what `write` writes. `write` runs twice: on a measuring cursor for
     /// the exact payload length, then on one writing straight into the frame's single allocation.

@@ -13,9 +13,17 @@ import WSCore
 /// another instance in between would reach neither the snapshot nor the joiner.
 ///
 /// Envelope: version (1), instance id (16 bytes), flags (bit 0 droppable, bit 1 except-user),
-/// except-user length (2 bytes, big-endian) and bytes, then the frame.
+/// except-user length (2 bytes, big-endian) and bytes, then the frame. Chat messages published
+/// by the history script (`HistoryScripts.append`) use version 2: the instance id as 32 hex
+/// digits (script arguments are text), and after the except-user a one-byte length and the
+/// message's position as `<offset> <epoch>` (empty without history).
 final class RedisFanOut: @unchecked Sendable {
     let instanceID: [UInt8]
+    /// `instanceID` in hex (version 2 envelopes).
+    let instanceHex: String
+    /// The start of a version 2 envelope from this instance, up to the position's length byte:
+    /// version, instance hex, no flags, no except-user.
+    var envelopeHead: String { "\u{02}" + instanceHex + "\u{00}\u{00}\u{00}" }
     /// Each loop's command connection, written at its registration (loops register concurrently).
     private let publishers: LoopSlots<(any RedisCommanding)?>
     /// A join waiting for its channel's subscription: its loop's mailbox and what to run there.
@@ -46,7 +54,8 @@ final class RedisFanOut: @unchecked Sendable {
     /// The subscription connection; lives on loop 0 (`start`), touched on its thread only.
     private var subscriber: (any RedisSubscribing)?
     /// Delivers a frame from another instance to this instance's members (set by the hub).
-    var deliver: ((_ channel: String, _ frame: SharedBytes, _ exceptUser: String?, _ droppable: Bool) -> Void)?
+    var deliver: ((_ channel: String, _ frame: SharedBytes, _ exceptUser: String?, _ droppable: Bool,
+                   _ position: StreamPosition?) -> Void)?
     /// Receives a control message another instance published (`publishControl`), on loop 0.
     var control: ((_ message: [UInt8]) -> Void)?
     /// The pseudo-channel of control messages (revocations): its `!` is outside every channel id.
@@ -55,6 +64,7 @@ final class RedisFanOut: @unchecked Sendable {
     init(instanceID: [UInt8], loops: Int) {
         precondition(instanceID.count == 16)
         self.instanceID = instanceID
+        instanceHex = instanceID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
         publishers = LoopSlots(count: loops, initial: nil)
         // Every instance listens for control messages for as long as it runs.
         activate(Self.controlChannel)
@@ -212,19 +222,36 @@ final class RedisFanOut: @unchecked Sendable {
 
     /// On loop 0: one message from Redis.
     private func received(_ name: String, _ payload: [UInt8]) {
-        guard name.hasPrefix("presenced:{"), name.hasSuffix("}") else { return }
-        guard payload.count >= 20, payload[0] == 1 else { return }
-        if payload[1...16].elementsEqual(instanceID) { return } // ours: delivered locally already
-        let flags = payload[17]
-        let exceptLength = Int(payload[18]) << 8 | Int(payload[19])
-        guard payload.count >= 20 + exceptLength else { return }
-        let exceptUser = flags & 2 != 0 ? String(decoding: payload[20..<(20 + exceptLength)], as: UTF8.self) : nil
-        let frame = SharedBytes.copying(payload[(20 + exceptLength)...])
+        guard name.hasPrefix("presenced:{"), name.hasSuffix("}"), let first = payload.first else { return }
+        let idLength = first == 2 ? 32 : 16
+        guard first == 1 || first == 2, payload.count >= 4 + idLength else { return }
+        let idEnd = 1 + idLength
+        // Ours: delivered locally already.
+        if first == 1 ? payload[1..<idEnd].elementsEqual(instanceID) : payload[1..<idEnd].elementsEqual(instanceHex.utf8) { return }
+        let flags = payload[idEnd]
+        let exceptLength = Int(payload[idEnd + 1]) << 8 | Int(payload[idEnd + 2])
+        var at = idEnd + 3
+        guard payload.count >= at + exceptLength else { return }
+        let exceptUser = flags & 2 != 0 ? String(decoding: payload[at..<(at + exceptLength)], as: UTF8.self) : nil
+        at += exceptLength
+        var position: StreamPosition?
+        if first == 2 {
+            guard payload.count > at else { return }
+            let length = Int(payload[at])
+            at += 1
+            guard payload.count >= at + length else { return }
+            if length > 0 {
+                let text = payload[at..<(at + length)].split(separator: UInt8(ascii: " "), maxSplits: 1)
+                guard text.count == 2, let offset = Int64(String(decoding: text[0], as: UTF8.self)) else { return }
+                position = StreamPosition(offset: offset, epoch: String(decoding: text[1], as: UTF8.self))
+            }
+            at += length
+        }
         let channel = String(name.dropFirst("presenced:{".count).dropLast())
         if channel == Self.controlChannel {
-            control?(Array(payload[(20 + exceptLength)...]))
+            control?(Array(payload[at...]))
             return
         }
-        deliver?(channel, frame, exceptUser, flags & 1 != 0)
+        deliver?(channel, SharedBytes.copying(payload[at...]), exceptUser, flags & 1 != 0, position)
     }
 }

@@ -12,6 +12,8 @@ final class RedisRuntime: @unchecked Sendable {
     let endpoint: RedisEndpoint
     let presence: RedisPresenceStore
     let replayGuard: RedisReplayGuard
+    /// Channel history and nonces, shared by every instance.
+    let history: RedisHistory
     let instanceID: [UInt8]
     /// Cross-instance fan-out (publishers attach once the server is known).
     let fanOut: RedisFanOut
@@ -37,6 +39,7 @@ final class RedisRuntime: @unchecked Sendable {
     let instanceHex: String
 
     init(endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64,
+         historySize: Int = 200, historyTTLMillis: Int64 = 600_000, nonceWindowMillis: Int64 = 300_000,
          forwarding: ForwardingRuntime? = nil) {
         self.endpoint = endpoint
         self.forwarding = forwarding
@@ -49,6 +52,8 @@ final class RedisRuntime: @unchecked Sendable {
         presence = RedisPresenceStore(instanceID: hex, loops: loops, ttlMillis: ttlMillis, graceMillis: graceMillis)
         replayGuard = RedisReplayGuard(loops: loops)
         fanOut = RedisFanOut(instanceID: id, loops: loops)
+        history = RedisHistory(size: historySize, ttlMillis: historyTTLMillis, nonceWindowMillis: nonceWindowMillis,
+                               loops: loops, fanOut: fanOut)
         options = RedisOptions(commandTimeoutMillis: commandTimeoutMillis, clientName: "presenced")
         clients = (0..<loops).map { _ in LoopClients() }
     }
@@ -131,6 +136,7 @@ final class RedisRuntime: @unchecked Sendable {
         mine.commands = commands
         presence.attach(loop: loop, redis: commands)
         replayGuard.register(loop: loop, redis: commands)
+        history.register(loop: loop, redis: commands)
         fanOut.register(loop: loop, redis: commands, sharded: sharded)
         forwarding?.redisAttached(loop: loop, redis: commands, instanceID: instanceHex)
         commands.start()

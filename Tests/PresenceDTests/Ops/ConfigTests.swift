@@ -99,6 +99,9 @@ final class ConfigTests: XCTestCase {
             "SERVER_API_TOKEN": ["short-server-t", "server token with spaces"],
             "MAX_CONNECTION_AGE": ["5s", "forever"],
             "MAX_CONNECTIONS_PER_USER": ["-1", "many"],
+            "HISTORY_SIZE": ["-1", "100001", "lots"],
+            "HISTORY_TTL": ["500ms", "8d", "forever"],
+            "NONCE_WINDOW": ["soon", "2d"],
         ]
         for variable in ConfigVariable.all {
             XCTAssertNotNil(bad[variable.name], "no bad value tested for \(variable.name)")

@@ -227,17 +227,66 @@ final class RealtimeProtocolTests: XCTestCase {
         }
     }
 
-    func testFloodingPastTheRateLimitClosesWith1008() throws {
-        try eachBackend(configure: { $0.messageRate = 1 }) { server, _ in
-            let a = try server.client("alice")
-            for _ in 0..<20 { try send(a, #"{"type":"ping"}"#) }
-            var closed: UInt16?
-            while closed == nil {
-                let frame = try a.receive()
-                if case .close(let code) = frame { closed = code }
-                if frame == .eof { break }
+    /// CONTRACT §10: refusals alone never close; 5 s of refusals no more than 1 s apart close with
+    /// 1008. A burst is answered rate_limited (with the message's channel and nonce) and the
+    /// connection stays; a client that pauses over a second between bursts stays too.
+    func testOnlyFiveSecondsOfContinuedRefusalsCloseWith1008() throws {
+        try eachBackend(configure: { $0.messageRate = 1 }) { server, backend in
+            let burst = try server.client("burst")
+            try burst.join("room", expecting: ["burst"])
+            for i in 0..<10 { try send(burst, #"{"type":"message","channel":"room","content":"x","nonce":"n\#(i)"}"#) }
+            var refused: [[String: Any]] = []
+            var delivered = 0
+            for _ in 0..<10 {
+                let m = try burst.nextJSON()
+                if m["type"] as? String == "message" { delivered += 1 } else { refused.append(m) }
             }
-            XCTAssertEqual(closed, 1008)
+            XCTAssertGreaterThan(refused.count, 0, "\(backend)")
+            XCTAssertEqual(refused.first?["code"] as? String, "rate_limited")
+            XCTAssertEqual(refused.first?["channel"] as? String, "room")
+            XCTAssertNotNil(refused.first?["nonce"] as? String, "\(backend): the refused send's nonce comes back")
+
+            let pausing = try server.client("pausing")
+            let flooding = try server.client("flooding")
+            let started = EventLoop.monotonicMillis()
+            var floodClosedAt: Int64?
+            var round = 0
+            while EventLoop.monotonicMillis() - started < 7_000 {
+                // The flooder sends every 200 ms; the pauser only in every 8th round (1.6 s apart).
+                if floodClosedAt == nil {
+                    try? send(flooding, #"{"type":"ping"}"#)
+                    try? send(flooding, #"{"type":"ping"}"#)
+                }
+                if round % 8 == 0 { for _ in 0..<4 { try send(pausing, #"{"type":"ping"}"#) } }
+                round += 1
+                pause(millis: 200)
+                if floodClosedAt == nil {
+                    var tv = timeval(tv_sec: 0, tv_usec: 1_000)
+                    setsockopt(flooding.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                    while let frame = try? flooding.receive() {
+                        if case .close(let code) = frame {
+                            XCTAssertEqual(code, 1008, "\(backend)")
+                            floodClosedAt = EventLoop.monotonicMillis() - started
+                            break
+                        }
+                    }
+                }
+            }
+            let closedAt = try XCTUnwrap(floodClosedAt, "\(backend): the flooder was never closed")
+            XCTAssertGreaterThanOrEqual(closedAt, 4_900, "\(backend): not before 5 s of refusals")
+            XCTAssertLessThan(closedAt, 6_500, "\(backend)")
+            try send(pausing, #"{"type":"ping"}"#)
+            pause(millis: 1_100)
+            try send(pausing, #"{"type":"ping"}"#)
+            var sawPong = false
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(pausing.socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            while let frame = try? pausing.receiveMessage() {
+                if case .close = frame { return XCTFail("\(backend): a client pausing between bursts was closed") }
+                if case .text(let t) = frame, t.contains("pong") { sawPong = true }
+            }
+            XCTAssertTrue(sawPong, "\(backend): the pausing client is still served")
+            _ = delivered
         }
     }
 

@@ -209,10 +209,17 @@ final class HostileClientTests: XCTestCase {
                         }
                     }
                 }
+                // With a rate limit the storm goes on (refused) until the limit closes it: 5 s of
+                // continued refusals (CONTRACT §10); without one, 3000 join/leave pairs (each join
+                // answers a snapshot and `joined`: ~1 MB the churner must read as fast as it writes).
                 let churnWriter = LoopThread.detached {
-                    for _ in 0..<5000 {
+                    let end = EventLoop.monotonicMillis() + 9_000
+                    var n = 0
+                    while n < 3000 || (rate > 0 && EventLoop.monotonicMillis() < end) {
                         guard (try? churner.sendText(#"{"type":"join","channel":"room"}"#)) != nil,
                               (try? churner.sendText(#"{"type":"leave","channel":"room"}"#)) != nil else { return }
+                        n += 1
+                        if n >= 3000 { usleep(20_000) }
                     }
                 }
                 // Alice's own copies and mallory's presence: drained aside.

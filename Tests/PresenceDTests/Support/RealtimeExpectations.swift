@@ -24,9 +24,17 @@ extension TestWebSocket {
         XCTAssertEqual(m["channel"] as? String, channel, "\(m)", file: file, line: line)
     }
 
-    /// Joins and reads the snapshot (one presence per online user, the joiner included).
-    func join(_ channel: String, expecting users: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Joins and reads the snapshot (one presence per online user, the joiner included) and the
+    /// `joined` frame that ends it; returns `joined`.
+    @discardableResult
+    func join(_ channel: String, expecting users: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         try sendText(#"{"type":"join","channel":"\#(channel)"}"#)
+        return try expectSnapshot(channel, users, file: file, line: line)
+    }
+
+    /// The snapshot (one presence per online user) and `joined`; returns `joined`.
+    @discardableResult
+    func expectSnapshot(_ channel: String, _ users: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         var seen: [String] = []
         for _ in users {
             let m = try nextJSON(file: file, line: line)
@@ -35,6 +43,10 @@ extension TestWebSocket {
             seen.append(m["user_id"] as? String ?? "?")
         }
         XCTAssertEqual(seen.sorted(), users.sorted(), file: file, line: line)
+        let joined = try nextJSON(file: file, line: line)
+        XCTAssertEqual(joined["type"] as? String, "joined", "\(joined)", file: file, line: line)
+        XCTAssertEqual(joined["channel"] as? String, channel, "\(joined)", file: file, line: line)
+        return joined
     }
 
     /// Drops the TCP connection (no close frame), like a closed tab.

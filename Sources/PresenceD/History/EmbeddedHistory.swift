@@ -1,0 +1,175 @@
+import Synchronization
+import WSCore
+
+/// Channel history and nonces in this process (embedded mode, and Redis mode while Redis is
+/// unreachable). Per channel a ring of the last HISTORY_SIZE frames — the very bytes the members
+/// were sent — with their offsets and times; 16 shards by channel, each behind its own lock. An
+/// offset is assigned and its frame built and stored under the channel's shard lock, so the
+/// frame a member gets and the frame a recovery replays are one object.
+///
+/// The epoch is this process's (`epochPrefix`) plus a per-channel generation: a channel whose
+/// history expired (HISTORY_TTL without a message) starts again at offset 1 in a new epoch.
+final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
+    private struct Entry {
+        var offset: Int64
+        var atMillis: Int64
+        var frame: SharedBytes
+    }
+
+    /// One channel's history.
+    private final class Log: @unchecked Sendable {
+        let epoch: String
+        var latest: Int64 = 0
+        var lastWriteMillis: Int64
+        /// A ring of `capacity` entries; `latest`'s entry is at `latest % capacity`.
+        var ring: [Entry?]
+
+        init(epoch: String, capacity: Int, now: Int64) {
+            self.epoch = epoch
+            lastWriteMillis = now
+            ring = Array(repeating: nil, count: capacity)
+        }
+
+        func entry(_ offset: Int64) -> Entry? {
+            guard !ring.isEmpty, let e = ring[Int(offset % Int64(ring.count))], e.offset == offset else { return nil }
+            return e
+        }
+    }
+
+    private struct NonceKey: Hashable {
+        var channel: String
+        var sender: String
+        var nonce: String
+    }
+
+    private struct NonceRecord {
+        var frame: SharedBytes
+        var position: StreamPosition?
+        var expiresMillis: Int64
+    }
+
+    private struct ShardState: @unchecked Sendable {
+        var logs: [String: Log] = [:]
+        var nonces: [NonceKey: NonceRecord] = [:]
+    }
+
+    /// One shard (a class: a lock cannot live in an array by value).
+    private final class Shard: @unchecked Sendable {
+        let state = Lock(ShardState())
+    }
+
+    let size: Int
+    let ttlMillis: Int64
+    let nonceWindowMillis: Int64
+    /// Names this process's history (random per start).
+    let epochPrefix: String
+    private let shards: [Shard]
+    private let generations = Atomic<Int>(0)
+    private let nextSweep = Atomic<Int64>(0)
+
+    var keepsMessages: Bool { size > 0 }
+
+    init(size: Int, ttlMillis: Int64, nonceWindowMillis: Int64, epochPrefix: String = String(RequestID.make().prefix(12))) {
+        self.size = size
+        self.ttlMillis = ttlMillis
+        self.nonceWindowMillis = nonceWindowMillis
+        self.epochPrefix = epochPrefix
+        shards = (0..<16).map { _ in Shard() }
+    }
+
+    private func shard(_ channel: String) -> Shard {
+        var hasher = Hasher()
+        hasher.combine(channel)
+        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+    }
+
+    /// A new channel log (under its shard's lock).
+    private func newLog(now: Int64) -> Log {
+        let generation = generations.add(1, ordering: .relaxed).newValue
+        return Log(epoch: epochPrefix + "-" + String(generation), capacity: size, now: now)
+    }
+
+    func append(_ message: ChatMessage, publish: Bool, _ done: @escaping (HistoryAppend?) -> Void) {
+        done(append(message, now: UnixTime.nowMillis()))
+    }
+
+    /// The synchronous `append`.
+    func append(_ message: ChatMessage, now: Int64) -> HistoryAppend {
+        shard(message.channel).state.withLock { shard in
+            let nonceKey = message.nonce.map { NonceKey(channel: message.channel, sender: message.sender, nonce: $0) }
+            if let nonceKey, let seen = shard.nonces[nonceKey], seen.expiresMillis > now {
+                return HistoryAppend(frame: seen.frame, position: seen.position, duplicate: true, published: false)
+            }
+            var position: StreamPosition?
+            if size > 0 {
+                let log = shard.logs[message.channel] ?? newLog(now: now)
+                shard.logs[message.channel] = log
+                log.latest += 1
+                log.lastWriteMillis = now
+                position = StreamPosition(offset: log.latest, epoch: log.epoch)
+            }
+            let frame = ServerMessage.message(id: message.id, sender: message.sender, content: message.content, channel: message.channel,
+                                              timestamp: message.timestamp, nonce: message.nonce, position: position)
+            if let position, let log = shard.logs[message.channel] {
+                log.ring[Int(position.offset % Int64(size))] = Entry(offset: position.offset, atMillis: now, frame: frame)
+            }
+            if let nonceKey {
+                shard.nonces[nonceKey] = NonceRecord(frame: frame, position: position, expiresMillis: now + nonceWindowMillis)
+            }
+            return HistoryAppend(frame: frame, position: position, duplicate: false, published: false)
+        }
+    }
+
+    /// The message a (sender, nonce) produced in `channel` within NONCE_WINDOW, if any.
+    func original(channel: String, sender: String, nonce: String, now: Int64 = UnixTime.nowMillis()) -> HistoryAppend? {
+        shard(channel).state.withLock { shard in
+            guard let seen = shard.nonces[NonceKey(channel: channel, sender: sender, nonce: nonce)], seen.expiresMillis > now else { return nil }
+            return HistoryAppend(frame: seen.frame, position: seen.position, duplicate: true, published: false)
+        }
+    }
+
+    func read(channel: String, since: StreamPosition?, _ done: @escaping (HistoryRead) -> Void) {
+        done(read(channel: channel, since: since, now: UnixTime.nowMillis()))
+    }
+
+    /// The synchronous `read`.
+    func read(channel: String, since: StreamPosition?, now: Int64) -> HistoryRead {
+        guard size > 0 else { return HistoryRead(latest: nil, recovered: since == nil ? nil : false, frames: []) }
+        return shard(channel).state.withLock { shard in
+            let log = shard.logs[channel] ?? newLog(now: now)
+            shard.logs[channel] = log
+            let latest = StreamPosition(offset: log.latest, epoch: log.epoch)
+            guard let since else { return HistoryRead(latest: latest, recovered: nil, frames: []) }
+            guard since.epoch == log.epoch, since.offset <= log.latest else {
+                return HistoryRead(latest: latest, recovered: false, frames: [])
+            }
+            var frames: [SharedBytes] = []
+            frames.reserveCapacity(Int(log.latest - since.offset))
+            var offset = since.offset + 1
+            while offset <= log.latest {
+                guard let entry = log.entry(offset), entry.atMillis > now - ttlMillis else {
+                    return HistoryRead(latest: latest, recovered: false, frames: [])
+                }
+                frames.append(entry.frame)
+                offset += 1
+            }
+            return HistoryRead(latest: latest, recovered: true, frames: frames)
+        }
+    }
+
+    /// At most every 10 s: drops channels without a message for HISTORY_TTL (their next message
+    /// starts a new epoch) and nonces past NONCE_WINDOW.
+    func tick(nowMillis now: Int64) {
+        guard now >= nextSweep.load(ordering: .relaxed) else { return }
+        nextSweep.store(now + 10_000, ordering: .relaxed)
+        for shard in shards {
+            shard.state.withLock { shard in
+                shard.logs = shard.logs.filter { $0.value.lastWriteMillis > now - ttlMillis }
+                shard.nonces = shard.nonces.filter { $0.value.expiresMillis > now }
+            }
+        }
+    }
+
+    /// Channels with a history now (for tests and metrics).
+    var channelCount: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.logs.count } } }
+}

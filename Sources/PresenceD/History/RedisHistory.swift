@@ -1,0 +1,118 @@
+import RedisShim
+import WSCore
+
+/// Channel history and nonces in Redis, shared by every instance (layout and scripts in
+/// `HistoryScripts`): one offset sequence per channel across instances and across presenced
+/// restarts. A chat message costs one script call — offset, stored frame, nonce, and the publish
+/// to the other instances — on the sending loop's own connection.
+///
+/// While that connection is down, `fallback` (this process's memory, with an epoch of its own)
+/// takes the messages: local fan-out and local recovery go on, and a recovery across the outage
+/// answers `recovered:false` because the epochs differ.
+final class RedisHistory: ChannelHistory, @unchecked Sendable {
+    let size: Int
+    let ttlMillis: Int64
+    let nonceWindowMillis: Int64
+    let fallback: EmbeddedHistory
+    /// The envelope's head for this instance's publications (`RedisFanOut.envelopeHead`).
+    private let envelopeHead: String
+    private let fanOut: RedisFanOut
+    /// Each loop's command connection, written at its registration.
+    private let connections: LoopSlots<(any RedisCommanding)?>
+
+    var keepsMessages: Bool { size > 0 }
+
+    init(size: Int, ttlMillis: Int64, nonceWindowMillis: Int64, loops: Int, fanOut: RedisFanOut) {
+        self.size = size
+        self.ttlMillis = ttlMillis
+        self.nonceWindowMillis = nonceWindowMillis
+        self.fanOut = fanOut
+        envelopeHead = fanOut.envelopeHead
+        fallback = EmbeddedHistory(size: size, ttlMillis: ttlMillis, nonceWindowMillis: nonceWindowMillis,
+                                   epochPrefix: "local-" + String(fanOut.instanceHex.prefix(12)))
+        connections = LoopSlots(count: loops, initial: nil)
+    }
+
+    /// On the loop's thread once its command connection exists.
+    func register(loop: EventLoop, redis: any RedisCommanding) {
+        connections[loop.index] = redis
+        let previous = redis.onReady
+        redis.onReady = { [unowned redis] in
+            previous?()
+            for script in HistoryScripts.all {
+                redis.send(RedisCommand("SCRIPT", "LOAD", script.source), routingKey: nil) { _ in }
+            }
+        }
+    }
+
+    private var current: (any RedisCommanding)? {
+        guard let loop = EventLoop.current, let redis = connections[loop.index], redis.isReady else { return nil }
+        return redis
+    }
+
+    func append(_ message: ChatMessage, publish: Bool, _ done: @escaping (HistoryAppend?) -> Void) {
+        guard let redis = current else { return done(fallback.append(message, now: UnixTime.nowMillis())) }
+        let now = UnixTime.nowMillis()
+        let text = ServerMessage.messageText(id: message.id, sender: message.sender, content: message.content, channel: message.channel,
+                                             timestamp: message.timestamp, nonce: message.nonce, withOffset: size > 0)
+        let args = [String(decoding: text, as: UTF8.self), Self.candidateEpoch(), String(size), String(ttlMillis), String(now),
+                    String(nonceWindowMillis), publish ? RedisFanOut.pubsubChannel(message.channel) : "", envelopeHead,
+                    message.nonce == nil ? "0" : "1", fanOut.sharded ? "SPUBLISH" : "PUBLISH"]
+        let keys = HistoryScripts.keys(channel: message.channel, sender: message.sender, nonce: message.nonce)
+        redis.evalScript(HistoryScripts.append, keys: keys, args: args) { [fallback] result in
+            guard case .success(.array(let items)) = result, let fresh = items.first?.int, items.count >= 2,
+                  let frame = items[1].bytes else {
+                // Redis did not take it: this process's history (its own epoch), local fan-out only.
+                return done(fallback.append(message, now: UnixTime.nowMillis()))
+            }
+            let bytes = SharedBytes.copying(frame)
+            if fresh == 0 {
+                return done(HistoryAppend(frame: bytes, position: Self.position(inFrame: frame), duplicate: true, published: false))
+            }
+            var position: StreamPosition?
+            if items.count >= 4, let offset = items[2].int, offset > 0, let epoch = items[3].string { position = StreamPosition(offset: offset, epoch: epoch) }
+            done(HistoryAppend(frame: bytes, position: position, duplicate: false, published: publish))
+        }
+    }
+
+    func read(channel: String, since: StreamPosition?, _ done: @escaping (HistoryRead) -> Void) {
+        guard size > 0 else { return done(HistoryRead(latest: nil, recovered: since == nil ? nil : false, frames: [])) }
+        guard let redis = current else { return fallback.read(channel: channel, since: since, done) }
+        let args = [since.map { String($0.offset) } ?? "-1", since?.epoch ?? "", String(UnixTime.nowMillis()), String(ttlMillis),
+                    Self.candidateEpoch()]
+        redis.evalScript(HistoryScripts.read, keys: HistoryScripts.keys(channel: channel), args: args) { [fallback] result in
+            guard case .success(.array(let items)) = result, items.count >= 2, let latest = items[0].int,
+                  let epoch = items[1].string else {
+                return fallback.read(channel: channel, since: since, done)
+            }
+            let position = StreamPosition(offset: latest, epoch: epoch)
+            guard since != nil else { return done(HistoryRead(latest: position, recovered: nil, frames: [])) }
+            guard items.count >= 4, items[2].int == 1, let list = items[3].array else {
+                return done(HistoryRead(latest: position, recovered: false, frames: []))
+            }
+            done(HistoryRead(latest: position, recovered: true, frames: list.compactMap { $0.bytes.map(SharedBytes.copying) }))
+        }
+    }
+
+    func tick(nowMillis: Int64) { fallback.tick(nowMillis: nowMillis) }
+
+    /// A fresh epoch for a channel that has none yet (Redis keeps the first one it is given).
+    static func candidateEpoch() -> String { String(RequestID.make().prefix(12)) }
+
+    /// The offset and epoch at the end of a message frame's JSON (`…,"offset":N,"epoch":"E"}`),
+    /// for a nonce's original as Redis kept it.
+    static func position(inFrame frame: [UInt8]) -> StreamPosition? {
+        let marker = Array(#","offset":"#.utf8)
+        guard frame.count > marker.count else { return nil }
+        var at = frame.count - marker.count
+        while at >= 0 && !frame[at..<(at + marker.count)].elementsEqual(marker) { at -= 1 }
+        guard at >= 0 else { return nil }
+        let rest = frame[(at + marker.count)...]
+        guard let comma = rest.firstIndex(of: UInt8(ascii: ",")),
+              let offset = Int64(String(decoding: rest[..<comma], as: UTF8.self)) else { return nil }
+        let tail = String(decoding: rest[comma...], as: UTF8.self)
+        let head = #","epoch":""#
+        guard tail.hasPrefix(head), tail.hasSuffix("\"}") else { return nil }
+        return StreamPosition(offset: offset, epoch: String(tail.dropFirst(head.count).dropLast(2)))
+    }
+}

@@ -21,6 +21,8 @@ final class ForwardingRuntime: @unchecked Sendable {
     let target: OutboundURL
     let token: String?
     let storage: Storage
+    /// Backoff and FORWARD_MAX_ATTEMPTS.
+    let policy: ForwardRetryPolicy
     private let adoptions: [[Int]]
     private let lockFD: Int32
     /// Each loop's forwarder (its box is touched by that loop's thread only).
@@ -29,10 +31,12 @@ final class ForwardingRuntime: @unchecked Sendable {
 
     /// Embedded storage locks its state directory: throws when another presenced holds it or it
     /// cannot be made.
-    init(target: OutboundURL, token: String?, storage: Storage, loops: Int) throws(ForwardQueueError) {
+    init(target: OutboundURL, token: String?, storage: Storage, loops: Int,
+         policy: ForwardRetryPolicy = ForwardRetryPolicy()) throws(ForwardQueueError) {
         self.target = target
         self.token = token
         self.storage = storage
+        self.policy = policy
         switch storage {
         case .files(let directory, _):
             lockFD = try FileForwardQueue.lockDirectory(directory)
@@ -76,7 +80,7 @@ final class ForwardingRuntime: @unchecked Sendable {
 
     private func start(_ queue: any ForwardQueue, on loop: EventLoop, delivers: Bool) {
         let forwarder = Forwarder(loop: loop, queue: queue, client: LoopHTTPClient(loop: loop), target: target, token: token,
-                                  delivers: delivers)
+                                  delivers: delivers, policy: policy)
         parts[loop.index].forwarder = forwarder
         forwarder.start()
     }

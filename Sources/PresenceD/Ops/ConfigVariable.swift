@@ -57,6 +57,8 @@ struct ConfigVariable: Sendable {
                        meaning: "entries per loop's forward queue (Redis mode: in the shared stream); past it messages are refused") { "\($0.forwardQueueMaxEntries)" },
         ConfigVariable(name: "FORWARD_QUEUE_MAX_BYTES", defaultValue: "67108864",
                        meaning: "bytes per loop's forward queue (embedded mode)") { "\($0.forwardQueueMaxBytes)" },
+        ConfigVariable(name: "FORWARD_MAX_ATTEMPTS", defaultValue: "50",
+                       meaning: "a forward answered 5xx this many times becomes a dead letter (1-1000000); timeouts, connection errors, 408 and 429 never count") { "\($0.forwardMaxAttempts)" },
         ConfigVariable(name: "FORWARD_CLAIM_IDLE", defaultValue: "15s",
                        meaning: "Redis mode: a crashed instance's forwards are taken over after this idle time") { millis($0.forwardClaimIdleMillis) },
         ConfigVariable(name: "LOG_LEVEL", defaultValue: "info", meaning: "debug, info, warn or error") { $0.logLevel.name },

@@ -39,6 +39,7 @@ enum Metrics {
                 sum.delivered &+= f.delivered
                 sum.retried &+= f.retried
                 sum.deadLettered &+= f.deadLettered
+                sum.poisoned &+= f.poisoned
                 sum.refused &+= f.refused
                 forward = sum
             }
@@ -82,7 +83,12 @@ enum Metrics {
             out.gauge("presenced_forward_dead_letters", "Chat messages chat-service refused for good (presenced dead-letters).", loops.deadLetters)
             out.counter("presenced_forward_delivered_total", "Forwards answered 2xx or 409.", forward.delivered)
             out.counter("presenced_forward_retries_total", "Forwards answered 408/429/5xx or failed, to be retried.", forward.retried)
-            out.counter("presenced_forward_dead_lettered_total", "Forwards refused for good (other 4xx).", forward.deadLettered)
+            out.counter("presenced_forward_dead_lettered_total",
+                        "Forwards moved to the dead letters (refused with another 4xx, or answered 5xx FORWARD_MAX_ATTEMPTS times).",
+                        forward.deadLettered)
+            out.counter("presenced_forward_poison_dead_lettered_total",
+                        "Forwards moved to the dead letters after FORWARD_MAX_ATTEMPTS 5xx answers (poison messages; part of dead_lettered).",
+                        forward.poisoned)
             out.counter("presenced_forward_refused_total", "Chat messages refused with unavailable (queue full or unusable).", forward.refused)
         }
         if let process {

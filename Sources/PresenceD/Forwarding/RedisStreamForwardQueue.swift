@@ -106,6 +106,10 @@ final class RedisStreamForwardQueue: ForwardQueue {
     /// again (that would post them twice), acknowledged again until Redis takes it.
     private var unacknowledged: Set<StreamID> = []
     private var acknowledging: Set<StreamID> = []
+    /// A fetch's reply was lost with the connection: it may have handed entries to this consumer
+    /// that it never saw. The next fetch takes this consumer's pending entries back (else they
+    /// would wait for a claim after the idle time).
+    private var reclaimOwn = false
     private var fetchesInFlight = 0
     private var claimCursor = "0-0"
     private var closed = false
@@ -190,16 +194,19 @@ final class RedisStreamForwardQueue: ForwardQueue {
         let claimCount = min(room, 100)
         let lease = options.exclusiveReader ? options.claimIdleMillis : 0
         fetchesInFlight += 1
+        let reclaiming = reclaimOwn
         let args = [options.group, consumer, String(readCount), String(claimCount), String(options.claimIdleMillis),
-                    claimCursor, String(lease)]
+                    claimCursor, String(lease), reclaiming ? String(options.maxHeld) : "0"]
         redis.evalScript(Scripts.fetch, keys: [streamKey, attemptsKey, readerKey], args: args) { [self] result in
             fetchesInFlight -= 1
             defer { if fetchesInFlight == 0 { removedDuringFetch.removeAll() } }
             guard !closed else { return done(.failure(.io("queue closed"))) }
             switch result {
             case .failure(let error):
+                if error.mayHaveRun { reclaimOwn = true }
                 done(.failure(Self.map(error)))
             case .success(let value):
+                if reclaiming && value.array?.first?.int == 1 { reclaimOwn = false }
                 absorb(value)
                 done(.success(select(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel)))
             }
@@ -399,8 +406,14 @@ final class RedisStreamForwardQueue: ForwardQueue {
                   !removedDuringFetch.contains(sid), !unacknowledged.contains(sid), var entry = Self.entry(from: parsed.fields) else { continue }
             entry.attempts = Int(i < attempts.count ? attempts[i].int ?? 0 : 0)
             if let known = heldIDs[entry.id] {
-                // The same entry again (claimed back from ourselves): keep the newer attempts.
-                if known == sid, let at = index(of: sid) { held[at].entry.attempts = entry.attempts }
+                if known == sid {
+                    // The same entry again (claimed back from ourselves): keep the newer attempts.
+                    if let at = index(of: sid) { held[at].entry.attempts = entry.attempts }
+                } else {
+                    // The same message in the stream twice (a local backlog moved again after a
+                    // crash): the copy is removed unsent, else it would stay pending for good.
+                    unacknowledged.insert(sid)
+                }
                 continue
             }
             heldIDs[entry.id] = sid
@@ -430,6 +443,7 @@ final class RedisStreamForwardQueue: ForwardQueue {
         }
     }
 
+    /// A Redis failure as a queue error: unreachable (or a transient refusal) is `.unavailable`.
     static func map(_ error: RedisError) -> ForwardQueueError {
         switch error {
         case .notConnected, .timeout, .connectionLost, .tooManyPending, .authFailed:
@@ -511,8 +525,9 @@ final class RedisStreamForwardQueue: ForwardQueue {
         """)
 
         /// KEYS stream, attempts, reader; ARGV group, consumer, readCount, claimCount, minIdle,
-        /// cursor, leaseMillis → {0, holder} when another consumer is the reader, else
-        /// {1, next cursor, entries, attempts}.
+        /// cursor, leaseMillis, reclaimCount → {0, holder} when another consumer is the reader, else
+        /// {1, next cursor, entries, attempts}. reclaimCount > 0: up to that many entries pending
+        /// for this consumer come back first (whatever their idle time).
         static let fetch = RedisScript("""
         local stream, attempts, reader = KEYS[1], KEYS[2], KEYS[3]
         local group, me = ARGV[1], ARGV[2]
@@ -533,6 +548,17 @@ final class RedisStreamForwardQueue: ForwardQueue {
           return r
         end
         local entries = {}
+        local reclaim = tonumber(ARGV[8])
+        if reclaim > 0 then
+          local mine = grouped('XPENDING', stream, group, '-', '+', reclaim, me)
+          if #mine > 0 then
+            local args = {'XCLAIM', stream, group, me, 0}
+            for _, p in ipairs(mine) do args[#args + 1] = p[1] end
+            for _, e in ipairs(redis.call(unpack(args))) do
+              if type(e) == 'table' and type(e[2]) == 'table' then entries[#entries + 1] = e end
+            end
+          end
+        end
         local cursor = ARGV[6]
         if claimCount > 0 then
           local claimed = grouped('XAUTOCLAIM', stream, group, me, ARGV[5], cursor, 'COUNT', claimCount)
@@ -678,5 +704,17 @@ final class RedisStreamForwardQueue: ForwardQueue {
         end
         return {redis.call('XLEN', KEYS[1]), redis.call('XLEN', KEYS[2]), created}
         """)
+    }
+}
+
+extension RedisError {
+    /// Whether the command may have run although no reply came: it was written and the
+    /// connection was lost (or timed out) before the answer. An error reply, or a command never
+    /// sent, did not run.
+    var mayHaveRun: Bool {
+        switch self {
+        case .timeout, .connectionLost, .protocolError: return true
+        case .notConnected, .tooManyPending, .server, .authFailed: return false
+        }
     }
 }

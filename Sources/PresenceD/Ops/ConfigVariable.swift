@@ -52,7 +52,7 @@ struct ConfigVariable: Sendable {
         ConfigVariable(name: "MAX_CONNECTIONS_PER_IP", defaultValue: "0",
                        meaning: "open connections per client address (set it when clients connect directly, not through a proxy); above it new ones are closed at accept; 0 = no cap") { "\($0.maxConnectionsPerIP)" },
         ConfigVariable(name: "STATE_DIRECTORY", defaultValue: "./state",
-                       meaning: "durable forward queue of embedded mode (systemd sets it)") { $0.stateDirectory },
+                       meaning: "durable forward queue (Redis mode: messages kept during a Redis outage); must be writable when forwarding (systemd sets it)") { $0.stateDirectory },
         ConfigVariable(name: "FORWARD_QUEUE_MAX", defaultValue: "100000",
                        meaning: "entries per loop's forward queue (Redis mode: in the shared stream); past it messages are refused") { "\($0.forwardQueueMaxEntries)" },
         ConfigVariable(name: "FORWARD_QUEUE_MAX_BYTES", defaultValue: "67108864",

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import PresenceD
 
@@ -64,5 +65,20 @@ final class ForwardPolicyTests: XCTestCase {
         XCTAssertEqual(ForwardRetryPolicy(maxAttempts: 1).settle(fiveHundred, serverErrorsBefore: 0),
                        .deadLetter(reason: "chat-service answered 500; 1 attempts answered 5xx (FORWARD_MAX_ATTEMPTS)"))
         XCTAssertEqual(ForwardRetryPolicy().maxAttempts, 50)
+    }
+
+    /// FORWARD_MAX_ATTEMPTS: default 50, 1…1000000, reaches the forwarding runtime.
+    func testMaxAttemptsIsConfigured() throws {
+        XCTAssertEqual(try Config.parse(environment: [:], arguments: []).forwardMaxAttempts, 50)
+        var config = try Config.parse(environment: ["FORWARD_MAX_ATTEMPTS": "7", "CHAT_SERVICE_URL": "http://chat:8080",
+                                                    "STATE_DIRECTORY": NSTemporaryDirectory() + "presenced-policy-" + RequestID.make()],
+                                      arguments: [])
+        XCTAssertEqual(config.forwardMaxAttempts, 7)
+        XCTAssertEqual(try Config.parse(environment: ["FORWARD_MAX_ATTEMPTS": "1000000"], arguments: []).forwardMaxAttempts, 1_000_000)
+        config.threads = 1
+        let runtime = try XCTUnwrap(try ForwardingRuntime.make(config: config))
+        defer { _ = try? FileManager.default.removeItem(atPath: config.stateDirectory) }
+        XCTAssertEqual(runtime.policy.maxAttempts, 7)
+        XCTAssertEqual(runtime.policy.backoff, ForwardRetryPolicy.standardBackoff)
     }
 }

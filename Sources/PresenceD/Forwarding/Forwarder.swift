@@ -166,7 +166,11 @@ final class Forwarder {
                 queue.acknowledge(entry.id) { [self] _ in done(with: entry) }
             case .deadLetter(let reason):
                 counters.deadLettered += 1
-                if case .retry = answered { counters.poisoned += 1 }
+                if case .retry = answered {
+                    counters.poisoned += 1
+                    // The last 5xx is counted too, so the dead letter's attempts match its reason.
+                    queue.recordAttempt(entry.id) { _ in }
+                }
                 Log.warn("forward dead-lettered", requestID: entry.requestID,
                          ["message_id": entry.id, "channel": entry.channel, "reason": reason])
                 queue.moveToDeadLetters(entry.id, reason: reason) { [self] _ in done(with: entry) }

@@ -87,15 +87,17 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
         let down = EventLoop.monotonicMillis()
         let (aliceBefore, bobBefore) = (fromAlice.count, fromBob.count)
         var i = 0
+        // A message every 50 ms from each sender: a few hundred to forward one by one afterwards
+        // (one channel), which a loaded machine does in seconds.
         while EventLoop.monotonicMillis() - down < 10_000 {
             try round("during \(i)")
             i += 1
-            pause(millis: 20)
+            pause(millis: 50)
         }
         // Fan-out on each instance went on: carol heard alice, dave heard bob, all along.
         try expectMessages(carol, Array(fromAlice[aliceBefore...]))
         try expectMessages(dave, Array(fromBob[bobBefore...]))
-        XCTAssertGreaterThan(fromAlice.count - aliceBefore, 50, "messages were sent during the outage")
+        XCTAssertGreaterThan(fromAlice.count - aliceBefore, 30, "messages were sent during the outage")
 
         try redis.start()
         // Sent while each instance moves its backlog (they must queue behind it, not overtake
@@ -105,18 +107,19 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
         while moved < 10 {
             try round("after \(i)")
             i += 1
+            pause(millis: 20)
             if i % 5 == 0 || moved > 0 {
                 let backlogs = [try metrics(port: a.port), try metrics(port: b.port)].map {
                     ($0["presenced_forward_moved_to_stream_total"] ?? 0, $0["presenced_forward_local_depth"] ?? -1)
                 }
                 if backlogs.allSatisfy({ $0.0 > 0 && $0.1 == 0 }) { moved += 1 }
             }
-            XCTAssertLessThan(i, 3_000, "the backlogs were not moved")
-            if i >= 3_000 { break }
+            XCTAssertLessThan(i, 1_000, "the backlogs were not moved")
+            if i >= 1_000 { break }
         }
 
         let accepted = fromAlice + fromBob
-        waitUntil("every accepted message at chat-service", timeoutMillis: 40_000) {
+        waitUntil("every accepted message at chat-service", timeoutMillis: 45_000) {
             Set(self.deliveredIDs(service)).isSuperset(of: accepted)
         }
         waitUntil("the stream emptied") { self.streamLength() == 0 }
@@ -134,7 +137,7 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
                 figures = (try? self.metrics(port: server.port)) ?? [:]
                 return figures["presenced_forward_local_depth"] == 0
             }
-            XCTAssertGreaterThan(figures["presenced_forward_queued_locally_total"] ?? 0, 50, name)
+            XCTAssertGreaterThan(figures["presenced_forward_queued_locally_total"] ?? 0, 30, name)
             XCTAssertEqual(figures["presenced_forward_moved_to_stream_total"], figures["presenced_forward_queued_locally_total"], name)
             XCTAssertEqual(figures["presenced_forward_refused_total"], 0, name)
         }

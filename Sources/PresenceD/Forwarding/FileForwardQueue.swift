@@ -1,10 +1,11 @@
 import Glibc
 
-/// Embedded mode's durable forward queue: one per event loop, two append-only logs in the state
+/// Embedded mode's durable forward queue, and Redis mode's local queue for Redis outages
+/// (``BufferedStreamForwardQueue``): one per event loop, two append-only logs in the state
 /// directory (`STATE_DIRECTORY`, default `./state`):
 ///
-/// - `forward-<n>.log`: `append` records (the entry), `ack` records (delivered), `attempt`
-///   records (one more failure);
+/// - `forward-<n>.log`: `append` records (the entry), `ack` records (delivered, or in Redis mode
+///   moved to the stream), `attempt` records (one more 5xx answer);
 /// - `dead-letters-<n>.log`: `dead` records (entry, reason, time) and `retried` records (moved
 ///   back to the queue).
 ///
@@ -329,7 +330,24 @@ final class FileForwardQueue: ForwardQueue {
         try syncIfEveryWrite(log)
     }
 
-    /// One more failed attempt, persisted.
+    /// Delivered (or moved elsewhere) in bulk: one `write(2)` for all their ack records; unknown
+    /// ids are ignored. (Redis mode moves a backlog of thousands to the stream this way.)
+    func acknowledge(all ids: [String]) throws(ForwardQueueError) {
+        try checkOpen()
+        var records: [UInt8] = []
+        var known: [String] = []
+        for id in ids where state.locate(id) != nil {
+            QueueLogFile.buildRecord(type: RecordType.ack, seq: takeSeq(), into: &scratch) { $0.append(contentsOf: id.utf8) }
+            records.append(contentsOf: scratch)
+            known.append(id)
+        }
+        guard !records.isEmpty else { return }
+        try log.append(records)
+        for id in known { state.removePending(id) }
+        try syncIfEveryWrite(log)
+    }
+
+    /// One more attempt answered 5xx, persisted (it counts toward `FORWARD_MAX_ATTEMPTS`).
     func recordAttempt(_ id: String) throws(ForwardQueueError) {
         try checkOpen()
         guard state.locate(id) != nil else { return }

@@ -15,7 +15,8 @@ struct ForwardEntry: Equatable, Hashable, Sendable {
     var requestID: String
     /// W3C `traceparent` to send; may be empty.
     var traceParent: String
-    /// Failed delivery attempts so far (``ForwardQueue/recordAttempt(_:_:)`` adds one).
+    /// Delivery attempts answered 5xx so far (``ForwardQueue/recordAttempt(_:_:)`` adds one): what
+    /// `FORWARD_MAX_ATTEMPTS` counts. Timeouts, connection errors, 408 and 429 are not counted.
     var attempts: Int
 
     init(id: String, channel: String, sender: String, content: String, createdAt: String,
@@ -38,7 +39,8 @@ struct ForwardEntry: Equatable, Hashable, Sendable {
 }
 
 /// An entry that will not be retried on its own: chat-service refused it for good (a 4xx other
-/// than 408/409/429). An operator lists these and moves them back (`presenced dead-letters`).
+/// than 408/409/429), or answered 5xx to it `FORWARD_MAX_ATTEMPTS` times. An operator lists
+/// these and moves them back (`presenced dead-letters`).
 struct DeadLetter: Equatable, Sendable {
     /// The entry as it was when it died (`attempts` included).
     var entry: ForwardEntry
@@ -113,7 +115,8 @@ protocol ForwardQueue: AnyObject {
               _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void)
     /// Delivered (2xx or 409): removes it for good. Unknown ids are ignored.
     func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
-    /// One more failed attempt (persisted: the backoff resumes after a restart).
+    /// One more attempt answered 5xx (persisted: the count toward `FORWARD_MAX_ATTEMPTS` and the
+    /// backoff resume after a restart).
     func recordAttempt(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
     /// Refused for good: moves the entry to the dead letters with `reason`.
     func moveToDeadLetters(_ id: String, reason: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)

@@ -1,11 +1,18 @@
 import RedisShim
 
-/// What chat-service's answer to one forward means (CONTRACT §7): 2xx or 409 = done; 408, 429,
-/// 5xx, timeouts and connection errors = try again later (after `Retry-After` when given);
-/// any other status = a dead letter for an operator.
+/// What chat-service's answer to one forward means (CONTRACT §7, §10): 2xx or 409 = done; 408,
+/// 429, 5xx, timeouts and connection errors = try again later (after `Retry-After` when given);
+/// any other status = a dead letter for an operator. Of the retried ones only a 5xx counts
+/// toward `FORWARD_MAX_ATTEMPTS` (``ForwardRetryPolicy``): it says chat-service read the message
+/// and failed on it, which a poison message does every time. 408 and 429 are chat-service asking
+/// to be called later (its own load, not this message), and a timeout or a connection error says
+/// nothing about the message at all (chat-service is down or unreachable): those never count.
 enum ForwardOutcome: Equatable {
     case delivered
-    case retry(afterMillis: Int64?)
+    /// Try again after a backoff (at least `afterMillis`, from `Retry-After`). `serverError` is the
+    /// status of a 5xx answer, which counts toward the limit; nil for 408, 429 and failures
+    /// without an answer.
+    case retry(afterMillis: Int64?, serverError: Int? = nil)
     case deadLetter(reason: String)
 
     /// The outcome of an HTTP answer. `retryAfter` is the header's value (seconds or an HTTP date).
@@ -14,7 +21,8 @@ enum ForwardOutcome: Equatable {
         case 200..<300, 409:
             return .delivered
         case 408, 429, 500..<600:
-            return .retry(afterMillis: retryAfter.flatMap { retryAfterMillis($0, nowUnixSeconds: nowUnixSeconds) })
+            return .retry(afterMillis: retryAfter.flatMap { retryAfterMillis($0, nowUnixSeconds: nowUnixSeconds) },
+                          serverError: status >= 500 ? status : nil)
         default:
             return .deadLetter(reason: "chat-service answered \(status)")
         }
@@ -29,14 +37,41 @@ enum ForwardOutcome: Equatable {
     }
 }
 
-/// The retry schedule of forwards: exponential backoff with full jitter, base 250 ms, cap 30 s.
-enum ForwardBackoff {
-    static let policy = RedisBackoff(baseMillis: 250, capMillis: 30_000)
+/// How forwards are retried: exponential backoff with full jitter (base 250 ms, cap 30 s, at
+/// least `Retry-After`), and the number of 5xx answers after which an entry becomes a dead letter
+/// so that its channel moves on (`FORWARD_MAX_ATTEMPTS`, CONTRACT §10). The count is the entry's
+/// persisted `attempts` (``ForwardQueue/recordAttempt(_:_:)`` is called for 5xx answers only), so
+/// it carries over a restart and, in Redis mode, a change of reader.
+struct ForwardRetryPolicy: Sendable, Equatable {
+    static let defaultMaxAttempts = 50
+    static let standardBackoff = RedisBackoff(baseMillis: 250, capMillis: 30_000)
+
+    /// 5xx answers an entry may get; the last of them makes it a dead letter.
+    var maxAttempts: Int
+    var backoff: RedisBackoff
+
+    init(maxAttempts: Int = ForwardRetryPolicy.defaultMaxAttempts, backoff: RedisBackoff = ForwardRetryPolicy.standardBackoff) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.backoff = backoff
+    }
+
+    /// `outcome` for an entry that had `serverErrorsBefore` 5xx answers before this one: the 5xx
+    /// answer that reaches ``maxAttempts`` turns a retry into a dead letter, whose reason names
+    /// the status and the count.
+    func settle(_ outcome: ForwardOutcome, serverErrorsBefore: Int) -> ForwardOutcome {
+        guard case .retry(_, let status?) = outcome, serverErrorsBefore + 1 >= maxAttempts else { return outcome }
+        return .deadLetter(reason: Self.exhaustedReason(status: status, attempts: serverErrorsBefore + 1))
+    }
+
+    /// The dead letter's reason after too many 5xx answers (`presenced dead-letters list` shows it).
+    static func exhaustedReason(status: Int, attempts: Int) -> String {
+        "chat-service answered \(status); \(attempts) attempts answered 5xx (FORWARD_MAX_ATTEMPTS)"
+    }
 
     /// The wait before attempt `attempt + 1` (attempt 0 = after the first failure).
-    static func delay(attempt: Int, retryAfter: Int64?) -> Int64 {
+    func delay(attempt: Int, retryAfter: Int64?) -> Int64 {
         var random = SystemRandomNumberGenerator()
-        let jittered = policy.delay(attempt: attempt, using: &random)
+        let jittered = backoff.delay(attempt: attempt, using: &random)
         return max(jittered, retryAfter ?? 0)
     }
 }

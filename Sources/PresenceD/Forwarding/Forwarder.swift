@@ -6,7 +6,10 @@ import WSCore
 /// chat-service in the order they were accepted; channels do not wait for each other. An entry
 /// is acknowledged (removed) only after a 2xx or 409; 408, 429, 5xx, timeouts and connection
 /// errors retry with full-jitter backoff (250 ms … 30 s, at least `Retry-After`); any other status
-/// moves it to the dead letters. All on the loop's thread; the HTTP client is the loop's own.
+/// moves it to the dead letters, and so does the 5xx answer that reaches `FORWARD_MAX_ATTEMPTS`
+/// (``ForwardRetryPolicy``: a poison message must not hold its channel forever, while an outage of
+/// chat-service, however long, never dead-letters anything). All on the loop's thread; the HTTP
+/// client is the loop's own.
 ///
 /// A forwarder that does not deliver (Redis mode, loops other than 0: the instance has one
 /// reader of the shared stream) only appends. A queue other processes append to too is asked
@@ -19,6 +22,8 @@ final class Forwarder {
     let token: String?
     /// Whether this forwarder reads the queue and sends to chat-service (else it only appends).
     let delivers: Bool
+    /// Backoff and the 5xx limit.
+    let policy: ForwardRetryPolicy
     /// Channels whose head entry is in flight or waiting for its retry.
     private var busy: Set<String> = []
     /// A pump is due at the end of this turn (entries are never held here: the queue is asked
@@ -36,13 +41,14 @@ final class Forwarder {
     private(set) var queueStats: ForwardQueueStats?
 
     init(loop: EventLoop, queue: any ForwardQueue, client: LoopHTTPClient, target: OutboundURL, token: String?,
-         delivers: Bool = true) {
+         delivers: Bool = true, policy: ForwardRetryPolicy = ForwardRetryPolicy()) {
         self.loop = loop
         self.queue = queue
         self.client = client
         self.target = target
         self.token = token
         self.delivers = delivers
+        self.policy = policy
     }
 
     /// Appends a message to the durable queue (before it is fanned out); `done` gets a failure
@@ -139,31 +145,45 @@ final class Forwarder {
         }
     }
 
+    /// Sends `entry`; `attempt` numbers the backoff (it starts at the entry's persisted 5xx count,
+    /// so a restart does not hammer a failing chat-service from 250 ms again).
     private func deliver(_ entry: ForwardEntry, attempt: Int) {
         client.send(method: "POST", url: target, path: ForwardRequest.path,
                     headers: ForwardRequest.headers(entry, token: token), body: ForwardRequest.body(entry)) { [self] result in
-            let outcome: ForwardOutcome
+            let answered: ForwardOutcome
             switch result {
             case .success(let response):
-                outcome = .of(status: response.status, retryAfter: response.headers["retry-after"], nowUnixSeconds: UnixTime.now())
+                answered = .of(status: response.status, retryAfter: response.headers["retry-after"], nowUnixSeconds: UnixTime.now())
             case .failure(.closed):
                 return // the client was shut down (drain): the entry stays queued for the next start
             case .failure:
-                outcome = .retry(afterMillis: nil)
+                answered = .retry(afterMillis: nil) // timeout or connection error: never counted
             }
+            let outcome = policy.settle(answered, serverErrorsBefore: entry.attempts)
             switch outcome {
             case .delivered:
                 counters.delivered += 1
                 queue.acknowledge(entry.id) { [self] _ in done(with: entry) }
             case .deadLetter(let reason):
                 counters.deadLettered += 1
-                Log.warn("forward dead-lettered", requestID: entry.requestID, ["message_id": entry.id, "reason": reason])
+                if case .retry = answered {
+                    counters.poisoned += 1
+                    // The last 5xx is counted too, so the dead letter's attempts match its reason.
+                    queue.recordAttempt(entry.id) { _ in }
+                }
+                Log.warn("forward dead-lettered", requestID: entry.requestID,
+                         ["message_id": entry.id, "channel": entry.channel, "reason": reason])
                 queue.moveToDeadLetters(entry.id, reason: reason) { [self] _ in done(with: entry) }
-            case .retry(let after):
+            case .retry(let after, let serverError):
                 counters.retried += 1
-                queue.recordAttempt(entry.id) { _ in }
-                let wait = ForwardBackoff.delay(attempt: attempt, retryAfter: after)
-                _ = loop.schedule(after: wait) { [self] in if !stopped { deliver(entry, attempt: attempt + 1) } }
+                var next = entry
+                if serverError != nil {
+                    // Only a 5xx counts toward FORWARD_MAX_ATTEMPTS, and only it is persisted.
+                    next.attempts += 1
+                    queue.recordAttempt(entry.id) { _ in }
+                }
+                let wait = policy.delay(attempt: attempt, retryAfter: after)
+                _ = loop.schedule(after: wait) { [self] in if !stopped { deliver(next, attempt: attempt + 1) } }
             }
         }
     }
@@ -178,6 +198,9 @@ final class Forwarder {
 struct ForwardCounters {
     var delivered: UInt64 = 0
     var retried: UInt64 = 0
+    /// Every entry moved to the dead letters (refused by a 4xx, or `exhausted`).
     var deadLettered: UInt64 = 0
+    /// Of those, entries answered 5xx `FORWARD_MAX_ATTEMPTS` times (poison messages).
+    var poisoned: UInt64 = 0
     var refused: UInt64 = 0
 }

@@ -10,6 +10,11 @@ import RedisShim
 /// - `<prefix>:attempts`: hash stream id → failed attempts.
 /// - `<prefix>:dead`: dead letters, the entry's fields plus `reason`, `at` (Unix ms), `attempts`.
 /// - `<prefix>:reader`: the reader lease (``Options/exclusiveReader``).
+/// - `<prefix>:writer:<consumer>`: the message id this consumer appended last, written by the
+///   same script as the entry (``Options/writerMarkMillis``). When a connection drops with
+///   appends in flight, Redis ran some first part of them, in order; this mark tells which
+///   (``lastAppended(_:)``), so an instance that kept them locally meanwhile
+///   (``BufferedStreamForwardQueue``) adds the others and not one of them twice.
 ///
 /// Reading: `peek` runs one script that `XAUTOCLAIM`s entries idle longer than
 /// ``Options/claimIdleMillis`` (their consumer crashed) and `XREADGROUP`s new ones; entries
@@ -40,16 +45,25 @@ final class RedisStreamForwardQueue: ForwardQueue {
         var exclusiveReader = true
         /// At most this many entries held by this consumer at once.
         var maxHeld = 1000
+        /// How long the writer mark (the last message id this consumer appended) outlives its
+        /// last append; 0 = no mark. A day: far longer than any outage it has to span.
+        var writerMarkMillis: Int64 = 86_400_000
 
         init(keyPrefix: String = "presenced:{forward}", group: String = "presenced", maxEntries: Int = 100_000,
-             claimIdleMillis: Int64 = 15_000, exclusiveReader: Bool = true, maxHeld: Int = 1000) {
+             claimIdleMillis: Int64 = 15_000, exclusiveReader: Bool = true, maxHeld: Int = 1000,
+             writerMarkMillis: Int64 = 86_400_000) {
             self.keyPrefix = keyPrefix
             self.group = group
             self.maxEntries = maxEntries
             self.claimIdleMillis = claimIdleMillis
             self.exclusiveReader = exclusiveReader
             self.maxHeld = maxHeld
+            self.writerMarkMillis = writerMarkMillis
         }
+
+        /// How often the reader's upkeep runs: a third of the idle time, so held entries and the
+        /// lease are renewed well before anyone may take them.
+        var tickIntervalMillis: Int64 { max(100, claimIdleMillis / 3) }
     }
 
     let redis: any RedisCommanding
@@ -59,6 +73,8 @@ final class RedisStreamForwardQueue: ForwardQueue {
     let deadKey: String
     let attemptsKey: String
     let readerKey: String
+    /// This consumer's writer mark.
+    let writerKey: String
 
     /// A stream entry id (`<ms>-<seq>`).
     struct StreamID: Hashable, Comparable {
@@ -86,6 +102,14 @@ final class RedisStreamForwardQueue: ForwardQueue {
     private var settling: Set<StreamID> = []
     /// Removed while a fetch was in flight (a late fetch answer must not bring them back).
     private var removedDuringFetch: Set<StreamID> = []
+    /// Delivered to chat-service, but Redis was unreachable for the `XACK`: never handed out
+    /// again (that would post them twice), acknowledged again until Redis takes it.
+    private var unacknowledged: Set<StreamID> = []
+    private var acknowledging: Set<StreamID> = []
+    /// A fetch's reply was lost with the connection: it may have handed entries to this consumer
+    /// that it never saw. The next fetch takes this consumer's pending entries back (else they
+    /// would wait for a claim after the idle time).
+    private var reclaimOwn = false
     private var fetchesInFlight = 0
     private var claimCursor = "0-0"
     private var closed = false
@@ -100,6 +124,7 @@ final class RedisStreamForwardQueue: ForwardQueue {
         deadKey = options.keyPrefix + ":dead"
         attemptsKey = options.keyPrefix + ":attempts"
         readerKey = options.keyPrefix + ":reader"
+        writerKey = options.keyPrefix + ":writer:" + consumer
     }
 
     /// Entries this consumer holds.
@@ -109,36 +134,79 @@ final class RedisStreamForwardQueue: ForwardQueue {
 
     func append(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
         guard !closed else { return done(.failure(.io("queue closed"))) }
-        let args = [String(options.maxEntries), String(max(0, entry.attempts))] + Self.fields(of: entry)
-        redis.evalScript(Scripts.append, keys: [streamKey, attemptsKey], args: args) { result in
+        appendEntry(entry) { result in
             switch result {
             case .failure(let error): done(.failure(Self.map(error)))
-            case .success(let value):
-                if value.int == 0 { return done(.failure(.full)) }
-                done(.success(()))
+            case .success(let stored): done(stored ? .success(()) : .failure(.full))
             }
+        }
+    }
+
+    /// ``append(_:_:)`` answering Redis' own error (whether the command may have run depends on
+    /// it: ``RedisError/notConnected`` was never sent, a lost connection or a timeout may have
+    /// run it) and, on success, whether it was stored (false: the stream is at its bound).
+    func appendEntry(_ entry: borrowing ForwardEntry, _ done: @escaping (Result<Bool, RedisError>) -> Void) {
+        guard !closed else { return done(.failure(.notConnected)) }
+        let args = [String(options.maxEntries), String(max(0, entry.attempts)), String(options.writerMarkMillis), entry.id]
+            + Self.fields(of: entry)
+        redis.evalScript(Scripts.append, keys: [streamKey, attemptsKey, writerKey], args: args) { result in
+            switch result {
+            case .failure(let error): done(.failure(error))
+            case .success(let value): done(.success(value.int != 0))
+            }
+        }
+    }
+
+    /// Appends `entries` in order in one script (moving a local backlog onto the stream), as many
+    /// as fit under ``Options/maxEntries``; answers how many (a first part of `entries`). The
+    /// writer mark names the last of them.
+    func appendBatch(_ entries: [ForwardEntry], _ done: @escaping (Result<Int, RedisError>) -> Void) {
+        guard !closed else { return done(.failure(.notConnected)) }
+        var args = [String(options.maxEntries), String(options.writerMarkMillis)]
+        args.reserveCapacity(2 + entries.count * 17)
+        for entry in entries {
+            args.append(String(max(0, entry.attempts)))
+            args += Self.fields(of: entry)
+        }
+        redis.evalScript(Scripts.appendBatch, keys: [streamKey, attemptsKey, writerKey], args: args) { result in
+            switch result {
+            case .failure(let error): done(.failure(error))
+            case .success(let value): done(.success(Int(value.int ?? 0)))
+            }
+        }
+    }
+
+    /// The message id this consumer appended last (its writer mark), nil when there is none.
+    func lastAppended(_ done: @escaping (Result<String?, RedisError>) -> Void) {
+        guard !closed else { return done(.failure(.notConnected)) }
+        redis.send(RedisCommand("GET", writerKey), routingKey: writerKey) { result in
+            done(result.map { $0.string })
         }
     }
 
     func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
               _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
         guard !closed else { return done(.failure(.io("queue closed"))) }
+        if !unacknowledged.isEmpty { acknowledgeAgain() }
         let available = select(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel).count
         let room = max(0, options.maxHeld - held.count)
         let readCount = min(room, max(0, limit - available))
         let claimCount = min(room, 100)
         let lease = options.exclusiveReader ? options.claimIdleMillis : 0
         fetchesInFlight += 1
+        let reclaiming = reclaimOwn
         let args = [options.group, consumer, String(readCount), String(claimCount), String(options.claimIdleMillis),
-                    claimCursor, String(lease)]
+                    claimCursor, String(lease), reclaiming ? String(options.maxHeld) : "0"]
         redis.evalScript(Scripts.fetch, keys: [streamKey, attemptsKey, readerKey], args: args) { [self] result in
             fetchesInFlight -= 1
             defer { if fetchesInFlight == 0 { removedDuringFetch.removeAll() } }
             guard !closed else { return done(.failure(.io("queue closed"))) }
             switch result {
             case .failure(let error):
+                if error.mayHaveRun { reclaimOwn = true }
                 done(.failure(Self.map(error)))
             case .success(let value):
+                if reclaiming && value.array?.first?.int == 1 { reclaimOwn = false }
                 absorb(value)
                 done(.success(select(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel)))
             }
@@ -146,7 +214,29 @@ final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
-        settle(id, script: Scripts.acknowledge, keys: [streamKey, attemptsKey], extra: [], done)
+        guard let sid = heldIDs[id] else { return settle(id, script: Scripts.acknowledge, keys: [streamKey, attemptsKey], extra: [], done) }
+        settle(id, script: Scripts.acknowledge, keys: [streamKey, attemptsKey], extra: []) { [self] result in
+            guard case .failure(.unavailable) = result, !closed else { return done(result) }
+            // chat-service has it. Handed out again it would be posted twice (every delivery an
+            // outage interrupted): it leaves the held entries and its XACK is sent again later.
+            if let i = index(of: sid) { held.remove(at: i) }
+            heldIDs[id] = nil
+            if fetchesInFlight > 0 { removedDuringFetch.insert(sid) }
+            unacknowledged.insert(sid)
+            done(.success(()))
+        }
+    }
+
+    /// Sends the `XACK`s Redis missed again (before a fetch, on the same connection, so a claim
+    /// cannot hand them out first). Any consumer may acknowledge: it does not need the lease.
+    private func acknowledgeAgain() {
+        for sid in unacknowledged where !acknowledging.contains(sid) {
+            acknowledging.insert(sid)
+            redis.evalScript(Scripts.acknowledge, keys: [streamKey, attemptsKey], args: [options.group, sid.text]) { [self] result in
+                acknowledging.remove(sid)
+                if case .success = result { unacknowledged.remove(sid) }
+            }
+        }
     }
 
     func recordAttempt(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
@@ -223,15 +313,17 @@ final class RedisStreamForwardQueue: ForwardQueue {
         }
     }
 
-    var tickIntervalMillis: Int64 { max(100, options.claimIdleMillis / 3) }
+    var tickIntervalMillis: Int64 { options.tickIntervalMillis }
 
     /// Other instances append to the stream: the reader looks for new entries this often.
-    var pollIntervalMillis: Int64? { 250 }
+    var pollIntervalMillis: Int64? { Self.pollMillis }
+    static let pollMillis: Int64 = 250
 
     /// Resets the idle time of held entries (and renews the reader lease) so no other consumer
     /// claims them while this one is alive; forgets them when the lease went to another consumer.
     func tick() {
         guard !closed else { return }
+        if !unacknowledged.isEmpty { acknowledgeAgain() }
         let lease = options.exclusiveReader ? options.claimIdleMillis : 0
         if held.isEmpty && lease == 0 { return }
         let count = options.maxHeld + 100
@@ -311,11 +403,17 @@ final class RedisStreamForwardQueue: ForwardQueue {
         var added = false
         for (i, raw) in entries.enumerated() {
             guard let parsed = Self.parseStreamEntry(raw), let sid = StreamID(parsed.id),
-                  !removedDuringFetch.contains(sid), var entry = Self.entry(from: parsed.fields) else { continue }
+                  !removedDuringFetch.contains(sid), !unacknowledged.contains(sid), var entry = Self.entry(from: parsed.fields) else { continue }
             entry.attempts = Int(i < attempts.count ? attempts[i].int ?? 0 : 0)
             if let known = heldIDs[entry.id] {
-                // The same entry again (claimed back from ourselves): keep the newer attempts.
-                if known == sid, let at = index(of: sid) { held[at].entry.attempts = entry.attempts }
+                if known == sid {
+                    // The same entry again (claimed back from ourselves): keep the newer attempts.
+                    if let at = index(of: sid) { held[at].entry.attempts = entry.attempts }
+                } else {
+                    // The same message in the stream twice (a local backlog moved again after a
+                    // crash): the copy is removed unsent, else it would stay pending for good.
+                    unacknowledged.insert(sid)
+                }
                 continue
             }
             heldIDs[entry.id] = sid
@@ -345,6 +443,7 @@ final class RedisStreamForwardQueue: ForwardQueue {
         }
     }
 
+    /// A Redis failure as a queue error: unreachable (or a transient refusal) is `.unavailable`.
     static func map(_ error: RedisError) -> ForwardQueueError {
         switch error {
         case .notConnected, .timeout, .connectionLost, .tooManyPending, .authFailed:
@@ -397,17 +496,38 @@ final class RedisStreamForwardQueue: ForwardQueue {
     // MARK: Scripts
 
     enum Scripts {
-        /// KEYS stream, attempts; ARGV maxEntries, attempts, fields… → stream id, or 0 when full.
+        /// KEYS stream, attempts, writer mark; ARGV maxEntries, attempts, markMillis, message
+        /// id, fields… → stream id, or 0 when full.
         static let append = RedisScript("""
         if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-        local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+        local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5))
         if tonumber(ARGV[2]) > 0 then redis.call('HSET', KEYS[2], id, ARGV[2]) end
+        if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3]) end
         return id
         """)
 
+        /// KEYS stream, attempts, writer mark; ARGV maxEntries, markMillis, then per entry its
+        /// attempts and its 16 field values (`v`, version, `id`, message id, …) → how many were
+        /// appended (in order, until the bound).
+        static let appendBatch = RedisScript("""
+        local count = (#ARGV - 2) / 17
+        local moved, last = 0, nil
+        for i = 0, count - 1 do
+          if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then break end
+          local at = 3 + i * 17
+          local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + 16))
+          if tonumber(ARGV[at]) > 0 then redis.call('HSET', KEYS[2], id, ARGV[at]) end
+          last = ARGV[at + 4]
+          moved = moved + 1
+        end
+        if last and tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], last, 'PX', ARGV[2]) end
+        return moved
+        """)
+
         /// KEYS stream, attempts, reader; ARGV group, consumer, readCount, claimCount, minIdle,
-        /// cursor, leaseMillis → {0, holder} when another consumer is the reader, else
-        /// {1, next cursor, entries, attempts}.
+        /// cursor, leaseMillis, reclaimCount → {0, holder} when another consumer is the reader, else
+        /// {1, next cursor, entries, attempts}. reclaimCount > 0: up to that many entries pending
+        /// for this consumer come back first (whatever their idle time).
         static let fetch = RedisScript("""
         local stream, attempts, reader = KEYS[1], KEYS[2], KEYS[3]
         local group, me = ARGV[1], ARGV[2]
@@ -428,6 +548,17 @@ final class RedisStreamForwardQueue: ForwardQueue {
           return r
         end
         local entries = {}
+        local reclaim = tonumber(ARGV[8])
+        if reclaim > 0 then
+          local mine = grouped('XPENDING', stream, group, '-', '+', reclaim, me)
+          if #mine > 0 then
+            local args = {'XCLAIM', stream, group, me, 0}
+            for _, p in ipairs(mine) do args[#args + 1] = p[1] end
+            for _, e in ipairs(redis.call(unpack(args))) do
+              if type(e) == 'table' and type(e[2]) == 'table' then entries[#entries + 1] = e end
+            end
+          end
+        end
         local cursor = ARGV[6]
         if claimCount > 0 then
           local claimed = grouped('XAUTOCLAIM', stream, group, me, ARGV[5], cursor, 'COUNT', claimCount)
@@ -573,5 +704,17 @@ final class RedisStreamForwardQueue: ForwardQueue {
         end
         return {redis.call('XLEN', KEYS[1]), redis.call('XLEN', KEYS[2]), created}
         """)
+    }
+}
+
+extension RedisError {
+    /// Whether the command may have run although no reply came: it was written and the
+    /// connection was lost (or timed out) before the answer. An error reply, or a command never
+    /// sent, did not run.
+    var mayHaveRun: Bool {
+        switch self {
+        case .timeout, .connectionLost, .protocolError: return true
+        case .notConnected, .tooManyPending, .server, .authFailed: return false
+        }
     }
 }

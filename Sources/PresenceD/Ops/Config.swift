@@ -48,6 +48,10 @@ struct Config: Sendable {
     /// Redis mode: a forward-stream entry its instance has not touched for this long (it
     /// crashed) is taken over by another instance; also the reader lease (FORWARD_CLAIM_IDLE).
     var forwardClaimIdleMillis: Int64 = 15_000
+    /// A chat message chat-service answered 5xx this many times becomes a dead letter so its
+    /// channel moves on (FORWARD_MAX_ATTEMPTS, CONTRACT §10); timeouts, connection errors, 408
+    /// and 429 do not count.
+    var forwardMaxAttempts = 50
     var logLevel = Log.Level.info
     /// SIGTERM closes every client with 1001 spread over this window (DRAIN_WINDOW), so their
     /// reconnects do not stampede the other instances.
@@ -182,6 +186,7 @@ struct Config: Sendable {
         if let v = env["CHAT_SERVICE_TOKEN"], !v.isEmpty { c.chatServiceToken = try headerValue(v, "CHAT_SERVICE_TOKEN") }
         if let v = env["FORWARD_QUEUE_MAX"] { c.forwardQueueMaxEntries = try integer(v, "FORWARD_QUEUE_MAX", 1...100_000_000) }
         if let v = env["FORWARD_QUEUE_MAX_BYTES"] { c.forwardQueueMaxBytes = try integer(v, "FORWARD_QUEUE_MAX_BYTES", 4096...(1 << 40)) }
+        if let v = env["FORWARD_MAX_ATTEMPTS"] { c.forwardMaxAttempts = try integer(v, "FORWARD_MAX_ATTEMPTS", 1...1_000_000) }
         if let v = env["FORWARD_CLAIM_IDLE"] { c.forwardClaimIdleMillis = try duration(v, "FORWARD_CLAIM_IDLE", minimum: 300) }
         if let v = env["AUTH_SERVICE_URL"], !v.isEmpty { c.authServiceURL = try httpURL(v, "AUTH_SERVICE_URL") }
         if let v = env["PRESENCE_TTL"] { c.presenceTTLMillis = try duration(v, "PRESENCE_TTL", minimum: 1000, maximum: 86_400_000) }

@@ -16,6 +16,9 @@ enum Metrics {
         var queueDepth = 0
         var deadLetters = 0
         var oldestAgeMillis: Int64 = 0
+        /// Redis mode: chat messages in the local queues waiting for Redis, and their counters.
+        var localBacklog: Int?
+        var backlogCounters = BufferedStreamForwardQueue.Counters()
 
         init() {}
 
@@ -31,6 +34,10 @@ enum Metrics {
                     oldestAgeMillis = stats.oldestAgeMillis(nowMillis: UnixTime.nowMillis())
                 }
             }
+            if let buffered = hub.forwarding?.bufferedQueue(on: loop) {
+                localBacklog = buffered.localDepth
+                backlogCounters = buffered.counters
+            }
         }
 
         mutating func add(_ other: LoopFigures) {
@@ -42,12 +49,16 @@ enum Metrics {
                 sum.delivered &+= f.delivered
                 sum.retried &+= f.retried
                 sum.deadLettered &+= f.deadLettered
+                sum.poisoned &+= f.poisoned
                 sum.refused &+= f.refused
                 forward = sum
             }
             queueDepth += other.queueDepth
             deadLetters += other.deadLetters
             oldestAgeMillis = max(oldestAgeMillis, other.oldestAgeMillis)
+            if let n = other.localBacklog { localBacklog = (localBacklog ?? 0) + n }
+            backlogCounters.queuedLocally &+= other.backlogCounters.queuedLocally
+            backlogCounters.movedToStream &+= other.backlogCounters.movedToStream
         }
     }
 
@@ -95,8 +106,24 @@ enum Metrics {
             out.gauge("presenced_forward_dead_letters", "Chat messages chat-service refused for good (presenced dead-letters).", loops.deadLetters)
             out.counter("presenced_forward_delivered_total", "Forwards answered 2xx or 409.", forward.delivered)
             out.counter("presenced_forward_retries_total", "Forwards answered 408/429/5xx or failed, to be retried.", forward.retried)
-            out.counter("presenced_forward_dead_lettered_total", "Forwards refused for good (other 4xx).", forward.deadLettered)
+            out.counter("presenced_forward_dead_lettered_total",
+                        "Forwards moved to the dead letters (refused with another 4xx, or answered 5xx FORWARD_MAX_ATTEMPTS times).",
+                        forward.deadLettered)
+            out.counter("presenced_forward_poison_dead_lettered_total",
+                        "Forwards moved to the dead letters after FORWARD_MAX_ATTEMPTS 5xx answers (poison messages; part of dead_lettered).",
+                        forward.poisoned)
             out.counter("presenced_forward_refused_total", "Chat messages refused with unavailable (queue full or unusable).", forward.refused)
+            if let backlog = loops.localBacklog {
+                out.gauge("presenced_forward_local_depth",
+                          "Redis mode: chat messages in this instance's local queue, kept while Redis was unreachable and not yet moved to the stream.",
+                          backlog)
+                out.counter("presenced_forward_queued_locally_total",
+                            "Redis mode: chat messages kept in the local queue because Redis could not take them.",
+                            loops.backlogCounters.queuedLocally)
+                out.counter("presenced_forward_moved_to_stream_total",
+                            "Redis mode: chat messages moved from the local queue to the shared stream.",
+                            loops.backlogCounters.movedToStream)
+            }
         }
         if let process {
             out.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", process.startTimeSeconds)

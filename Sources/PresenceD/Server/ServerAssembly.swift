@@ -24,20 +24,15 @@ enum ServerAssembly {
 
     /// The process-wide realtime hub for this configuration (embedded mode: presence and
     /// single-use tokens in this process).
-    static func makeHub(config: Config, secret: String) throws -> RealtimeHub {
+    /// `forwardBackoff`: the wait between forward retries (tests shorten it).
+    static func makeHub(config: Config, secret: String,
+                        forwardBackoff: RedisBackoff = ForwardRetryPolicy.standardBackoff) throws -> RealtimeHub {
         let secrets = [secret] + (config.tokenSecretPrevious.map { [$0] } ?? [])
         let auth = config.authServiceURL.map {
             AuthServiceClient(baseURL: $0, timeoutMillis: config.outboundTimeoutMillis, sessionCookie: config.authSessionCookie)
         }
         let endpoint = config.redisURL.flatMap { try? RedisEndpoint.parse($0) }
-        let storage: ForwardingRuntime.Storage = endpoint == nil
-            ? .files(directory: config.stateDirectory,
-                     options: FileForwardQueue.Options(maxEntries: config.forwardQueueMaxEntries, maxBytes: config.forwardQueueMaxBytes))
-            : .redisStream(options: RedisStreamForwardQueue.Options(maxEntries: config.forwardQueueMaxEntries,
-                                                                   claimIdleMillis: config.forwardClaimIdleMillis))
-        let forwarding = try config.chatServiceURL.flatMap(OutboundURL.init).map { target in
-            try ForwardingRuntime(target: target, token: config.chatServiceToken, storage: storage, loops: config.threads)
-        }
+        let forwarding = try ForwardingRuntime.make(config: config, backoff: forwardBackoff)
         if let endpoint {
             let redis = RedisRuntime(endpoint: endpoint, loops: config.threads, ttlMillis: config.presenceTTLMillis,
                                      graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis,

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Synchronization
 import XCTest
@@ -8,6 +9,7 @@ import RedisTestSupport
 /// it for all, a crashed instance's entries are taken over, dead letters live in Redis.
 final class RedisForwardingTests: StandInServerTestCase {
     private var redis: RedisServerProcess!
+    private var directories: [String] = []
     private let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
 
     override func setUpWithError() throws {
@@ -18,11 +20,16 @@ final class RedisForwardingTests: StandInServerTestCase {
     override func tearDown() {
         redis?.stop()
         super.tearDown()
+        for directory in directories { _ = try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// Each instance has a state directory of its own: in Redis mode it keeps the messages of a
+    /// Redis outage, and it is locked.
     private func environment(_ service: StandInHTTPServer) -> [String: String] {
-        ["REDIS_URL": redis.url(), "CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "WS_TOKEN_SECRET": TestServer.secret,
-         "MESSAGE_RATE": "0", "THREADS": "2", "FORWARD_CLAIM_IDLE": "1s", "STATE_DIRECTORY": "/nonexistent/unused-in-redis-mode"]
+        let directory = NSTemporaryDirectory() + "presenced-state-" + RequestID.make()
+        directories.append(directory)
+        return ["REDIS_URL": redis.url(), "CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "WS_TOKEN_SECRET": TestServer.secret,
+                "MESSAGE_RATE": "0", "THREADS": "2", "FORWARD_CLAIM_IDLE": "1s", "STATE_DIRECTORY": directory]
     }
 
     /// A presenced forwarding to `service`, ready (its Redis connections up) before it is used.

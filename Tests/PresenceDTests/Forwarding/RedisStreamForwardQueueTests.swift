@@ -11,7 +11,7 @@ import RedisTestSupport
 final class RedisQueueHarness: @unchecked Sendable {
     let server: TestServer
     // Loop thread only:
-    private var connection: RedisConnection?
+    private(set) var connection: RedisConnection?
     private var queues: [String: RedisStreamForwardQueue] = [:]
 
     init(redisURL: String) throws {

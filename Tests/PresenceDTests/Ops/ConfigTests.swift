@@ -82,6 +82,7 @@ final class ConfigTests: XCTestCase {
             "FORWARD_QUEUE_MAX": ["0"],
             "FORWARD_QUEUE_MAX_BYTES": ["100"],
             "FORWARD_CLAIM_IDLE": ["100ms", "soon"],
+            "FORWARD_MAX_ATTEMPTS": ["0", "1000001", "many"],
             "LOG_LEVEL": ["loud", "trace"],
             "DRAIN_WINDOW": ["11m", "forever"],
             "ENV_FILE": ["/nonexistent/presenced.env", directory],

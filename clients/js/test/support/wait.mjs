@@ -22,3 +22,8 @@ export function next(emitter, event, predicate = () => true, ms = 5000) {
   const seen = new Promise((resolve) => { off = emitter.on(event, (v) => { if (predicate(v)) resolve(v); }); });
   return within(`${event} event`, seen, ms).finally(() => off());
 }
+
+/** `channel.join()`, which needs the server's `joined` frame (CONTRACT §10), within 5 s. */
+export function joined(channel, ms = 5000) {
+  return within(`the server's joined frame for ${channel.id} (CONTRACT §10)`, channel.join(), ms);
+}

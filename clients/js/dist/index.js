@@ -140,7 +140,7 @@ export class PresenceClient extends Emitter {
         this.token = options.token ?? sessionToken(options.url);
         const WebSocketType = options.WebSocket ?? globalThis.WebSocket;
         if (!WebSocketType)
-            throw new TypeError("no WebSocket here: pass the WebSocket option (e.g. require(\"ws\") in Node)");
+            throw new TypeError("no WebSocket here: pass the WebSocket option (in Node: the ws package)");
         this.WebSocketType = WebSocketType;
         this.policy = { minDelay: 500, maxDelay: 30000, stableAfter: 60000, ...options.reconnect };
         this.pingInterval = options.pingInterval ?? 20000;

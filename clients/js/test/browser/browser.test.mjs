@@ -5,7 +5,7 @@
 // which presenced answers by asking a stand-in better-auth for the cookie's session.
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { test } from "node:test";
+import { after, before, test } from "node:test";
 import { findChromium, startChromium } from "../support/chromium.mjs";
 import { freePort, startPresenced } from "../support/presenced.mjs";
 
@@ -27,7 +27,7 @@ async function startAuthService() {
 }
 
 const setUpPage = (user) => `(async () => {
-  document.cookie = "session=${user}; path=/";
+  if (${JSON.stringify(user)}) document.cookie = "session=${user}; path=/";
   const { PresenceClient } = await import("/presence-client.js");
   const client = new PresenceClient({ url: "ws://" + location.host + "/ws" });
   const ch = client.channel("family-browser");
@@ -37,24 +37,39 @@ const setUpPage = (user) => `(async () => {
   ch.on("presence", (members) => { t.presence = Object.fromEntries(members); });
   ch.on("typing", (users) => { t.typing = [...users]; });
   ch.join().then(() => { t.joined = true; }, (e) => { t.joinError = e.code; });
-  if (client.state !== "open") await new Promise((resolve) => client.on("state", (s) => { if (s === "open") resolve(); }));
+  if (client.state === "connecting") await new Promise((resolve) => client.on("state", resolve));
   return client.state;
 })()`;
 const joined = `window.presenceTest.joined === true`;
 
-test("two users in two browsers: presence, typing and messages through the built library", { skip: chromium ? false : "chromium not installed (apt-get install chromium)", timeout: 60000 }, async (t) => {
-  const auth = await startAuthService();
+const skip = chromium ? false : "chromium not installed (apt-get install chromium)";
+let auth, server, browser;
+before(async () => {
+  if (!chromium) return;
+  auth = await startAuthService();
   const port = await freePort();
-  const server = await startPresenced({
+  server = await startPresenced({
     PORT: String(port), AUTH_SERVICE_URL: `http://127.0.0.1:${auth.address().port}`, CHANNELS_OPEN: "1",
     ALLOWED_ORIGINS: `http://127.0.0.1:${port}`,
   });
-  const browser = await startChromium(chromium);
-  t.after(async () => {
-    await browser.close();
-    await server.stop();
-    auth.close();
-  });
+  browser = await startChromium(chromium);
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  auth?.close();
+});
+
+test("in a page: /presence-client.js imports, the default token comes from /api/v1/ws-token with the session cookie; no session is revoked", { skip, timeout: 30000 }, async () => {
+  const erin = await browser.openIsolated(server.origin + "/");
+  assert.equal(await erin.evaluate(setUpPage("erin")), "open");
+  const nobody = await browser.openIsolated(server.origin + "/");
+  assert.equal(await nobody.evaluate(setUpPage("")), "revoked", "ws-token answers 401 without a session");
+  await browser.closePage(erin);
+  await browser.closePage(nobody);
+});
+
+test("two users in two browsers: presence, typing and messages through the built library", { skip, timeout: 60000 }, async () => {
   const alice = await browser.openIsolated(server.origin + "/");
   const bob = await browser.openIsolated(server.origin + "/");
   assert.equal(await alice.evaluate(setUpPage("alice")), "open");

@@ -23,7 +23,8 @@ function connect(user, claims) {
 const online = (ch) => [...ch.members].filter(([, m]) => m.online).map(([u]) => u).sort().join(",");
 
 test("two users, two tabs: each sees the others; a user stays online until the last tab goes", { timeout: 20000 }, async () => {
-  const aliceTab1 = connect("alice").channel("family-1");
+  const aliceTab1Client = connect("alice");
+  const aliceTab1 = aliceTab1Client.channel("family-1");
   await joined(aliceTab1);
   assert.equal(online(aliceTab1), "alice", "the joiner's own presence is in the snapshot");
   const bob = connect("bob").channel("family-1");
@@ -38,7 +39,7 @@ test("two users, two tabs: each sees the others; a user stays online until the l
   // Closing one of alice's two tabs is not alice going offline.
   const bobEvents = [];
   bob.on("presence", (m) => bobEvents.push(m.get("alice")?.online));
-  clients[0].close();
+  aliceTab1Client.close();
   await new Promise((r) => setTimeout(r, 600)); // longer than PRESENCE_GRACE (200 ms): an online:false would have come
   assert.deepEqual(bobEvents, [], "no presence change while alice's second tab is open");
   assert.equal(online(bob), "alice,bob");

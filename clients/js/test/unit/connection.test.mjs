@@ -1,7 +1,8 @@
 // The connection's state machine, backoff, pings, wake signals and tokens, on injected time.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CONNECTION_TRANSITIONS, PresenceError, backoffDelay } from "../../dist/index.js";
+import { CONNECTION_TRANSITIONS, PresenceClient, PresenceError, backoffDelay } from "../../dist/index.js";
+import { FakeTimers } from "../support/fake.mjs";
 import { fakeClient, FakeSocket, settle } from "./harness.mjs";
 
 const policy = { minDelay: 500, maxDelay: 30000, stableAfter: 60000 };
@@ -187,4 +188,42 @@ test("close() closes the socket, rejects what is pending, and stops everything",
   assert.equal(FakeSocket.all.length, 1);
   assert.equal(h.timers.pending.size, 0, "no timer left");
   assert.throws(() => h.client.channel("bad channel!"), (e) => e.code === "invalid_channel");
+});
+
+test("by default the browser's online event and a tab becoming visible are the wake signals", async () => {
+  // A stand-in window and document on globalThis, as in a browser.
+  const page = new EventTarget();
+  const document = new EventTarget();
+  document.visibilityState = "hidden";
+  globalThis.addEventListener = page.addEventListener.bind(page);
+  globalThis.removeEventListener = page.removeEventListener.bind(page);
+  globalThis.document = document;
+  try {
+    FakeSocket.all = [];
+    const timers = new FakeTimers();
+    const client = new PresenceClient({ url: "ws://presenced.test/ws", token: () => "t", WebSocket: FakeSocket, timers, random: () => 0.99 });
+    await settle();
+    for (let i = 0; i < 5; i++) { FakeSocket.last.serverClose(1006); await timers.advance(timers.pendingDelays[0]); }
+    FakeSocket.last.serverClose(1006);
+    assert.ok(timers.pendingDelays[0] > 10000);
+    page.dispatchEvent(new Event("online"));
+    await settle();
+    assert.equal(FakeSocket.all.length, 7, "online: attempted at once");
+    FakeSocket.last.serverClose(1006);
+    document.dispatchEvent(new Event("visibilitychange"));
+    await settle();
+    assert.equal(FakeSocket.all.length, 7, "still hidden: no attempt");
+    document.visibilityState = "visible";
+    document.dispatchEvent(new Event("visibilitychange"));
+    await settle();
+    assert.equal(FakeSocket.all.length, 8, "visible again: attempted at once");
+    client.close();
+    page.dispatchEvent(new Event("online"));
+    await settle();
+    assert.equal(FakeSocket.all.length, 8, "close() removed the listeners");
+  } finally {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+    delete globalThis.document;
+  }
 });

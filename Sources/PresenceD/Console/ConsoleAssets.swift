@@ -1,5 +1,6 @@
 /// The console page's three files, embedded in the binary (no files to install, no CDN):
-/// one HTML document, one style sheet and one plain-JavaScript file. Edit them here.
+/// one HTML document, one style sheet and one JavaScript module. Edit them here. The module
+/// imports the client library, `/presence-client.js` (ConsoleClientLibrary, generated).
 enum ConsoleAssets {
     static let html = Array(htmlText.utf8)
     static let css = Array(cssText.utf8)
@@ -14,7 +15,7 @@ enum ConsoleAssets {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>presenced console</title>
 <link rel="stylesheet" href="/console.css">
-<script src="/console.js" defer></script>
+<script type="module" src="/console.js"></script>
 </head>
 <body>
 <header>
@@ -129,20 +130,21 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line
 @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
 """#
 
-    /// `/console.js`: the page's behaviour (no inline script: the CSP forbids it).
+    /// `/console.js`: the page's behaviour, an ES module (no inline script: the CSP forbids it).
+    /// "Try it" runs on the JavaScript client library (`clients/js`), served as `/presence-client.js`.
     static let javascriptText = #"""
-// presenced console: "Try it" (a dev token, /ws, presence, typing, messages) and the instance
-// view (GET /api/v1/admin/stats). Plain JavaScript, no libraries; text goes in with
-// textContent only, never as HTML.
-"use strict";
-(function () {
+// presenced console: "Try it" (a dev token, then the JavaScript client library: presence, typing,
+// messages, reconnects) and the instance view (GET /api/v1/admin/stats). No other libraries;
+// text goes in with textContent only, never as HTML.
+import { PresenceClient } from "/presence-client.js";
+
+{
   const $ = (id) => document.getElementById(id);
-  const TYPING_SHOWN_MS = 6000, TYPING_IDLE_MS = 3000, TYPING_RESEND_MS = 2000, POLL_MS = 2000;
+  const POLL_MS = 2000;
   const ADMIN_KEY = "presenced-admin-token";
-  let ws = null, channel = "", me = "";
-  const members = new Map();   // user → online
-  const typing = new Map();    // user → time the indicator expires
-  let typingSentAt = 0, typingIdle = null;
+  let client = null, room = null, me = "";
+  let members = new Map();     // user → { online, name }
+  let typing = new Set();      // users typing now
 
   function setStatus(el, text, error) {
     el.textContent = text;
@@ -152,29 +154,28 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line
   function renderMembers() {
     const list = $("members");
     list.replaceChildren();
-    const names = [...members.keys()].sort((a, b) => (members.get(b) - members.get(a)) || a.localeCompare(b));
-    for (const name of names) {
+    const users = [...members.keys()].sort((a, b) => (members.get(b).online - members.get(a).online) || a.localeCompare(b));
+    for (const user of users) {
+      const member = members.get(user);
       const li = document.createElement("li");
-      li.dataset.user = name;
-      li.dataset.online = String(members.get(name));
+      li.dataset.user = user;
+      li.dataset.online = String(member.online);
       const dot = document.createElement("span");
       dot.className = "dot";
       const label = document.createElement("span");
-      label.textContent = name === me ? name + " (you)" : name;
+      const name = member.name && member.name !== user ? member.name + " (" + user + ")" : user;
+      label.textContent = user === me ? name + " (you)" : name;
       li.append(dot, label);
       list.append(li);
     }
   }
 
   function renderTyping() {
-    const now = Date.now();
-    for (const [user, until] of typing) if (until <= now) typing.delete(user);
-    const names = [...typing.keys()].sort();
+    const names = [...typing].sort();
     const el = $("typing");
     el.textContent = names.length === 0 ? "" : names.join(", ") + (names.length === 1 ? " is typing…" : " are typing…");
     el.dataset.users = names.join(",");
   }
-  setInterval(renderTyping, 500);
 
   function addLine(sender, content, timestamp, system) {
     const list = $("messages");
@@ -199,103 +200,73 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line
     list.scrollTop = list.scrollHeight;
   }
 
-  function send(obj) {
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+  function setWritable(on) {
+    $("text").disabled = !on;
+    $("send").disabled = !on;
   }
 
-  function onMessage(event) {
-    let m;
-    try { m = JSON.parse(event.data); } catch (e) { return; }
-    if (!m || typeof m !== "object") return;
-    switch (m.type) {
-      case "presence":
-        if (m.channel !== channel) return;
-        members.set(String(m.user_id), m.online === true);
-        if (m.online !== true) typing.delete(String(m.user_id));
-        if (m.user_id === me && m.online === true) setStatus($("status"), "joined " + channel + " as " + me);
-        renderMembers();
-        renderTyping();
-        break;
-      case "typing":
-        if (m.channel !== channel || m.user_id === me) return;
-        if (m.typing === true) typing.set(String(m.user_id), Date.now() + TYPING_SHOWN_MS);
-        else typing.delete(String(m.user_id));
-        renderTyping();
-        break;
-      case "message":
-        if (m.channel !== channel) return;
-        typing.delete(String(m.sender));
-        renderTyping();
-        addLine(String(m.sender), String(m.content), String(m.timestamp || ""), false);
-        break;
-      case "error":
-        setStatus($("status"), "server: " + m.code + (m.message ? " (" + m.message + ")" : ""), true);
-        break;
-    }
-  }
-
-  async function connect(event) {
-    event.preventDefault();
-    const user = $("user").value.trim(), room = $("channel").value.trim();
-    if (ws) { ws.onclose = null; ws.close(1000); ws = null; }
-    members.clear(); typing.clear(); renderMembers(); renderTyping();
-    setStatus($("status"), "getting a token…");
-    let token;
-    try {
+  /** The library's token function: a single-use dev token for `user` per connection attempt. */
+  function devToken(user) {
+    return async () => {
       const r = await fetch("/api/v1/dev-token", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user_id: user }),
       });
-      const body = await r.json();
-      if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
-      token = body.token;
-    } catch (e) {
-      return setStatus($("status"), "no token: " + e.message, true);
-    }
-    me = user; channel = room;
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(scheme + "//" + location.host + "/ws?token=" + encodeURIComponent(token));
-    ws = socket;
-    setStatus($("status"), "connecting…");
-    socket.onopen = () => {
-      send({ type: "join", channel: channel });
-      $("text").disabled = false; $("send").disabled = false;
-      addLine("", "connected as " + me + ", joining " + channel, "", true);
-    };
-    socket.onmessage = onMessage;
-    socket.onclose = (e) => {
-      if (ws !== socket) return;
-      ws = null;
-      $("text").disabled = true; $("send").disabled = true;
-      setStatus($("status"), "disconnected (" + e.code + ")", e.code !== 1000);
-      for (const name of members.keys()) members.set(name, false);
-      renderMembers();
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error("no token: " + (body.error || "HTTP " + r.status));
+      return body.token;
     };
   }
 
-  function stopTyping() {
-    if (typingSentAt !== 0) send({ type: "typing", channel: channel, typing: false });
-    typingSentAt = 0;
-    clearTimeout(typingIdle);
+  const stateText = { connecting: "connecting…", open: "connected", reconnecting: "connection lost, reconnecting…",
+    revoked: "signed out by the server", closed: "disconnected" };
+
+  function connect(event) {
+    event.preventDefault();
+    const user = $("user").value.trim(), channel = $("channel").value.trim();
+    if (client) client.close();
+    members = new Map(); typing = new Set(); renderMembers(); renderTyping(); setWritable(false);
+    me = user;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const mine = client = new PresenceClient({ url: scheme + "//" + location.host + "/ws", token: devToken(user) });
+    try {
+      room = client.channel(channel);
+    } catch (e) {
+      client.close();
+      return setStatus($("status"), e.message, true);
+    }
+    setStatus($("status"), stateText.connecting);
+    client.on("state", (state) => {
+      if (client !== mine) return;
+      setStatus($("status"), state === "open" ? "connected, joining " + channel + "…" : stateText[state], state !== "open");
+      // While reconnecting, sends wait in the library's queue; revoked and closed are final.
+      if (state === "revoked" || state === "closed") setWritable(false);
+    });
+    client.on("error", (e) => { if (client === mine) setStatus($("status"), "server: " + e.code + (e.message ? " (" + e.message + ")" : ""), true); });
+    room.on("presence", (map) => {
+      members = map;
+      renderMembers();
+      if (mine.state === "open" && map.get(me)?.online) setStatus($("status"), "joined " + channel + " as " + me);
+    });
+    room.on("typing", (users) => { typing = users; renderTyping(); });
+    room.on("message", (m) => addLine(m.sender, m.content, m.timestamp, false));
+    room.on("gap", () => addLine("", "messages were missed while disconnected: reload the history", "", true));
+    room.on("error", (e) => setStatus($("status"), "server: " + e.code + " (" + e.message + ")", true));
+    room.join().then(() => {
+      addLine("", "joined " + channel + " as " + me, "", true);
+      setWritable(true);
+    }, (e) => setStatus($("status"), "join refused: " + e.code + " (" + e.message + ")", true));
   }
 
   function onInput() {
-    const now = Date.now();
-    if ($("text").value === "") return stopTyping();
-    if (now - typingSentAt > TYPING_RESEND_MS) {
-      send({ type: "typing", channel: channel, typing: true });
-      typingSentAt = now;
-    }
-    clearTimeout(typingIdle);
-    typingIdle = setTimeout(stopTyping, TYPING_IDLE_MS);
+    if (room) room.typing($("text").value !== "");
   }
 
   function sendMessage(event) {
     event.preventDefault();
     const text = $("text").value;
-    if (text.trim() === "") return;
-    send({ type: "message", channel: channel, content: text });
+    if (text.trim() === "" || !room) return;
     $("text").value = "";
-    stopTyping();
+    room.send(text).catch((e) => setStatus($("status"), "not sent: " + e.code + " (" + e.message + ")", true));
   }
 
   // ---- instance view ------------------------------------------------------------------------
@@ -432,6 +403,6 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--line
   if (!$("user").value) $("user").value = "guest-" + Math.random().toString(36).slice(2, 6);
   document.body.dataset.ready = "true";
   probe();
-})();
+}
 """#
 }

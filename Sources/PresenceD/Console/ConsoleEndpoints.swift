@@ -1,8 +1,8 @@
 import WSCore
 
-/// The console's routes: the page (`/`, `/console`, `/console.js`, `/console.css`), the dev
-/// token (`POST /api/v1/dev-token`, only while CONSOLE_DEV_TOKENS is on) and the instance view's
-/// data (`GET /api/v1/admin/stats`, only with CONSOLE_ADMIN_TOKEN). A route that is off does not
+/// The console's routes: the page (`/`, `/console`, `/console.js`, `/console.css`, and the client
+/// library it imports, `/presence-client.js`), the dev token (`POST /api/v1/dev-token`, only
+/// while CONSOLE_DEV_TOKENS is on) and the instance view's data (`GET /api/v1/admin/stats`, only with CONSOLE_ADMIN_TOKEN). A route that is off does not
 /// exist: the caller answers 404 as for any unknown path.
 enum ConsoleEndpoints {
     static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
@@ -22,6 +22,8 @@ enum ConsoleEndpoints {
             reply(asset(head, ConsoleAssets.javascript, type: "text/javascript; charset=utf-8", headers: headers))
         case "/console.css":
             reply(asset(head, ConsoleAssets.css, type: "text/css; charset=utf-8", headers: headers))
+        case "/presence-client.js":
+            reply(asset(head, ConsoleClientLibrary.javascript, type: "text/javascript; charset=utf-8", headers: headers))
         case "/api/v1/dev-token" where console.devTokens:
             guard head.method == "POST" else { return methodNotAllowed("POST", headers: headers, reply) }
             guard isLocalRequest(head) else {

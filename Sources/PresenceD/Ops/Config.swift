@@ -226,8 +226,8 @@ struct Config: Sendable {
         if let v = env["CHANNELS_OPEN"] { c.channelsOpen = try flag(v, "CHANNELS_OPEN") }
         if let v = env["SERVER_API_TOKEN"], !v.isEmpty { c.serverAPIToken = try adminToken(v, "SERVER_API_TOKEN") }
         if let v = env["MAX_CONNECTION_AGE"] { c.maxConnectionAgeMillis = try duration(v, "MAX_CONNECTION_AGE", minimum: 0, maximum: 30 * 86_400_000) }
-        if c.maxConnectionAgeMillis > 0 && c.maxConnectionAgeMillis < 10_000 {
-            throw ConfigError(variable: "MAX_CONNECTION_AGE", problem: "must be 0 (off) or at least 10s")
+        if c.maxConnectionAgeMillis > 0 && c.maxConnectionAgeMillis < 1_000 {
+            throw ConfigError(variable: "MAX_CONNECTION_AGE", problem: "must be 0 (off) or at least 1s")
         }
         if let v = env["MAX_CONNECTIONS_PER_USER"] { c.maxConnectionsPerUser = try integer(v, "MAX_CONNECTIONS_PER_USER", 0...1_000_000) }
         if let v = env["AUTH_SESSION_COOKIE"] { c.authSessionCookie = try cookieName(v, "AUTH_SESSION_COOKIE") }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import WSCore
 import RedisTestSupport
@@ -32,7 +33,9 @@ final class ConsoleEndpointTests: XCTestCase {
         defer { server.stop() }
         let expected: [(String, String, String)] = [
             ("/", "text/html; charset=utf-8", "<!doctype html>"), ("/console", "text/html; charset=utf-8", "<!doctype html>"),
-            ("/console.js", "text/javascript; charset=utf-8", "\"use strict\""), ("/console.css", "text/css; charset=utf-8", ":root"),
+            ("/console.js", "text/javascript; charset=utf-8", #"import { PresenceClient } from "/presence-client.js";"#),
+            ("/console.css", "text/css; charset=utf-8", ":root"),
+            ("/presence-client.js", "text/javascript; charset=utf-8", "export class PresenceClient extends Emitter"),
         ]
         for (path, type, start) in expected {
             let (head, body) = try request(server, "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -64,16 +67,28 @@ final class ConsoleEndpointTests: XCTestCase {
     func testPageHasNoInlineCodeAndNoExternalResources() {
         let html = ConsoleAssets.htmlText
         XCTAssertEqual(html.components(separatedBy: "<script").count - 1, 1)
-        XCTAssertTrue(html.contains(#"<script src="/console.js" defer></script>"#))
+        XCTAssertTrue(html.contains(#"<script type="module" src="/console.js"></script>"#))
         XCTAssertFalse(html.contains("<style"))
         XCTAssertFalse(html.contains("style=\""))
         XCTAssertNil(html.range(of: #"\son[a-z]+="#, options: .regularExpression), "an inline event handler")
-        for text in [html, ConsoleAssets.cssText, ConsoleAssets.javascriptText] {
+        for text in [html, ConsoleAssets.cssText, ConsoleAssets.javascriptText, ConsoleClientLibrary.text] {
             XCTAssertFalse(text.contains("http://") && !text.contains("http://www.w3.org/2000/svg"), "an absolute URL")
             XCTAssertFalse(text.contains("https://"), "an absolute URL")
         }
-        XCTAssertFalse(ConsoleAssets.javascriptText.contains("innerHTML"), "text must go in as textContent")
-        XCTAssertFalse(ConsoleAssets.javascriptText.contains("eval("))
+        for script in [ConsoleAssets.javascriptText, ConsoleClientLibrary.text] {
+            XCTAssertFalse(script.contains("innerHTML"), "text must go in as textContent")
+            XCTAssertFalse(script.contains("eval("))
+        }
+    }
+
+    /// The library the console imports is the committed build of clients/js (which
+    /// clients/js/test/build.test.mjs checks against a fresh build of its source).
+    func testEmbeddedClientLibraryIsTheBuiltOne() throws {
+        let built = DaemonProcess.repository.appendingPathComponent("clients/js/dist/index.js")
+        let text = try String(contentsOf: built, encoding: .utf8)
+        XCTAssertTrue(ConsoleClientLibrary.text == text,
+                      "ConsoleClientLibrary.swift differs from clients/js/dist/index.js: run clients/js/scripts/build.sh")
+        XCTAssertEqual(ConsoleClientLibrary.javascript, Array(text.utf8))
     }
 
     func testDevTokenIsOnInEmbeddedModeAndMintsASingleUseToken() throws {

@@ -98,7 +98,7 @@ final class ConfigTests: XCTestCase {
             "CHANNEL_AUTH_CACHE": ["soon", "25h"],
             "CHANNELS_OPEN": ["yes", "2"],
             "SERVER_API_TOKEN": ["short-server-t", "server token with spaces"],
-            "MAX_CONNECTION_AGE": ["5s", "forever"],
+            "MAX_CONNECTION_AGE": ["500ms", "forever"],
             "MAX_CONNECTIONS_PER_USER": ["-1", "many"],
             "HISTORY_SIZE": ["-1", "100001", "lots"],
             "HISTORY_TTL": ["500ms", "8d", "forever"],

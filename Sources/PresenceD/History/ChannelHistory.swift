@@ -46,4 +46,10 @@ protocol ChannelHistory: AnyObject, Sendable {
     func read(channel: String, since: StreamPosition?, _ done: @escaping (HistoryRead) -> Void)
     /// Drops what expired (called regularly by one loop).
     func tick(nowMillis: Int64)
+    /// Before a message with a nonce is stored for chat-service: whether this (channel, sender,
+    /// nonce) was claimed before within NONCE_WINDOW, on any instance — a repeat is then not
+    /// forwarded again (`append` still answers with the original). Claims it when not.
+    func claimForward(channel: String, sender: String, nonce: String, _ done: @escaping (_ seenBefore: Bool) -> Void)
+    /// The claimed message could not be stored for chat-service after all: a re-send must try again.
+    func releaseForward(channel: String, sender: String, nonce: String)
 }

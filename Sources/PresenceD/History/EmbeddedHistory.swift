@@ -51,6 +51,8 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
     private struct ShardState: @unchecked Sendable {
         var logs: [String: Log] = [:]
         var nonces: [NonceKey: NonceRecord] = [:]
+        /// Nonces whose message was stored for chat-service, until when.
+        var forwardClaims: [NonceKey: Int64] = [:]
     }
 
     /// One shard (a class: a lock cannot live in an array by value).
@@ -120,6 +122,26 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
         }
     }
 
+    func claimForward(channel: String, sender: String, nonce: String, _ done: @escaping (Bool) -> Void) {
+        done(claimForward(channel: channel, sender: sender, nonce: nonce, now: UnixTime.nowMillis()))
+    }
+
+    /// The synchronous `claimForward`: a nonce this process stored a message for, or claimed.
+    func claimForward(channel: String, sender: String, nonce: String, now: Int64) -> Bool {
+        let key = NonceKey(channel: channel, sender: sender, nonce: nonce)
+        return shard(channel).state.withLock { shard in
+            if let seen = shard.nonces[key], seen.expiresMillis > now { return true }
+            if let claimed = shard.forwardClaims[key], claimed > now { return true }
+            shard.forwardClaims[key] = now + nonceWindowMillis
+            return false
+        }
+    }
+
+    func releaseForward(channel: String, sender: String, nonce: String) {
+        let key = NonceKey(channel: channel, sender: sender, nonce: nonce)
+        shard(channel).state.withLock { _ = $0.forwardClaims.removeValue(forKey: key) }
+    }
+
     /// The message a (sender, nonce) produced in `channel` within NONCE_WINDOW, if any.
     func original(channel: String, sender: String, nonce: String, now: Int64 = UnixTime.nowMillis()) -> HistoryAppend? {
         shard(channel).state.withLock { shard in
@@ -166,6 +188,7 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
             shard.state.withLock { shard in
                 shard.logs = shard.logs.filter { $0.value.lastWriteMillis > now - ttlMillis }
                 shard.nonces = shard.nonces.filter { $0.value.expiresMillis > now }
+                shard.forwardClaims = shard.forwardClaims.filter { $0.value > now }
             }
         }
     }

@@ -96,6 +96,32 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
 
     func tick(nowMillis: Int64) { fallback.tick(nowMillis: nowMillis) }
 
+    func releaseForward(channel: String, sender: String, nonce: String) {
+        fallback.releaseForward(channel: channel, sender: sender, nonce: nonce)
+        guard let redis = current else { return }
+        let key = Self.forwardKey(channel: channel, sender: sender, nonce: nonce)
+        redis.send(RedisCommand("DEL", key), routingKey: key) { _ in }
+    }
+
+    static func forwardKey(channel: String, sender: String, nonce: String) -> String {
+        "presenced:history:{" + channel + "}:forwarded:" + sender + "\u{1F}" + nonce
+    }
+
+    /// `SET … NX PX` on the nonce's forward key (in the channel's slot); while Redis cannot
+    /// answer, this process's memory decides.
+    func claimForward(channel: String, sender: String, nonce: String, _ done: @escaping (Bool) -> Void) {
+        let now = UnixTime.nowMillis()
+        guard let redis = current else { return done(fallback.claimForward(channel: channel, sender: sender, nonce: nonce, now: now)) }
+        let key = Self.forwardKey(channel: channel, sender: sender, nonce: nonce)
+        redis.send(RedisCommand("SET", key, "1", "NX", "PX", String(nonceWindowMillis)), routingKey: key) { [fallback] result in
+            switch result {
+            case .success(.null): done(true)
+            case .success: done(false)
+            case .failure: done(fallback.claimForward(channel: channel, sender: sender, nonce: nonce, now: now))
+            }
+        }
+    }
+
     /// A fresh epoch for a channel that has none yet (Redis keeps the first one it is given).
     static func candidateEpoch() -> String { String(RequestID.make().prefix(12)) }
 

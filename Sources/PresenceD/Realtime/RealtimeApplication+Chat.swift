@@ -51,19 +51,27 @@ extension RealtimeApplication {
             }
         }
         guard forward, let forwarding = hub.forwarding else { return store() }
-        // A nonce this process has seen: the original, without storing for chat-service again.
-        if let nonce, let original = (history as? EmbeddedHistory)?.original(channel: channel, sender: sender, nonce: nonce) {
-            return done(.stored(original, id: messageID, timestamp: timestamp))
-        }
         // Stored for chat-service before anyone sees it; refused (not dropped) when it cannot be.
-        guard let forwarder = forwarding.forwarder(on: loop) else { return done(.refused) }
-        let entry = ForwardEntry(id: messageID, channel: channel, sender: sender, content: content, createdAt: timestamp, requestID: requestID)
-        forwarder.accept(consume entry) { stored in
-            guard case .success = stored else {
-                forwarder.countRefused()
-                return done(.refused)
+        let forwardThenStore = { [unowned self] in
+            let refused = {
+                if let nonce { history.releaseForward(channel: channel, sender: sender, nonce: nonce) }
+                done(.refused)
             }
-            store()
+            guard let forwarder = forwarding.forwarder(on: self.loop) else { return refused() }
+            let entry = ForwardEntry(id: messageID, channel: channel, sender: sender, content: content, createdAt: timestamp,
+                                     requestID: requestID)
+            forwarder.accept(consume entry) { stored in
+                guard case .success = stored else {
+                    forwarder.countRefused()
+                    return refused()
+                }
+                store()
+            }
+        }
+        guard let nonce else { return forwardThenStore() }
+        // A repeat (on any instance) is not stored for chat-service again; the history answers it.
+        history.claimForward(channel: channel, sender: sender, nonce: nonce) { seenBefore in
+            if seenBefore { store() } else { forwardThenStore() }
         }
     }
 }

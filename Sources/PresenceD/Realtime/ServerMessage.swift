@@ -174,6 +174,15 @@ enum ServerMessage {
         self.error(error.code, error.message)
     }
 
+    /// The payload of an unmasked server frame (its header skipped), or nil when it is cut short.
+    static func payload(of frame: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard frame.count >= 2 else { return nil }
+        let length = Int(frame[1] & 0x7F)
+        let header = length < 126 ? 2 : (length == 126 ? 4 : 10)
+        guard frame.count >= header else { return nil }
+        return UnsafeRawBufferPointer(rebasing: frame[header...])
+    }
+
     // MARK: Private
 
     /// JSON text (not a frame) that `write` writes, measured first like `frame`.

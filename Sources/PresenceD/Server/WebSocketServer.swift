@@ -162,8 +162,9 @@ final class WebSocketServer: ConnectionHandler {
         return offset
     }
 
-    /// Request bodies up to this size are read (JSON of the console's dev-token request).
-    static let maxBodyBytes = 4096
+    /// Request bodies up to this size are read (the JSON of dev-token, disconnect and publish:
+    /// a 4096-byte content can take six times that once escaped).
+    static let maxBodyBytes = 32 * 1024
 
     /// The Content-Length of a POST whose body is read before answering: 1...maxBodyBytes and no
     /// Transfer-Encoding. Other bodies are not read (the connection closes after the answer).

@@ -6,6 +6,10 @@ import WSCore
 ///
 /// - `POST /api/v1/disconnect` `{"user_id":U}` or `{"session_id":S}`: every instance closes the
 ///   matching connections with 4403; the answer counts this instance's.
+/// - `POST /api/v1/publish` `{"channel","sender","content","nonce"?,"forward"?}`: a chat message
+///   from family-hub's backend, stored in history, fanned out on every instance and forwarded to
+///   chat-service unless `forward` is false, exactly like a client's; answers
+///   `{"id","offset","epoch","timestamp"}` once stored (the original's for a nonce seen before).
 enum ServerAPIEndpoints {
     /// Answers the request when it is a server API route (true), else leaves it to the caller.
     static func respond(to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
@@ -16,6 +20,10 @@ enum ServerAPIEndpoints {
             guard head.method == "POST" else { reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers)); return true }
             guard authorized(head, credential, headers: headers, reply) else { return true }
             disconnect(body, hub: hub, requestID: requestID, headers: headers, loop: loop, reply: reply)
+        case "/api/v1/publish":
+            guard head.method == "POST" else { reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers)); return true }
+            guard authorized(head, credential, headers: headers, reply) else { return true }
+            publish(body, hub: hub, requestID: requestID, headers: headers, loop: loop, reply: reply)
         default:
             return false
         }
@@ -42,6 +50,70 @@ enum ServerAPIEndpoints {
             return nil
         }
         return fields
+    }
+
+    private static func publish(_ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
+                                reply: @escaping (HTTPResponse) -> Void) {
+        guard let fields = object(body, headers: headers, reply) else { return }
+        func bad(_ code: String, _ message: String) { reply(HTTPEndpoints.errorResponse(status: 400, code: code, message: message, headers: headers)) }
+        let known: Set<String> = ["channel", "sender", "content", "nonce", "forward"]
+        if let unknown = fields.keys.first(where: { !known.contains($0) }) { return bad("bad_json", "unknown field '\(unknown.prefix(64))'") }
+        guard let channel = fields["channel"]?.stringValue, ClientMessage.isValidChannel(channel) else {
+            return bad("invalid_channel", "channel must be 1-128 of [A-Za-z0-9_.:-]")
+        }
+        guard let sender = fields["sender"]?.stringValue, (1...256).contains(sender.utf8.count) else {
+            return bad("bad_json", "sender must be a string of 1-256 bytes")
+        }
+        guard let content = fields["content"]?.stringValue, !content.isEmpty else { return bad("bad_json", "content must be a non-empty string") }
+        guard content.utf8.count <= ClientMessage.maxContentBytes else {
+            return bad("too_large", "content is over \(ClientMessage.maxContentBytes) bytes")
+        }
+        var nonce: String?
+        if let value = fields["nonce"] {
+            guard let text = value.stringValue, ClientMessage.isValidNonce(text) else {
+                return bad("bad_json", "nonce must be 1-\(ClientMessage.maxNonceBytes) characters of [A-Za-z0-9_-]")
+            }
+            nonce = text
+        }
+        var forward = true
+        if let value = fields["forward"] {
+            guard let flag = value.boolValue else { return bad("bad_json", "forward must be a boolean") }
+            forward = flag
+        }
+        guard let application = hub.application(on: loop) else { return bad("unavailable", "not serving") }
+        application.publish(channel: channel, sender: sender, content: content, nonce: nonce, forward: forward,
+                            requestID: requestID) { published in
+            switch published {
+            case .refused:
+                reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "the message could not be stored; try again",
+                                                  headers: headers))
+            case .stored(let stored, let id, let timestamp):
+                application.realtimeCounters.publishes &+= stored.duplicate ? 0 : 1
+                // A nonce seen before answers with the original's id and time.
+                let original = stored.duplicate ? PublishedFrame(stored.frame) : nil
+                var body = "{\"id\":\(JSONWriter.quoted(original?.id ?? id))"
+                if let position = stored.position {
+                    body += ",\"offset\":\(position.offset),\"epoch\":\(JSONWriter.quoted(position.epoch))"
+                }
+                body += ",\"timestamp\":\(JSONWriter.quoted(original?.timestamp ?? timestamp))}"
+                reply(HTTPEndpoints.json(200, body, headers: headers))
+            }
+        }
+    }
+
+    /// The id and timestamp of a message frame (a nonce's original, read back).
+    private struct PublishedFrame {
+        var id: String?
+        var timestamp: String?
+
+        init(_ frame: SharedBytes) {
+            let document = frame.withBytes { bytes -> JSONValue? in
+                guard let payload = ServerMessage.payload(of: bytes) else { return nil }
+                return try? JSONValue.parse(payload)
+            }
+            id = document?["id"]?.stringValue
+            timestamp = document?["timestamp"]?.stringValue
+        }
     }
 
     private static func disconnect(_ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,

@@ -13,6 +13,7 @@ enum Metrics {
         var redis: RedisStats?
         var forward: ForwardCounters?
         var access: AccessCountersSnapshot?
+        var realtime: RealtimeCountersSnapshot?
         var queueDepth = 0
         var deadLetters = 0
         var oldestAgeMillis: Int64 = 0
@@ -26,6 +27,7 @@ enum Metrics {
             traffic = loop.counters.snapshot()
             redis = hub.redis?.stats(on: loop)
             access = hub.access.counters(on: loop)
+            realtime = hub.application(on: loop)?.realtimeCounters.snapshot()
             if let forwarder = hub.forwarding?.forwarder(on: loop) {
                 forward = forwarder.counters
                 if let stats = forwarder.queueStats {
@@ -44,6 +46,7 @@ enum Metrics {
             if let t = other.traffic { traffic = traffic.map { var sum = $0; sum.add(t); return sum } ?? t }
             if let r = other.redis { redis = redis.map { var sum = $0; sum.add(r); return sum } ?? r }
             if let a = other.access { access = access.map { var sum = $0; sum.add(a); return sum } ?? a }
+            if let r = other.realtime { realtime = realtime.map { var sum = $0; sum.add(r); return sum } ?? r }
             if let f = other.forward {
                 var sum = forward ?? ForwardCounters()
                 sum.delivered &+= f.delivered
@@ -73,6 +76,21 @@ enum Metrics {
         }
         if let traffic = loops?.traffic ?? (hub != nil ? LoopCountersSnapshot.zero : nil) {
             renderTraffic(traffic, into: &out)
+        }
+        if let hub, let realtime = loops?.realtime {
+            out.counter("presenced_recoveries_total", "Joins with since by result (not_recovered: the client reloads from chat-service).",
+                        label: "result", RecoveryResult.self, realtime.recoveries)
+            out.counter("presenced_nonce_duplicates_total", "Messages whose (sender, nonce) was sent before: the original answered, nothing sent again.",
+                        realtime.nonceDuplicates)
+            out.counter("presenced_publishes_total", "Messages published through POST /api/v1/publish.", realtime.publishes)
+            out.counter("presenced_offset_gaps_skipped_total",
+                        "Gaps in a channel's offsets that did not close within a second and were skipped (a message lost between instances).",
+                        realtime.orderGapsSkipped)
+            if let history = (hub.history as? EmbeddedHistory) ?? (hub.history as? RedisHistory)?.fallback {
+                out.gauge("presenced_history_channels", hub.redis == nil
+                          ? "Channels with a history in this process." : "Channels with a history in this process's outage fallback.",
+                          history.channelCount)
+            }
         }
         if let hub, hub.access.target != nil, let access = loops?.access {
             out.counter("presenced_channel_auth_checks_total", "CHANNEL_AUTH_URL calls by result (unavailable: timeout, connection error, 5xx or an unusable answer).",

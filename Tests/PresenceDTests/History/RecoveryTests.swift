@@ -127,6 +127,37 @@ final class RecoveryTests: XCTestCase {
         }
     }
 
+    /// While Redis is unreachable, messages still carry an offset and an epoch — this process's
+    /// own — so a recovery across the outage answers recovered:false rather than guessing; and a
+    /// recovery within the outage, on the same instance, works.
+    func testDuringARedisOutageMessagesCarryThisProcesssEpoch() throws {
+        for backend in availableBackends {
+            let redis = try RedisServerProcess()
+            let server = try redisInstance(backend, redis)
+            defer { server.stop() }
+            let alice = try server.client("alice", receiveTimeoutMillis: Self.patience)
+            let before = try XCTUnwrap(try alice.join("room", since: nil).latest)
+            try alice.sendText(#"{"type":"message","channel":"room","content":"in Redis"}"#)
+            let shared = try XCTUnwrap(position(of: try alice.nextMessage()))
+            XCTAssertEqual(shared.epoch, before.epoch)
+            redis.kill()
+            let end = EventLoop.monotonicMillis() + 10_000
+            while server.hub!.redisReady && EventLoop.monotonicMillis() < end { pause(millis: 20) }
+            try alice.sendText(#"{"type":"message","channel":"room","content":"during the outage"}"#)
+            let local = try XCTUnwrap(position(of: try alice.nextMessage()), "\(backend): an offset during the outage too")
+            XCTAssertTrue(local.epoch.hasPrefix("local-"), "\(backend): this process's epoch: \(local)")
+            XCTAssertNotEqual(local.epoch, shared.epoch)
+            let across = try server.client("bob").join("room", since: shared)
+            XCTAssertEqual(across.recovered, false, "\(backend): across the outage: not guessed")
+            XCTAssertEqual(across.latest, local)
+            try alice.sendText(#"{"type":"message","channel":"room","content":"still out"}"#)
+            _ = try alice.nextMessage()
+            let within = try server.client("carol").join("room", since: local)
+            XCTAssertEqual(within.recovered, true, "\(backend): within the outage, on this instance")
+            XCTAssertEqual(within.replay.compactMap { $0["content"] as? String }, ["still out"])
+        }
+    }
+
     /// Every refusal: a gap beyond HISTORY_SIZE, an epoch not the channel's, history off, and a
     /// message older than HISTORY_TTL. Nothing is replayed then.
     func testRecoveryIsRefusedWhenHistoryCannotCoverTheGap() throws {

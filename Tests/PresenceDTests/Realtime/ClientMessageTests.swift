@@ -147,6 +147,31 @@ final class ClientMessageTests: XCTestCase {
         assertError(#"{"type":"ping","x":1e999999}"#, .badJSON, "unknown field 'x'")
     }
 
+    /// CONTRACT §10: `join` may carry `since`, `message` a `nonce`; anything malformed in them is
+    /// bad_json, and a message's later errors carry its nonce.
+    func testSinceAndNonce() {
+        assertMessage(#"{"type":"join","channel":"c","since":{"offset":41,"epoch":"a1b2-c3"}}"#,
+                      .join(channel: "c", since: StreamPosition(offset: 41, epoch: "a1b2-c3")))
+        assertMessage(#"{"since":{"epoch":"e","offset":0},"channel":"c","type":"join"}"#, .join(channel: "c", since: StreamPosition(offset: 0, epoch: "e")))
+        assertMessage(#"{"type":"message","channel":"c","content":"x","nonce":"n_1-A"}"#, .message(channel: "c", content: "x", nonce: "n_1-A"))
+        for bad in [#"{"offset":1}"#, #"{"epoch":"e"}"#, #"{"offset":-1,"epoch":"e"}"#, #"{"offset":1.5,"epoch":"e"}"#,
+                    #"{"offset":"1","epoch":"e"}"#, #"{"offset":1,"epoch":""}"#, #"{"offset":1,"epoch":"a b"}"#,
+                    #"{"offset":1,"epoch":"e","x":1}"#, #"{"offset":1,"offset":2,"epoch":"e"}"#, "[1]", "null", "1"] {
+            assertError(#"{"type":"join","channel":"c","since":\#(bad)}"#, .badJSON, "since")
+        }
+        assertError(#"{"type":"join","channel":"c","since":{"offset":1,"epoch":"e"},"since":{"offset":1,"epoch":"e"}}"#, .badJSON, "duplicate")
+        for bad in [#""""#, #""a b""#, #""é""#, "1", "null", #""\#(String(repeating: "n", count: 65))""#, #""a\u0062""#] {
+            assertError(#"{"type":"message","channel":"c","content":"x","nonce":\#(bad)}"#, .badJSON, "nonce")
+        }
+        assertError(#"{"type":"leave","channel":"c","since":{"offset":1,"epoch":"e"}}"#, .badJSON, "unexpected field 'since'")
+        assertError(#"{"type":"join","channel":"c","nonce":"n"}"#, .badJSON, "unexpected field 'nonce'")
+        XCTAssertEqual(parse(#"{"type":"message","channel":"c","content":"","nonce":"n7"}"#),
+                       .failure(ProtocolError(code: .badJSON, message: "content is empty", nonce: "n7")))
+        XCTAssertEqual(parse(#"{"type":"message","channel":"bad channel","content":"x","nonce":"n8"}"#).failureNonce, "n8")
+        XCTAssertTrue(ClientMessage.isValidNonce(String(repeating: "a", count: 64)))
+        XCTAssertFalse(ClientMessage.isValidNonce(String(repeating: "a", count: 65)))
+    }
+
     func testEchoedInputIsCappedAt64Bytes() {
         let longName = String(repeating: "é", count: 100) // 200 bytes
         guard case .failure(let error) = parse(#"{"type":"ping",""# + longName + #"":1}"#) else { return XCTFail() }
@@ -342,4 +367,8 @@ private struct FuzzRNG: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+private extension Result where Success == ClientMessage, Failure == ProtocolError {
+    var failureNonce: String? { if case .failure(let e) = self { return e.nonce } else { return nil } }
 }

@@ -6,6 +6,8 @@ final class RealtimeApplication: WebSocketApplication {
     /// Per-connection protocol state.
     struct Session {
         var user: String
+        /// The token's `name` claim, shown beside the user id in presence frames.
+        var name: String?
         /// The upgrade's request id, carried by forwards to chat-service and channel access checks
         /// (empty when neither is configured: a fresh id is made for a check).
         var requestID: String
@@ -119,9 +121,10 @@ final class RealtimeApplication: WebSocketApplication {
         while sessions.count <= s { sessions.append(nil) }
         let claims = grant.claims!
         let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
-        sessions[s] = Session(user: claims.userID, requestID: keepsRequestID ? grant.requestID : "",
+        sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
                               allowedChannels: claims.channels.map(Set.init), role: claims.role, sessionID: claims.sessionID,
                               keyID: claims.keyID, limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now))
+        hub.presence.connected(user: claims.userID, now: loop.now) // user presence (server API)
         if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }
     }
 
@@ -141,6 +144,7 @@ final class RealtimeApplication: WebSocketApplication {
         guard s < sessions.count, let session = sessions[s] else { return }
         sessions[s] = nil
         release(user: session.user)
+        hub.presence.disconnected(user: session.user, now: loop.now)
         for (channel, _) in session.typing { announceTyping(false, user: session.user, channel: channel, from: id) }
         typingSlots.remove(id.slot)
         for channel in session.joined {
@@ -245,7 +249,7 @@ final class RealtimeApplication: WebSocketApplication {
         guard let session = sessions[s] else { return }
         if session.joined.contains(channel) {
             // Already a member: confirm again without counting a second join.
-            server.send(id, ServerMessage.presence(userID: session.user, online: true, channel: channel))
+            server.send(id, ServerMessage.presence(userID: session.user, name: session.name, online: true, channel: channel))
             return
         }
         let awaiting = AwaitingJoin(connection: id, channel: channel)
@@ -296,13 +300,14 @@ final class RealtimeApplication: WebSocketApplication {
     private func joinPresence(_ id: ConnectionID, _ channel: String) {
         let s = Int(id.slot)
         guard let user = sessions[s]?.user else { return }
-        hub.presence.join(channel: channel, user: user, now: loop.now) { [unowned self] result in
+        let name = sessions[s]?.name
+        hub.presence.join(channel: channel, user: user, name: name, now: loop.now) { [unowned self] result in
             guard self.loop.isOpen(id), self.sessions[s]?.joined.contains(channel) == true else { return }
             for member in result.online {
-                self.server.send(id, ServerMessage.presence(userID: member, online: true, channel: channel))
+                self.server.send(id, ServerMessage.presence(userID: member.userID, name: member.name, online: true, channel: channel))
             }
             if result.firstConnection {
-                let frame = ServerMessage.presence(userID: user, online: true, channel: channel)
+                let frame = ServerMessage.presence(userID: user, name: name, online: true, channel: channel)
                 self.fanOut(channel: channel, frame: frame, exceptConnection: id)
             }
         }

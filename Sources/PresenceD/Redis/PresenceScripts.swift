@@ -32,6 +32,10 @@ enum PresenceScripts {
     /// thousand channels does not meet a thousand `NOSCRIPT`s).
     static var all: [RedisScript] { [join, leave, heartbeat, sweep, members, users] }
 
+    /// The last two arguments of `sweep` and `users`: how many users a bucket's `seen` keeps, and
+    /// for how long (ms).
+    static let sweepBounds = [String(UserPresence.maxRemembered / UserPresence.redisBuckets), String(UserPresence.retentionMillis)]
+
     static func keys(channel: String) -> [String] {
         let prefix = "presenced:presence:{" + channel + "}:"
         return [prefix + "conns", prefix + "k", prefix + "n", prefix + "users", prefix + "names", prefix + "left"]
@@ -54,25 +58,26 @@ enum PresenceScripts {
     end)()
     """
 
-    /// A Lua function `sweep(now, ttl, grace)`: drops expired members (their users go offline at
-    /// once: the grace period has long passed; their `last_seen` is the member's last refresh,
-    /// when its instance was last alive), then every user whose grace period ended. Returns those
-    /// users as {user, name or false, last seen (ms)}… . In a user-presence bucket (KEYS[7]) it
-    /// writes their last seen times to `seen` and keeps that set bounded.
+    /// A Lua function `sweep(now, ttl, grace, cap, retention)`: drops expired members (their
+    /// users go offline at once: the grace period has long passed; their `last_seen` is the
+    /// member's last refresh, when its instance was last alive), then every user whose grace
+    /// period ended. Returns those users as {user, name or false, last seen (ms)}… . In a
+    /// user-presence bucket (KEYS[7]) it writes their last seen times to `seen` and keeps that set
+    /// within `retention` ms and `cap` users (arguments, not constants, so a test can check the
+    /// bound on a few entries).
     ///
     /// Only commands of the documented ACL line (docs/operations.md) are used: the bound is kept
     /// with ZRANGE/ZREM rather than ZCARD/ZREMRANGEBY*.
     private static let sweepFunction = """
-    local function trimSeen(now, extra)
-      local old = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now - \(UserPresence.retentionMillis), 'LIMIT', 0, extra)
+    local function trimSeen(now, extra, cap, retention)
+      local old = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now - retention, 'LIMIT', 0, extra)
       for _, user in ipairs(old) do redis.call('ZREM', KEYS[7], user) end
-      local cap = \(UserPresence.maxRemembered / UserPresence.redisBuckets)
       local over = #redis.call('ZRANGE', KEYS[7], cap, cap + extra - 1)
       if over > 0 then
         for _, user in ipairs(redis.call('ZRANGE', KEYS[7], 0, over - 1)) do redis.call('ZREM', KEYS[7], user) end
       end
     end
-    local function sweep(now, ttl, grace)
+    local function sweep(now, ttl, grace, cap, retention)
       local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
       for i = 1, #expired, 2 do
         local member = expired[i]
@@ -100,7 +105,7 @@ enum PresenceScripts {
         table.insert(gone, name)
         table.insert(gone, left)
       end
-      if KEYS[7] and #gone > 0 then trimSeen(now, #gone / 3 + 16) end
+      if KEYS[7] and #gone > 0 then trimSeen(now, #gone / 3 + 16, cap, retention) end
       return gone
     end
     """
@@ -171,12 +176,12 @@ enum PresenceScripts {
     return back
     """)
 
-    /// ARGV: now, TTL, grace (ms). Returns the users that went offline as {user, name or false,
-    /// last seen}…, then — as the last element — the next time anything in the channel can expire
-    /// (0: nothing).
+    /// ARGV: now, TTL, grace (ms), then `seen`'s bound (`sweepBounds`). Returns the users that
+    /// went offline as {user, name or false, last seen}…, then — as the last element — the next
+    /// time anything in the channel can expire (0: nothing).
     static let sweep = RedisScript("""
     \(sweepFunction)
-    local gone = sweep(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+    local gone = sweep(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
     table.insert(gone, string.format('%d', \(nextExpiry)))
     return gone
     """)
@@ -201,21 +206,22 @@ enum PresenceScripts {
     return out
     """)
 
-    /// On a user-presence bucket (7 keys). ARGV: now, TTL, grace (ms), then user ids. Sweeps the
-    /// bucket first — so a crashed instance's members and ended grace periods count as gone even
-    /// when no sweep has run yet — then answers, per user, {online (1/0), last seen (ms) or false}.
+    /// On a user-presence bucket (7 keys). ARGV: now, TTL, grace (ms), `seen`'s bound
+    /// (`sweepBounds`), then user ids. Sweeps the bucket first — so a crashed instance's members
+    /// and ended grace periods count as gone even when no sweep has run yet — then answers, per
+    /// user, {online (1/0), last seen (ms) or false}.
     static let users = RedisScript("""
     \(sweepFunction)
-    local now = tonumber(ARGV[1])
-    sweep(now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+    local now, retention = tonumber(ARGV[1]), tonumber(ARGV[5])
+    sweep(now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), retention)
     local out = {}
-    for i = 4, #ARGV do
+    for i = 6, #ARGV do
       if redis.call('ZSCORE', KEYS[4], ARGV[i]) then
         table.insert(out, 1)
         table.insert(out, false)
       else
         local seen = tonumber(redis.call('ZSCORE', KEYS[7], ARGV[i]))
-        if seen and seen < now - \(UserPresence.retentionMillis) then seen = nil end
+        if seen and seen < now - retention then seen = nil end
         table.insert(out, 0)
         table.insert(out, seen or false)
       end

@@ -200,7 +200,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
             init(count: Int, pending: Int) { list = Array(repeating: nil, count: count); self.pending = pending }
         }
         let answers = Answers(count: users.count, pending: byBucket.count)
-        let head = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)]
+        let head = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)] + PresenceScripts.sweepBounds
         for (bucket, indices) in byBucket {
             redis.evalScript(PresenceScripts.users, keys: PresenceScripts.userKeys(bucket: bucket),
                              args: head + indices.map { users[$0] }) { result in
@@ -263,7 +263,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
 
     private func sweep(_ channel: String, _ state: LoopState) {
         guard let redis = state.redis else { return }
-        let args = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)]
+        let args = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)] + PresenceScripts.sweepBounds
         redis.evalScript(PresenceScripts.sweep, keys: Self.keys(channel), args: args) { [unowned self] result in
             guard case .success(.array(let items)) = result, let next = items.last?.string.flatMap({ Int64($0) }) else { return }
             // User-presence buckets announce nothing: the script wrote their `seen` times.

@@ -66,8 +66,9 @@ final class RealtimeHub: @unchecked Sendable {
         mailboxes = Array(repeating: nil, count: loops)
         fanOut = CrossLoopFanOut(loops: loops)
         presence.offlineSink = { [unowned self] gone in
-            self.announce(channel: gone.channel, frame: ServerMessage.presence(userID: gone.userID, name: gone.name, online: false, channel: gone.channel,
-                                                                              lastSeen: Timestamp.iso8601(millis: gone.lastSeen)))
+            let frame = ServerMessage.presence(userID: gone.userID, name: gone.name, online: false, channel: gone.channel,
+                                               lastSeen: Timestamp.iso8601(millis: gone.lastSeen))
+            self.announce(channel: gone.channel, frame: frame)
         }
         if let redis {
             redis.presence.onlineSink = { [unowned self] channel, user in

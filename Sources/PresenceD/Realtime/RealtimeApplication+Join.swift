@@ -35,9 +35,9 @@ extension RealtimeApplication {
     /// A join of a channel the connection is in: its own presence and `joined` again (nothing
     /// counted twice). While its first join is still under way, that one answers.
     private func confirmAgain(_ id: ConnectionID, _ channel: String) {
-        guard let user = sessions[Int(id.slot)]?.user, let c = channels.channel(channel) else { return }
+        guard let session = sessions[Int(id.slot)], let c = channels.channel(channel) else { return }
         if let j = c.joiningIndex(id), case .waiting = c.joining[j].stage { return }
-        server.send(id, ServerMessage.presence(userID: user, online: true, channel: channel))
+        server.send(id, ServerMessage.presence(userID: session.user, name: session.name, online: true, channel: channel))
         hub.history.read(channel: channel, since: nil) { [unowned self] read in
             guard self.loop.isOpen(id), self.sessions[Int(id.slot)]?.joined.contains(channel) == true else { return }
             self.server.send(id, ServerMessage.joined(channel: channel, position: read.latest, recovered: nil))
@@ -71,7 +71,7 @@ extension RealtimeApplication {
 
     /// The presence join and the history read, sent together; the join completes when both answered.
     private func read(_ id: ConnectionID, _ channel: String, since: StreamPosition?) {
-        guard let user = sessions[Int(id.slot)]?.user else { return }
+        guard let session = sessions[Int(id.slot)] else { return }
         final class Answers {
             var presence: PresenceJoin?
             var history: HistoryRead?
@@ -81,7 +81,7 @@ extension RealtimeApplication {
             guard let presence = answers.presence, let history = answers.history else { return }
             self.complete(id, channel, since: since, presence: presence, history: history)
         }
-        hub.presence.join(channel: channel, user: user, now: loop.now) { answers.presence = $0; completeWhenBoth() }
+        hub.presence.join(channel: channel, user: session.user, name: session.name, now: loop.now) { answers.presence = $0; completeWhenBoth() }
         hub.history.read(channel: channel, since: since) { answers.history = $0; completeWhenBoth() }
     }
 
@@ -91,12 +91,12 @@ extension RealtimeApplication {
     /// covered, so no message reaches it twice.
     private func complete(_ id: ConnectionID, _ channel: String, since: StreamPosition?, presence: PresenceJoin, history read: HistoryRead) {
         let s = Int(id.slot)
-        guard loop.isOpen(id), let user = sessions[s]?.user, sessions[s]!.joined.contains(channel),
+        guard loop.isOpen(id), let session = sessions[s], session.joined.contains(channel),
               let c = channels.channel(channel), let j = c.joiningIndex(id) else { return }
         let joiner = c.joining.remove(at: j)
         var recovered = read.recovered
         if joiner.overflowed && recovered == true { recovered = false } // too much arrived meanwhile to replay in order
-        var frames = presence.online.map { ServerMessage.presence(userID: $0, online: true, channel: channel) }
+        var frames = presence.online.map { ServerMessage.presence(userID: $0.userID, name: $0.name, online: true, channel: channel) }
         if recovered == true { frames += read.frames }
         frames.append(ServerMessage.joined(channel: channel, position: read.latest, recovered: recovered))
         for kept in joiner.kept where !RealtimeApplication.covers(read.latest, kept.position) { frames.append(kept.frame) }
@@ -117,7 +117,8 @@ extension RealtimeApplication {
             release(channel, c, c.order.start(at: latest))
         }
         if presence.firstConnection {
-            fanOut(channel: channel, frame: ServerMessage.presence(userID: user, online: true, channel: channel), exceptConnection: id)
+            fanOut(channel: channel, frame: ServerMessage.presence(userID: session.user, name: session.name, online: true, channel: channel),
+                   exceptConnection: id)
         }
     }
 

@@ -6,6 +6,8 @@ final class RealtimeApplication: WebSocketApplication {
     /// Per-connection protocol state.
     struct Session {
         var user: String
+        /// The token's `name` claim, shown beside the user id in presence frames.
+        var name: String?
         /// The upgrade's request id, carried by forwards to chat-service and channel access checks
         /// (empty when neither is configured: a fresh id is made for a check).
         var requestID: String
@@ -126,9 +128,10 @@ final class RealtimeApplication: WebSocketApplication {
         while sessions.count <= s { sessions.append(nil) }
         let claims = grant.claims!
         let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
-        sessions[s] = Session(user: claims.userID, requestID: keepsRequestID ? grant.requestID : "",
+        sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
                               allowedChannels: claims.channels.map(Set.init), role: claims.role, sessionID: claims.sessionID,
                               keyID: claims.keyID, limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now))
+        hub.presence.connected(user: claims.userID, now: loop.now) // user presence (server API)
         if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }
     }
 
@@ -148,6 +151,7 @@ final class RealtimeApplication: WebSocketApplication {
         guard s < sessions.count, let session = sessions[s] else { return }
         sessions[s] = nil
         release(user: session.user)
+        hub.presence.disconnected(user: session.user, now: loop.now)
         for (channel, _) in session.typing { announceTyping(false, user: session.user, channel: channel, from: id) }
         typingSlots.remove(id.slot)
         for channel in session.joined {

@@ -69,12 +69,14 @@ final class RealtimeHub: @unchecked Sendable {
         applications = Array(repeating: nil, count: loops)
         mailboxes = Array(repeating: nil, count: loops)
         fanOut = CrossLoopFanOut(loops: loops)
-        presence.offlineSink = { [unowned self] channel, user in
-            self.announce(channel: channel, frame: ServerMessage.presence(userID: user, online: false, channel: channel))
+        presence.offlineSink = { [unowned self] gone in
+            let frame = ServerMessage.presence(userID: gone.userID, name: gone.name, online: false, channel: gone.channel,
+                                               lastSeen: Timestamp.iso8601(millis: gone.lastSeen))
+            self.announce(channel: gone.channel, frame: frame)
         }
         if let redis {
             redis.presence.onlineSink = { [unowned self] channel, user in
-                self.announce(channel: channel, frame: ServerMessage.presence(userID: user, online: true, channel: channel))
+                self.announce(channel: channel, frame: ServerMessage.presence(userID: user.userID, name: user.name, online: true, channel: channel))
             }
             // From other instances (on loop 0): every member of this instance.
             redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable, position in

@@ -102,18 +102,32 @@ enum ServerMessage {
         }
     }
 
-    /// `{"type":"presence","user_id":…,"online":…,"channel":…}`
-    static func presence(userID: String, online: Bool, channel: String) -> SharedBytes {
+    /// `{"type":"presence","user_id":…,"name":…,"online":…,"channel":…,"last_seen":…}` — `name`
+    /// when the user's token had one (CONTRACT §12), `last_seen` (ISO 8601) on `online:false`:
+    /// when the user's last connection in the channel ended.
+    static func presence(userID: String, name: String? = nil, online: Bool, channel: String, lastSeen: String? = nil) -> SharedBytes {
         JSONWriter.withUTF8(userID) { userID in
-            JSONWriter.withUTF8(channel) { channel in
-                frame { out in
-                    out.raw(#"{"type":"presence","user_id":"#)
-                    out.string(userID)
-                    out.raw(#","online":"#)
-                    out.bool(online)
-                    out.raw(#","channel":"#)
-                    out.string(channel)
-                    out.raw("}")
+            JSONWriter.withUTF8(name ?? "") { nameBytes in
+                JSONWriter.withUTF8(channel) { channel in
+                    JSONWriter.withUTF8(lastSeen ?? "") { lastSeenBytes in
+                        frame { out in
+                            out.raw(#"{"type":"presence","user_id":"#)
+                            out.string(userID)
+                            if name != nil {
+                                out.raw(#","name":"#)
+                                out.string(nameBytes)
+                            }
+                            out.raw(#","online":"#)
+                            out.bool(online)
+                            out.raw(#","channel":"#)
+                            out.string(channel)
+                            if lastSeen != nil {
+                                out.raw(#","last_seen":"#)
+                                out.string(lastSeenBytes)
+                            }
+                            out.raw("}")
+                        }
+                    }
                 }
             }
         }

@@ -15,14 +15,26 @@ import RedisShim
 ///
 /// When Redis cannot be reached, joins answer from this loop's own view and the refresh after
 /// Redis returns puts every member back (announcing users that had been swept meanwhile).
+///
+/// User presence (`UserPresence`) is the same machinery on the pseudo-channels
+/// `UserPresence.redisBucket(of:)`: a connection's open is one join script (without a snapshot)
+/// and its close one leave script; nothing is announced for them, and their sweeps are spaced out
+/// (`userSweepSpacingMillis`) since the query sweeps its buckets itself.
 final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
+    /// A user's connections on one loop in one channel, and its name (put back with the member
+    /// when a refresh finds it swept).
+    private struct LocalUser {
+        var connections: Int
+        var name: String?
+    }
+
     /// One loop's connection and memberships (touched on that loop's thread only).
     private final class LoopState {
         unowned(unsafe) let loop: EventLoop
         /// Nil until Redis mode is set up on this loop (`attach`).
         var redis: (any RedisCommanding)?
         /// channel → user → connections on this loop.
-        var local: [String: [String: Int]] = [:]
+        var local: [String: [String: LocalUser]] = [:]
         /// channel → (time, timer) of the next sweep scheduled here.
         var sweeps: [String: (at: Int64, timer: UInt64)] = [:]
         var nextRefresh: Int64 = 0
@@ -34,9 +46,12 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
     let instanceID: String
     let ttlMillis: Int64
     let graceMillis: Int64
-    var offlineSink: (@Sendable (String, String) -> Void)?
+    /// The least time between two sweeps of one user-presence bucket from one loop: they only
+    /// tidy up (and write `seen`), so under churn they must not run once per close on every loop.
+    let userSweepSpacingMillis: Int64
+    var offlineSink: (@Sendable (PresenceDeparture) -> Void)?
     /// Users that came back online in a refresh (after Redis was unreachable): announce `online:true`.
-    var onlineSink: (@Sendable (String, String) -> Void)?
+    var onlineSink: (@Sendable (_ channel: String, _ user: PresenceUser) -> Void)?
     /// Written once per loop before any turn (`register`, one loop at a time under RealtimeHub's lock), then only read.
     private var loops: [LoopState?]
 
@@ -44,6 +59,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         self.instanceID = instanceID
         self.ttlMillis = ttlMillis
         self.graceMillis = graceMillis
+        userSweepSpacingMillis = max(1_000, ttlMillis / 3)
         self.loops = Array(repeating: nil, count: loops)
     }
 
@@ -79,42 +95,74 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         user + "\u{1F}" + instanceID + "." + String(state.loop.index)
     }
 
+    private static func keys(_ channel: String) -> [String] {
+        UserPresence.isReserved(channel) ? PresenceScripts.userKeys(bucket: channel) : PresenceScripts.keys(channel: channel)
+    }
+
+    /// This loop's own view of `channel` (while Redis cannot be asked).
+    private static func localView(_ channel: String, _ state: LoopState) -> [PresenceUser] {
+        (state.local[channel] ?? [:]).map { PresenceUser(userID: $0.key, name: $0.value.name) }
+    }
+
     // MARK: PresenceStore
 
-    func join(channel: String, user: String, now: Int64, _ done: @escaping (PresenceJoin) -> Void) {
+    func join(channel: String, user: String, name: String?, now: Int64, _ done: @escaping (PresenceJoin) -> Void) {
+        joinMember(channel: channel, user: user, name: name, snapshot: true, done)
+    }
+
+    func connected(user: String, now: Int64) {
+        joinMember(channel: UserPresence.redisBucket(of: user), user: user, name: nil, snapshot: false) { _ in }
+    }
+
+    private func joinMember(channel: String, user: String, name: String?, snapshot: Bool,
+                            _ done: @escaping (PresenceJoin) -> Void) {
         let state = current
-        let count = (state.local[channel]?[user] ?? 0) + 1
-        state.local[channel, default: [:]][user] = count
+        var entry = state.local[channel]?[user] ?? LocalUser(connections: 0, name: nil)
+        entry.connections += 1
+        if let name { entry.name = name }
+        state.local[channel, default: [:]][user] = entry
+        let count = entry.connections
         let wall = UnixTime.nowMillis()
-        let args = [member(user, state), user, String(wall + ttlMillis), String(count)]
+        let args = [member(user, state), user, String(wall + ttlMillis), String(count), snapshot ? "1" : "0", name ?? ""]
         guard let redis = state.redis, redis.isReady else {
-            return done(PresenceJoin(firstConnection: count == 1, online: Array(state.local[channel]?.keys ?? [:].keys)))
+            return done(PresenceJoin(firstConnection: count == 1, online: snapshot ? Self.localView(channel, state) : []))
         }
-        redis.evalScript(PresenceScripts.join, keys: PresenceScripts.keys(channel: channel), args: args) { [unowned self] result in
+        redis.evalScript(PresenceScripts.join, keys: Self.keys(channel), args: args) { [unowned self] result in
             if case .success(.array(let items)) = result, let first = items.first?.int {
-                done(PresenceJoin(firstConnection: first == 1, online: items.dropFirst().compactMap(\.string)))
+                var online: [PresenceUser] = []
+                var i = 1
+                while i + 1 < items.count {
+                    if let id = items[i].string { online.append(PresenceUser(userID: id, name: items[i + 1].string)) }
+                    i += 2
+                }
+                done(PresenceJoin(firstConnection: first == 1, online: online))
             } else {
                 // Redis unreachable: this loop's view; the refresh after its return corrects Redis.
-                done(PresenceJoin(firstConnection: count == 1, online: Array(state.local[channel]?.keys ?? [:].keys)))
+                done(PresenceJoin(firstConnection: count == 1, online: snapshot ? Self.localView(channel, state) : []))
             }
             self.scheduleSweep(channel, at: wall + self.ttlMillis, state)
         }
     }
 
+    func disconnected(user: String, now: Int64) {
+        leave(channel: UserPresence.redisBucket(of: user), user: user, now: now)
+    }
+
     func leave(channel: String, user: String, now: Int64) {
         let state = current
-        guard let count = state.local[channel]?[user] else { return }
-        let left = count - 1
+        guard let entry = state.local[channel]?[user] else { return }
+        let left = entry.connections - 1
         if left > 0 {
-            state.local[channel]![user] = left
+            state.local[channel]![user]!.connections = left
         } else {
             state.local[channel]![user] = nil
             if state.local[channel]!.isEmpty { state.local[channel] = nil }
         }
-        let graceEnd = UnixTime.nowMillis() + graceMillis
-        let args = [member(user, state), user, String(left), String(graceEnd)]
+        let wall = UnixTime.nowMillis()
+        let graceEnd = wall + graceMillis
+        let args = [member(user, state), user, String(left), String(graceEnd), String(wall)]
         guard let redis = state.redis else { return }
-        redis.evalScript(PresenceScripts.leave, keys: PresenceScripts.keys(channel: channel), args: args) { [unowned self] result in
+        redis.evalScript(PresenceScripts.leave, keys: Self.keys(channel), args: args) { [unowned self] result in
             // The user's last member went: it goes offline when the grace period ends, unless back.
             if case .success(.integer(1)) = result { self.scheduleSweep(channel, at: graceEnd, state) }
         }
@@ -128,11 +176,44 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
             guard case .success(.array(let items)) = result else { return done(nil) }
             var list: [PresenceMember] = []
             var i = 0
-            while i + 1 < items.count {
-                if let user = items[i].string, let n = items[i + 1].int { list.append(PresenceMember(userID: user, connections: Int(n))) }
-                i += 2
+            while i + 2 < items.count {
+                if let user = items[i].string, let n = items[i + 1].int {
+                    list.append(PresenceMember(userID: user, name: items[i + 2].string, connections: Int(n)))
+                }
+                i += 3
             }
             done(list.sorted { $0.userID < $1.userID })
+        }
+    }
+
+    func users(_ users: [String], _ done: @escaping ([UserPresence]?) -> Void) {
+        let state = current
+        guard let redis = state.redis, redis.isReady else { return done(nil) }
+        guard !users.isEmpty else { return done([]) }
+        // One script call per bucket asked about, all written together; answered in request order.
+        var byBucket: [String: [Int]] = [:]
+        for (i, user) in users.enumerated() { byBucket[UserPresence.redisBucket(of: user), default: []].append(i) }
+        final class Answers {
+            var list: [UserPresence?]
+            var pending: Int
+            var failed = false
+            init(count: Int, pending: Int) { list = Array(repeating: nil, count: count); self.pending = pending }
+        }
+        let answers = Answers(count: users.count, pending: byBucket.count)
+        let head = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)] + PresenceScripts.sweepBounds
+        for (bucket, indices) in byBucket {
+            redis.evalScript(PresenceScripts.users, keys: PresenceScripts.userKeys(bucket: bucket),
+                             args: head + indices.map { users[$0] }) { result in
+                if case .success(.array(let items)) = result, items.count == 2 * indices.count {
+                    for (j, i) in indices.enumerated() {
+                        answers.list[i] = UserPresence(userID: users[i], online: items[2 * j].int == 1, lastSeen: items[2 * j + 1].int)
+                    }
+                } else {
+                    answers.failed = true
+                }
+                answers.pending -= 1
+                if answers.pending == 0 { done(answers.failed ? nil : answers.list.compactMap { $0 }) }
+            }
         }
     }
 
@@ -145,16 +226,20 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         let expiry = String(UnixTime.nowMillis() + ttlMillis)
         for (channel, users) in state.local {
             var args = [expiry]
-            args.reserveCapacity(1 + users.count * 3)
-            for (user, count) in users {
+            args.reserveCapacity(1 + users.count * 4)
+            for (user, entry) in users {
                 args.append(member(user, state))
                 args.append(user)
-                args.append(String(count))
+                args.append(String(entry.connections))
+                args.append(entry.name ?? "")
             }
-            redis.evalScript(PresenceScripts.heartbeat, keys: PresenceScripts.keys(channel: channel), args: args) { [unowned self] result in
+            redis.evalScript(PresenceScripts.heartbeat, keys: Self.keys(channel), args: args) { [unowned self] result in
                 guard case .success(.array(let items)) = result, let earliest = items.last?.string.flatMap({ Int64($0) }) else { return }
-                for case .bulk(let name) in items.dropLast() {
-                    self.onlineSink?(channel, String(decoding: name, as: UTF8.self))
+                if !UserPresence.isReserved(channel) {
+                    for case .bulk(let bytes) in items.dropLast() {
+                        let user = String(decoding: bytes, as: UTF8.self)
+                        self.onlineSink?(channel, PresenceUser(userID: user, name: state.local[channel]?[user]?.name))
+                    }
                 }
                 if earliest > 0 { self.scheduleSweep(channel, at: earliest, state) }
             }
@@ -163,8 +248,10 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
 
     // MARK: Sweeps
 
-    /// Sweeps `channel` from this loop at `at` (or earlier if one is already due sooner).
+    /// Sweeps `channel` from this loop at `at` (or earlier if one is already due sooner); a
+    /// user-presence bucket no sooner than `userSweepSpacingMillis` from now.
     private func scheduleSweep(_ channel: String, at: Int64, _ state: LoopState) {
+        let at = UserPresence.isReserved(channel) ? max(at, UnixTime.nowMillis() + userSweepSpacingMillis) : at
         if let existing = state.sweeps[channel], existing.at <= at { return }
         if let existing = state.sweeps[channel] { state.loop.cancelScheduled(existing.timer) }
         let timer = state.loop.schedule(after: at - UnixTime.nowMillis() + 5) { [unowned self] in
@@ -176,11 +263,18 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
 
     private func sweep(_ channel: String, _ state: LoopState) {
         guard let redis = state.redis else { return }
-        redis.evalScript(PresenceScripts.sweep, keys: PresenceScripts.keys(channel: channel),
-                               args: [String(UnixTime.nowMillis())]) { [unowned self] result in
+        let args = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)] + PresenceScripts.sweepBounds
+        redis.evalScript(PresenceScripts.sweep, keys: Self.keys(channel), args: args) { [unowned self] result in
             guard case .success(.array(let items)) = result, let next = items.last?.string.flatMap({ Int64($0) }) else { return }
-            for case .bulk(let name) in items.dropLast() {
-                self.offlineSink?(channel, String(decoding: name, as: UTF8.self))
+            // User-presence buckets announce nothing: the script wrote their `seen` times.
+            if !UserPresence.isReserved(channel) {
+                var i = 0
+                while i + 2 < items.count {
+                    if let user = items[i].string, let left = items[i + 2].int {
+                        self.offlineSink?(PresenceDeparture(channel: channel, userID: user, name: items[i + 1].string, lastSeen: left))
+                    }
+                    i += 3
+                }
             }
             // Keep watching while this loop has members here (others' expiries matter to them).
             if next > 0, state.local[channel] != nil { self.scheduleSweep(channel, at: next, state) }

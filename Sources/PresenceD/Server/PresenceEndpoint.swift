@@ -1,10 +1,10 @@
 import WSCore
 
-/// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT` (CONTRACT §3, §9): who is
-/// online in a channel, across every instance. The token is not spent here, but one already
-/// spent on `/ws` is refused (a token read from an access log opens nothing); the channel is
-/// checked as a join is (`channels` claim, CHANNEL_AUTH_URL): 403 when refused, 503 when the
-/// check is unavailable.
+/// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT` (CONTRACT §3, §9, §12): who
+/// is online in a channel, across every instance, with each user's `name` when known. The token
+/// is not spent here, but one already spent on `/ws` is refused (a token read from an access log
+/// opens nothing); the channel is checked as a join is (`channels` claim, CHANNEL_AUTH_URL): 403
+/// when refused, 503 when the check is unavailable.
 enum PresenceEndpoint {
     static func respond(to head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
                         loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
@@ -59,7 +59,9 @@ enum PresenceEndpoint {
             var body = "["
             for (i, m) in members.enumerated() {
                 if i > 0 { body += "," }
-                body += "{\"user_id\":\(JSONWriter.quoted(m.userID)),\"online\":true,\"channel\":\(JSONWriter.quoted(channel)),\"connections\":\(m.connections)}"
+                body += "{\"user_id\":\(JSONWriter.quoted(m.userID)),"
+                if let name = m.name { body += "\"name\":\(JSONWriter.quoted(name))," }
+                body += "\"online\":true,\"channel\":\(JSONWriter.quoted(channel)),\"connections\":\(m.connections)}"
             }
             body += "]"
             reply(HTTPEndpoints.json(200, body, headers: headers))

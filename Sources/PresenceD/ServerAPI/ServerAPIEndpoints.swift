@@ -10,6 +10,9 @@ import WSCore
 ///   from family-hub's backend, stored in history, fanned out on every instance and forwarded to
 ///   chat-service unless `forward` is false, exactly like a client's; answers
 ///   `{"id","offset","epoch","timestamp"}` once stored (the original's for a nonce seen before).
+/// - `GET /api/v1/presence?user=U1,U2,…`: whether each user has a connection on any instance
+///   (`UserPresence`). Without SERVER_API_TOKEN the query goes to the JWT presence endpoint,
+///   like any other `GET /api/v1/presence`.
 enum ServerAPIEndpoints {
     /// Answers the request when it is a server API route (true), else leaves it to the caller.
     static func respond(to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
@@ -24,6 +27,10 @@ enum ServerAPIEndpoints {
             guard head.method == "POST" else { reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers)); return true }
             guard authorized(head, credential, headers: headers, reply) else { return true }
             publish(body, hub: hub, requestID: requestID, headers: headers, loop: loop, reply: reply)
+        case "/api/v1/presence" where head.queryParameter("user") != nil:
+            guard head.method == "GET" else { reply(HTTPEndpoints.methodNotAllowed("GET", headers: headers)); return true }
+            guard authorized(head, credential, headers: headers, reply) else { return true }
+            userPresence(head, hub: hub, requestID: requestID, headers: headers, reply: reply)
         default:
             return false
         }
@@ -130,6 +137,38 @@ enum ServerAPIEndpoints {
         hub.revoke(match, from: loop) { count in
             Log.info("connections revoked", requestID: requestID, ["count": "\(count)"])
             reply(HTTPEndpoints.json(200, "{\"disconnected\":\(count)}", headers: headers))
+        }
+    }
+
+    /// `GET /api/v1/presence?user=U1,U2,…`: `[{"user_id","online","last_seen"}]` in request order
+    /// (`last_seen` null while online, or when the user was never seen or is forgotten).
+    private static func userPresence(_ head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+                                     reply: @escaping (HTTPResponse) -> Void) {
+        func refuse(_ message: String) {
+            reply(HTTPEndpoints.errorResponse(status: 400, code: "bad_request", message: message, headers: headers))
+        }
+        guard head.queryParameter("channel") == nil else { return refuse("ask about users or about a channel, not both") }
+        let users = (head.queryParameter("user") ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard users.count <= UserPresence.maxQueryUsers else {
+            return refuse("at most \(UserPresence.maxQueryUsers) users per request")
+        }
+        guard users.allSatisfy(UserPresence.isValidUserID) else {
+            return refuse("user must be a comma-separated list of user ids (1-\(UserPresence.maxUserIDBytes) bytes, no control characters)")
+        }
+        hub.presence.users(users) { list in
+            guard let list else {
+                Log.warn("user presence not reachable", requestID: requestID)
+                return reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
+            }
+            var body = "["
+            for (i, user) in list.enumerated() {
+                if i > 0 { body += "," }
+                body += "{\"user_id\":\(JSONWriter.quoted(user.userID)),\"online\":\(user.online),\"last_seen\":"
+                body += user.lastSeen.map { "\"" + Timestamp.iso8601(millis: $0) + "\"" } ?? "null"
+                body += "}"
+            }
+            body += "]"
+            reply(HTTPEndpoints.json(200, body, headers: headers))
         }
     }
 }

@@ -7,8 +7,8 @@ import RedisTestSupport
 
 /// presenced under the Redis ACL user that docs/operations.md gives (read from the document
 /// itself, so the two cannot drift): two instances — joins, presence, cross-instance messages,
-/// typing, single-use tokens, forwarding through the shared stream, a revocation — and not one
-/// command refused (Redis' `ACL LOG` stays empty).
+/// typing, single-use tokens, forwarding through the shared stream, a revocation, user presence —
+/// and not one command refused (Redis' `ACL LOG` stays empty).
 final class RedisACLTests: StandInServerTestCase {
     /// The `ACL SETUSER presenced …` line of docs/operations.md.
     static func documentedACL() throws -> String {
@@ -69,6 +69,11 @@ final class RedisACLTests: StandInServerTestCase {
             try bob.expectClose(4403)
             XCTAssertEqual(try alice.nextJSON()["typing"] as? Bool, false, "bob's typing ends with his connection")
             try alice.expectPresence("bob", false, "room")
+            // User presence (its scripts write the `seen` set): bob offline with a last_seen, alice online.
+            let (users, usersBody) = try ServerProbe.get(b.port, "/api/v1/presence?user=bob,alice", bearer: "server-api-token-for-acl-test")
+            XCTAssertEqual(users.status, 200, usersBody)
+            XCTAssertTrue(usersBody.hasPrefix(#"[{"user_id":"bob","online":false,"last_seen":"20"#), usersBody)
+            XCTAssertTrue(usersBody.hasSuffix(#"{"user_id":"alice","online":true,"last_seen":null}]"#), usersBody)
 
             XCTAssertEqual(redis.redisCLI("ACL", "LOG"), "", "\(backend): Redis refused a command presenced sent")
         }

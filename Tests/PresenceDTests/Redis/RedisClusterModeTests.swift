@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import WSCore
 import RedisShim
@@ -5,7 +6,8 @@ import RedisTestSupport
 @testable import PresenceD
 
 /// Two instances on a 3-master Redis Cluster (loopback): presence and fan-out cross instances on
-/// channels whose slots live on different masters; single-use tokens hold across instances.
+/// channels whose slots live on different masters; single-use tokens hold across instances; user
+/// presence answers across the masters.
 final class RedisClusterModeTests: XCTestCase {
     /// Receive timeout of the clients: generous, Redis round trips on a loaded CI machine.
     static let patience = 15_000
@@ -18,6 +20,7 @@ final class RedisClusterModeTests: XCTestCase {
             let server = try TestServer(backend: backend, threads: 2, echo: false) { config in
                 config.redisURL = cluster.url(node: seed)
                 config.presenceGraceMillis = 200
+                config.serverAPIToken = "server-api-token-for-cluster-test"
             }
             let end = EventLoop.monotonicMillis() + 15_000
             while !server.hub!.redisReady {
@@ -69,5 +72,17 @@ final class RedisClusterModeTests: XCTestCase {
         }
         XCTAssertEqual(offline, Set(channels))
         alice.expectSilence(millis: 500)
+
+        // User presence: one script per bucket, the buckets' slots on several masters.
+        let users = ["alice", "bob"] + (1...8).map { "u\($0)" }
+        let masters = Set(users.map { RedisCluster.keySlot(PresenceScripts.userKeys(bucket: UserPresence.redisBucket(of: $0))[0]) / 5462 })
+        XCTAssertGreaterThan(masters.count, 1, "the users' buckets should cover more than one master")
+        let (head, body) = try ServerProbe.get(b.port, "/api/v1/presence?user=" + users.joined(separator: ","),
+                                               bearer: "server-api-token-for-cluster-test")
+        XCTAssertEqual(head.status, 200, body)
+        let list = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
+        XCTAssertEqual(list.map { $0["user_id"] as? String ?? "?" }, users, body)
+        XCTAssertEqual(list.map { $0["online"] as? Bool ?? false }, [true] + Array(repeating: false, count: users.count - 1), body)
+        XCTAssertNotNil(list.count > 1 ? list[1]["last_seen"] as? String : nil, "bob's last_seen: \(body)")
     }
 }

@@ -28,9 +28,11 @@ final class RedisACLTests: StandInServerTestCase {
             XCTAssertEqual(redis.redisCLI(arguments), "OK", acl)
             let url = "redis://presenced:\(password)@127.0.0.1:\(redis.port)"
             func instance() throws -> TestServer {
+                let directory = NSTemporaryDirectory() + "presenced-acl-" + RequestID.make()
                 let server = try TestServer(backend: backend, echo: false) {
                     $0.redisURL = url
                     $0.chatServiceURL = chat.baseURL
+                    $0.stateDirectory = directory // each instance its own local outage queue
                     $0.serverAPIToken = "server-api-token-for-acl-test"
                     $0.presenceGraceMillis = 200
                 }

@@ -162,11 +162,29 @@ final class RecoveryTests: XCTestCase {
     /// message older than HISTORY_TTL. Nothing is replayed then.
     func testRecoveryIsRefusedWhenHistoryCannotCoverTheGap() throws {
         for backend in availableBackends {
+            try refusals(backend, redis: nil)
+        }
+    }
+
+    /// The same refusals with the history in Redis (its read script decides).
+    func testRecoveryIsRefusedWhenRedisHistoryCannotCoverTheGap() throws {
+        for backend in availableBackends {
+            try refusals(backend, redis: try RedisServerProcess())
+        }
+    }
+
+    private func refusals(_ backend: IOBackendKind, redis: RedisServerProcess?) throws {
+        do {
             let small = try embedded(backend) {
                 $0.historySize = 10
                 $0.historyTTLMillis = 1_500
+                $0.redisURL = redis?.url()
             }
             defer { small.stop() }
+            if redis != nil {
+                let end = EventLoop.monotonicMillis() + 10_000
+                while !small.hub!.redisReady && EventLoop.monotonicMillis() < end { pause(millis: 10) }
+            }
             let alice = try small.client("alice")
             let joined = try alice.join("room", since: nil)
             let start = try XCTUnwrap(joined.latest)
@@ -195,8 +213,15 @@ final class RecoveryTests: XCTestCase {
             // A join without since: joined without recovered.
             XCTAssertNil(try small.client("carol").join("room", since: nil).joined["recovered"])
 
-            let off = try embedded(backend) { $0.historySize = 0 }
+            let off = try embedded(backend) {
+                $0.historySize = 0
+                $0.redisURL = redis?.url()
+            }
             defer { off.stop() }
+            if redis != nil {
+                let end = EventLoop.monotonicMillis() + 10_000
+                while !off.hub!.redisReady && EventLoop.monotonicMillis() < end { pause(millis: 10) }
+            }
             let dave = try off.client("dave")
             let plain = try dave.join("room", since: nil)
             XCTAssertNil(plain.joined["offset"], "\(backend): no history, no offset")

@@ -97,22 +97,34 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
 
     /// The synchronous `append`.
     func append(_ message: ChatMessage, now: Int64) -> HistoryAppend {
-        shard(message.channel).state.withLock { shard in
-            let nonceKey = message.nonce.map { NonceKey(channel: message.channel, sender: message.sender, nonce: $0) }
+        append(id: message.id, channel: message.channel, sender: message.sender, content: message.content,
+               timestamp: message.timestamp, nonce: message.nonce, now: now)
+    }
+
+    /// `append` with the message's fields as they are (the message path of embedded mode: no
+    /// struct of six strings copied on the way).
+    func append(id: String, channel: String, sender: String, content: String, timestamp: String, nonce: String?,
+                now: Int64) -> HistoryAppend {
+        shard(channel).state.withLock { shard in
+            let nonceKey = nonce.map { NonceKey(channel: channel, sender: sender, nonce: $0) }
             if let nonceKey, let seen = shard.nonces[nonceKey], seen.expiresMillis > now {
                 return HistoryAppend(frame: seen.frame, position: seen.position, duplicate: true, published: false)
             }
-            var position: StreamPosition?
+            var log: Log?
             if size > 0 {
-                let log = shard.logs[message.channel] ?? newLog(now: now)
-                shard.logs[message.channel] = log
-                log.latest += 1
-                log.lastWriteMillis = now
-                position = StreamPosition(offset: log.latest, epoch: log.epoch)
+                if let existing = shard.logs[channel] {
+                    log = existing
+                } else {
+                    log = newLog(now: now)
+                    shard.logs[channel] = log
+                }
+                log!.latest += 1
+                log!.lastWriteMillis = now
             }
-            let frame = ServerMessage.message(id: message.id, sender: message.sender, content: message.content, channel: message.channel,
-                                              timestamp: message.timestamp, nonce: message.nonce, position: position)
-            if let position, let log = shard.logs[message.channel] {
+            let position = log.map { StreamPosition(offset: $0.latest, epoch: $0.epoch) }
+            let frame = ServerMessage.message(id: id, sender: sender, content: content, channel: channel, timestamp: timestamp,
+                                              nonce: nonce, position: position)
+            if let log, let position {
                 log.ring[Int(position.offset % Int64(size))] = Entry(offset: position.offset, atMillis: now, frame: frame)
             }
             if let nonceKey {

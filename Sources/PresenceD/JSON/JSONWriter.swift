@@ -270,9 +270,18 @@ struct JSONByteCursor {
         count &+= bytes.count
     }
 
-    /// Writes a whole number.
+    /// Writes a whole number (its digits straight from a stack buffer: no String on the message path).
     mutating func integer(_ value: Int64) {
-        var digits = String(value)
-        digits.withUTF8 { verbatim(UnsafeRawBufferPointer($0)) }
+        var magnitude = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 { raw("-") }
+            verbatim(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: digits[start...])))
+        }
     }
 }

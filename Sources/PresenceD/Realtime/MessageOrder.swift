@@ -19,26 +19,40 @@ struct MessageOrder<Item> {
 
     var isHolding: Bool { !ahead.isEmpty }
 
-    /// What may go out now, in order, after `position` arrived with `item` at `now`.
-    mutating func arrive(_ position: StreamPosition, _ item: Item, now: Int64) -> [(StreamPosition, Item)] {
+    /// What an arrival lets out.
+    enum Arrival {
+        /// Just this one, now (the usual case: nothing held, nothing to allocate).
+        case next
+        /// Nothing: held for a gap, or a repeat.
+        case nothing
+        /// This one and the held ones it completes, in order.
+        case run([(StreamPosition, Item)])
+    }
+
+    /// What may go out now after `position` arrived with `item` at `now`.
+    mutating func arrive(_ position: StreamPosition, _ item: Item, now: Int64) -> Arrival {
         guard let last else {
             hold(position, item, now: now)
-            return []
+            return .nothing
+        }
+        if position.offset == last.offset &+ 1 && ahead.isEmpty && position.epoch == last.epoch {
+            self.last = position
+            return .next
         }
         if position.epoch != last.epoch {
             // The channel's history was lost and started again: what was held belongs to the old one.
             ahead = [:]
             holdingSince = 0
             self.last = position
-            return [(position, item)]
+            return .next
         }
-        if position.offset <= last.offset { return [] }
+        if position.offset <= last.offset { return .nothing }
         if position.offset > last.offset + 1 {
             hold(position, item, now: now)
-            return []
+            return .nothing
         }
         self.last = position
-        return [(position, item)] + releaseConsecutive()
+        return .run([(position, item)] + releaseConsecutive())
     }
 
     /// The first join here read `latest`: what arrived before goes out if it is after it.

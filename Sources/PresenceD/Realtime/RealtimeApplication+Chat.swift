@@ -18,19 +18,34 @@ extension RealtimeApplication {
             return fail(id, .notJoined, "join the channel before sending to it", channel: channel, nonce: nonce)
         }
         let arrived = loop.turnStartNanos
+        if hub.forwarding == nil, let embedded = embeddedHistory {
+            // Embedded mode without forwarding: stored and fanned out right here (the hot path:
+            // no callback, no struct of strings copied along the way).
+            let (messageID, millis) = ids.next()
+            let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
+            let appended = embedded.append(id: messageID, channel: channel, sender: session.user, content: content,
+                                           timestamp: timestamp, nonce: nonce, now: millis)
+            if appended.duplicate { return sendOriginal(appended.frame, to: id) }
+            fanOut(channel: channel, frame: appended.frame, position: appended.position)
+            return loop.counters.fanOutQueued(arrivedAt: arrived)
+        }
         publish(channel: channel, sender: session.user, content: content, nonce: nonce, forward: true,
                 requestID: session.requestID) { [unowned self] published in
             switch published {
             case .stored(let stored, _, _) where stored.duplicate:
-                // The sender alone gets the original again; the channel saw it once.
-                self.realtimeCounters.nonceDuplicates &+= 1
-                self.server.send(id, stored.frame)
+                self.sendOriginal(stored.frame, to: id)
             case .stored:
                 self.loop.counters.fanOutQueued(arrivedAt: arrived)
             case .refused:
                 self.fail(id, .unavailable, "the message could not be stored; try again", channel: channel, nonce: nonce)
             }
         }
+    }
+
+    /// A repeated nonce: the sender alone gets the original again; the channel saw it once.
+    private func sendOriginal(_ frame: SharedBytes, to id: ConnectionID) {
+        realtimeCounters.nonceDuplicates &+= 1
+        server.send(id, frame)
     }
 
     /// Stores and fans out one chat message from `sender`; `done` runs on this loop's thread.
@@ -40,17 +55,9 @@ extension RealtimeApplication {
         let (messageID, millis) = ids.next()
         let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
         let message = ChatMessage(id: messageID, channel: channel, sender: sender, content: content, timestamp: timestamp, nonce: nonce)
+        guard forward, let forwarding = hub.forwarding else { return store(message, done) }
         let history = hub.history
-        let store = { [unowned self] in
-            history.append(message, publish: self.hub.redis != nil) { [unowned self] appended in
-                guard let appended else { return done(.refused) }
-                if !appended.duplicate {
-                    self.fanOut(channel: channel, frame: appended.frame, position: appended.position, publishedToRedis: appended.published)
-                }
-                done(.stored(appended, id: messageID, timestamp: timestamp))
-            }
-        }
-        guard forward, let forwarding = hub.forwarding else { return store() }
+        let store = { [unowned self] in self.store(message, done) }
         // Stored for chat-service before anyone sees it; refused (not dropped) when it cannot be.
         let forwardThenStore = { [unowned self] in
             let refused = {
@@ -73,5 +80,23 @@ extension RealtimeApplication {
         history.claimForward(channel: channel, sender: sender, nonce: nonce) { seenBefore in
             if seenBefore { store() } else { forwardThenStore() }
         }
+    }
+
+    /// Gives the message its offset in the channel's history and fans it out (a repeated nonce:
+    /// the original, fanned out no more). In this process's history that happens right here, with
+    /// no callback on the message path.
+    private func store(_ message: ChatMessage, _ done: @escaping (Published) -> Void) {
+        if let embeddedHistory {
+            return stored(embeddedHistory.append(message, now: UnixTime.nowMillis()), message, done)
+        }
+        hub.history.append(message, publish: hub.redis != nil) { [unowned self] appended in self.stored(appended, message, done) }
+    }
+
+    private func stored(_ appended: HistoryAppend?, _ message: ChatMessage, _ done: (Published) -> Void) {
+        guard let appended else { return done(.refused) }
+        if !appended.duplicate {
+            fanOut(channel: message.channel, frame: appended.frame, position: appended.position, publishedToRedis: appended.published)
+        }
+        done(.stored(appended, id: message.id, timestamp: message.timestamp))
     }
 }

@@ -23,10 +23,14 @@ extension RealtimeApplication {
     func deliver(channel name: String, frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?, droppable: Bool,
                  position: StreamPosition? = nil) {
         guard let channel = channels.channel(name) else { return }
-        guard let position, hub.history.keepsMessages else {
+        guard let position, keepsHistory else {
             return send(channel, frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable, position: nil)
         }
-        release(name, channel, channel.order.arrive(position, frame, now: loop.now))
+        switch channel.order.arrive(position, frame, now: loop.now) {
+        case .next: send(channel, frame, exceptUser: nil, exceptConnection: nil, droppable: false, position: position)
+        case .nothing: if channel.order.isHolding { holdingOrder.insert(name) }
+        case .run(let released): release(name, channel, released)
+        }
     }
 
     /// Sends what the order let through, in order, and notes a channel that now holds a gap.

@@ -56,10 +56,16 @@ final class RealtimeApplication: WebSocketApplication {
     var holdingOrder = Set<String>()
     /// Recovery, nonce and publish figures of this loop.
     let realtimeCounters = RealtimeCounters()
+    /// The history when it is this process's (embedded mode): stored without a callback.
+    let embeddedHistory: EmbeddedHistory?
+    /// Channels keep history (HISTORY_SIZE > 0): messages pass the channels' order.
+    let keepsHistory: Bool
 
     init(hub: RealtimeHub, loop: EventLoop) {
         self.hub = hub
         self.loop = loop
+        embeddedHistory = hub.history as? EmbeddedHistory
+        keepsHistory = hub.history.keepsMessages
         hub.register(self, loop: loop)
         loop.onTick = { [unowned self] in self.tick() }
         loop.scheduleTick(at: loop.now + RealtimeApplication.presenceTickMillis)

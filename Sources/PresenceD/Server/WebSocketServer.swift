@@ -11,6 +11,8 @@ final class WebSocketServer: ConnectionHandler {
     let endpoints: HTTPEndpoints
     unowned(unsafe) let loop: EventLoop
     private var states: [ConnectionState] = []
+    /// The request parsers of the connections in their HTTP phase, by slot.
+    private var parsers: [UInt32: HTTPParserBox] = [:]
     /// Request ids for requests that bring none (this loop's thread only).
     private let requestIDs = RequestIDSource()
 
@@ -73,7 +75,7 @@ final class WebSocketServer: ConnectionHandler {
         let s = Int(id.slot)
         while states.count <= s { states.append(ConnectionState()) }
         states[s].phase = .http
-        states[s].http = HTTPParserBox()
+        parsers[id.slot] = HTTPParserBox()
         states[s].unansweredPings = 0
         loop.setDeadline(id, at: loop.now + config.handshakeTimeoutMillis)
     }
@@ -116,6 +118,7 @@ final class WebSocketServer: ConnectionHandler {
         let s = Int(id.slot)
         let wasWebSocket = states[s].phase == .websocket
         states[s] = ConnectionState()
+        if !wasWebSocket { parsers[id.slot] = nil }
         if wasWebSocket { application?.closed(id, server: self) }
     }
 
@@ -128,7 +131,7 @@ final class WebSocketServer: ConnectionHandler {
         var offset = 0
         while offset < bytes.count && loop.isOpen(id) && states[s].phase == .http {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            guard let http = states[s].http else { return bytes.count }
+            guard let http = parsers[id.slot] else { return bytes.count }
             if let head = http.bodyHead {
                 let take = min(http.bodyLeft, rest.count)
                 http.body += UnsafeRawBufferPointer(rebasing: rest[..<take])
@@ -242,7 +245,7 @@ final class WebSocketServer: ConnectionHandler {
         loop.counters.upgrades.add(.ok)
         Log.debug("upgraded", requestID: requestID, ["user": grant.claims?.userID ?? ""])
         states[s].phase = .websocket
-        states[s].http = nil
+        parsers[id.slot] = nil
         states[s].frames = FrameDecoder(role: .server, maxMessageSize: config.maxMessageBytes)
         loop.setDeadline(id, at: loop.now + config.pingIntervalMillis)
         application.opened(id, grant: grant, server: self)

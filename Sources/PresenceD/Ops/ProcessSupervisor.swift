@@ -36,8 +36,8 @@ final class ProcessSupervisor {
     /// How often the heap is looked at for freed pages to hand back to the kernel
     /// (`HeapUsage.trim`). Each loop thread has its own glibc arena, and connection set-up leaves
     /// free chunks between the connections' long-lived allocations (request heads, parsers and
-    /// token text are freed at the upgrade): 19,000 set-ups left ~4 MB free in the loops' arenas,
-    /// 0.2 KiB per connection that stayed resident until the next trim (issue 19). Looking every
+    /// token text are freed at the upgrade): 19,000 io_uring set-ups left ~3 MB free in the loops'
+    /// arenas, 0.16 KiB per connection that stayed resident until the next trim (issue 19). Looking every
     /// second and trimming as soon as the heap stops growing returns it within about two seconds
     /// of a connection storm's end, and never in the middle of one (those pages would be faulted
     /// straight back in). A trim of a ~20 MB heap is a few madvise calls and ~1 ms; with the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares presenced (io_uring and epoll backends) with the Go/gorilla and Node/ws peers of
+# Compares presenced (io_uring and epoll backends) with the uWebSockets, Go/gorilla and Node/ws peers of
 # Benchmarks/peers/ under the same presence-bench scenarios: one server at a time, a fresh server
 # process for every run, servers alternated within each round, median per server over --rounds.
 #
@@ -8,6 +8,7 @@
 #
 # Binaries: PRESENCED=path BENCH=path (default: built with `swift build -c release --product …`),
 # PEER_GO=path (default: built with `go build` in GOPATH mode from the Debian gorilla package),
+# PEER_UWS=path (default: .build-peers/peer-uws, from Benchmarks/peers/uws/build.sh; skipped if absent),
 # NODE=node and PEER_NODE_PATH=/usr/share/nodejs (where `ws` is). See Benchmarks/README.md.
 set -euo pipefail
 caller_pwd=$PWD
@@ -24,15 +25,20 @@ usage: Benchmarks/compare.sh [options]
   --rounds N              repeat every scenario N times, servers alternated (default 1); the
                           tables show the median per server
   --scenarios LIST        comma-separated subset of fanout,rate,idle,connect (default: all)
-  --servers LIST          comma-separated subset of uring,epoll,gorilla,node (default: all)
+  --servers LIST          comma-separated subset of uring,epoll,uws,gorilla,node (default: all;
+                          uws only when built: PEER_UWS or .build-peers/peer-uws)
   --duration D            fanout/rate measured period (bench default 10s; quick 2s)
   --warmup D              fanout/rate warm-up (bench default 2s; quick 1s)
   --hold D                idle hold for the CPU reading (bench default 10s; quick 1s)
   --connections-idle N    idle connections (default 19000, quick 500; needs ulimit -n > N + 200)
+  --channels-idle C       idle: channels (default the bench's N/10; issue 19 uses 1000)
+  --connections-connect N connect: connections (default 5000, quick 300; issue 19 uses 19000)
+  --channels-connect C    connect: channels (default the bench's N/10; issue 19 uses 1000)
   --out DIR               results directory (default: a new mktemp -d)
   -h, --help              this text
 
-Environment: PRESENCED, BENCH, PEER_GO (prebuilt binaries; built when not given), NODE (default
+Environment: PRESENCED, BENCH, PEER_GO (prebuilt binaries; built when not given), PEER_UWS (prebuilt
+peer-uws; default .build-peers/peer-uws, never built here: see Benchmarks/peers/uws/build.sh), NODE (default
 node), PEER_NODE_PATH (NODE_PATH for the Node peer, default /usr/share/nodejs), WS_TOKEN_SECRET
 (shared by all servers and the bench; a fixed 40-byte default).
 EOF
@@ -41,8 +47,8 @@ EOF
 log() { echo "compare: $*" >&2; }
 die() { echo "compare: $*" >&2; exit 1; }
 
-quick=0 rounds=1 scenarios="fanout,rate,idle,connect" servers="uring,epoll,gorilla,node"
-duration="" warmup="" hold="" idle_conns="" out=""
+quick=0 rounds=1 scenarios="fanout,rate,idle,connect" servers="uring,epoll,uws,gorilla,node"
+duration="" warmup="" hold="" idle_conns="" connect_conns="" connect_channels="" idle_channels="" out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -53,6 +59,9 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=${2:?--warmup needs a value}; shift ;;
     --hold) hold=${2:?--hold needs a value}; shift ;;
     --connections-idle) idle_conns=${2:?--connections-idle needs a value}; shift ;;
+    --connections-connect) connect_conns=${2:?--connections-connect needs a value}; shift ;;
+    --channels-idle) idle_channels=${2:?--channels-idle needs a value}; shift ;;
+    --channels-connect) connect_channels=${2:?--channels-connect needs a value}; shift ;;
     --out) out=$(abspath "${2:?--out needs a value}"); [[ "$out" == /* ]] || out=$caller_pwd/$out; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -61,13 +70,15 @@ while [ $# -gt 0 ]; do
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --rounds $rounds: expected a positive integer" >&2; exit 2; }
 [[ "${idle_conns:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --connections-idle $idle_conns: expected a positive integer" >&2; exit 2; }
+[[ "${connect_conns:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --connections-connect $connect_conns: expected a positive integer" >&2; exit 2; }
+[[ "${connect_channels:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --channels-connect $connect_channels: expected a positive integer" >&2; exit 2; }
 IFS=, read -r -a scenario_list <<< "$scenarios"
 IFS=, read -r -a server_list <<< "$servers"
 for s in "${scenario_list[@]}"; do
   case "$s" in fanout|rate|idle|connect) ;; *) echo "compare: unknown scenario '$s' (fanout, rate, idle, connect)" >&2; exit 2 ;; esac
 done
 for s in "${server_list[@]}"; do
-  case "$s" in uring|epoll|gorilla|node) ;; *) echo "compare: unknown server '$s' (uring, epoll, gorilla, node)" >&2; exit 2 ;; esac
+  case "$s" in uring|epoll|uws|gorilla|node) ;; *) echo "compare: unknown server '$s' (uring, epoll, uws, gorilla, node)" >&2; exit 2 ;; esac
 done
 command -v python3 >/dev/null || die "python3 is needed to read the bench's JSON"
 
@@ -88,19 +99,21 @@ if [ $quick = 1 ]; then
   args_fanout=(fanout --connections 200 --channels 10 --publishers 10 --window 4 "${timing[@]}")
   args_rate=(fanout --connections 200 --channels 10 --publishers 10 --rate 10 "${timing[@]}")
   args_idle=(idle --connections "$idle_conns" --settle 1s --hold "$hold")
-  args_connect=(connect --connections 300)
+  args_connect=(connect --connections "${connect_conns:-300}")
 else
   args_fanout=(fanout --connections 2000 --channels 20 --publishers 20 --window 16 "${timing[@]}")
   args_rate=(fanout --connections 2000 --channels 20 --publishers 20 --rate 50 "${timing[@]}")
   args_idle=(idle --connections "$idle_conns")
   [ -n "$hold" ] && args_idle+=(--hold "$hold")
-  args_connect=(connect --connections 5000)
+  args_connect=(connect --connections "${connect_conns:-5000}")
 fi
+[ -n "$connect_channels" ] && args_connect+=(--channels "$connect_channels")
+[ -n "$idle_channels" ] && args_idle+=(--channels "$idle_channels")
 
 # File descriptors: the bench and each server hold one per connection (plus a few).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [[ " ${scenario_list[*]} " == *" idle "* ]]; then
-  need=$((idle_conns + 200))
+if [[ " ${scenario_list[*]} " == *" idle "* ]] || [ -n "$connect_conns" ]; then
+  need=$(( (idle_conns > ${connect_conns:-0} ? idle_conns : ${connect_conns:-0}) + 200 ))
   have=$(ulimit -n)
   if [ "$have" != unlimited ] && [ "$have" -lt "$need" ]; then
     die "idle with $idle_conns connections needs ulimit -n >= $need (soft limit raised to the hard limit: $have); pass a smaller --connections-idle"
@@ -174,6 +187,17 @@ if want gorilla; then
     fi
   fi
 fi
+if want uws; then
+  # uWebSockets is not packaged: the peer is built by hand (Benchmarks/peers/uws/build.sh UWS_DIR
+  # USOCKETS_DIR), never here; without it the row is left out, in CI's quick run too.
+  peer_uws=$(abspath "${PEER_UWS:-.build-peers/peer-uws}")
+  if [ ! -x "$peer_uws" ]; then
+    log "skipping uws: $peer_uws not built (Benchmarks/peers/uws/build.sh UWS_DIR USOCKETS_DIR)"
+    kept=()
+    for s in "${server_list[@]}"; do [ "$s" = uws ] || kept+=("$s"); done
+    server_list=("${kept[@]}")
+  fi
+fi
 node=$(abspath "${NODE:-node}")
 node_path=$(abspath "${PEER_NODE_PATH:-/usr/share/nodejs}")
 if want node; then
@@ -196,7 +220,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 label() {
   case "$1" in
     uring) echo "presenced uring" ;; epoll) echo "presenced epoll" ;;
-    gorilla) echo "go/gorilla" ;; node) echo "node/ws" ;;
+    uws) echo "uws" ;; gorilla) echo "go/gorilla" ;; node) echo "node/ws" ;;
   esac
 }
 
@@ -206,6 +230,8 @@ start_server() {
   case "$name" in
     uring|epoll)
       "${base_env[@]}" IO_BACKEND="$name" LOG_LEVEL=warn PORT="$port" "$presenced" --port "$port" > "$logfile" 2>&1 & ;;
+    uws)
+      "${base_env[@]}" PORT="$port" "$peer_uws" > "$logfile" 2>&1 & ;;
     gorilla)
       "${base_env[@]}" PORT="$port" "$peer_go" > "$logfile" 2>&1 & ;;
     node)
@@ -263,7 +289,8 @@ elif s == "fanout":
 elif s == "idle":
     fig = f"{n(d.get('rss_per_connection_kib'), '{:.2f}')} KiB/conn, server CPU {n(d.get('server_cpu_pct'), '{:.1f}')} %"
 elif s == "connect":
-    fig = f"{n(d.get('connects_per_s'))} connects/s"
+    fig = (f"{n(d.get('connects_per_s'))} connects/s, server {n(d.get('server_cpu_us_per_connection'), '{:.1f}')} µs/conn"
+           f" (user {n(d.get('server_user_us_per_connection'), '{:.1f}')} + sys {n(d.get('server_system_us_per_connection'), '{:.1f}')})")
 else:
     fig = ""
 if s == "fanout":
@@ -285,6 +312,7 @@ printf 'scenario\tserver\tround\trc\tclean\tjson\n' > "$manifest"
     echo "# presenced: $presenced (git $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo ', Sources modified'))"
   fi
   if [ -n "${peer_go:-}" ]; then echo "# peer-go: $peer_go ($(go version 2>/dev/null || echo 'go ?'))"; fi
+  if want uws; then echo "# peer-uws: $peer_uws"; fi
   if want node; then echo "# peer-node: $node $("$node" --version) NODE_PATH=$node_path"; fi
 } > "$out/commands.txt"
 
@@ -338,7 +366,7 @@ log "runs done in $((SECONDS - started)) s"
 python3 - "$manifest" "$out" "$quick" "${server_list[@]}" <<'PY' | tee "$out/summary.txt"
 import csv, json, statistics, sys
 manifest, out, quick, servers = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4:]
-labels = {"uring": "presenced uring", "epoll": "presenced epoll", "gorilla": "go/gorilla", "node": "node/ws"}
+labels = {"uring": "presenced uring", "epoll": "presenced epoll", "uws": "uws", "gorilla": "go/gorilla", "node": "node/ws"}
 
 # column: (header, scenario, extractor, higher is better)
 columns = [
@@ -350,6 +378,10 @@ columns = [
     ("idle KiB/conn", "idle", lambda d: d.get("rss_per_connection_kib"), False),
     ("idle CPU %", "idle", lambda d: d.get("server_cpu_pct"), False),
     ("connects/s", "connect", lambda d: d.get("connects_per_s"), True),
+    # Server CPU per connection over the set-up window (/proc/PID/stat), and its user/system split.
+    ("server µs/conn", "connect", lambda d: d.get("server_cpu_us_per_connection"), False),
+    ("user µs", "connect", lambda d: d.get("server_user_us_per_connection"), False),
+    ("sys µs", "connect", lambda d: d.get("server_system_us_per_connection"), False),
 ]
 
 values = {}   # (server, column index) -> [values]
@@ -415,7 +447,7 @@ runs = max(len(v) for v in values.values())
 print()
 print(f"Median per server ({runs} run(s) each); results in {out}")
 print("fanout = closed loop; rate = fixed-rate fanout (latency, server CPU % of one core);"
-      " idle = RSS per connection and CPU % while idle; connect = set-ups per second")
+      " idle = RSS per connection and CPU % while idle; connect = set-ups per second and server CPU µs per set-up (user, sys)")
 if unclean:
     print(f"{unclean} run(s) not clean (bench exit ≠ 0, loss or errors) are left out of the medians: see the FAIL lines")
 if quick:
@@ -423,12 +455,12 @@ if quick:
 print()
 table([[labels[s]] + [num(med.get((s, i))) for i in present] for s in servers], "server")
 
-peers = [p for p in ("gorilla", "node") if p in servers]
+peers = [p for p in ("uws", "gorilla", "node") if p in servers]
 ours = [s for s in ("uring", "epoll") if s in servers]
 if peers and ours:
     print()
     print("Ratios: presenced ÷ peer (higher is better for deliv/s, deliv/CPU-s, connects/s;"
-          " lower is better for latency, CPU % and KiB/conn)")
+          " lower is better for latency, CPU %, KiB/conn and µs/conn)")
     print()
     rows = []
     for s in ours:

@@ -40,11 +40,19 @@ enum ProcStats {
 
     /// CPU seconds (user + system) the process has used, from /proc/PID/stat fields 14 and 15.
     static func cpuSeconds(pid: Int32) -> Double? {
+        cpuTimes(pid: pid).map { $0.user + $0.system }
+    }
+
+    /// User and system CPU seconds the process has used, apart: /proc/PID/stat fields 14 (utime)
+    /// and 15 (stime), in clock ticks (10 ms here: a window needs a few hundred ticks to be read
+    /// to a few per cent).
+    static func cpuTimes(pid: Int32) -> (user: Double, system: Double)? {
         guard let stat = readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state): utime is field 14, stime field 15.
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (user / tick, system / tick)
     }
 
     /// VmRSS in KiB, from /proc/PID/status.

@@ -55,24 +55,27 @@ public struct FrameDecoder: Sendable {
         case none, text, binary
     }
 
-    // Layout: ordered by alignment so the struct stays small (see FrameDecoderTests.testDecoderIsSmall).
+    // Layout: ordered by alignment so the struct stays small (see FrameDecoderTests.testDecoderIsSmall):
+    // 49 bytes. Every upgraded connection carries one for its whole life (issue 19: the server's
+    // per-connection state went from 80 to 56 bytes with it); lengths are 32-bit because messages
+    // are limited to 4 GiB − 1 KiB and a data frame longer than the limit fails at its header.
 
     /// Reassembly storage: the message so far (`storageCount` bytes), then the payload of a control frame
     /// that did not arrive whole. Nil whenever the decoder is idle.
     private var storage: ReassemblyStorage?
-    /// Largest message (sum of its fragments' payloads) accepted.
-    private let maxMessageSize: Int
-    /// Payload bytes of the current frame not yet received (state `.payload`).
-    private var payloadRemaining: Int = 0
+    /// Payload bytes of the current frame not yet received (state `.payload`); see `payloadRemaining`.
+    private var remaining: UInt32 = 0
+    /// Largest message (sum of its fragments' payloads) accepted; see `maxMessageSize`.
+    private let maxMessageBytes: UInt32
     /// Bytes of the current message in `storage`.
     private var storageCount: UInt32 = 0
     /// Masking key of the current frame (see `Masking`); 0 when unmasked.
     private var maskKey: UInt32 = 0
+    private var state: State = .header
+    private var headerCount: UInt8 = 0
     /// A header received in pieces; only the first `headerCount` bytes are meaningful.
     private var header: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
         (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    private var headerCount: UInt8 = 0
-    private var state: State = .header
     private var message: Message = .none
     /// Opcode of the current frame (state `.payload`).
     private var frameOpcode: WebSocketOpcode = .continuation
@@ -85,6 +88,18 @@ public struct FrameDecoder: Sendable {
     private var utf8 = UTF8Validator()
     private let role: Role
 
+    /// Largest message (sum of its fragments' payloads) accepted.
+    @inline(__always)
+    private var maxMessageSize: Int { Int(maxMessageBytes) }
+
+    /// Payload bytes of the current frame not yet received (state `.payload`): at most
+    /// `maxMessageLimit` (data) or 125 (control), checked before it is set.
+    @inline(__always)
+    private var payloadRemaining: Int {
+        get { Int(remaining) }
+        set { remaining = UInt32(truncatingIfNeeded: newValue) }
+    }
+
     /// Largest header: 2 bytes, 8 bytes of extended length, 4 bytes of masking key.
     private static let maxHeaderSize = 14
     /// Messages are counted in `UInt32` and storage also holds one control payload.
@@ -94,7 +109,7 @@ public struct FrameDecoder: Sendable {
     /// (clamped to 0...4 GiB − 1 KiB).
     public init(role: Role = .server, maxMessageSize: Int = 65536) {
         self.role = role
-        self.maxMessageSize = min(max(maxMessageSize, 0), Self.maxMessageLimit)
+        self.maxMessageBytes = UInt32(min(max(maxMessageSize, 0), Self.maxMessageLimit))
     }
 
     /// True while the decoder holds a partial frame or a partial fragmented message (for idle-memory accounting / timeouts).

@@ -47,7 +47,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
                     var equals = start
                     while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
                     let rawName = UnsafeBufferPointer(rebasing: bytes[start..<equals])
-                    if Self.formDecode(rawName) == name {
+                    if Self.formDecoded(rawName, equals: name) {
                         return equals < end ? Self.formDecode(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
                     }
                 }
@@ -63,6 +63,14 @@ public struct HTTPRequestHead: Sendable, Equatable {
         if headers.containsToken("close", in: "Connection") { return false }
         if versionMajor > 1 || (versionMajor == 1 && versionMinor >= 1) { return true }
         return headers.containsToken("keep-alive", in: "Connection")
+    }
+
+    /// Whether `raw` form-decodes to `name`, without making a String when it needs no decoding
+    /// (every query name on the upgrade path).
+    private static func formDecoded(_ raw: UnsafeBufferPointer<UInt8>, equals name: String) -> Bool {
+        if raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return formDecode(raw) == name }
+        var name = name
+        return name.withUTF8 { $0.elementsEqual(raw) }
     }
 
     /// `application/x-www-form-urlencoded` decoding of one name or value.

@@ -171,4 +171,17 @@ final class ServerHandshakeTests: XCTestCase {
         XCTAssertEqual(Array(bytes[consumed...]), Array((rejection.reason + "\n").utf8))
         XCTAssertEqual(head.headers["Content-Length"], String(rejection.reason.utf8.count + 1))
     }
+
+    /// The 101 is written straight into one buffer: the same bytes as the generic serializer.
+    func testResponseMatchesTheGenericSerializer() {
+        let accepted = ServerHandshake.Accepted(key: "dGhlIHNhbXBsZSBub25jZQ==", acceptValue: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        var extra = HTTPHeaders()
+        extra.add("X-Request-ID", "0123456789abcdef0123456789abcdef")
+        extra.add("X-Odd", "a\r\nb")
+        for headers in [HTTPHeaders(), extra] {
+            var expected: HTTPHeaders = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": accepted.acceptValue]
+            for field in headers { expected.add(field.name, field.value) }
+            XCTAssertEqual(accepted.response(extraHeaders: headers), HTTPResponse(status: 101, headers: expected).serialized())
+        }
+    }
 }

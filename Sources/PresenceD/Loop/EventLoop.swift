@@ -28,17 +28,47 @@ final class EventLoop: @unchecked Sendable {
         var fd: Int32 = -1
         var generation: UInt32 = 0
         var state: State = .free
-        var receiveArmed = false
-        var sendInFlight = false
-        var writeBlocked = false
-        var queued = false
-        /// Opened by the loop itself (`connect`): events go to its `OutboundHandler`.
-        var outbound = false
-        /// Counted in `connectionsPerIP` under `peers[slot]` until the descriptor is closed.
-        var countedPeer = false
+        /// The flags below, one bit each: six `Bool`s took six bytes and made the slot 48 bytes;
+        /// packed it is 40 (every connection has one: 0.15 MB less at 19,000).
+        private var flags: UInt8 = 0
         /// Frames covered by the send in flight (kept when the queue is truncated).
         var inFlightFrames: Int32 = 0
         var queue = SendQueue()
+
+        var receiveArmed: Bool {
+            get { flag(1) }
+            set { setFlag(1, newValue) }
+        }
+        var sendInFlight: Bool {
+            get { flag(2) }
+            set { setFlag(2, newValue) }
+        }
+        var writeBlocked: Bool {
+            get { flag(4) }
+            set { setFlag(4, newValue) }
+        }
+        var queued: Bool {
+            get { flag(8) }
+            set { setFlag(8, newValue) }
+        }
+        /// Opened by the loop itself (`connect`): events go to its `OutboundHandler`.
+        var outbound: Bool {
+            get { flag(16) }
+            set { setFlag(16, newValue) }
+        }
+        /// Counted in `connectionsPerIP` under `peers[slot]` until the descriptor is closed.
+        var countedPeer: Bool {
+            get { flag(32) }
+            set { setFlag(32, newValue) }
+        }
+
+        @inline(__always)
+        private func flag(_ bit: UInt8) -> Bool { flags & bit != 0 }
+
+        @inline(__always)
+        private mutating func setFlag(_ bit: UInt8, _ on: Bool) {
+            flags = on ? flags | bit : flags & ~bit
+        }
     }
 
     let index: Int

@@ -16,8 +16,9 @@ struct HeapUsage: Equatable {
     }
 
     /// `malloc_trim(0)`: returns free pages in every arena, not only the top of the heap, to the
-    /// kernel. The supervisor thread calls it every 10 s, so a reconnect storm's or an outage
-    /// backlog's peak does not stay resident for the life of the process.
+    /// kernel. The supervisor thread calls it once the heap stops growing (it looks every
+    /// second), so a reconnect storm's or an outage backlog's peak does not stay resident for the
+    /// life of the process.
     static func trim() {
         _ = malloc_trim(0)
     }

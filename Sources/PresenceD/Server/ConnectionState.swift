@@ -1,6 +1,10 @@
 import WSCore
 
 /// Protocol state of one connection slot, kept by the server in a table parallel to the loop's.
+///
+/// 56 bytes a slot (was 80): the frame decoder first, the two small fields in its tail padding,
+/// and the HTTP parser in a side table of the connections still in their HTTP phase (an upgraded
+/// connection carried its empty 8-byte reference for life). 19,000 connections: 0.45 MB less.
 struct ConnectionState {
     enum Phase: UInt8 {
         case free
@@ -11,16 +15,14 @@ struct ConnectionState {
         /// Upgraded: WebSocket frames.
         case websocket
     }
+    var frames = FrameDecoder()
     var phase = Phase.free
     /// Pings sent since the peer last showed it is alive.
     var unansweredPings: UInt8 = 0
-    /// The request parser, only while the connection speaks HTTP (boxed: 184 bytes an
-    /// upgraded connection would otherwise carry for its whole life).
-    var http: HTTPParserBox?
-    var frames = FrameDecoder()
 }
 
-/// An HTTP request parser on the heap, allocated at accept and dropped at the upgrade.
+/// An HTTP request parser on the heap, allocated at accept and dropped at the upgrade (kept in
+/// `WebSocketServer`'s side table by slot while the connection speaks HTTP).
 final class HTTPParserBox {
     var parser = HTTPRequestParser()
     /// A small request body being read (`WebSocketServer.maxBodyBytes`): its head, the bytes so

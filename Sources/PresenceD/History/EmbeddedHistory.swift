@@ -10,17 +10,19 @@ import WSCore
 /// The epoch is this process's (`epochPrefix`) plus a per-channel generation: a channel whose
 /// history expired (HISTORY_TTL without a message) starts again at offset 1 in a new epoch.
 final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
-    private struct Entry {
+    fileprivate struct Entry {
         var offset: Int64
         var atMillis: Int64
         var frame: SharedBytes
     }
 
     /// One channel's history.
-    private final class Log: @unchecked Sendable {
+    fileprivate final class Log: @unchecked Sendable {
         let epoch: String
         var latest: Int64 = 0
         var lastWriteMillis: Int64
+        /// Swept (its channel was idle for HISTORY_TTL): a handle to it is stale.
+        var retired = false
         /// A ring of `capacity` entries; `latest`'s entry is at `latest % capacity`.
         var ring: [Entry?]
 
@@ -36,19 +38,19 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
         }
     }
 
-    private struct NonceKey: Hashable {
+    fileprivate struct NonceKey: Hashable {
         var channel: String
         var sender: String
         var nonce: String
     }
 
-    private struct NonceRecord {
+    fileprivate struct NonceRecord {
         var frame: SharedBytes
         var position: StreamPosition?
         var expiresMillis: Int64
     }
 
-    private struct ShardState: @unchecked Sendable {
+    fileprivate struct ShardState: @unchecked Sendable {
         var logs: [String: Log] = [:]
         var nonces: [NonceKey: NonceRecord] = [:]
         /// Nonces whose message was stored for chat-service, until when.
@@ -56,7 +58,7 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
     }
 
     /// One shard (a class: a lock cannot live in an array by value).
-    private final class Shard: @unchecked Sendable {
+    fileprivate final class Shard: @unchecked Sendable {
         let state = Lock(ShardState())
     }
 
@@ -97,22 +99,41 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
 
     /// The synchronous `append`.
     func append(_ message: ChatMessage, now: Int64) -> HistoryAppend {
-        append(id: message.id, channel: message.channel, sender: message.sender, content: message.content,
-               timestamp: message.timestamp, nonce: message.nonce, now: now)
+        var handle: Handle?
+        return append(id: message.id, channel: message.channel, sender: message.sender, content: message.content,
+                      timestamp: message.timestamp, nonce: message.nonce, now: now, handle: &handle)
+    }
+
+    /// Where a channel's history is, kept by a loop's channel so that its messages find it without
+    /// hashing the channel name (once for the shard, once for the table). A swept log is retired:
+    /// the next message looks the channel up again.
+    struct Handle {
+        fileprivate let shard: Shard
+        fileprivate let log: Log
     }
 
     /// `append` with the message's fields as they are (the message path of embedded mode: no
-    /// struct of six strings copied on the way).
+    /// struct of six strings copied on the way) and the channel's `handle`, filled in on first use.
     func append(id: String, channel: String, sender: String, content: String, timestamp: String, nonce: String?,
-                now: Int64) -> HistoryAppend {
-        shard(channel).state.withLock { shard in
+                now: Int64, handle: inout Handle?) -> HistoryAppend {
+        if size == 0 && nonce == nil {
+            // Nothing to keep: no lock, no lookup.
+            return HistoryAppend(frame: ServerMessage.message(id: id, sender: sender, content: content, channel: channel,
+                                                              timestamp: timestamp), position: nil, duplicate: false, published: false)
+        }
+        let shard = handle?.shard ?? self.shard(channel)
+        let known = handle?.log
+        var used: Log?
+        let appended = shard.state.withLock { shard in
             let nonceKey = nonce.map { NonceKey(channel: channel, sender: sender, nonce: $0) }
             if let nonceKey, let seen = shard.nonces[nonceKey], seen.expiresMillis > now {
                 return HistoryAppend(frame: seen.frame, position: seen.position, duplicate: true, published: false)
             }
             var log: Log?
             if size > 0 {
-                if let existing = shard.logs[channel] {
+                if let known, !known.retired {
+                    log = known
+                } else if let existing = shard.logs[channel] {
                     log = existing
                 } else {
                     log = newLog(now: now)
@@ -120,6 +141,7 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
                 }
                 log!.latest += 1
                 log!.lastWriteMillis = now
+                used = log
             }
             let position = log.map { StreamPosition(offset: $0.latest, epoch: $0.epoch) }
             let frame = ServerMessage.message(id: id, sender: sender, content: content, channel: channel, timestamp: timestamp,
@@ -132,6 +154,8 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
             }
             return HistoryAppend(frame: frame, position: position, duplicate: false, published: false)
         }
+        if let used, used !== known { handle = Handle(shard: shard, log: used) }
+        return appended
     }
 
     func claimForward(channel: String, sender: String, nonce: String, _ done: @escaping (Bool) -> Void) {
@@ -198,7 +222,11 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
         nextSweep.store(now + 10_000, ordering: .relaxed)
         for shard in shards {
             shard.state.withLock { shard in
-                shard.logs = shard.logs.filter { $0.value.lastWriteMillis > now - ttlMillis }
+                shard.logs = shard.logs.filter { _, log in
+                    if log.lastWriteMillis > now - ttlMillis { return true }
+                    log.retired = true
+                    return false
+                }
                 shard.nonces = shard.nonces.filter { $0.value.expiresMillis > now }
                 shard.forwardClaims = shard.forwardClaims.filter { $0.value > now }
             }

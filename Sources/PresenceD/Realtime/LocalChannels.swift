@@ -30,6 +30,8 @@ struct LocalChannels {
         var order = MessageOrder<SharedBytes>()
         /// Joins not live yet (usually none).
         var joining: [Joining] = []
+        /// The channel's place in this process's history (embedded mode), found on its first message.
+        var history: EmbeddedHistory.Handle?
 
         var isEmpty: Bool { members.isEmpty && joining.isEmpty }
 

@@ -18,15 +18,15 @@ extension RealtimeApplication {
             return fail(id, .notJoined, "join the channel before sending to it", channel: channel, nonce: nonce)
         }
         let arrived = loop.turnStartNanos
-        if hub.forwarding == nil, let embedded = embeddedHistory {
+        if hub.forwarding == nil, let embedded = embeddedHistory, let local = channels.channel(channel) {
             // Embedded mode without forwarding: stored and fanned out right here (the hot path:
-            // no callback, no struct of strings copied along the way).
+            // no callback, no struct of strings copied along, the channel looked up once).
             let (messageID, millis) = ids.next()
             let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
             let appended = embedded.append(id: messageID, channel: channel, sender: session.user, content: content,
-                                           timestamp: timestamp, nonce: nonce, now: millis)
+                                           timestamp: timestamp, nonce: nonce, now: millis, handle: &local.history)
             if appended.duplicate { return sendOriginal(appended.frame, to: id) }
-            fanOut(channel: channel, frame: appended.frame, position: appended.position)
+            fanOut(channel: channel, frame: appended.frame, position: appended.position, local: local)
             return loop.counters.fanOutQueued(arrivedAt: arrived)
         }
         publish(channel: channel, sender: session.user, content: content, nonce: nonce, forward: true,

@@ -8,10 +8,14 @@ import WSCore
 extension RealtimeApplication {
     /// Delivers here at once, then to the other loops through their rings and to the other
     /// instances through Redis (unless the history script published it already).
+    /// `local`: the channel here, when the caller has it already.
     func fanOut(channel: String, frame: SharedBytes, exceptUser: String? = nil, exceptConnection: ConnectionID? = nil,
-                droppable: Bool = false, position: StreamPosition? = nil, publishedToRedis: Bool = false) {
-        deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
-                position: position)
+                droppable: Bool = false, position: StreamPosition? = nil, publishedToRedis: Bool = false,
+                local: LocalChannels.Channel? = nil) {
+        if let local = local ?? channels.channel(channel) {
+            deliver(channel, local, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
+                    position: position)
+        }
         hub.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, position: position, fromLoop: loop.index)
         if !publishedToRedis {
             hub.redis?.fanOut.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable)
@@ -23,6 +27,12 @@ extension RealtimeApplication {
     func deliver(channel name: String, frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?, droppable: Bool,
                  position: StreamPosition? = nil) {
         guard let channel = channels.channel(name) else { return }
+        deliver(name, channel, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
+                position: position)
+    }
+
+    private func deliver(_ name: String, _ channel: LocalChannels.Channel, frame: SharedBytes, exceptUser: String?,
+                         exceptConnection: ConnectionID?, droppable: Bool, position: StreamPosition?) {
         guard let position, keepsHistory else {
             return send(channel, frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable, position: nil)
         }

@@ -12,6 +12,10 @@ public struct RESPReader: ~Copyable {
     /// above any reply presenced asks for (presence lists and stream reads are bounded by COUNT).
     public static let maxArrayElements = 1 << 22
 
+    /// The most bytes to feed before draining replies: hiredis moves the unread rest of its
+    /// buffer to the front after every reply once 1 KiB has been consumed.
+    public static let feedSlice = 2048
+
     /// A reader with an empty buffer that refuses arrays longer than `maxArrayElements`.
     public init(maxArrayElements: Int = RESPReader.maxArrayElements) {
         guard let reader = redisReaderCreate() else { fatalError("redisReaderCreate: out of memory") }

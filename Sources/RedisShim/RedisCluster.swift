@@ -171,18 +171,14 @@ public final class RedisCluster: RedisCommanding {
         route(Request(command: command, routingKey: routingKey, completion: completion, redirectsLeft: maxRedirects))
     }
 
-    /// Runs a script with `EVALSHA` on the master of `keys[0]` (all keys must share its hash
-    /// slot); on `NOSCRIPT` it retries once with `EVAL`.
-    public func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = [],
+    /// Runs `command`, an `EVALSHA` of `script`, on the master of `routingKey` (every key must
+    /// share its hash slot); on `NOSCRIPT` it retries once with `EVAL`.
+    public func evalScript(_ script: RedisScript, command: RedisCommand, routingKey: String?,
                            _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
-        var tail = [String(keys.count)]
-        tail.append(contentsOf: keys)
-        tail.append(contentsOf: args)
-        let key = keys.first
-        send(RedisCommand(["EVALSHA", script.sha1] + tail), routingKey: key) { [weak self] result in
+        send(command, routingKey: routingKey) { [weak self] result in
             if case .failure(.server(let message)) = result, message.hasPrefix("NOSCRIPT"), let self {
                 self.clusterStats.scriptFallbacks += 1
-                self.send(RedisCommand(["EVAL", script.source] + tail), routingKey: key, completion)
+                self.send(script.bySource(command), routingKey: routingKey, completion)
             } else {
                 completion(result)
             }

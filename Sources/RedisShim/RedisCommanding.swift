@@ -11,9 +11,10 @@ public protocol RedisCommanding: AnyObject {
     /// nil sends it to any node. Fails at once with ``RedisError/notConnected`` when the target
     /// is not connected.
     func send(_ command: RedisCommand, routingKey: String?, _ completion: @escaping (Result<RedisValue, RedisError>) -> Void)
-    /// `EVALSHA` with a `NOSCRIPT` → `EVAL` fallback, routed by `keys[0]` (every key must share
-    /// its hash slot in a cluster).
-    func evalScript(_ script: RedisScript, keys: [String], args: [String],
+    /// `command`, an `EVALSHA` of `script` (``RedisScript/command(keyCount:)`` with its keys and
+    /// arguments appended), with a `NOSCRIPT` → `EVAL` fallback, routed by `routingKey` (every
+    /// key must share its hash slot in a cluster).
+    func evalScript(_ script: RedisScript, command: RedisCommand, routingKey: String?,
                     _ completion: @escaping (Result<RedisValue, RedisError>) -> Void)
     /// Called each time it becomes ready (a cluster: after every node it needs is connected again).
     var onReady: (() -> Void)? { get set }
@@ -55,6 +56,14 @@ public protocol RedisSubscribing: AnyObject {
     func start()
     /// Closes everything for good.
     func shutdown()
+}
+
+extension RedisCommanding {
+    /// `EVALSHA` with a `NOSCRIPT` → `EVAL` fallback, routed by `keys[0]`.
+    public func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = [],
+                           _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
+        evalScript(script, command: script.command(keys: keys, args: args), routingKey: keys.first, completion)
+    }
 }
 
 extension RedisConnection: RedisCommanding {

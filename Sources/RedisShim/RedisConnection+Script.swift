@@ -1,15 +1,13 @@
 extension RedisConnection {
-    /// Runs a script with `EVALSHA`; when the server answers `NOSCRIPT` (after a restart or
-    /// `SCRIPT FLUSH`) it retries once with `EVAL`, which also caches the script again.
-    public func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = [],
+    /// Runs `command`, an `EVALSHA` of `script`; when the server answers `NOSCRIPT` (after a
+    /// restart or `SCRIPT FLUSH`) it retries once with `EVAL`, which also caches the script again.
+    /// A single node serves every key, so `routingKey` is ignored.
+    public func evalScript(_ script: RedisScript, command: RedisCommand, routingKey: String? = nil,
                            _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
-        var tail = [String(keys.count)]
-        tail.append(contentsOf: keys)
-        tail.append(contentsOf: args)
-        send(RedisCommand(["EVALSHA", script.sha1] + tail)) { [weak self] result in
+        send(command) { [weak self] result in
             if case .failure(.server(let message)) = result, message.hasPrefix("NOSCRIPT"), let self {
                 self.stats.scriptFallbacks += 1
-                self.send(RedisCommand(["EVAL", script.source] + tail), completion)
+                self.send(script.bySource(command), completion)
             } else {
                 completion(result)
             }

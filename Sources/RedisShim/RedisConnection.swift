@@ -64,7 +64,7 @@ public final class RedisConnection {
     private enum HandshakeStep { case auth, select, setName }
 
     /// Commands whose replies do not pair one-to-one with requests.
-    private static let refused: Set<String> = [
+    private static let refused = [
         "SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
         "MONITOR", "HELLO",
     ]
@@ -118,7 +118,7 @@ public final class RedisConnection {
             completion(.failure(.notConnected))
             return
         }
-        guard command.count > 0, !Self.refused.contains(command.name) else {
+        guard command.count > 0, !Self.refused.contains(where: command.hasName) else {
             stats.rejected += 1
             completion(.failure(.protocolError(command.count == 0 ? "empty command" :
                 "\(command.name) cannot be sent on a RedisConnection")))
@@ -230,17 +230,26 @@ public final class RedisConnection {
 
     private func transportReceived(_ a: UInt64, _ bytes: UnsafeRawBufferPointer) {
         guard a == attempt, state == .handshaking || state == .ready else { return }
-        reader.feed(bytes)
-        while a == attempt {
-            let value: RedisValue?
-            do {
-                value = try reader.next()
-            } catch {
-                broken(error)
-                return
+        // hiredis compacts its buffer (a memmove of everything unread) after each reply once 1 KiB
+        // is consumed: a 64 KiB read of small replies fed whole costs a memmove per reply. Fed in
+        // slices and drained in between, the unread rest stays under a slice.
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + RESPReader.feedSlice)
+            reader.feed(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+            offset = end
+            while true {
+                guard a == attempt else { return }
+                let value: RedisValue?
+                do {
+                    value = try reader.next()
+                } catch {
+                    broken(error)
+                    return
+                }
+                guard let value else { break }
+                dispatch(value)
             }
-            guard let value else { return }
-            dispatch(value)
         }
     }
 
@@ -288,8 +297,7 @@ public final class RedisConnection {
     // MARK: - Commands and replies
 
     private func enqueue(_ command: RedisCommand, _ kind: Kind, isInternal: Bool) {
-        var bytes: [UInt8] = []
-        command.encode(into: &bytes)
+        let bytes = command.encoded
         pending.append(Pending(sentAt: host.nowMillis, kind: kind, isInternal: isInternal))
         stats.commandsSent += 1
         armWatchdog()

@@ -24,4 +24,24 @@ public struct RedisScript: Hashable, Sendable {
         }
         sha1 = String(decoding: text, as: UTF8.self)
     }
+
+    /// `EVALSHA sha1 keyCount`: append the keys, then the arguments.
+    public func command(keyCount: Int) -> RedisCommand {
+        RedisCommand("EVALSHA", sha1, String(keyCount))
+    }
+
+    /// `EVALSHA sha1 n keys… args…`.
+    public func command(keys: [String], args: [String]) -> RedisCommand {
+        var command = command(keyCount: keys.count)
+        command.reserve(arguments: keys.count + args.count,
+                        bytes: keys.reduce(0) { $0 + $1.utf8.count } + args.reduce(0) { $0 + $1.utf8.count })
+        for key in keys { command.append(key) }
+        for arg in args { command.append(arg) }
+        return command
+    }
+
+    /// `command` (an `EVALSHA` of this script) as `EVAL source …`, for a server without the script.
+    public func bySource(_ command: RedisCommand) -> RedisCommand {
+        command.replacingFirst(2, with: ["EVAL", source])
+    }
 }

@@ -44,6 +44,44 @@ final class RedisCommandTests: XCTestCase {
         XCTAssertEqual(encoded, expected)
     }
 
+    func testLengthsAtPowersOfTen() {
+        for length in [9, 10, 99, 100, 999, 1000, 100_000] {
+            let arg = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+            let encoded = RedisCommand(arguments: [arg]).encoded
+            XCTAssertEqual(encoded, Array("*1\r\n$\(length)\r\n".utf8) + arg + Array("\r\n".utf8))
+        }
+    }
+
+    func testBuiltArgumentsEncodeLikeTextArguments() {
+        var command = RedisCommand("EVALSHA", "abc")
+        command.append(joining: "presenced:{", "family-1", "}:log")
+        command.append(0)
+        command.append(-42)
+        command.append(Int64.max)
+        command.append(7, after: "epoch.")
+        command.append(bytes: [0, 13, 10])
+        let expected = RedisCommand(arguments: [Array("EVALSHA".utf8), Array("abc".utf8), Array("presenced:{family-1}:log".utf8),
+                                                Array("0".utf8), Array("-42".utf8), Array(String(Int64.max).utf8),
+                                                Array("epoch.7".utf8), [0, 13, 10]])
+        XCTAssertEqual(command, expected)
+        XCTAssertEqual(command.encoded, expected.encoded)
+        XCTAssertEqual(command.count, 8)
+        XCTAssertEqual(command.arguments.last, [0, 13, 10])
+    }
+
+    func testReplacingTheScriptKeepsTheRest() {
+        let script = RedisScript("return KEYS[1]")
+        let bySHA = script.command(keys: ["k"], args: ["a", ""])
+        XCTAssertEqual(bySHA.arguments.map { String(decoding: $0, as: UTF8.self) }, ["EVALSHA", script.sha1, "1", "k", "a", ""])
+        XCTAssertEqual(script.bySource(bySHA), RedisCommand("EVAL", "return KEYS[1]", "1", "k", "a", ""))
+    }
+
+    func testNameIgnoresCase() {
+        XCTAssertTrue(RedisCommand("subscribe", "c").hasName("SUBSCRIBE"))
+        XCTAssertFalse(RedisCommand("subscriber").hasName("SUBSCRIBE"))
+        XCTAssertFalse(RedisCommand([String]()).hasName(""))
+    }
+
     func testScriptSHA1MatchesRedis() {
         // `redis-cli SCRIPT LOAD "return 1"` answers this digest.
         XCTAssertEqual(RedisScript("return 1").sha1, "e0e1f9fabfc9d4800c877a703b823ac0578ff8db")

@@ -185,10 +185,10 @@ enum ForwardEntryCodec {
         func put(_ field: String) {
             let count = field.utf8.count
             (p + at).storeBytes(of: UInt32(count).littleEndian, as: UInt32.self)
-            let copied = field.utf8.withContiguousStorageIfAvailable { utf8 in
+            var field = field
+            field.withUTF8 { utf8 in
                 if let base = utf8.baseAddress { (p + at + 4).copyMemory(from: base, byteCount: count) }
             }
-            if copied == nil { _ = UnsafeMutableRawBufferPointer(start: p + at + 4, count: count).copyBytes(from: field.utf8) }
             at += 4 + count
         }
         put(entry.id)

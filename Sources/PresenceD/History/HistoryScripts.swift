@@ -17,20 +17,39 @@ import RedisShim
 enum HistoryScripts {
     static var all: [RedisScript] { [append, read] }
 
-    /// Keys: log, meta, nonce key (a placeholder when the message has no nonce).
-    static func keys(channel: String, sender: String? = nil, nonce: String? = nil) -> [String] {
-        let base = "presenced:history:{" + channel + "}"
-        let nonceKey = nonce.map { base + ":nonce:" + (sender ?? "") + "\u{1F}" + $0 } ?? base + ":nonce"
-        return [base + ":log", base + ":meta", nonceKey]
+    /// An `EVALSHA` of `append` or `read` with its three keys — log, meta, nonce key (a
+    /// placeholder when the message has no nonce) — appended; the arguments follow.
+    static func command(_ head: RedisCommand, channel: String, sender: String = "", nonce: String? = nil,
+                        argumentBytes: Int = 0) -> RedisCommand {
+        var command = head
+        command.reserve(arguments: 13, bytes: 3 * (channel.utf8.count + 32) + sender.utf8.count + (nonce?.utf8.count ?? 0)
+                            + argumentBytes)
+        command.append(joining: "presenced:history:{", channel, "}:log")
+        command.append(joining: "presenced:history:{", channel, "}:meta")
+        if let nonce {
+            command.append(joining: "presenced:history:{", channel, "}:nonce:", sender, "\u{1F}", nonce)
+        } else {
+            command.append(joining: "presenced:history:{", channel, "}:nonce")
+        }
+        return command
     }
 
+    /// `EVALSHA <append> 3` and `EVALSHA <read> 3`, encoded once.
+    static let appendHead = append.command(keyCount: 3)
+    static let readHead = read.command(keyCount: 3)
+
+    /// The key that routes a channel's scripts in a cluster (all its keys share its hash slot).
+    static func routingKey(channel: String) -> String { "presenced:history:{" + channel + "}" }
+
     /// ARGV: text (the message JSON up to `"offset":`, or whole when size is 0), candidate epoch,
-    /// size, ttl ms, now ms, nonce window ms, pub/sub channel ('' = do not publish), envelope head,
-    /// has nonce ('1'/'0'), publish command (PUBLISH/SPUBLISH).
-    /// → {0, frame} for a nonce seen before, else {1, frame, offset, epoch} (0 and '' without history).
+    /// now ms, pub/sub channel ('' = do not publish), has nonce ('1'/'0'), then what is the same
+    /// for every message of an instance: size, ttl ms, nonce window ms, envelope head, publish
+    /// command (PUBLISH/SPUBLISH).
+    /// → {0, frame} for a nonce seen before, else {1, offset, epoch} (0 and '' without history): the
+    /// caller completes the frame itself (`ServerMessage.message(text:position:)`).
     static let append = RedisScript("""
-    local size = tonumber(ARGV[3])
-    if ARGV[9] == '1' then
+    local size = tonumber(ARGV[6])
+    if ARGV[5] == '1' then
       local seen = redis.call('GET', KEYS[3])
       if seen then return {0, seen} end
     end
@@ -56,17 +75,17 @@ enum HistoryScripts {
     end
     local frame = header .. payload
     if size > 0 then
-      redis.call('XADD', KEYS[1], 'MAXLEN', size, offset .. '-0', 'f', frame, 't', ARGV[5])
-      redis.call('PEXPIRE', KEYS[1], ARGV[4])
-      redis.call('PEXPIRE', KEYS[2], ARGV[4])
+      redis.call('XADD', KEYS[1], 'MAXLEN', size, offset .. '-0', 'f', frame, 't', ARGV[3])
+      redis.call('PEXPIRE', KEYS[1], ARGV[7])
+      redis.call('PEXPIRE', KEYS[2], ARGV[7])
     end
-    if ARGV[9] == '1' then redis.call('SET', KEYS[3], frame, 'PX', ARGV[6]) end
-    if ARGV[7] ~= '' then
+    if ARGV[5] == '1' then redis.call('SET', KEYS[3], frame, 'PX', ARGV[8]) end
+    if ARGV[4] ~= '' then
       local position = ''
       if size > 0 then position = offset .. ' ' .. epoch end
-      redis.call(ARGV[10], ARGV[7], ARGV[8] .. string.char(#position) .. position .. frame)
+      redis.call(ARGV[10], ARGV[4], ARGV[9] .. string.char(#position) .. position .. frame)
     end
-    return {1, frame, offset, epoch}
+    return {1, offset, epoch}
     """)
 
     /// ARGV: since offset ('-1' = no since), since epoch, now ms, ttl ms, candidate epoch.

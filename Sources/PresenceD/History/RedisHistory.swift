@@ -1,3 +1,4 @@
+import Synchronization
 import RedisShim
 import WSCore
 
@@ -14,11 +15,16 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
     let ttlMillis: Int64
     let nonceWindowMillis: Int64
     let fallback: EmbeddedHistory
-    /// The envelope's head for this instance's publications (`RedisFanOut.envelopeHead`).
-    private let envelopeHead: String
+    /// The append script's last arguments, the same for every message of this instance: size,
+    /// ttl, nonce window, envelope head (`RedisFanOut.envelopeHead`), then PUBLISH (index 0) or
+    /// SPUBLISH (index 1).
+    private let appendConstants: [RedisCommand]
     private let fanOut: RedisFanOut
     /// Each loop's command connection, written at its registration.
     private let connections: LoopSlots<(any RedisCommanding)?>
+    /// Candidate epochs: 8 hex digits of this instance's id, a dot, a counter.
+    private let epochPrefix: String
+    private let epochCounter = Atomic<Int>(0)
 
     var keepsMessages: Bool { size > 0 }
 
@@ -27,10 +33,13 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
         self.ttlMillis = ttlMillis
         self.nonceWindowMillis = nonceWindowMillis
         self.fanOut = fanOut
-        envelopeHead = fanOut.envelopeHead
+        appendConstants = ["PUBLISH", "SPUBLISH"].map { publish in
+            RedisCommand(String(size), String(ttlMillis), String(nonceWindowMillis), fanOut.envelopeHead, publish)
+        }
         fallback = EmbeddedHistory(size: size, ttlMillis: ttlMillis, nonceWindowMillis: nonceWindowMillis,
                                    epochPrefix: "local-" + String(fanOut.instanceHex.prefix(12)))
         connections = LoopSlots(count: loops, initial: nil)
+        epochPrefix = String(fanOut.instanceHex.prefix(8)) + "."
     }
 
     /// On the loop's thread once its command connection exists.
@@ -55,32 +64,44 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
         let now = UnixTime.nowMillis()
         let text = ServerMessage.messageText(id: message.id, sender: message.sender, content: message.content, channel: message.channel,
                                              timestamp: message.timestamp, nonce: message.nonce, withOffset: size > 0)
-        let args = [String(decoding: text, as: UTF8.self), Self.candidateEpoch(), String(size), String(ttlMillis), String(now),
-                    String(nonceWindowMillis), publish ? RedisFanOut.pubsubChannel(message.channel) : "", envelopeHead,
-                    message.nonce == nil ? "0" : "1", fanOut.sharded ? "SPUBLISH" : "PUBLISH"]
-        let keys = HistoryScripts.keys(channel: message.channel, sender: message.sender, nonce: message.nonce)
-        redis.evalScript(HistoryScripts.append, keys: keys, args: args) { [fallback] result in
-            guard case .success(.array(let items)) = result, let fresh = items.first?.int, items.count >= 2,
-                  let frame = items[1].bytes else {
+        var command = HistoryScripts.command(HistoryScripts.appendHead, channel: message.channel, sender: message.sender,
+                                             nonce: message.nonce, argumentBytes: text.count + 192)
+        command.append(bytes: text)
+        command.append(nextEpochCandidate(), after: epochPrefix)
+        command.append(now)
+        if publish { command.append(joining: RedisFanOut.pubsubPrefix, message.channel, "}") } else { command.append("") }
+        command.append(message.nonce == nil ? "0" : "1")
+        command.append(contentsOf: appendConstants[fanOut.sharded ? 1 : 0])
+        redis.evalScript(HistoryScripts.append, command: command, routingKey: HistoryScripts.routingKey(channel: message.channel)) {
+            [fallback, size] result in
+            guard case .success(.array(let items)) = result, let fresh = items.first?.int, items.count >= 2 else {
                 // Redis did not take it: this process's history (its own epoch), local fan-out only.
                 return done(fallback.append(message, now: UnixTime.nowMillis()))
             }
-            let bytes = SharedBytes.copying(frame)
-            if fresh == 0 {
-                return done(HistoryAppend(frame: bytes, position: Self.position(inFrame: frame), duplicate: true, published: false))
+            if fresh == 0, let frame = items[1].bytes {
+                return done(HistoryAppend(frame: SharedBytes.copying(frame), position: Self.position(inFrame: frame),
+                                          duplicate: true, published: false))
             }
             var position: StreamPosition?
-            if items.count >= 4, let offset = items[2].int, offset > 0, let epoch = items[3].string { position = StreamPosition(offset: offset, epoch: epoch) }
-            done(HistoryAppend(frame: bytes, position: position, duplicate: false, published: publish))
+            if items.count >= 3, let offset = items[1].int, offset > 0, let epoch = items[2].string {
+                position = StreamPosition(offset: offset, epoch: epoch)
+            }
+            guard (position != nil) == (size > 0) else { return done(fallback.append(message, now: UnixTime.nowMillis())) }
+            done(HistoryAppend(frame: ServerMessage.message(text: text, position: position), position: position,
+                               duplicate: false, published: publish))
         }
     }
 
     func read(channel: String, since: StreamPosition?, _ done: @escaping (HistoryRead) -> Void) {
         guard size > 0 else { return done(HistoryRead(latest: nil, recovered: since == nil ? nil : false, frames: [])) }
         guard let redis = current else { return fallback.read(channel: channel, since: since, done) }
-        let args = [since.map { String($0.offset) } ?? "-1", since?.epoch ?? "", String(UnixTime.nowMillis()), String(ttlMillis),
-                    Self.candidateEpoch()]
-        redis.evalScript(HistoryScripts.read, keys: HistoryScripts.keys(channel: channel), args: args) { [fallback] result in
+        var command = HistoryScripts.command(HistoryScripts.readHead, channel: channel)
+        command.append(since.map { String($0.offset) } ?? "-1")
+        command.append(since?.epoch ?? "")
+        command.append(UnixTime.nowMillis())
+        command.append(ttlMillis)
+        command.append(nextEpochCandidate(), after: epochPrefix)
+        redis.evalScript(HistoryScripts.read, command: command, routingKey: HistoryScripts.routingKey(channel: channel)) { [fallback] result in
             guard case .success(.array(let items)) = result, items.count >= 2, let latest = items[0].int,
                   let epoch = items[1].string else {
                 return fallback.read(channel: channel, since: since, done)
@@ -122,8 +143,12 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
         }
     }
 
-    /// A fresh epoch for a channel that has none yet (Redis keeps the first one it is given).
-    static func candidateEpoch() -> String { String(RequestID.make().prefix(12)) }
+    /// A fresh epoch for a channel that has none yet (Redis keeps the first one it is given) is
+    /// `epochPrefix` (this instance's random id) and this counter: unique without a random draw
+    /// per message.
+    private func nextEpochCandidate() -> Int64 {
+        Int64(epochCounter.add(1, ordering: .relaxed).newValue)
+    }
 
     /// The offset and epoch at the end of a message frame's JSON (`…,"offset":N,"epoch":"E"}`),
     /// for a nonce's original as Redis kept it.

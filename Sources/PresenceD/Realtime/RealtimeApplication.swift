@@ -103,7 +103,7 @@ final class RealtimeApplication: WebSocketApplication {
             return done(.failure(UpgradeRefusal(status: 503, code: "too_many_connections",
                                                 message: "at most \(perUser.limit) connections per user")))
         }
-        hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { [hub] check in
+        hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { check in
             guard check != .replayed else {
                 self.release(user: claims.userID)
                 return done(self.reject(.replayed, requestID: requestID))

@@ -58,6 +58,24 @@ enum ServerMessage {
         }
     }
 
+    /// The frame of a `message` from its `messageText`: with `position`, the text ends in
+    /// `,"offset":` and gets the offset and epoch; without, it is already whole.
+    static func message(text: [UInt8], position: StreamPosition?) -> SharedBytes {
+        JSONWriter.withUTF8(position?.epoch ?? "") { epoch in
+            text.withUnsafeBytes { text in
+                frame { out in
+                    out.verbatim(text)
+                    if let position {
+                        out.integer(position.offset)
+                        out.raw(#","epoch":"#)
+                        out.string(epoch)
+                        out.raw("}")
+                    }
+                }
+            }
+        }
+    }
+
     @inline(__always)
     private static func messageFields(_ out: inout JSONByteCursor, _ id: UnsafeRawBufferPointer, _ sender: UnsafeRawBufferPointer,
                                       _ content: UnsafeRawBufferPointer, _ channel: UnsafeRawBufferPointer,

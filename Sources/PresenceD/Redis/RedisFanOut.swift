@@ -21,6 +21,8 @@ final class RedisFanOut: @unchecked Sendable {
     let instanceID: [UInt8]
     /// `instanceID` in hex (version 2 envelopes).
     let instanceHex: String
+    /// `instanceHex` as bytes, to recognise this instance's own version 2 envelopes.
+    private let instanceHexBytes: [UInt8]
     /// The start of a version 2 envelope from this instance, up to the position's length byte:
     /// version, instance hex, no flags, no except-user.
     var envelopeHead: String { "\u{02}" + instanceHex + "\u{00}\u{00}\u{00}" }
@@ -65,6 +67,7 @@ final class RedisFanOut: @unchecked Sendable {
         precondition(instanceID.count == 16)
         self.instanceID = instanceID
         instanceHex = instanceID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        instanceHexBytes = Array(instanceHex.utf8)
         publishers = LoopSlots(count: loops, initial: nil)
         // Every instance listens for control messages for as long as it runs.
         activate(Self.controlChannel)
@@ -76,7 +79,9 @@ final class RedisFanOut: @unchecked Sendable {
         publish(channel: Self.controlChannel, frame: SharedBytes.copying(message), exceptUser: nil, droppable: false)
     }
 
-    static func pubsubChannel(_ channel: String) -> String { "presenced:{" + channel + "}" }
+    static func pubsubChannel(_ channel: String) -> String { pubsubPrefix + channel + "}" }
+    /// A channel's pub/sub name up to the channel id.
+    static let pubsubPrefix = "presenced:{"
 
     /// Called on each loop's thread once the server is known (`sharded` is the same for all).
     func register(loop: EventLoop, redis: any RedisCommanding, sharded: Bool) {
@@ -227,7 +232,7 @@ final class RedisFanOut: @unchecked Sendable {
         guard first == 1 || first == 2, payload.count >= 4 + idLength else { return }
         let idEnd = 1 + idLength
         // Ours: delivered locally already.
-        if first == 1 ? payload[1..<idEnd].elementsEqual(instanceID) : payload[1..<idEnd].elementsEqual(instanceHex.utf8) { return }
+        if first == 1 ? payload[1..<idEnd].elementsEqual(instanceID) : payload[1..<idEnd].elementsEqual(instanceHexBytes) { return }
         let flags = payload[idEnd]
         let exceptLength = Int(payload[idEnd + 1]) << 8 | Int(payload[idEnd + 2])
         var at = idEnd + 3

@@ -43,39 +43,35 @@ enum JWT {
         }
     }
 
-    /// HMAC-SHA256 of `message` under `key` (OpenSSL's one-shot `HMAC`).
+    /// HMAC-SHA256 of `message` under `key`.
     static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var outLength: UInt32 = 0
-        // Never a null pointer, even for an empty key or message (OpenSSL treats NULL specially).
-        let keyBytes = key.isEmpty ? [0] : key, messageBytes = message.isEmpty ? [0] : message
-        let ok = keyBytes.withUnsafeBufferPointer { k in
-            messageBytes.withUnsafeBufferPointer { m in
-                out.withUnsafeMutableBufferPointer { o in
-                    HMAC(EVP_sha256(), k.baseAddress, Int32(key.count), m.baseAddress, message.count,
-                         o.baseAddress, &outLength) != nil
-                }
-            }
-        }
-        precondition(ok && outLength == UInt32(signatureBytes), "HMAC-SHA256 failed in OpenSSL")
-        return Array(out[..<signatureBytes])
+        HMACSHA256Key(key).tag(message)
     }
 
-    /// Whether `signature` is the HS256 tag of `signingInput` under `secret`, compared in constant
+    /// Whether `signature` is the HS256 tag of `signingInput` under `key`, compared in constant
     /// time (`CRYPTO_memcmp`; only the length, which is public, short-circuits).
-    static func signatureMatches(_ signature: [UInt8], signingInput: [UInt8], secret: [UInt8]) -> Bool {
+    static func signatureMatches(_ signature: [UInt8], signingInput: [UInt8], key: HMACSHA256Key) -> Bool {
         guard signature.count == signatureBytes else { return false }
-        let expected = hmacSHA256(key: secret, message: signingInput)
+        let expected = key.tag(signingInput)
         return signature.withUnsafeBytes { a in
             expected.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, signatureBytes) == 0 }
         }
     }
 
+    /// Same, with the secret's bytes.
+    static func signatureMatches(_ signature: [UInt8], signingInput: [UInt8], secret: [UInt8]) -> Bool {
+        signatureMatches(signature, signingInput: signingInput, key: HMACSHA256Key(secret))
+    }
+
     /// The compact HS256 token for the JSON texts `header` and `payload` (encoded as given).
-    static func sign(header: String, payload: String, secret: [UInt8]) -> String {
+    static func sign(header: String, payload: String, key: HMACSHA256Key) -> String {
         let signingInput = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(payload.utf8))
-        let signature = hmacSHA256(key: secret, message: Array(signingInput.utf8))
-        return signingInput + "." + Base64URL.encode(signature)
+        return signingInput + "." + Base64URL.encode(key.tag(Array(signingInput.utf8)))
+    }
+
+    /// Same, with the secret's bytes.
+    static func sign(header: String, payload: String, secret: [UInt8]) -> String {
+        sign(header: header, payload: payload, key: HMACSHA256Key(secret))
     }
 
     /// The header presenced writes on every token it mints.

@@ -9,10 +9,10 @@ struct TokenMinter: Sendable {
     let audience: String
     /// Largest ttl; longer requests are clamped (CONTRACT §4: lifetime at most 300 s).
     static let maxTTL: Int64 = 300
-    private let key: [UInt8]
+    private let key: HMACSHA256Key
 
     init(secret: String, audience: String) {
-        self.key = Array(secret.utf8)
+        self.key = HMACSHA256Key(Array(secret.utf8))
         self.audience = audience
     }
 
@@ -29,7 +29,7 @@ struct TokenMinter: Sendable {
         if let name { payload += ",\"name\":" + JSONWriter.quoted(name) }
         if let channels { payload += ",\"channels\":[" + channels.map(JSONWriter.quoted).joined(separator: ",") + "]" }
         payload += "}"
-        return (JWT.sign(header: JWT.standardHeader, payload: payload, secret: key), expiresAt)
+        return (JWT.sign(header: JWT.standardHeader, payload: payload, key: key), expiresAt)
     }
 
     /// 128 random bits from OpenSSL's CSPRNG, base64url (22 characters). Traps if the CSPRNG

@@ -68,14 +68,15 @@ struct TokenVerifier: Sendable {
     static let maxJTIBytes = 128
     /// The roles a `role` claim may name.
     static let roles: Set<String> = ["admin", "member", "child"]
-    private let keys: [[UInt8]]
+    private let keys: [HMACSHA256Key]
     /// `keyID(of:)` of each key, in the same order.
     let keyIDs: [UInt64]
 
     /// `secrets` in order of preference (current, then previous); empty strings are ignored.
     init(secrets: [String], audience: String, maxLifetime: Int64 = 300, leeway: Int64 = 5) {
-        self.keys = secrets.filter { !$0.isEmpty }.map { Array($0.utf8) }
-        self.keyIDs = keys.map(Self.keyID(of:))
+        let secrets = secrets.filter { !$0.isEmpty }.map { Array($0.utf8) }
+        self.keys = secrets.map(HMACSHA256Key.init)
+        self.keyIDs = secrets.map(Self.keyID(of:))
         self.audience = audience
         self.maxLifetime = maxLifetime
         self.leeway = leeway
@@ -98,7 +99,7 @@ struct TokenVerifier: Sendable {
 
         // Signature, in constant time, against each secret in order.
         var matched: Int?
-        for (i, key) in keys.enumerated() where JWT.signatureMatches(parts.signature, signingInput: parts.signingInput, secret: key) {
+        for (i, key) in keys.enumerated() where JWT.signatureMatches(parts.signature, signingInput: parts.signingInput, key: key) {
             matched = i
             break
         }

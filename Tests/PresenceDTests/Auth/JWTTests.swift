@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import XCTest
 @testable import PresenceD
 
@@ -13,6 +15,23 @@ final class JWTTests: XCTestCase {
         XCTAssertEqual(hex(JWT.hmacSHA256(key: [UInt8](repeating: 0xAA, count: 131),
                                           message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
                        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+    }
+
+    func testHMACSHA256OfNothingAndFromManyThreads() {
+        XCTAssertEqual(hex(JWT.hmacSHA256(key: [], message: [])),
+                       "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
+        // One prepared key shared by threads (as by the loops): each tag is right.
+        let key = HMACSHA256Key([UInt8](repeating: UInt8(ascii: "k"), count: 64))
+        let message = [UInt8](repeating: UInt8(ascii: "x"), count: 200)
+        let expected = key.tag(message)
+        XCTAssertEqual(hex(expected), "3c469482eb841790ea999241b8c6238f7a2df12b5bf79eb6d7ab592729ed9954")
+        let wrong = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<500 where key.tag(message) != expected {
+                wrong.add(1, ordering: .relaxed)
+            }
+        }
+        XCTAssertEqual(wrong.load(ordering: .relaxed), 0)
     }
 
     /// RFC 7515 appendix A.1: the HS256 example, verified and re-signed byte for byte.

@@ -110,8 +110,8 @@ final class LogTests: XCTestCase {
         let port = Sockets.localPort(probe)
         close(probe)
         let stdoutPath = directory + ".out", stderrPath = directory + ".err"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: stdoutPath, contents: nil))
+        XCTAssertTrue(FileManager.default.createFile(atPath: stderrPath, contents: nil))
         defer { _ = try? FileManager.default.removeItem(atPath: stdoutPath); _ = try? FileManager.default.removeItem(atPath: stderrPath) }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: DaemonProcess.binary)

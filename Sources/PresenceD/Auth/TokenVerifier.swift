@@ -69,6 +69,8 @@ struct TokenVerifier: Sendable {
     /// The roles a `role` claim may name.
     static let roles: Set<String> = ["admin", "member", "child"]
     private let keys: [HMACSHA256Key]
+    /// `JWT.standardHeader`'s bytes: a header equal to it needs no parsing.
+    private static let standardHeader = Array(JWT.standardHeader.utf8)
     /// `keyID(of:)` of each key, in the same order.
     let keyIDs: [UInt64]
 
@@ -87,15 +89,18 @@ struct TokenVerifier: Sendable {
         if token.isEmpty { return .failure(.missing) }
         guard let parts = JWT.split(token) else { return .failure(.malformed) }
 
-        // Header: structure, then the algorithm.
-        let parsedHeader = parts.header.withUnsafeBytes { try? JSONValue.parse($0, maxDepth: 8) }
-        guard case .object(let header)? = parsedHeader else { return .failure(.malformed) }
-        if let typ = header["typ"] {
-            guard let text = typ.stringValue, text.lowercased() == "jwt" else { return .failure(.malformed) }
+        // Header: structure, then the algorithm (the header presenced and most libraries write is
+        // taken as it is, without parsing).
+        if parts.header != Self.standardHeader {
+            let parsedHeader = parts.header.withUnsafeBytes { try? JSONValue.parse($0, maxDepth: 8) }
+            guard case .object(let header)? = parsedHeader else { return .failure(.malformed) }
+            if let typ = header["typ"] {
+                guard let text = typ.stringValue, text.lowercased() == "jwt" else { return .failure(.malformed) }
+            }
+            // No extensions are understood, so RFC 7515 §4.1.11 requires refusing any `crit`.
+            if header["crit"] != nil { return .failure(.malformed) }
+            guard header["alg"]?.stringValue == "HS256" else { return .failure(.algorithm) }
         }
-        // No extensions are understood, so RFC 7515 §4.1.11 requires refusing any `crit`.
-        if header["crit"] != nil { return .failure(.malformed) }
-        guard header["alg"]?.stringValue == "HS256" else { return .failure(.algorithm) }
 
         // Signature, in constant time, against each secret in order.
         var matched: Int?

@@ -24,14 +24,37 @@ enum ReplayCheck: Equatable {
     case replayed
 }
 
-/// The in-process `ReplayGuard`: a mutex-guarded map from jti to the last second it must be
-/// remembered. Safe to call from every loop thread. Expired entries are swept in amortized O(1)
-/// per insert — when the clock passes the next sweep time (every `sweepInterval` seconds) or the
-/// map has doubled since the last sweep — so memory stays proportional to the live tokens.
+/// The in-process `ReplayGuard`: a mutex-guarded map from a jti's 128-bit digest to the last
+/// second it must be remembered. Safe to call from every loop thread. Expired entries are swept
+/// in amortized O(1) per insert — when the clock passes the next sweep time (every
+/// `sweepInterval` seconds) or the map has doubled since the last sweep — so memory stays
+/// proportional to the live tokens.
 final class MemoryReplayGuard: ReplayGuard {
+    /// A jti as two 64-bit SipHash values under this process's random seed, salted apart: 24
+    /// bytes an entry with its time instead of a heap string (~110 B an idle connection held until
+    /// its token expired, issue 19), and cheap to hash again as the map grows. Two jtis share a
+    /// digest with probability ~2⁻¹²⁸, and nobody outside the process can aim for it.
+    struct Digest: Hashable {
+        var high: UInt64
+        var low: UInt64
+
+        init(_ jti: String) {
+            var first = Hasher()
+            first.combine(jti)
+            var second = Hasher()
+            second.combine(0x9E37_79B9_7F4A_7C15 as UInt64)
+            second.combine(jti)
+            high = UInt64(bitPattern: Int64(first.finalize()))
+            low = UInt64(bitPattern: Int64(second.finalize()))
+        }
+
+        /// `high` is already a uniform hash.
+        func hash(into hasher: inout Hasher) { hasher.combine(high) }
+    }
+
     /// Mutable state behind the mutex.
     private struct State {
-        var seen: [String: Int64] = [:]
+        var seen: [Digest: Int64] = [:]
         var nextSweepAt: Int64 = .min
         var sweepAtCount = MemoryReplayGuard.minimumSweepCount
     }
@@ -58,19 +81,21 @@ final class MemoryReplayGuard: ReplayGuard {
 
     /// The synchronous check behind `wasUsed(jti:now:_:)`.
     func wasUsed(jti: String, now: Int64) -> Bool {
-        state.withLock { state in (state.seen[jti] ?? .min) >= now }
+        let digest = Digest(jti)
+        return state.withLock { state in (state.seen[digest] ?? .min) >= now }
     }
 
     /// The synchronous check behind `firstUse(_:_:_:_:)`.
     func firstUse(jti: String, expiresAt: Int64, now: Int64) -> Bool {
         let keepUntil = expiresAt.addingReportingOverflow(leeway)
         let until = keepUntil.overflow ? Int64.max : keepUntil.partialValue
+        let digest = Digest(jti)
         return state.withLock { state in
             if now >= state.nextSweepAt || state.seen.count >= state.sweepAtCount {
                 Self.sweep(&state, now: now, interval: sweepInterval)
             }
-            if let remembered = state.seen[jti], remembered >= now { return false }
-            state.seen[jti] = until
+            if let remembered = state.seen[digest], remembered >= now { return false }
+            state.seen[digest] = until
             return true
         }
     }

@@ -84,4 +84,12 @@ final class ReplayGuardTests: XCTestCase {
         guardian.sweep(now: now)
         XCTAssertLessThanOrEqual(guardian.count, live)
     }
+
+    func testDigestHalvesAreIndependent() {
+        // The two halves come from differently salted hashes: equal halves would mean 64 bits.
+        let digests = (0..<1000).map { MemoryReplayGuard.Digest("jti-\($0)") }
+        XCTAssertTrue(digests.allSatisfy { $0.high != $0.low })
+        XCTAssertEqual(Set(digests).count, 1000)
+        XCTAssertEqual(MemoryReplayGuard.Digest("a"), MemoryReplayGuard.Digest("a"))
+    }
 }

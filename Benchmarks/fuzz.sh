@@ -51,7 +51,7 @@ sources_for() {
         client_message) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Realtime/ClientMessage.swift Sources/PresenceD/Realtime/ProtocolError.swift" ;;
         jwt) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Auth/JWT.swift Sources/PresenceD/Auth/Base64URL.swift Sources/PresenceD/Auth/TokenVerifier.swift Sources/PresenceD/Auth/TokenMinter.swift" ;;
         resp) echo "" ;;
-        http_response) echo "Sources/PresenceD/Outbound/HTTPBodyDecoder.swift $OUT/OutboundError.swift" ;;
+        http_response) echo "Sources/PresenceD/Outbound/HTTPBodyDecoder.swift Sources/PresenceD/Outbound/OutboundError.swift" ;;
         *) echo "fuzz: unknown target $1" >&2; exit 2 ;;
     esac
 }
@@ -60,9 +60,6 @@ build() {
     local t=$1 bin=$OUT/bin/$1
     module WSCore Sources/WSCore/*.swift
     module RedisShim Sources/RedisShim/*.swift
-    # OutboundError lives in OutboundHTTP.swift next to the blocking client; take just the enum.
-    awk '/^enum OutboundError/{p=1} p{print} p&&/^}/{exit}' Sources/PresenceD/Outbound/OutboundHTTP.swift > "$OUT/OutboundError.swift.new"
-    cmp -s "$OUT/OutboundError.swift.new" "$OUT/OutboundError.swift" 2>/dev/null || mv "$OUT/OutboundError.swift.new" "$OUT/OutboundError.swift"
     local srcs; srcs=$(sources_for "$t")
     # shellcheck disable=SC2086
     if [ ! -x "$bin" ] || [ -n "$(find Fuzz/$t/main.swift $srcs Sources/WSCore Sources/RedisShim -newer "$bin" 2>/dev/null | head -1)" ]; then

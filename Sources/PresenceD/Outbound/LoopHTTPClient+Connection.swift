@@ -17,7 +17,7 @@ extension LoopHTTPClient {
         private(set) var served = 0
         /// The idle timeout (`EventLoop.schedule` id) while the connection waits in the pool.
         var idleTimer: UInt64?
-        private var parser = HTTPResponseParser(maxHeadSize: OutboundHTTP.maxHeadBytes)
+        private var parser = HTTPResponseParser(maxHeadSize: LoopHTTPClient.maxHeadBytes)
         private var head: HTTPResponseHead?
         private var decoder: HTTPBodyDecoder?
         /// Whether the response so far allows another request on this connection.

@@ -24,10 +24,15 @@ import WSCore
 ///   `caFile`) and host name (or IP literal) checked, SNI sent.
 /// - **Responses.** Interim 1xx answers are skipped; bodies by Content-Length, chunked, or until
 ///   close, at most `maxResponseBytes` (default 1 MiB; more is `.protocolError`), heads at most
-///   64 KiB.
+///   64 KiB (`maxHeadBytes`).
 final class LoopHTTPClient {
     /// A complete response: status, header fields, body.
     typealias Response = OutboundResponse
+
+    /// The largest response body accepted unless `init` is told otherwise (`maxResponseBytes`).
+    static let defaultMaxResponseBytes = 1 << 20
+    /// The largest response head (status line and header fields) accepted.
+    static let maxHeadBytes = 64 * 1024
 
     /// Why a request failed. Messages never carry request headers or bodies.
     enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -67,7 +72,7 @@ final class LoopHTTPClient {
     private var isShutDown = false
 
     init(loop: EventLoop, caFile: String? = nil, maxConnectionsPerOrigin: Int = 8, timeoutMillis: Int64 = 10_000,
-         idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = OutboundHTTP.maxBodyBytes) {
+         idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = defaultMaxResponseBytes) {
         precondition(maxConnectionsPerOrigin > 0)
         self.loop = loop
         self.caFile = caFile
@@ -94,7 +99,7 @@ final class LoopHTTPClient {
     ///
     /// `path` is appended to `url.path` and must start with `/` (empty means `url.path` or `/`);
     /// it may carry a query. `Host` and (when there is a body, or for POST/PUT/PATCH)
-    /// `Content-Length` are set here, as `OutboundHTTP.encodeRequest` does; `Host`, `Connection`,
+    /// `Content-Length` are set here (by `HTTPRequestEncoder`); `Host`, `Connection`,
     /// `Content-Length` and `Transfer-Encoding` in `headers` are ignored, as are fields whose name
     /// is not a token; CR, LF and NUL in values become spaces. Any status is a response (`done`
     /// decides what a 5xx means). `timeoutMillis` replaces the client's overall timeout for this
@@ -105,7 +110,7 @@ final class LoopHTTPClient {
         guard !isShutDown else { return later(done, .closed) }
         let request: [UInt8]
         do {
-            request = try OutboundHTTP.encodeRequest(method: method, url: url, path: path, headers: headers, body: body, keepAlive: true)
+            request = try HTTPRequestEncoder.encode(method: method, url: url, path: path, headers: headers, body: body)
         } catch {
             return later(done, Self.failure(error))
         }

@@ -67,7 +67,7 @@ final class LoopStream: OutboundHandler {
     private var delegate: LoopStreamDelegate?
     private var phase = Phase.new
     private var id: ConnectionID?
-    private var addresses: [OutboundHTTP.SocketAddress] = []
+    private var addresses: [HostResolver.SocketAddress] = []
     private var nextAddress = 0
     private var lastConnectError = ""
     /// Plaintext written before the TCP connection was up (kept across address attempts).
@@ -96,10 +96,10 @@ final class LoopStream: OutboundHandler {
         guard phase == .new else { return }
         phase = .resolving
         let host = self.host, port = self.port
-        if OutboundHTTP.Resolver.isIPLiteral(host) {
+        if HostResolver.isIPLiteral(host) {
             // Numeric: no lookup and no helper thread.
             resolved(Result { () throws(OutboundError) in
-                try OutboundHTTP.Resolver.resolve(host: host, port: port, deadline: OutboundHTTP.Deadline(millis: 1_000))
+                try HostResolver.resolve(host: host, port: port, timeoutMillis: 1_000)
             })
             return
         }
@@ -107,7 +107,7 @@ final class LoopStream: OutboundHandler {
         let box = UnsafeSendable(self)
         let submitted = Self.resolverPool.submit {
             let result = Result { () throws(OutboundError) in
-                try OutboundHTTP.Resolver.resolve(host: host, port: port, deadline: OutboundHTTP.Deadline(millis: 5_000))
+                try HostResolver.resolve(host: host, port: port, timeoutMillis: 5_000)
             }
             mailbox.post { _ in box.value.resolved(result) }
         }
@@ -148,7 +148,7 @@ final class LoopStream: OutboundHandler {
 
     // MARK: - Steps
 
-    private func resolved(_ result: Result<[OutboundHTTP.SocketAddress], OutboundError>) {
+    private func resolved(_ result: Result<[HostResolver.SocketAddress], OutboundError>) {
         guard phase == .resolving else { return }
         switch result {
         case .failure(let error): return failLater(.resolve(Self.message(error)))
@@ -220,7 +220,7 @@ final class LoopStream: OutboundHandler {
         }
     }
 
-    private static func describe(_ address: OutboundHTTP.SocketAddress, _ error: Int32) -> String {
+    private static func describe(_ address: HostResolver.SocketAddress, _ error: Int32) -> String {
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         var port: UInt16 = 0
         address.bytes.withUnsafeBytes { raw in

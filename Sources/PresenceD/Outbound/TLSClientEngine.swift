@@ -6,8 +6,8 @@ import Glibc
 /// The event loop owns the socket. It hands every ciphertext chunk it reads to `receive` and sends
 /// whatever the engine appends to `output` (after `start`, `receive`, `send` and `close`), in
 /// order; the engine never blocks, never spawns threads and never sees a file descriptor.
-/// Certificates are verified as `OutboundHTTP` verifies them (the same cached `SSL_CTX`: TLS ≥ 1.2,
-/// `SSL_VERIFY_PEER`, the system store or `caFile`, and the same name/IP check and SNI).
+/// Certificates are verified with `TLSClientContexts` (a cached `SSL_CTX`: TLS ≥ 1.2,
+/// `SSL_VERIFY_PEER`, the system store or `caFile`; the name/IP check and SNI of `expectPeer`).
 ///
 /// One engine belongs to one thread at a time (OpenSSL's error queue is per thread and cleared
 /// before each operation). After an error is thrown the engine is dead: every later `start`,
@@ -46,23 +46,23 @@ final class TLSClientEngine {
     /// bundle to trust instead of the system store (nil = system store, which honours SSL_CERT_FILE).
     /// Throws `.tls` when the CA file or the system store cannot be loaded or OpenSSL cannot set up.
     init(serverName: String, caFile: String? = nil) throws(OutboundError) {
-        let context = try OutboundHTTP.TLSContexts.context(caFile: caFile)
+        let context = try TLSClientContexts.context(caFile: caFile)
         ERR_clear_error()
         guard let ssl = SSL_new(context.pointer) else {
-            throw .tls("SSL_new: \(OutboundHTTP.TLSContexts.errorQueue())")
+            throw .tls("SSL_new: \(TLSClientContexts.errorQueue())")
         }
         guard let readBIO = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
-            throw .tls("BIO_new: \(OutboundHTTP.TLSContexts.errorQueue())")
+            throw .tls("BIO_new: \(TLSClientContexts.errorQueue())")
         }
         guard let writeBIO = BIO_new(BIO_s_mem()) else {
             BIO_free(readBIO)
             SSL_free(ssl)
-            throw .tls("BIO_new: \(OutboundHTTP.TLSContexts.errorQueue())")
+            throw .tls("BIO_new: \(TLSClientContexts.errorQueue())")
         }
         SSL_set_bio(ssl, readBIO, writeBIO)  // the SSL owns both BIOs from here on
         do throws(OutboundError) {
-            try OutboundHTTP.TLSContexts.expectPeer(ssl, host: serverName)
+            try TLSClientContexts.expectPeer(ssl, host: serverName)
         } catch {
             SSL_free(ssl)
             throw error
@@ -196,7 +196,7 @@ final class TLSClientEngine {
             throw fatal(code, during: "handshake")
         }
         // SSL_VERIFY_PEER already refused a bad chain; this only guards against a context that did not.
-        if let reason = OutboundHTTP.TLSContexts.verifyFailure(ssl) { throw .tls(reason) }
+        if let reason = TLSClientContexts.verifyFailure(ssl) { throw .tls(reason) }
         guard SSL_get0_peer_certificate(ssl) != nil else { throw .tls("the server sent no certificate") }
         isEstablished = true
         return true
@@ -260,11 +260,11 @@ final class TLSClientEngine {
     /// The error for a failed operation: the certificate verification result when that is what
     /// failed, else OpenSSL's queued reasons (which name a peer's alert).
     private func fatal(_ code: Int32, during operation: String) -> OutboundError {
-        if let reason = OutboundHTTP.TLSContexts.verifyFailure(ssl) {
+        if let reason = TLSClientContexts.verifyFailure(ssl) {
             ERR_clear_error()
             return .tls(reason)
         }
-        let queue = OutboundHTTP.TLSContexts.errorQueue()
+        let queue = TLSClientContexts.errorQueue()
         if !queue.isEmpty { return .tls("\(operation): \(queue)") }
         if code == SSL_ERROR_SYSCALL { return .tls("\(operation): unexpected end of the TLS stream") }
         return .tls("\(operation): error \(code)")

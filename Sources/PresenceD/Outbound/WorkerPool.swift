@@ -4,7 +4,7 @@ import Synchronization
 
 /// A fixed pool of worker threads (pthreads, like Sources/PresenceD/Loop/LoopGroup.swift's LoopThread) with a bounded queue: `submit` returns false when the queue is full.
 ///
-/// For blocking work (outbound HTTP) that must stay off the event-loop threads. Jobs run in
+/// For blocking work (host name lookups, fsync) that must stay off the event-loop threads. Jobs run in
 /// submission order on whichever worker is free; `queueLimit` bounds the jobs waiting for a
 /// worker (running jobs do not count). Idle workers sleep in read(2) on an eventfd in semaphore
 /// mode, one count per queued job. Threads are detached; `shutdown()` lets them finish the queue

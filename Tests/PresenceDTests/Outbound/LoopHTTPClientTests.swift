@@ -125,6 +125,31 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         }
     }
 
+    func testReservedAndInvalidFieldsAreDroppedAndAnEmptyPathIsTheRoot() throws {
+        let server = try keepAliveServer { _ in .reply(KeepAliveServer.ok("")) }
+        try eachBackend { harness, label in
+            let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            var headers: HTTPHeaders = ["Content-Type": "application/json", "Host": "spoofed", "Bad Name": "x"]
+            headers.add("Transfer-Encoding", "chunked")  // ignored: the body goes with Content-Length
+            let body = Array(#"{"a":1}"#.utf8)
+            XCTAssertNotNil(response(harness.send(url, method: "POST", path: "", headers: headers, body: body), label))
+            let request = try XCTUnwrap(server.requests.last, label)
+            XCTAssertEqual(String(decoding: request.raw, as: UTF8.self),
+                           "POST / HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nContent-Type: application/json\r\n"
+                           + "Content-Length: 7\r\n\r\n{\"a\":1}", label)
+        }
+    }
+
+    func testHostNamesAreResolvedAndSentAsTheHostField() throws {
+        let server = try keepAliveServer { _ in .reply(KeepAliveServer.ok("ok")) }
+        try eachBackend { harness, label in
+            // localhost may resolve to ::1 first, where nothing listens: the next address is tried.
+            let url = try XCTUnwrap(OutboundURL("http://localhost:\(server.port)"))
+            XCTAssertEqual(text(response(harness.send(url, path: "/named"), label)), "ok", label)
+            XCTAssertEqual(server.requests.last?.header("Host"), "localhost:\(server.port)", label)
+        }
+    }
+
     func testChunkedBodyInPiecesThenTheConnectionIsReused() throws {
         let payload = String(repeating: "0123456789abcdef", count: 300)  // 4800 bytes
         let server = try keepAliveServer { request in
@@ -210,6 +235,74 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             }
             XCTAssertTrue(message.hasPrefix("malformed response head"), message)
             XCTAssertEqual(harness.onLoop { _ in harness.client.connectionCount }, 0, "\(label): broken connections are closed")
+        }
+    }
+
+    func testChunkDataMayHoldCRLF() throws {
+        let server = try startServer { _ in
+            .raw(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nT: 1\r\n\r\n".utf8))
+        }
+        try eachBackend { harness, label in
+            let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            XCTAssertEqual(text(response(harness.send(url, path: "/wiki"), label)), "Wikipedia in\r\n\r\nchunks.", label)
+        }
+    }
+
+    func testResponseArrivingOneByteAtATime() throws {
+        let wire = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n".utf8)
+        let server = try startServer { _ in .drip(wire, everyMillis: 1) }
+        try eachBackend { harness, label in
+            let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            let got = response(harness.send(url, path: "/drip"), label)
+            XCTAssertEqual(got?.status, 200, label)
+            XCTAssertEqual(text(got), "abcd", label)
+        }
+    }
+
+    func testTruncatedAndMalformedFramingAreProtocolErrors() throws {
+        // Each answer is followed by a close (one reply per connection).
+        let wires = ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  // chunk cut short
+                     "HTTP/1.1 200 OK\r\nContent-Le",  // head cut short
+                     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+                     "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+                     "HTTP/1.1 99 Bad\r\n\r\n",
+                     "SSH-2.0-OpenSSH\r\n\r\n"]
+        let server = try startServer { request in
+            let index = Int(request.requestLine.split(separator: " ").dropFirst().first?.dropFirst() ?? "") ?? 0
+            return .raw(Array(wires[index].utf8))
+        }
+        try eachBackend { harness, label in
+            let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            for (index, wire) in wires.enumerated() {
+                let got = failure(harness.send(url, path: "/\(index)"), "\(label) \(wire.debugDescription)")
+                guard case .protocolError? = got else {
+                    XCTFail("\(label) \(wire.debugDescription): expected .protocolError, got \(String(describing: got))")
+                    continue
+                }
+            }
+            XCTAssertEqual(harness.onLoop { _ in harness.client.connectionCount }, 0, "\(label): broken connections are closed")
+        }
+    }
+
+    func testBodyOfExactlyTheLimitIsAccepted() throws {
+        let body = String(repeating: "y", count: 4000)
+        let server = try keepAliveServer { request in
+            switch request.path {
+            case "/length": return .reply(KeepAliveServer.ok(body))
+            case "/chunked": return .reply(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfa0\r\n\(body)\r\n0\r\n\r\n".utf8))
+            default: return .replyThenClose(Array("HTTP/1.1 200 OK\r\n\r\n\(body)".utf8))
+            }
+        }
+        try eachBackend(maxResponseBytes: 4000) { harness, label in
+            let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            for path in ["/length", "/chunked", "/close"] {
+                XCTAssertEqual(response(harness.send(url, path: path), "\(label) \(path)")?.body.count, 4000, "\(label) \(path)")
+            }
+            XCTAssertEqual(harness.onLoop { loop in LoopHTTPClient(loop: loop).maxResponseBytes }, 1 << 20,
+                           "\(label): 1 MiB unless told otherwise")
         }
     }
 
@@ -400,6 +493,27 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         }
     }
 
+    func testZeroTimeoutTimesOutAtOnce() throws {
+        let server = try keepAliveServer { _ in .reply(KeepAliveServer.ok("too late")) }
+        try eachBackend(timeoutMillis: 0) { harness, label in
+            let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            XCTAssertEqual(failure(harness.send(url), label), .timeout, label)
+        }
+    }
+
+    func testUnresolvableHostFails() throws {
+        try eachBackend(timeoutMillis: 1500) { harness, label in
+            let url = try XCTUnwrap(OutboundURL("http://no-such-host.invalid"))
+            let start = EventLoop.monotonicMillis()
+            switch failure(harness.send(url), label) {
+            case .connect(let message)?: XCTAssertTrue(message.contains("no-such-host.invalid"), message)
+            case .timeout?: break  // a resolver without network may hang until the request's timeout
+            case let other: XCTFail("\(label): expected .connect or .timeout, got \(String(describing: other))")
+            }
+            XCTAssertLessThan(EventLoop.monotonicMillis() - start, 2500, "\(label): bounded by the request's timeout")
+        }
+    }
+
     func testConnectionRefused() throws {
         let probe = try StandInHTTPServer { _ in .silent }
         let port = probe.port
@@ -418,8 +532,16 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         let server = try keepAliveServer { _ in .silent }
         try eachBackend { harness, label in
             let url = try XCTUnwrap(OutboundURL(server.baseURL))
+            let connectionsBefore = server.connectionsAccepted
             XCTAssertEqual(failure(harness.send(url, method: "GE T"), label), .protocolError("invalid request method"), label)
+            XCTAssertEqual(failure(harness.send(url, method: ""), label), .protocolError("invalid request method"), label)
             XCTAssertEqual(failure(harness.send(url, path: "no-slash"), label), .protocolError("request path must start with /"), label)
+            for path in ["/a b", "/\r\n"] {
+                XCTAssertEqual(failure(harness.send(url, path: path), label), .protocolError("invalid character in request target"),
+                               "\(label) \(path.debugDescription)")
+            }
+            XCTAssertEqual(server.connectionsAccepted, connectionsBefore, "\(label): refused before connecting")
+            XCTAssertEqual(harness.onLoop { _ in harness.client.connectionCount }, 0, label)
             // A request in flight and one queued behind it both end with .closed at shutdown.
             let outcomes = harness.sendAll([LoopHarness.Request(url: url, path: "/a"), LoopHarness.Request(url: url, path: "/b")],
                                            thenOnLoop: { client in
@@ -483,6 +605,38 @@ final class LoopHTTPClientTests: StandInServerTestCase {
                 }
                 XCTAssertTrue(message.contains("certificate verify failed"), message)
             }
+        }
+    }
+
+    func testHTTPSSendsSNIForNamesOnly() throws {
+        let pki = try XCTUnwrap(Self.pki, "could not make the test PKI with the openssl CLI")
+        let server = try PythonTLSServer(certificate: pki.good.certificate, key: pki.good.key, body: "{}")
+        defer { server.stop() }
+        try eachBackend(caFile: pki.trusted.caFile) { harness, label in
+            for (host, sni) in [("localhost", "localhost"), ("127.0.0.1", "none")] {
+                let url = try XCTUnwrap(OutboundURL("https://\(host):\(server.port)"))
+                let got = response(harness.send(url, path: "/"), "\(label) \(host)")
+                XCTAssertEqual(got?.status, 200, "\(label) \(host)")
+                XCTAssertEqual(text(got), "{}", "\(label) \(host)")
+                XCTAssertEqual(got?.headers["X-SNI"], sni, "\(label) \(host)")
+            }
+        }
+    }
+
+    func testHTTPSWithAMissingCAFileIsATLSFailure() throws {
+        let server = try startServer { _ in .silent }
+        try eachBackend(caFile: "/nonexistent/ca.pem") { harness, label in
+            let url = try XCTUnwrap(OutboundURL("https://127.0.0.1:\(server.port)"))
+            guard case .tls(let message)? = failure(harness.send(url), label) else { return XCTFail("\(label): expected .tls") }
+            XCTAssertTrue(message.contains("CA file"), message)
+        }
+    }
+
+    func testHTTPSAgainstAPlainHTTPServerIsATLSFailure() throws {
+        let server = try startServer(answerWithoutReading: true) { _ in .raw(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)) }
+        try eachBackend { harness, label in
+            let url = try XCTUnwrap(OutboundURL("https://127.0.0.1:\(server.port)"))
+            guard case .tls? = failure(harness.send(url), label) else { return XCTFail("\(label): expected .tls") }
         }
     }
 

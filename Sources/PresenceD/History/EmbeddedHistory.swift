@@ -23,18 +23,35 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
         var lastWriteMillis: Int64
         /// Swept (its channel was idle for HISTORY_TTL): a handle to it is stale.
         var retired = false
-        /// A ring of `capacity` entries; `latest`'s entry is at `latest % capacity`.
-        var ring: [Entry?]
+        /// The last `capacity` entries, offset N at `(N - 1) % capacity`; it grows with the
+        /// channel's first messages, so a channel nobody writes to costs no ring (19,000 idle
+        /// connections in 1,900 channels kept 12 MB of empty rings when they were made whole).
+        private var ring: [Entry] = []
+        private let capacity: Int
 
         init(epoch: String, capacity: Int, now: Int64) {
             self.epoch = epoch
+            self.capacity = capacity
             lastWriteMillis = now
-            ring = Array(repeating: nil, count: capacity)
         }
 
         func entry(_ offset: Int64) -> Entry? {
-            guard !ring.isEmpty, let e = ring[Int(offset % Int64(ring.count))], e.offset == offset else { return nil }
-            return e
+            guard offset >= 1, capacity > 0 else { return nil }
+            let index = Int((offset - 1) % Int64(capacity))
+            guard index < ring.count, ring[index].offset == offset else { return nil }
+            return ring[index]
+        }
+
+        /// Keeps `entry`, the channel's next offset, in place of the oldest once the ring is full.
+        func store(_ entry: Entry) {
+            guard capacity > 0, entry.offset >= 1 else { return }
+            let index = Int((entry.offset - 1) % Int64(capacity))
+            if index < ring.count {
+                ring[index] = entry
+            } else {
+                if ring.isEmpty { ring.reserveCapacity(min(capacity, 8)) }
+                ring.append(entry)
+            }
         }
     }
 
@@ -147,7 +164,7 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
             let frame = ServerMessage.message(id: id, sender: sender, content: content, channel: channel, timestamp: timestamp,
                                               nonce: nonce, position: position)
             if let log, let position {
-                log.ring[Int(position.offset % Int64(size))] = Entry(offset: position.offset, atMillis: now, frame: frame)
+                log.store(Entry(offset: position.offset, atMillis: now, frame: frame))
             }
             if let nonceKey {
                 shard.nonces[nonceKey] = NonceRecord(frame: frame, position: position, expiresMillis: now + nonceWindowMillis)

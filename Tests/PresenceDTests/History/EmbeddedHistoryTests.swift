@@ -22,6 +22,9 @@ final class EmbeddedHistoryTests: XCTestCase {
             let appended = history.append(message(n), now: Int64(n))
             XCTAssertEqual(appended.position, StreamPosition(offset: Int64(n), epoch: epoch))
             XCTAssertTrue(text(appended.frame).hasSuffix(#","offset":\#(n),"epoch":"\#(epoch)"}"#), text(appended.frame))
+            if n == 2 {  // the ring is not full yet
+                XCTAssertEqual(history.read(channel: "c", since: StreamPosition(offset: 0, epoch: epoch), now: 2).frames.count, 2)
+            }
         }
         let kept = history.read(channel: "c", since: StreamPosition(offset: 2, epoch: epoch), now: 10)
         XCTAssertEqual(kept.recovered, true)

@@ -34,7 +34,8 @@ public func fuzzJWT(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         token = String(decoding: text, as: UTF8.self)
         if edits.count < 2 && (parts.count < 1 || parts[0].isEmpty) && (parts.count < 2 || parts[1].isEmpty) {
             expected = TokenClaims(userID: "u1", jti: "j-1", issuedAt: now - 10, expiresAt: now + 50, notBefore: nil,
-                                   sessionID: nil, role: "member", name: nil, channels: ["c1", "fam:2"])
+                                   sessionID: nil, role: "member", name: nil, channels: ["c1", "fam:2"],
+                                   keyID: TokenVerifier.keyID(of: secret))
         }
     }
 

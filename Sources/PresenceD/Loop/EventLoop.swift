@@ -127,11 +127,12 @@ final class EventLoop: @unchecked Sendable {
 
     private func appendSlot() -> Int {
         if slotCount == slotCapacity {
-            let bigger = UnsafeMutablePointer<Slot>.allocate(capacity: slotCapacity * 2)
+            let larger = SlotTableGrowth.next(after: slotCapacity)
+            let bigger = UnsafeMutablePointer<Slot>.allocate(capacity: larger)
             bigger.moveInitialize(from: slots, count: slotCount)
             slots.deallocate()
             slots = bigger
-            slotCapacity *= 2
+            slotCapacity = larger
         }
         (slots + slotCount).initialize(to: Slot())
         slotCount += 1
@@ -457,7 +458,7 @@ final class EventLoop: @unchecked Sendable {
         slots[s].generation = (slots[s].generation &+ 1) & 0x0FFF_FFFF
         slots[s].state = .open
         if let peer {
-            while peers.count <= s { peers.append(PeerAddress(ipv4: 0)) }
+            peers.extendForSlot(s, with: PeerAddress(ipv4: 0))
             peers[s] = peer
             slots[s].countedPeer = true
         }

@@ -23,10 +23,10 @@ struct TimerWheel {
 
     /// Makes room for slot indices below `capacity`.
     mutating func reserve(_ capacity: Int) {
-        while next.count < capacity {
-            next.append(TimerWheel.none); prev.append(TimerWheel.none)
-            bucketOf.append(TimerWheel.none); deadlines.append(0)
-        }
+        guard next.count < capacity else { return }
+        let last = capacity - 1
+        next.extendForSlot(last, with: TimerWheel.none); prev.extendForSlot(last, with: TimerWheel.none)
+        bucketOf.extendForSlot(last, with: TimerWheel.none); deadlines.extendForSlot(last, with: 0)
     }
 
     func deadline(of slot: Int32) -> Int64? {

@@ -25,7 +25,7 @@ struct LocalChannels {
     /// The members of one channel on this loop.
     final class Channel {
         private(set) var members: [ConnectionID] = []
-        private var position: [UInt32: Int] = [:]
+        private var position: [UInt32: UInt32] = [:]
         /// Chat messages in offset order here (history on).
         var order = MessageOrder<SharedBytes>()
         /// Joins not live yet (usually none).
@@ -37,22 +37,22 @@ struct LocalChannels {
 
         func contains(_ id: ConnectionID) -> Bool {
             guard let p = position[id.slot] else { return false }
-            return members[p] == id
+            return members[Int(p)] == id
         }
 
         func add(_ id: ConnectionID) {
             guard !contains(id) else { return }
-            position[id.slot] = members.count
+            position[id.slot] = UInt32(members.count)
             members.append(id)
         }
 
         func remove(_ id: ConnectionID) {
-            joining.removeAll { $0.id == id }
-            guard let p = position[id.slot], members[p] == id else { return }
-            let last = members.count - 1
+            removeJoining(id)
+            guard let stored = position[id.slot], members[Int(stored)] == id else { return }
+            let p = Int(stored), last = members.count - 1
             if p != last {
                 members[p] = members[last]
-                position[members[p].slot] = p
+                position[members[p].slot] = stored
             }
             members.removeLast()
             position[id.slot] = nil
@@ -60,6 +60,19 @@ struct LocalChannels {
 
         /// The index of `id` among the joining, if it is one.
         func joiningIndex(_ id: ConnectionID) -> Int? { joining.firstIndex { $0.id == id } }
+
+        /// Takes the joiner at `index` out. The array's storage goes with the last one: almost
+        /// every channel has nobody joining, and an emptied array would keep its buffer.
+        func takeJoining(at index: Int) -> Joining {
+            let joiner = joining.remove(at: index)
+            if joining.isEmpty { joining = [] }
+            return joiner
+        }
+
+        /// Takes `id` out of the joining, if it is there.
+        func removeJoining(_ id: ConnectionID) {
+            if let index = joiningIndex(id) { _ = takeJoining(at: index) }
+        }
     }
 
     private(set) var channels: [String: Channel] = [:]

@@ -117,7 +117,7 @@ extension RealtimeApplication {
             }
         }
         for id in promoted where loop.isOpen(id) {
-            channel.joining.removeAll { $0.id == id }
+            channel.removeJoining(id)
             channel.add(id)
         }
     }

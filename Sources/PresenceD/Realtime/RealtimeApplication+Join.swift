@@ -93,7 +93,7 @@ extension RealtimeApplication {
         let s = Int(id.slot)
         guard loop.isOpen(id), let session = sessions[s], session.joined.contains(channel),
               let c = channels.channel(channel), let j = c.joiningIndex(id) else { return }
-        let joiner = c.joining.remove(at: j)
+        let joiner = c.takeJoining(at: j)
         var recovered = read.recovered
         if joiner.overflowed && recovered == true { recovered = false } // too much arrived meanwhile to replay in order
         var frames = presence.online.map { ServerMessage.presence(userID: $0.userID, name: $0.name, online: true, channel: channel) }
@@ -141,11 +141,11 @@ extension RealtimeApplication {
             sessions[s]!.joinsAwaitingAccess -= 1
             return
         }
-        guard let session = sessions[s], let index = session.joined.firstIndex(of: channel) else {
+        guard let session = sessions[s], session.joined.contains(channel) else {
             return fail(id, .notJoined, "not a member of this channel", channel: channel)
         }
         stopTyping(id, channel)
-        sessions[s]!.joined.remove(at: index)
+        _ = sessions[s]!.joined.remove(channel)
         if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
         // A join still waiting for the subscription never reached presence.
         if awaitingSubscription.remove(awaiting) == nil {

@@ -18,7 +18,7 @@ final class RealtimeApplication: WebSocketApplication {
         var sessionID: String?
         /// Which secret signed the token (a reload that retires it closes the connection).
         var keyID: UInt64
-        var joined: [String] = []
+        var joined = JoinedChannels()
         /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit).
         var joinsAwaitingAccess = 0
         var limiter: RateLimiter
@@ -131,7 +131,7 @@ final class RealtimeApplication: WebSocketApplication {
 
     func opened(_ id: ConnectionID, grant: UpgradeGrant, server: WebSocketServer) {
         let s = Int(id.slot)
-        while sessions.count <= s { sessions.append(nil) }
+        sessions.extendForSlot(s, with: nil)
         let claims = grant.claims!
         let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
         sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",

@@ -78,7 +78,7 @@ final class WebSocketServer: ConnectionHandler {
 
     func connectionOpened(_ id: ConnectionID, loop: EventLoop) {
         let s = Int(id.slot)
-        while states.count <= s { states.append(ConnectionState()) }
+        states.extendForSlot(s, with: ConnectionState())
         states[s].phase = .http
         parsers[id.slot] = spareParsers.popLast() ?? HTTPParserBox()
         states[s].unansweredPings = 0

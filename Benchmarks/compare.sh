@@ -34,6 +34,8 @@ usage: Benchmarks/compare.sh [options]
   --channels-idle C       idle: channels (default the bench's N/10; issue 19 uses 1000)
   --connections-connect N connect: connections (default 5000, quick 300; issue 19 uses 19000)
   --channels-connect C    connect: channels (default the bench's N/10; issue 19 uses 1000)
+  --connect-generator G   connect: swift (presence-bench, default) or c (Benchmarks/ConnectStorm's
+                          connect-storm, built into .build-bench when missing or older than its source)
   --out DIR               results directory (default: a new mktemp -d)
   -h, --help              this text
 
@@ -49,6 +51,7 @@ die() { echo "compare: $*" >&2; exit 1; }
 
 quick=0 rounds=1 scenarios="fanout,rate,idle,connect" servers="uring,epoll,uws,gorilla,node"
 duration="" warmup="" hold="" idle_conns="" connect_conns="" connect_channels="" idle_channels="" out=""
+connect_generator=swift
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
     --connections-connect) connect_conns=${2:?--connections-connect needs a value}; shift ;;
     --channels-idle) idle_channels=${2:?--channels-idle needs a value}; shift ;;
     --channels-connect) connect_channels=${2:?--channels-connect needs a value}; shift ;;
+    --connect-generator) connect_generator=${2:?--connect-generator needs a value}; shift ;;
     --out) out=$(abspath "${2:?--out needs a value}"); [[ "$out" == /* ]] || out=$caller_pwd/$out; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -72,6 +76,7 @@ done
 [[ "${idle_conns:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --connections-idle $idle_conns: expected a positive integer" >&2; exit 2; }
 [[ "${connect_conns:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --connections-connect $connect_conns: expected a positive integer" >&2; exit 2; }
 [[ "${connect_channels:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "compare: --channels-connect $connect_channels: expected a positive integer" >&2; exit 2; }
+[[ "$connect_generator" =~ ^(c|swift)$ ]] || { echo "compare: --connect-generator $connect_generator: expected c or swift" >&2; exit 2; }
 IFS=, read -r -a scenario_list <<< "$scenarios"
 IFS=, read -r -a server_list <<< "$servers"
 for s in "${scenario_list[@]}"; do
@@ -170,6 +175,15 @@ missing_peer() { # name, reason: quick mode fails, a full run goes on without th
 want() { [[ " ${server_list[*]} " == *" $1 "* ]]; }
 
 bench=$(swift_product presence-bench "$(abspath "${BENCH:-}")")
+if [ "$connect_generator" = c ] && [[ " ${scenario_list[*]} " == *" connect "* ]]; then
+  storm=.build-bench/connect-storm
+  if [ ! -x "$storm" ] || [ Benchmarks/ConnectStorm/connect-storm.c -nt "$storm" ]; then
+    log "building connect-storm (Benchmarks/ConnectStorm/build.sh)"
+    Benchmarks/ConnectStorm/build.sh > "$tmp/build-connect-storm.log" 2>&1 \
+      || { cat "$tmp/build-connect-storm.log" >&2; die "build of connect-storm failed"; }
+  fi
+  storm=$PWD/$storm
+fi
 if want uring || want epoll; then presenced=$(swift_product presenced "$(abspath "${PRESENCED:-}")"); fi
 if want gorilla; then
   if [ -n "${PEER_GO:-}" ]; then
@@ -308,6 +322,7 @@ printf 'scenario\tserver\tround\trc\tclean\tjson\n' > "$manifest"
 {
   echo "# compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs; quick=$quick rounds=$rounds"
   echo "# bench: $bench"
+  if [ -n "${storm:-}" ]; then echo "# connect generator: $storm"; fi
   if [ -n "${presenced:-}" ]; then
     echo "# presenced: $presenced (git $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo ', Sources modified'))"
   fi
@@ -338,6 +353,8 @@ for scenario in "${scenario_list[@]}"; do
         continue
       fi
       cmd=("$bench" "${args[@]}" --url "ws://127.0.0.1:$port/ws" --pid "$server_pid" --json --quiet)
+      # connect-storm takes the same options, without the scenario word.
+      if [ "$scenario" = connect ] && [ -n "${storm:-}" ]; then cmd=("$storm" "${args[@]:1}" --url "ws://127.0.0.1:$port/ws" --pid "$server_pid" --json --quiet); fi
       echo "$scenario r$round $name: ${cmd[*]}" >> "$out/commands.txt"
       rc=0
       "${cmd[@]}" > "$base.json" 2> "$base.stderr" &   # waited for with `wait`, which a signal interrupts

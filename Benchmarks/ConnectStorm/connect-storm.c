@@ -84,14 +84,34 @@ struct options {
 
 static struct options opt;
 
+// JSON string quoting (quotes, backslashes, control characters).
+static void json_quote(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (; *s && o + 8 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') { out[o++] = '\\'; out[o++] = (char)ch; }
+        else if (ch < 0x20) o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+        else out[o++] = (char)ch;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+// One line on stderr (and, with --json, an {"error"} object on stdout for scripts); exits.
 static void die(int code, const char *fmt, ...)
 {
+    char message[512], quoted[1100];
     va_list ap;
     va_start(ap, fmt);
-    fputs("connect-storm: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "connect-storm: %s\n", message);
+    if (opt.json) {
+        json_quote(quoted, sizeof quoted, message);
+        printf("{\"scenario\":\"connect\",\"error\":%s}\n", quoted);
+    }
     exit(code);
 }
 
@@ -119,21 +139,6 @@ static int64_t parse_duration(const char *flag, const char *text)
     return (int64_t)(v * scale);
 }
 
-// JSON string quoting (quotes, backslashes, control characters).
-static void json_quote(char *out, size_t cap, const char *s)
-{
-    size_t o = 0;
-    out[o++] = '"';
-    for (; *s && o + 8 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') { out[o++] = '\\'; out[o++] = (char)ch; }
-        else if (ch < 0x20) o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
-        else out[o++] = (char)ch;
-    }
-    out[o++] = '"';
-    out[o] = 0;
-}
-
 // ws://host[:port][/path]; host an IPv4 literal or a name resolved once (IPv4 only).
 static void parse_url(const char *url)
 {
@@ -142,7 +147,7 @@ static void parse_url(const char *url)
     const char *slash = strchr(authority, '/');
     size_t alen = slash ? (size_t)(slash - authority) : strlen(authority);
     const char *path = slash ? slash : "/";
-    if (alen == 0 || alen >= 256 || strlen(path) >= sizeof opt.path) die(2, "--url %s: bad host or path", url);
+    if (alen == 0 || alen >= 256 || strlen(path) + 1 >= sizeof opt.path) die(2, "--url %s: bad host or path", url);
     for (const char *p = path; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7F) die(2, "--url %s: the path must be printable ASCII", url);
     char host[256];
@@ -182,12 +187,17 @@ static void parse_options(int argc, char **argv)
     opt.concurrency = 256;
     opt.sources = -1;
     opt.timeout_ns = 60000000000LL;
+    static const char *const with_value[] = { "--url", "--port", "--pid", "--jwt-secret", "--secret", "--audience", "--origin",
+                                              "--connections", "--channels", "--concurrency", "--sources", "--timeout" };
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) { fputs(usage_text, stdout); exit(0); }
         if (strcmp(flag, "--json") == 0) { opt.json = true; continue; }
         if (strcmp(flag, "--quiet") == 0) { opt.quiet = true; continue; }
-        if (i + 1 >= argc) die(2, "%s needs a value (see --help)", flag);
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) known |= strcmp(flag, with_value[k]) == 0;
+        if (!known) die(2, "unknown option %s (see --help)", flag);
+        if (i + 1 >= argc) die(2, "%s needs a value", flag);
         const char *v = argv[++i];
         if (strcmp(flag, "--url") == 0) url = v;
         else if (strcmp(flag, "--port") == 0) {
@@ -202,11 +212,11 @@ static void parse_options(int argc, char **argv)
         else if (strcmp(flag, "--channels") == 0) channels = parse_int(flag, v, 1, 10000000);
         else if (strcmp(flag, "--concurrency") == 0) opt.concurrency = (int)parse_int(flag, v, 1, 1000000);
         else if (strcmp(flag, "--sources") == 0) opt.sources = (int)parse_int(flag, v, 0, 254);
-        else if (strcmp(flag, "--timeout") == 0) opt.timeout_ns = parse_duration(flag, v);
-        else die(2, "unknown option %s (see --help)", flag);
+        else opt.timeout_ns = parse_duration(flag, v);              // --timeout
     }
     if (!opt.secret || !*opt.secret) die(2, "--jwt-secret is required (the server's WS_TOKEN_SECRET)");
-    if (strlen(audience) > 200) die(2, "--audience is too long");
+    for (const char *a = audience; *a; a++)
+        if ((unsigned char)*a < 0x20 || a - audience >= 100) die(2, "--audience must be at most 100 printable characters");
     if (origin && (strlen(origin) > 500 || strpbrk(origin, "\r\n"))) die(2, "--origin must be one short line");
     parse_url(url);
     json_quote(opt.audience_json, sizeof opt.audience_json, audience);
@@ -321,6 +331,7 @@ static size_t upgrade_request(char *out, size_t cap, int user, char key[24])
                      "GET %stoken=%.*s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %.24s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
                      opt.path, (int)token_len, token, opt.host_header, key, opt.origin_line);
+    if (n < 0 || (size_t)n >= cap) die(1, "upgrade request longer than %zu bytes", cap);
     return (size_t)n;
 }
 
@@ -434,7 +445,6 @@ enum state { PENDING, CONNECTING, UPGRADING, JOINING, OPEN, CLOSING, CLOSED };
 struct conn {
     int fd;
     uint8_t state;
-    bool out_armed;                 // EPOLLOUT in the interest set
     int64_t since;                  // connect start (ns)
     uint8_t *in;                    // bytes of an unfinished head or frame, kept for the next read
     uint32_t in_len, in_cap;
@@ -466,19 +476,10 @@ static void tally_add(struct tally *t, const char *key)
 {
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->e[i].key, key) == 0) { t->e[i].count++; return; }
-    if (t->n == TALLY_MAX) key = "(other reasons)";
-    int i = t->n < TALLY_MAX ? t->n++ : TALLY_MAX - 1;
-    snprintf(t->e[i].key, sizeof t->e[i].key, "%s", key);
-    t->e[i].count++;
-}
-
-static void set_out_interest(int slot, bool on)
-{
-    struct conn *c = &run.conns[slot];
-    if (c->out_armed == on || c->fd < 0) return;
-    c->out_armed = on;
-    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.u32 = (uint32_t)slot };
-    epoll_ctl(run.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    if (t->n == TALLY_MAX) { t->e[TALLY_MAX - 1].count++; return; }
+    // The last entry collects whatever does not fit.
+    snprintf(t->e[t->n].key, sizeof t->e[t->n].key, "%s", t->n == TALLY_MAX - 1 ? "(other reasons)" : key);
+    t->e[t->n++].count = 1;
 }
 
 static void close_conn(int slot)
@@ -556,7 +557,6 @@ static void write_bytes(int slot, const void *data, size_t n)
     if (!reserve(&c->out, &c->out_cap, c->out_off + c->out_len + n)) { fail(slot, "out of memory"); return; }
     memcpy(c->out + c->out_off + c->out_len, p, n);
     c->out_len += (uint32_t)n;
-    set_out_interest(slot, true);
 }
 
 // EPOLLOUT: sends what is queued; a CONNECTING connection whose request is all out is UPGRADING.
@@ -572,7 +572,6 @@ static void flush(int slot)
         return;
     }
     c->out_off = 0;
-    set_out_interest(slot, false);
     if (c->state == CONNECTING) c->state = UPGRADING;
 }
 
@@ -629,13 +628,14 @@ static void start_connect(int slot)
             return;
         }
     }
-    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)slot };
-    if (epoll_ctl(run.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) { fail(slot, "epoll_ctl: %s", strerror(errno)); return; }
     if (connect(fd, (struct sockaddr *)&opt.server, sizeof opt.server) != 0 && errno != EINPROGRESS) {
         if (errno == EADDRNOTAVAIL) fail(slot, "cannot connect to %s: out of local ports (use --sources)", opt.display);
         else fail_errno(slot, "connect", errno);
         return;
     }
+    // Edge-triggered: one registration for the connection's life, no re-poll after each event.
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u32 = (uint32_t)slot };
+    if (epoll_ctl(run.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) { fail(slot, "epoll_ctl: %s", strerror(errno)); return; }
     char request[4096];
     size_t n = upgrade_request(request, sizeof request, slot, c->key);
     write_bytes(slot, request, n);
@@ -690,11 +690,24 @@ static void became_ready(int slot, int64_t now)
     run.last_ready = now;
 }
 
+// The message's type: right after `{"type":"` (where both servers put it) or found by a search.
+static const uint8_t *message_type(const uint8_t *p, size_t n, size_t *len)
+{
+    if (n > 9 && memcmp(p, "{\"type\":\"", 9) == 0) {
+        const uint8_t *quote = memchr(p + 9, '"', n - 9);
+        if (quote) {
+            *len = (size_t)(quote - (p + 9));
+            return p + 9;
+        }
+    }
+    return json_string(p, n, "\"type\"", len);
+}
+
 // A text message: the connection's own presence event completes its set-up; errors are counted.
 static void on_text(int slot, const uint8_t *p, size_t n, int64_t now)
 {
     size_t type_len = 0;
-    const uint8_t *type = json_string(p, n, "\"type\"", &type_len);
+    const uint8_t *type = message_type(p, n, &type_len);
     if (equals(type, type_len, "presence")) {
         if (run.conns[slot].state != JOINING) return;
         size_t user_len = 0, channel_len = 0;
@@ -824,6 +837,8 @@ static void ingest(int slot, const uint8_t *data, size_t n, int64_t now)
     if (frames >= 0) keep(slot, data, n, (size_t)(used + frames));
 }
 
+// Reads until the socket is drained. A short read means it was: with edge-triggered epoll any
+// byte arriving after it raises a new event, so the EAGAIN read is saved.
 static void readable(int slot)
 {
     for (;;) {
@@ -846,7 +861,7 @@ static void readable(int slot)
 static void dispatch(const struct epoll_event *ev)
 {
     int slot = (int)ev->data.u32;
-    if (run.conns[slot].fd >= 0 && (ev->events & EPOLLOUT)) flush(slot);
+    if (run.conns[slot].fd >= 0 && (ev->events & EPOLLOUT) && run.conns[slot].out_len > 0) flush(slot);
     if (run.conns[slot].fd >= 0 && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))) readable(slot);
 }
 
@@ -874,10 +889,10 @@ static void init_run(void)
 static void time_out_all(void)
 {
     double seconds = (double)opt.timeout_ns / 1e9;
-    static const char *const waiting[] = { "to start", "connecting", "for the upgrade response", "for the join confirmation" };
+    static const char *const stage[] = { "before starting", "connecting", "waiting for the upgrade response", "waiting for the join confirmation" };
     for (int slot = 0; slot < opt.connections; slot++) {
         uint8_t state = run.conns[slot].state;
-        if (state <= JOINING) fail(slot, "timed out after %g s (whole set-up) waiting %s", seconds, waiting[state]);
+        if (state <= JOINING) fail(slot, "set-up time-out (%g s) %s", seconds, stage[state]);
     }
 }
 

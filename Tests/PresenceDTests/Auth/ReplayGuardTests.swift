@@ -21,6 +21,29 @@ final class ReplayGuardTests: XCTestCase {
         XCTAssertTrue(guardian.firstUse(jti: "a", expiresAt: 160, now: 166), "forgotten once the token cannot verify")
     }
 
+    func testAJTIForgottenThenSpentAgainIsRememberedUntilItsNewExpiry() {
+        // No sweep in between: the expired entry is still stored when the jti comes again.
+        let guardian = MemoryReplayGuard(leeway: 0, sweepInterval: 1_000_000)
+        XCTAssertTrue(guardian.firstUse(jti: "a", expiresAt: 160, now: 100))
+        XCTAssertTrue(guardian.firstUse(jti: "a", expiresAt: 300, now: 200), "forgotten after 160")
+        XCTAssertEqual(guardian.count, 1)
+        XCTAssertFalse(guardian.firstUse(jti: "a", expiresAt: 300, now: 250), "the stored entry carries the new time")
+        XCTAssertTrue(guardian.wasUsed(jti: "a", now: 300))
+        XCTAssertFalse(guardian.wasUsed(jti: "a", now: 301))
+    }
+
+    func testExpiryBeyondTheThirtyTwoBitClockIsKeptForGood() {
+        let guardian = MemoryReplayGuard()
+        XCTAssertTrue(guardian.firstUse(jti: "far", expiresAt: Int64.max - 1, now: 100))
+        XCTAssertFalse(guardian.firstUse(jti: "far", expiresAt: Int64.max - 1, now: Int64(UInt32.max)))
+        XCTAssertFalse(guardian.wasUsed(jti: "never", now: 100))
+    }
+
+    func testEntryIsSixteenBytes() {
+        // Every idle connection keeps one until its token expires (issue 19).
+        XCTAssertEqual(MemoryLayout<MemoryReplayGuard.Entry>.stride, 16)
+    }
+
     func testUsableThroughTheProtocol() {
         let guardian: any ReplayGuard = MemoryReplayGuard()
         var answers: [ReplayCheck] = []
@@ -85,11 +108,11 @@ final class ReplayGuardTests: XCTestCase {
         XCTAssertLessThanOrEqual(guardian.count, live)
     }
 
-    func testDigestHalvesAreIndependent() {
-        // The two halves come from differently salted hashes: equal halves would mean 64 bits.
-        let digests = (0..<1000).map { MemoryReplayGuard.Digest("jti-\($0)") }
-        XCTAssertTrue(digests.allSatisfy { $0.high != $0.low })
-        XCTAssertEqual(Set(digests).count, 1000)
-        XCTAssertEqual(MemoryReplayGuard.Digest("a"), MemoryReplayGuard.Digest("a"))
+    func testDigestPartsAreIndependent() {
+        // The two parts come from differently salted hashes: equal parts would mean 64 bits.
+        let entries = (0..<1000).map { MemoryReplayGuard.Entry("jti-\($0)") }
+        XCTAssertTrue(entries.allSatisfy { UInt32(truncatingIfNeeded: $0.high) != $0.low })
+        XCTAssertEqual(Set(entries).count, 1000)
+        XCTAssertEqual(MemoryReplayGuard.Entry("a", until: 1), MemoryReplayGuard.Entry("a", until: 2), "identity is the digest")
     }
 }

@@ -1,8 +1,9 @@
 import WSCore
 
 /// The channel memberships of one loop's connections: per channel a dense array of member
-/// connections (8 bytes each, iterated on every fan-out) and a slot → position index for O(1)
-/// removal; the channel's message order on this loop; and the joins that are not live yet.
+/// connections (8 bytes each, iterated on every fan-out) and, for large channels, a slot →
+/// position index for O(1) removal; the channel's message order on this loop; and the joins that
+/// are not live yet.
 struct LocalChannels {
     /// A join whose snapshot, replay and `joined` are not out yet (`waiting`: every frame for it
     /// is kept back), or whose replay covered messages this loop has not delivered yet
@@ -25,7 +26,11 @@ struct LocalChannels {
     /// The members of one channel on this loop.
     final class Channel {
         private(set) var members: [ConnectionID] = []
-        private var position: [UInt32: UInt32] = [:]
+        /// Slot → index in `members`, kept only while the channel has more than `indexedAbove`
+        /// members. A family's channel has a handful: a scan of a few cache lines finds one, and a
+        /// dictionary per channel cost ~22 B per idle connection (issue 19, 19 members a channel).
+        private var position: [UInt32: UInt32]?
+        static let indexedAbove = 32
         /// Chat messages in offset order here (history on).
         var order = MessageOrder<SharedBytes>()
         /// Joins not live yet (usually none).
@@ -34,28 +39,40 @@ struct LocalChannels {
         var history: EmbeddedHistory.Handle?
 
         var isEmpty: Bool { members.isEmpty && joining.isEmpty }
+        /// Whether the slot index exists (for tests).
+        var isIndexed: Bool { position != nil }
 
-        func contains(_ id: ConnectionID) -> Bool {
-            guard let p = position[id.slot] else { return false }
-            return members[Int(p)] == id
+        func contains(_ id: ConnectionID) -> Bool { index(of: id) != nil }
+
+        private func index(of id: ConnectionID) -> Int? {
+            guard let position else { return members.firstIndex(of: id) }
+            guard let p = position[id.slot], members[Int(p)] == id else { return nil }
+            return Int(p)
         }
 
         func add(_ id: ConnectionID) {
             guard !contains(id) else { return }
-            position[id.slot] = UInt32(members.count)
+            position?[id.slot] = UInt32(members.count)
             members.append(id)
+            if position == nil && members.count > Self.indexedAbove {
+                var index = [UInt32: UInt32](minimumCapacity: members.count)
+                for (p, member) in members.enumerated() { index[member.slot] = UInt32(p) }
+                position = index
+            }
         }
 
         func remove(_ id: ConnectionID) {
             removeJoining(id)
-            guard let stored = position[id.slot], members[Int(stored)] == id else { return }
-            let p = Int(stored), last = members.count - 1
+            guard let p = index(of: id) else { return }
+            let last = members.count - 1
             if p != last {
                 members[p] = members[last]
-                position[members[p].slot] = stored
+                position?[members[p].slot] = UInt32(p)
             }
             members.removeLast()
-            position[id.slot] = nil
+            position?[id.slot] = nil
+            // Half the threshold before the index goes: a channel hovering at it does not rebuild.
+            if members.count <= Self.indexedAbove / 2 { position = nil }
         }
 
         /// The index of `id` among the joining, if it is one.

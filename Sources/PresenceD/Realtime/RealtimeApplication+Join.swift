@@ -13,7 +13,7 @@ extension RealtimeApplication {
         if session.joined.contains(channel) { return confirmAgain(id, channel) }
         let awaiting = AwaitingJoin(connection: id, channel: channel)
         if awaitingAccess[awaiting] != nil { return } // its answer will come
-        guard session.joined.count + session.joinsAwaitingAccess < RealtimeApplication.maxChannelsPerConnection else {
+        guard session.joined.count + Int(session.joinsAwaitingAccess) < RealtimeApplication.maxChannelsPerConnection else {
             return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection", channel: channel)
         }
         let subject = AccessSubject(user: session.user, role: session.role, sessionID: session.sessionID,

@@ -19,13 +19,10 @@ final class RealtimeApplication: WebSocketApplication {
         /// Which secret signed the token (a reload that retires it closes the connection).
         var keyID: UInt64
         var joined = JoinedChannels()
-        /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit).
-        var joinsAwaitingAccess = 0
         var limiter: RateLimiter
-        /// When the current run of rate-limit refusals began, and the last refusal: a run
-        /// (refusals no more than 1 s apart) that lasts 5 s closes the connection (CONTRACT §10).
-        var refusingSince: Int64 = 0
-        var lastRefusal: Int64 = -1_000_000
+        /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit of 64); one
+        /// byte in the limiter's tail padding.
+        var joinsAwaitingAccess: UInt8 = 0
         /// Channels where this connection is typing, with the auto-stop time.
         var typing: [(channel: String, until: Int64)] = []
     }
@@ -251,9 +248,7 @@ final class RealtimeApplication: WebSocketApplication {
     private func refuseForRate(_ id: ConnectionID, text: Bool, payload: UnsafeRawBufferPointer) {
         let s = Int(id.slot), now = loop.now
         loop.counters.rateLimited &+= 1
-        if now - sessions[s]!.lastRefusal > 1_000 { sessions[s]!.refusingSince = now }
-        sessions[s]!.lastRefusal = now
-        if now - sessions[s]!.refusingSince >= 5_000 {
+        if sessions[s]!.limiter.recordRefusal(now: now) {
             return server.close(id, code: .policyViolation, reason: "message rate")
         }
         var channel: String?, nonce: String?

@@ -3,10 +3,11 @@
 /// `PRESENCE_GRACE` after its last one closed, like channel presence); otherwise the time its last
 /// connection closed, when that is still remembered.
 ///
-/// Both stores keep it with the channel machinery, on reserved pseudo-channels that every
+/// The Redis store keeps it with the channel machinery, on reserved pseudo-channels that every
 /// connection joins when it opens and leaves when it closes: grace periods, TTL refreshes and the
 /// sweep of a crashed instance's entries then work exactly as for channels, at one presence
-/// operation per connection open and one per close.
+/// operation per connection open and one per close. The embedded store keeps a per-user count
+/// beside its channel tables, with the same grace period.
 struct UserPresence: Sendable, Equatable {
     var userID: String
     var online: Bool

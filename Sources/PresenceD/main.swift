@@ -79,6 +79,7 @@ enum PresenceDMain {
             return 1
         }
 
+        HeapUsage.mapLargeBlocks()
         let inherited: Int32?
         do {
             inherited = try SocketActivation.listener(environment: environment)

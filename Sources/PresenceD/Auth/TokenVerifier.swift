@@ -67,7 +67,7 @@ struct TokenVerifier: Sendable {
     /// Longest accepted `jti`, in bytes.
     static let maxJTIBytes = 128
     /// The roles a `role` claim may name.
-    static let roles: Set<String> = ["admin", "member", "child"]
+    static let roles = Set(TokenRole.allCases.map(\.claim))
     private let keys: [HMACSHA256Key]
     /// `JWT.standardHeader`'s bytes: a header equal to it needs no parsing.
     private static let standardHeader = Array(JWT.standardHeader.utf8)

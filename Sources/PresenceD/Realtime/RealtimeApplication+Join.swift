@@ -16,7 +16,7 @@ extension RealtimeApplication {
         guard session.joined.count + Int(session.joinsAwaitingAccess) < RealtimeApplication.maxChannelsPerConnection else {
             return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection", channel: channel)
         }
-        let subject = AccessSubject(user: session.user, role: session.role, sessionID: session.sessionID,
+        let subject = AccessSubject(user: session.user, role: session.role?.claim, sessionID: session.sessionID,
                                     channels: session.allowedChannels)
         if let decision = hub.access.immediate(subject, channel: channel, on: loop) {
             return admit(id, channel, since: since, decision)

@@ -9,21 +9,19 @@ extension RealtimeApplication {
         }
         if !typing { return stopTyping(id, channel) }
         let until = loop.now + RealtimeApplication.typingTimeoutMillis
-        if let i = session.typing.firstIndex(where: { $0.channel == channel }) {
-            sessions[s]!.typing[i].until = until // still typing: only the auto-stop moves
+        if let i = typingChannels[id.slot]?.firstIndex(where: { $0.channel == channel }) {
+            typingChannels[id.slot]![i].until = until // still typing: only the auto-stop moves
         } else {
-            sessions[s]!.typing.append((channel, until))
-            typingSlots.insert(id.slot)
+            typingChannels[id.slot, default: []].append((channel, until))
             announceTyping(true, user: session.user, channel: channel, from: id)
         }
         loop.scheduleTick(at: until)
     }
 
     func stopTyping(_ id: ConnectionID, _ channel: String) {
-        let s = Int(id.slot)
-        guard let session = sessions[s], let i = session.typing.firstIndex(where: { $0.channel == channel }) else { return }
-        sessions[s]!.typing.remove(at: i)
-        if sessions[s]!.typing.isEmpty { typingSlots.remove(id.slot) }
+        guard let session = sessions[Int(id.slot)], let i = typingChannels[id.slot]?.firstIndex(where: { $0.channel == channel }) else { return }
+        typingChannels[id.slot]!.remove(at: i)
+        if typingChannels[id.slot]!.isEmpty { typingChannels[id.slot] = nil }
         announceTyping(false, user: session.user, channel: channel, from: id)
     }
 

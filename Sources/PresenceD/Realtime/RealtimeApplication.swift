@@ -12,19 +12,16 @@ final class RealtimeApplication: WebSocketApplication {
         /// (empty when neither is configured: a fresh id is made for a check).
         var requestID: String
         var allowedChannels: Set<String>?
-        /// The token's `role` and `sid` (sent to CHANNEL_AUTH_URL; `sid` names the session a
-        /// revocation may close).
-        var role: String?
+        /// The token's `sid` (sent to CHANNEL_AUTH_URL; it names the session a revocation may close).
         var sessionID: String?
         /// Which secret signed the token (a reload that retires it closes the connection).
         var keyID: UInt64
         var joined = JoinedChannels()
         var limiter: RateLimiter
-        /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit of 64); one
-        /// byte in the limiter's tail padding.
+        /// Joins waiting for CHANNEL_AUTH_URL (they count toward the channel limit of 64) and the
+        /// token's `role` (sent to CHANNEL_AUTH_URL): one byte each, in the limiter's tail padding.
         var joinsAwaitingAccess: UInt8 = 0
-        /// Channels where this connection is typing, with the auto-stop time.
-        var typing: [(channel: String, until: Int64)] = []
+        var role: TokenRole?
     }
 
     static let maxChannelsPerConnection = 64
@@ -48,7 +45,9 @@ final class RealtimeApplication: WebSocketApplication {
         let channel: String
     }
     var ids = MessageIDGenerator()
-    var typingSlots = Set<UInt32>()
+    /// Channels where a connection is typing, with the auto-stop time, by slot: only connections
+    /// that are typing have an entry (an array in every session was 8 bytes each, issue 19).
+    var typingChannels: [UInt32: [(channel: String, until: Int64)]] = [:]
     /// Channels whose message order holds a message ahead of a gap (checked every tick).
     var holdingOrder = Set<String>()
     /// Recovery, nonce and publish figures of this loop.
@@ -132,8 +131,9 @@ final class RealtimeApplication: WebSocketApplication {
         let claims = grant.claims!
         let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
         sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
-                              allowedChannels: claims.channels.map(Set.init), role: claims.role, sessionID: claims.sessionID,
-                              keyID: claims.keyID, limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now))
+                              allowedChannels: claims.channels.map(Set.init), sessionID: claims.sessionID, keyID: claims.keyID,
+                              limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now),
+                              role: claims.role.flatMap(TokenRole.init(claim:)))
         hub.presence.connected(user: claims.userID, now: loop.now) // user presence (server API)
         if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }
     }
@@ -155,8 +155,9 @@ final class RealtimeApplication: WebSocketApplication {
         sessions[s] = nil
         release(user: session.user)
         hub.presence.disconnected(user: session.user, now: loop.now)
-        for (channel, _) in session.typing { announceTyping(false, user: session.user, channel: channel, from: id) }
-        typingSlots.remove(id.slot)
+        for (channel, _) in typingChannels.removeValue(forKey: id.slot) ?? [] {
+            announceTyping(false, user: session.user, channel: channel, from: id)
+        }
         for channel in session.joined {
             if channels.remove(id, from: channel) { hub.channelEmptied(channel) }
             if awaitingSubscription.remove(AwaitingJoin(connection: id, channel: channel)) == nil {
@@ -267,11 +268,11 @@ final class RealtimeApplication: WebSocketApplication {
         if loop.index == 0 { hub.history.tick(nowMillis: UnixTime.nowMillis()) }
         loop.scheduleTick(at: now + RealtimeApplication.presenceTickMillis)
         skipOrderGaps(now: now)
-        for slot in typingSlots {
-            guard let session = sessions[Int(slot)] else { continue }
+        for (slot, entries) in typingChannels {
+            guard sessions[Int(slot)] != nil else { continue }
             let id = ConnectionID(slot: slot, generation: loop.generation(ofSlot: slot))
             var next = Int64.max
-            for entry in session.typing {
+            for entry in entries {
                 if entry.until <= now { stopTyping(id, entry.channel) } else { next = min(next, entry.until) }
             }
             if next != .max { loop.scheduleTick(at: next) }

@@ -322,6 +322,33 @@ final class RealtimeProtocolTests: XCTestCase {
         }
     }
 
+    /// A connection that drops while typing ends it for the others; the next connection in its
+    /// slot starts with nothing typing (typing is kept beside the sessions, by slot).
+    func testDroppingWhileTypingEndsItAndTheSlotStartsClean() throws {
+        try eachBackend { server, backend in
+            let b = try server.client("bob")
+            try b.join("room", expecting: ["bob"])
+            let a = try server.client("alice")
+            try a.join("room", expecting: ["alice", "bob"])
+            try b.expectPresence("alice", true, "room")
+            try send(a, #"{"type":"typing","channel":"room","typing":true}"#)
+            XCTAssertEqual(try b.nextJSON()["typing"] as? Bool, true, "\(backend)")
+            a.disconnect()
+            let stop = try b.nextJSON()
+            XCTAssertEqual(stop["type"] as? String, "typing", "\(backend) \(stop)")
+            XCTAssertEqual(stop["user_id"] as? String, "alice")
+            XCTAssertEqual(stop["typing"] as? Bool, false)
+            // The freed slot is taken by the next connection: past the 5 s auto-stop, nothing
+            // about typing comes for it.
+            let c = try server.client("carol")
+            try send(c, #"{"type":"join","channel":"room"}"#)
+            let seen = b.messages(within: 5_500)
+            XCTAssertTrue(seen.contains { $0["type"] as? String == "presence" && $0["user_id"] as? String == "carol" },
+                          "\(backend) \(seen)")
+            XCTAssertFalse(seen.contains { $0["type"] as? String == "typing" }, "\(backend) \(seen)")
+        }
+    }
+
     // MARK: Robustness
 
     func testMalformedInputNeverDisconnectsOthers() throws {

@@ -54,6 +54,22 @@ extension TestWebSocket {
         shutdown(socket.fd, Int32(SHUT_RDWR))
     }
 
+    /// The JSON messages that arrive within `millis` (read with a short receive timeout).
+    func messages(within millis: Int) -> [[String: Any]] {
+        var previous = timeval()
+        var length = socklen_t(MemoryLayout<timeval>.size)
+        getsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &previous, &length)
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        defer { setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &previous, socklen_t(MemoryLayout<timeval>.size)) }
+        var seen: [[String: Any]] = []
+        let until = Date().addingTimeInterval(Double(millis) / 1000)
+        while Date() < until {
+            if let m = try? nextJSON() { seen.append(m) }
+        }
+        return seen
+    }
+
     /// Nothing arrives within `millis` (the receive timeout is shortened for the check).
     func expectSilence(millis: Int = 300, file: StaticString = #filePath, line: UInt = #line) {
         var previous = timeval()

@@ -1,0 +1,18 @@
+import XCTest
+@testable import PresenceD
+
+/// `TokenRole`: the three words of CONTRACT §4, and nothing else.
+final class TokenRoleTests: XCTestCase {
+    func testClaimsRoundTrip() {
+        for role in TokenRole.allCases { XCTAssertEqual(TokenRole(claim: role.claim), role) }
+        XCTAssertEqual(TokenVerifier.roles, ["admin", "member", "child"])
+    }
+
+    func testOtherWordsAreNoRole() {
+        for text in ["", "Admin", "owner", "member ", "child\u{0}"] { XCTAssertNil(TokenRole(claim: text), text) }
+    }
+
+    func testOneByteInASession() {
+        XCTAssertEqual(MemoryLayout<TokenRole?>.size, 1)
+    }
+}

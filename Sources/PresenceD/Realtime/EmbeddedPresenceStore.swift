@@ -5,15 +5,16 @@ import Synchronization
 /// `LastSeenBook` instead of `offlineSink`.
 ///
 /// Idle connections make up most of the daemon's memory (issue 19), so the tables hold only what
-/// every entry needs — a channel entry is 24 bytes, a user entry 8 — and the rest of a grace
+/// every entry needs — a channel entry is 24 bytes, a user entry 8; a channel's users are a
+/// `SmallUserTable`, pairs in an array for all but large channels — and the rest of a grace
 /// period (its end, when the last connection left) waits in the short `pending` list. An entry
 /// with no connection is in its grace period; the generation its last leave gave it tells the
 /// pending item of that leave from older ones (the user came back and left again since).
 final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
-    /// A user in a channel: 24 bytes (a bucket of the channel's table, key included, is 40
-    /// instead of 64). The optional string first: after the two 4-byte fields it would be padded
-    /// to 32.
-    private struct Entry: PresenceCount {
+    /// A user in a channel: 24 bytes (a pair of the channel's table, or a bucket once it is a
+    /// dictionary, key included, is 40 instead of 64). The optional string first: after the two
+    /// 4-byte fields it would be padded to 32. Internal for `SmallUserTable`.
+    struct Entry: PresenceCount, Equatable {
         /// The `name` claim of the latest of its connections' tokens that had one.
         var name: String?
         var connections: Int32
@@ -51,7 +52,7 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
     }
 
     private struct State {
-        var channels: [String: [String: Entry]] = [:]
+        var channels: [String: SmallUserTable] = [:]
         var users: [String: UserEntry] = [:]
         var pending: [Pending] = []
         var lastSeen = LastSeenBook()
@@ -85,10 +86,11 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
         }
     }
 
-    /// `MemoryLayout<…>.stride` of the table entries (24 and 8 bytes), for the test that keeps
-    /// them from growing back.
+    /// `MemoryLayout<…>.stride` of the table entries (24 and 8 bytes) and of a channel's table in
+    /// the table of channels (8), for the test that keeps them from growing back.
     static let entryStride = MemoryLayout<Entry>.stride
     static let userEntryStride = MemoryLayout<UserEntry>.stride
+    static let channelTableStride = MemoryLayout<SmallUserTable>.stride
 
     private let state = Lock(State())
     private let graceMillis: Int64
@@ -101,7 +103,9 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
     func join(channel: String, user: String, name: String?, now: Int64, _ done: @escaping (PresenceJoin) -> Void) {
         let result = state.withLock { s -> PresenceJoin in
             // Mutated in place: no copy of the channel's table per join.
-            let first = s.channels[channel, default: [:]][user, default: .unseen].join(name: name)
+            let first = s.channels[channel, default: SmallUserTable()].modify(user, default: .unseen) {
+                $0.join(name: name)
+            }
             return PresenceJoin(firstConnection: first,
                                 online: s.channels[channel]!.map { PresenceUser(userID: $0.key, name: $0.value.name) })
         }
@@ -113,7 +117,8 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
         let gone = state.withLock { s -> PresenceDeparture? in
             let generation = s.lastGeneration &+ 1
             // In place: one lookup of the channel, one of the user.
-            guard s.channels[channel]?[user]?.countLeave(generation: generation) == true else { return nil }
+            let last = s.channels[channel]?.modifyIfPresent(user) { $0.countLeave(generation: generation) }
+            guard last == true else { return nil }
             s.lastGeneration = generation
             if graceMillis == 0 {
                 let entry = s.removeUser(user, from: channel)
@@ -128,7 +133,7 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
 
     func members(channel: String, _ done: @escaping ([PresenceMember]?) -> Void) {
         let list = state.withLock { s in
-            (s.channels[channel] ?? [:]).compactMap { user, entry in
+            (s.channels[channel] ?? SmallUserTable()).compactMap { user, entry in
                 entry.connections > 0
                     ? PresenceMember(userID: user, name: entry.name, connections: Int(entry.connections)) : nil
             }.sorted { $0.userID < $1.userID }

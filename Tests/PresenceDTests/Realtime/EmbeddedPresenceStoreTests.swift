@@ -53,6 +53,91 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
     func testEntryStrides() {
         XCTAssertEqual(EmbeddedPresenceStore.entryStride, 24)
         XCTAssertEqual(EmbeddedPresenceStore.userEntryStride, 8)
+        XCTAssertEqual(EmbeddedPresenceStore.channelTableStride, 8)
+    }
+
+    /// A channel of 40 users — past the 32 that a channel's table keeps as pairs, and back below
+    /// 16 — behaves as a small one: first connections, counts, snapshots with every name, grace
+    /// periods, returns, departures once each.
+    func testChannelOfFortyUsers() {
+        let (store, departures) = store()
+        let users = (0..<40).map { "user-\($0)" }
+        func name(_ i: Int) -> String { "Name \(i)" }
+        for (i, user) in users.enumerated() {
+            let joined = join(store, "big", user, name: name(i), now: 0)
+            XCTAssertTrue(joined.firstConnection, user)
+            XCTAssertEqual(online(joined), users.prefix(i + 1).enumerated()
+                .map { PresenceUser(userID: $0.element, name: name($0.offset)) }
+                .sorted { $0.userID < $1.userID })
+        }
+        // Second connections for the even ones.
+        for (i, user) in users.enumerated() where i % 2 == 0 {
+            XCTAssertFalse(join(store, "big", user, now: 10).firstConnection, user)
+        }
+        XCTAssertEqual(members(store, "big"), users.enumerated()
+            .map { PresenceMember(userID: $0.element, name: name($0.offset), connections: 2 - $0.offset % 2) }
+            .sorted { $0.userID < $1.userID })
+
+        // Each leaves once: the odd ones are then in their grace period, user-1 comes back.
+        for user in users { store.leave(channel: "big", user: user, now: 100) }
+        XCTAssertFalse(join(store, "big", "user-1", now: 200).firstConnection)
+        XCTAssertEqual(members(store, "big").map(\.userID),
+                       users.enumerated().filter { $0.offset % 2 == 0 || $0.offset == 1 }.map(\.element).sorted())
+        store.tick(now: 100 + Self.grace - 1)
+        XCTAssertEqual(departures.take(), [])
+        store.tick(now: 100 + Self.grace)
+        let odd = users.enumerated().filter { $0.offset % 2 == 1 && $0.offset != 1 }
+        XCTAssertEqual(departures.take().map { "\($0.channel) \($0.userID) \($0.name ?? "-")" }.sorted(),
+                       odd.map { "big \($0.element) \(name($0.offset))" }.sorted())
+        XCTAssertEqual(online(join(store, "big", "user-0", now: 1_200)).count, 21)
+
+        // The rest leave (below 16 users on the way): all depart, and the channel is gone.
+        for (i, user) in users.enumerated() where i % 2 == 0 || i == 1 {
+            store.leave(channel: "big", user: user, now: 1_300)
+            if i == 0 { store.leave(channel: "big", user: user, now: 1_300) } // its third connection
+        }
+        XCTAssertEqual(members(store, "big"), [])
+        store.tick(now: 1_300 + Self.grace)
+        XCTAssertEqual(departures.take().map(\.userID).sorted(),
+                       users.enumerated().filter { $0.offset % 2 == 0 || $0.offset == 1 }.map(\.element).sorted())
+        store.tick(now: 10 * Self.grace)
+        XCTAssertEqual(departures.take(), [])
+        XCTAssertEqual(online(join(store, "big", "user-39", now: 20_000)),
+                       [PresenceUser(userID: "user-39", name: nil)])
+    }
+
+    /// Without a grace period, 40 users joining one at a time and every tenth join letting the
+    /// earliest go (past 32 users and back below 16, three times): each leave departs at once with
+    /// its name, and each snapshot holds exactly those in the channel.
+    func testFortyUsersInAndOutWithoutGrace() {
+        let (store, departures) = store(grace: 0)
+        var inside: [String: String] = [:] // user → name
+        var order: [String] = []
+        func leave(_ user: String) {
+            store.leave(channel: "big", user: user, now: 0)
+            XCTAssertEqual(departures.take().map { "\($0.channel) \($0.userID) \($0.name ?? "-")" },
+                           ["big \(user) \(inside[user]!)"])
+            inside[user] = nil
+        }
+        for round in 0..<3 {
+            for i in 0..<40 {
+                let user = "u\(i)"
+                let joined = join(store, "big", user, name: "\(user) r\(round)", now: 0)
+                XCTAssertTrue(joined.firstConnection, user)
+                inside[user] = "\(user) r\(round)"
+                order.append(user)
+                XCTAssertEqual(joined.online.count, inside.count)
+                let online = joined.online.map { ($0.userID, $0.name ?? "-") }
+                XCTAssertEqual(Dictionary(online, uniquingKeysWith: { first, _ in first }), inside)
+                if i % 10 == 9 { leave(order.removeFirst()) }
+            }
+            XCTAssertEqual(members(store, "big").map(\.userID), inside.keys.sorted())
+            while !order.isEmpty {
+                leave(order.removeFirst())
+                XCTAssertEqual(members(store, "big").map(\.userID), inside.keys.sorted())
+            }
+        }
+        XCTAssertEqual(departures.take(), [])
     }
 
     func testFirstConnectionSecondConnectionAndReturnWithinGrace() {

@@ -12,7 +12,7 @@ final class LoopTableLayoutTests: XCTestCase {
 
     func testConnectionStateIs56Bytes() {
         XCTAssertLessThanOrEqual(MemoryLayout<FrameDecoder>.size, 49)
-        XCTAssertLessThanOrEqual(MemoryLayout<ConnectionState>.stride, 56)
+        XCTAssertLessThanOrEqual(MemoryLayout<ConnectionState>.stride, 48)
     }
 
     /// The packed flags read back what was written, each on its own.

@@ -9,8 +9,10 @@ struct TimerWheel {
     private var buckets: [Int32]
     private var next: [Int32] = []
     private var prev: [Int32] = []
-    private var bucketOf: [Int32] = []
-    private var deadlines: [Int64] = []
+    /// The tick whose bucket holds each slot (its bucket is the tick modulo the wheel's size), or
+    /// `unscheduled`: 12 bytes per slot with the links (a bucket index beside the deadline was 16).
+    private var ticks: [Int64] = []
+    private static let unscheduled: Int64 = -1
     /// The bucket time (ms) up to which expiry has run.
     private var cursor: Int64
     private(set) var count = 0
@@ -26,35 +28,37 @@ struct TimerWheel {
         guard next.count < capacity else { return }
         let last = capacity - 1
         next.extendForSlot(last, with: TimerWheel.none); prev.extendForSlot(last, with: TimerWheel.none)
-        bucketOf.extendForSlot(last, with: TimerWheel.none); deadlines.extendForSlot(last, with: 0)
+        ticks.extendForSlot(last, with: TimerWheel.unscheduled)
     }
 
-    func deadline(of slot: Int32) -> Int64? {
-        Int(slot) < bucketOf.count && bucketOf[Int(slot)] != TimerWheel.none ? deadlines[Int(slot)] : nil
+    /// Whether `slot` has a deadline set.
+    func isScheduled(_ slot: Int32) -> Bool {
+        Int(slot) < ticks.count && ticks[Int(slot)] != TimerWheel.unscheduled
     }
+
+    private func bucket(ofTick tick: Int64) -> Int { Int(tick % Int64(buckets.count)) }
 
     /// Sets (or moves) the deadline of `slot`.
     mutating func schedule(_ slot: Int32, at deadline: Int64) {
         cancel(slot)
         // The first tick boundary at or after the deadline: when the cursor reaches it, it is due.
         let tick = max((deadline + resolution - 1) / resolution, cursor + 1)
-        let b = Int32(Int(tick % Int64(buckets.count)))
+        let b = bucket(ofTick: tick)
         let s = Int(slot)
-        deadlines[s] = deadline
-        bucketOf[s] = b
+        ticks[s] = tick
         prev[s] = TimerWheel.none
-        next[s] = buckets[Int(b)]
+        next[s] = buckets[b]
         if next[s] != TimerWheel.none { prev[Int(next[s])] = slot }
-        buckets[Int(b)] = slot
+        buckets[b] = slot
         count += 1
     }
 
     mutating func cancel(_ slot: Int32) {
         let s = Int(slot)
-        guard s < bucketOf.count, bucketOf[s] != TimerWheel.none else { return }
-        if prev[s] != TimerWheel.none { next[Int(prev[s])] = next[s] } else { buckets[Int(bucketOf[s])] = next[s] }
+        guard isScheduled(slot) else { return }
+        if prev[s] != TimerWheel.none { next[Int(prev[s])] = next[s] } else { buckets[bucket(ofTick: ticks[s])] = next[s] }
         if next[s] != TimerWheel.none { prev[Int(next[s])] = prev[s] }
-        bucketOf[s] = TimerWheel.none
+        ticks[s] = TimerWheel.unscheduled
         next[s] = TimerWheel.none
         prev[s] = TimerWheel.none
         count -= 1
@@ -84,11 +88,11 @@ struct TimerWheel {
         if target - cursor > Int64(buckets.count) { tick = target - Int64(buckets.count) + 1 }
         cursor = target
         while tick <= target {
-            let b = Int(tick % Int64(buckets.count))
-            var slot = buckets[b]
+            var slot = buckets[bucket(ofTick: tick)]
             while slot != TimerWheel.none {
                 let following = next[Int(slot)]
-                if deadlines[Int(slot)] <= now {
+                // Due when its tick has come (a later turn of the wheel shares the bucket).
+                if ticks[Int(slot)] <= target {
                     cancel(slot)
                     due.append(slot)
                 }

@@ -63,4 +63,42 @@ final class TimerWheelTests: XCTestCase {
         XCTAssertEqual(wheel.millisecondsUntilNext(now: 0, cap: 1000), 100)
         XCTAssertEqual(wheel.millisecondsUntilNext(now: 0, cap: 50), 50)
     }
+
+    /// Many slots over several laps, some moved or cancelled (bucket heads included): each fires
+    /// once, at the first look at or after its deadline's tick boundary.
+    func testManySlotsAgainstAModel() {
+        let resolution: Int64 = 10
+        var wheel = TimerWheel(slots: 16, resolution: resolution, now: 0)
+        wheel.reserve(300)
+        var due: [Int32: Int64] = [:] // slot → the tick boundary it fires at
+        for slot in 0..<300 {
+            let deadline = Int64((slot &* 7_919) % 480) + 1
+            wheel.schedule(Int32(slot), at: deadline)
+            due[Int32(slot)] = (deadline + resolution - 1) / resolution * resolution
+        }
+        for slot in stride(from: 0, to: 300, by: 3) {
+            if slot % 2 == 0 {
+                wheel.cancel(Int32(slot)); due[Int32(slot)] = nil
+                XCTAssertFalse(wheel.isScheduled(Int32(slot)))
+            } else {
+                wheel.schedule(Int32(slot), at: 200); due[Int32(slot)] = 200
+            }
+        }
+        XCTAssertEqual(wheel.count, due.count)
+        var now: Int64 = 0
+        while now <= 600 {
+            now += 7
+            let fired = expire(&wheel, now)
+            XCTAssertEqual(Set(fired).count, fired.count)
+            for slot in fired {
+                XCTAssertNotNil(due[slot], "slot \(slot) fired twice or after a cancel")
+                XCTAssertLessThanOrEqual(due[slot] ?? 0, now, "slot \(slot) early")
+                XCTAssertGreaterThan(due[slot] ?? .max, now - 7, "slot \(slot) late")
+                XCTAssertFalse(wheel.isScheduled(slot))
+                due[slot] = nil
+            }
+        }
+        XCTAssertEqual(due.count, 0)
+        XCTAssertEqual(wheel.count, 0)
+    }
 }

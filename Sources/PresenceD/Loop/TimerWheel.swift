@@ -10,7 +10,7 @@ struct TimerWheel {
     private var next: [Int32] = []
     private var prev: [Int32] = []
     /// The tick whose bucket holds each slot (its bucket is the tick modulo the wheel's size), or
-    /// `unscheduled`: 12 bytes per slot with the links (a bucket index beside the deadline was 16).
+    /// `unscheduled`: 16 bytes per slot with the links (a bucket index beside the deadline made 20).
     private var ticks: [Int64] = []
     private static let unscheduled: Int64 = -1
     /// The bucket time (ms) up to which expiry has run.

@@ -17,7 +17,7 @@ extension RealtimeApplication {
             return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection", channel: channel)
         }
         let subject = AccessSubject(user: session.user, role: session.role?.claim, sessionID: session.sessionID,
-                                    channels: session.allowedChannels)
+                                    channels: channelClaims[id.slot])
         if let decision = hub.access.immediate(subject, channel: channel, on: loop) {
             return admit(id, channel, since: since, decision)
         }

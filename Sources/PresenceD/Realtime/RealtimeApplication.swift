@@ -11,7 +11,6 @@ final class RealtimeApplication: WebSocketApplication {
         /// The upgrade's request id, carried by forwards to chat-service and channel access checks
         /// (empty when neither is configured: a fresh id is made for a check).
         var requestID: String
-        var allowedChannels: Set<String>?
         /// The token's `sid` (sent to CHANNEL_AUTH_URL; it names the session a revocation may close).
         var sessionID: String?
         /// Which secret signed the token (a reload that retires it closes the connection).
@@ -48,6 +47,10 @@ final class RealtimeApplication: WebSocketApplication {
     /// Channels where a connection is typing, with the auto-stop time, by slot: only connections
     /// that are typing have an entry (an array in every session was 8 bytes each, issue 19).
     var typingChannels: [UInt32: [(channel: String, until: Int64)]] = [:]
+    /// The token's `channels` claim (the only channels it may join), by slot, for the connections
+    /// whose token has one: tokens from `/api/ws-token` never do, and an optional set in every
+    /// session was 8 bytes each (issue 19). Set (or cleared) at every open, dropped at the close.
+    var channelClaims: [UInt32: Set<String>] = [:]
     /// Channels whose message order holds a message ahead of a gap (checked every tick).
     var holdingOrder = Set<String>()
     /// Recovery, nonce and publish figures of this loop.
@@ -131,9 +134,10 @@ final class RealtimeApplication: WebSocketApplication {
         let claims = grant.claims!
         let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
         sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
-                              allowedChannels: claims.channels.map(Set.init), sessionID: claims.sessionID, keyID: claims.keyID,
+                              sessionID: claims.sessionID, keyID: claims.keyID,
                               limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now),
                               role: claims.role.flatMap(TokenRole.init(claim:)))
+        channelClaims[id.slot] = claims.channels.map(Set.init)
         hub.presence.connected(user: claims.userID, now: loop.now) // user presence (server API)
         if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }
     }
@@ -153,6 +157,7 @@ final class RealtimeApplication: WebSocketApplication {
         let s = Int(id.slot)
         guard s < sessions.count, let session = sessions[s] else { return }
         sessions[s] = nil
+        channelClaims[id.slot] = nil
         release(user: session.user)
         hub.presence.disconnected(user: session.user, now: loop.now)
         for (channel, _) in typingChannels.removeValue(forKey: id.slot) ?? [] {

@@ -204,6 +204,27 @@ final class ChannelAccessTests: XCTestCase {
         }
     }
 
+    /// A channels claim belongs to its connection: the next connection in the freed slot without
+    /// one is decided by the service, and a later one with the claim is held to it.
+    func testAChannelsClaimEndsWithItsConnection() throws {
+        let service = try ChannelAccessStandIn(families: ["alice": ["family:1"]])
+        for backend in availableBackends {
+            let server = try server(backend, service, threads: 1) // one loop: the freed slot is the next one's
+            defer { server.stop() }
+            let claimed = try client(server, "alice", channels: ["family:9"])
+            try claimed.join("family:9", expecting: ["alice"])
+            claimed.disconnect()
+            Thread.sleep(forTimeInterval: 0.3) // the close is handled: its slot is free again
+            let plain = try client(server, "alice")
+            try plain.join("family:1", expecting: ["alice"])
+            plain.disconnect()
+            Thread.sleep(forTimeInterval: 0.3)
+            let again = try client(server, "alice", channels: ["family:9"])
+            try join(again, "family:1")
+            try again.expectError("forbidden_channel", channel: "family:1")
+        }
+    }
+
     /// The cache's rules with explicit times: admissions for the configured time, refusals at
     /// most 5 s, unavailable never; a question in flight collects the waiters.
     func testCacheRules() {

@@ -50,6 +50,6 @@ final class RateLimiterTests: XCTestCase {
     func testLimiterAndSessionSizes() {
         // Both are per connection (issue 19).
         XCTAssertEqual(MemoryLayout<RateLimiter>.size, 22)
-        XCTAssertLessThanOrEqual(MemoryLayout<RealtimeApplication.Session?>.stride, 120)
+        XCTAssertLessThanOrEqual(MemoryLayout<RealtimeApplication.Session?>.stride, 112)
     }
 }

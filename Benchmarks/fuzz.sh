@@ -49,7 +49,7 @@ sources_for() {
     case $1 in
         http_request|frame_decoder) echo "" ;;
         client_message) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Realtime/ClientMessage.swift Sources/PresenceD/Realtime/ProtocolError.swift Sources/PresenceD/History/StreamPosition.swift" ;;
-        jwt) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Auth/JWT.swift Sources/PresenceD/Auth/Base64URL.swift Sources/PresenceD/Auth/TokenVerifier.swift Sources/PresenceD/Auth/TokenMinter.swift Sources/PresenceD/Auth/HMACSHA256Key.swift" ;;
+        jwt) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Auth/JWT.swift Sources/PresenceD/Auth/Base64URL.swift Sources/PresenceD/Auth/TokenVerifier.swift Sources/PresenceD/Auth/TokenRole.swift Sources/PresenceD/Auth/TokenMinter.swift Sources/PresenceD/Auth/HMACSHA256Key.swift" ;;
         resp) echo "" ;;
         http_response) echo "Sources/PresenceD/Outbound/HTTPBodyDecoder.swift Sources/PresenceD/Outbound/OutboundError.swift" ;;
         *) echo "fuzz: unknown target $1" >&2; exit 2 ;;

@@ -1,6 +1,5 @@
 @testable import PresenceD
 import Foundation
-import CSystem
 import XCTest
 
 final class HeapUsageTests: XCTestCase {
@@ -29,22 +28,6 @@ final class HeapUsageTests: XCTestCase {
         let residentAfter = try Self.residentBytes()
         XCTAssertGreaterThan(residentBefore - residentAfter, 30_000_000, "trim gave back \(residentBefore - residentAfter) bytes")
         free(blocks.last!)
-    }
-
-    /// With the threshold fixed, a block of 200 KiB is mapped even after a larger mapped block was
-    /// freed (glibc's dynamic threshold would have moved it into an arena).
-    func testLargeBlocksStayMapped() throws {
-        if DaemonProcess.sanitizerOptions.contains(where: { ProcessInfo.processInfo.environment[$0] != nil }) {
-            throw XCTSkip("sanitizer allocators replace glibc's malloc")
-        }
-        HeapUsage.mapLargeBlocks()
-        let large = malloc(1 << 20)!
-        memset(large, 1, 1 << 20)
-        free(large)
-        let mappedBefore = mallinfo2().hblkhd
-        let block = malloc(200 << 10)!
-        defer { free(block) }
-        XCTAssertGreaterThanOrEqual(mallinfo2().hblkhd - mappedBefore, 200 << 10)
     }
 
     func testTrimWaitsForAQuietHeapWithEnoughFree() {

@@ -281,7 +281,7 @@ final class ClientMessageTests: XCTestCase {
             #"{"type":"ping","x":[1,{"a":[true,null,-1.5e3]}]}"#,
         ].map { Array($0.utf8) }
         let interesting = Array(#"{}[]",:\ tfn0123456789-+.eEu"#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xBF, 0xC3, 0xED, 0xF0, 0xFF]
-        var rng = FuzzRNG(seed: 0x5EED_1234)
+        var rng = SplitMix(seed: 0x5EED_1234)
         var counts: [String: Int] = [:]
         for iteration in 0..<10_000 {
             var bytes = seeds[Int(rng.next() % UInt64(seeds.count))]
@@ -321,7 +321,7 @@ final class ClientMessageTests: XCTestCase {
     }
 
     func testRandomBytesNeverCrash() {
-        var rng = FuzzRNG(seed: 42)
+        var rng = SplitMix(seed: 42)
         for _ in 0..<2_000 {
             let count = Int(rng.next() % 64)
             var bytes = [UInt8](repeating: 0, count: count)
@@ -349,23 +349,6 @@ final class ClientMessageTests: XCTestCase {
             return .typing(channel: channel, typing: typing)
         default: return nil
         }
-    }
-}
-
-/// Small deterministic PRNG (SplitMix64) for reproducible fuzzing.
-private struct FuzzRNG: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -261,10 +261,7 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         let bobBefore = UnixTime.nowMillis()
         store.disconnected(user: "bob", now: 10)
         let bobAfter = UnixTime.nowMillis()
-        let bob = users(store, ["bob"])
-        XCTAssertEqual(bob.first?.online, false)
-        XCTAssertGreaterThanOrEqual(bob.first?.lastSeen ?? 0, bobBefore)
-        XCTAssertLessThanOrEqual(bob.first?.lastSeen ?? .max, bobAfter)
+        assertOffline(users(store, ["bob"]), lastSeenFrom: bobBefore, to: bobAfter)
         XCTAssertEqual(departures.take(), [])
     }
 
@@ -289,10 +286,7 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         store.tick(now: 100 + Self.grace - 1)
         XCTAssertEqual(users(store, ["alice"]), [UserPresence(userID: "alice", online: true, lastSeen: nil)])
         store.tick(now: 100 + Self.grace)
-        let alice = users(store, ["alice"])
-        XCTAssertEqual(alice.first?.online, false)
-        XCTAssertGreaterThanOrEqual(alice.first?.lastSeen ?? 0, before)
-        XCTAssertLessThanOrEqual(alice.first?.lastSeen ?? .max, after)
+        assertOffline(users(store, ["alice"]), lastSeenFrom: before, to: after)
         // Never a channel departure, never a channel.
         XCTAssertEqual(departures.take(), [])
         XCTAssertEqual(members(store, UserPresence.channelPrefix), [])
@@ -314,10 +308,7 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         XCTAssertEqual(users(store, ["alice"]), [UserPresence(userID: "alice", online: true, lastSeen: nil)],
                        "the first disconnection's deadline must not take the user offline")
         store.tick(now: 900 + Self.grace)
-        let alice = users(store, ["alice"])
-        XCTAssertEqual(alice.first?.online, false)
-        XCTAssertGreaterThanOrEqual(alice.first?.lastSeen ?? 0, before)
-        XCTAssertLessThanOrEqual(alice.first?.lastSeen ?? .max, after)
+        assertOffline(users(store, ["alice"]), lastSeenFrom: before, to: after)
         XCTAssertEqual(departures.take(), [])
     }
 
@@ -340,5 +331,13 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         XCTAssertEqual(users(store, ["alice"]).first?.online, false)
         store.tick(now: 300 + Self.grace)
         XCTAssertEqual(departures.take().map(\.channel), ["hall"])
+    }
+
+    /// The one user asked about is offline, last seen between `from` and `to` (wall clock).
+    private func assertOffline(_ presence: [UserPresence], lastSeenFrom from: Int64, to: Int64,
+                               file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(presence.first?.online, false, file: file, line: line)
+        XCTAssertGreaterThanOrEqual(presence.first?.lastSeen ?? 0, from, file: file, line: line)
+        XCTAssertLessThanOrEqual(presence.first?.lastSeen ?? .max, to, file: file, line: line)
     }
 }

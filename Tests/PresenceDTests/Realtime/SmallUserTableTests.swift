@@ -47,7 +47,7 @@ final class SmallUserTableTests: XCTestCase {
     /// in phases that grow the table well past the limit and shrink it to nothing, each operation's
     /// result and the contents compared with a Dictionary's, and the form with the hysteresis.
     func testAgainstADictionary() {
-        var rng = TableRNG(seed: 19)
+        var rng = SplitMix(seed: 19)
         let users = (0..<60).map { "user-\($0)" } + ["a-rather-long-user-identifier-\(UInt64.max)"]
         var table = Table()
         var model: [String: Entry] = [:]
@@ -210,22 +210,5 @@ final class SmallUserTableTests: XCTestCase {
         XCTAssertEqual(channels["big"]?.modifyIfPresent("u8", add100), 108)
         XCTAssertEqual(channels["big"]?.removeValue(forKey: "u9"), entry(9))
         XCTAssertEqual(storageAddress(channels["big"]!), dictionary)
-    }
-}
-
-/// SplitMix64, so a failure reproduces.
-private struct TableRNG: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

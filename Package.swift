@@ -22,16 +22,32 @@ let package = Package(
         .target(name: "WSCore", dependencies: ["CSystem"], path: "Sources/WSCore", swiftSettings: hotPath),
         // Redis client that runs on the daemon's event loop.
         .target(name: "RedisShim", dependencies: ["CSystem"], path: "Sources/RedisShim"),
-        // The daemon.
-        .executableTarget(name: "PresenceD", dependencies: ["CSystem", "WSCore", "RedisShim"], path: "Sources/PresenceD",
-                          swiftSettings: hotPath),
+        // JSON text: a strict reader and a writer. No I/O.
+        .target(name: "PresenceJSON", path: "Sources/PresenceJSON", swiftSettings: hotPath),
+        // The event loops (io_uring, epoll), sockets, timers, rings, mailboxes, worker threads,
+        // logging and time. Sockets, never protocols.
+        .target(name: "PresenceLoop", dependencies: ["CSystem", "WSCore", "PresenceJSON"], path: "Sources/PresenceLoop",
+                swiftSettings: hotPath),
+        // Outbound connections on a loop: streams, TLS, the HTTP/1.1 client, the resolver.
+        .target(name: "PresenceOutbound", dependencies: ["CSystem", "WSCore", "PresenceLoop"], path: "Sources/PresenceOutbound"),
+        // Chat messages to chat-service: durable queues (files, Redis stream) and the Forwarder.
+        .target(name: "PresenceForwarding", dependencies: ["CSystem", "WSCore", "PresenceJSON", "PresenceLoop", "PresenceOutbound", "RedisShim"],
+                path: "Sources/PresenceForwarding"),
+        // The WebSocket server, the realtime protocol, presence, access, tokens, history, Redis
+        // mode, console, server API, configuration and metrics.
+        .target(name: "PresenceRealtime", dependencies: ["CSystem", "WSCore", "RedisShim", "PresenceJSON", "PresenceLoop", "PresenceOutbound"],
+                path: "Sources/PresenceRealtime", swiftSettings: hotPath),
+        // The daemon: main, the commands, and the composition that plugs forwarding into the hub.
+        .executableTarget(name: "PresenceD", dependencies: ["CSystem", "WSCore", "RedisShim", "PresenceJSON", "PresenceLoop",
+                                                            "PresenceOutbound", "PresenceForwarding", "PresenceRealtime"],
+                          path: "Sources/PresenceD", swiftSettings: hotPath),
         // The bundled load generator: its own epoll client loop over WSCore's client side.
         .executableTarget(name: "PresenceBench", dependencies: ["CSystem", "WSCore"], path: "Benchmarks/PresenceBench"),
         .testTarget(name: "WSCoreTests", dependencies: ["WSCore"], path: "Tests/WSCoreTests"),
         // A throwaway redis-server for tests (RedisShimTests, PresenceDTests).
         .target(name: "RedisTestSupport", path: "Tests/RedisTestSupport"),
         .testTarget(name: "RedisShimTests", dependencies: ["RedisShim", "RedisTestSupport"], path: "Tests/RedisShimTests"),
-        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "WSCore", "CSystem", "RedisShim", "RedisTestSupport"], path: "Tests/PresenceDTests"),
+        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "PresenceJSON", "PresenceLoop", "PresenceOutbound", "PresenceForwarding", "PresenceRealtime", "WSCore", "CSystem", "RedisShim", "RedisTestSupport"], path: "Tests/PresenceDTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,10 +1,11 @@
 import CSystem
 import Glibc
+import PresenceLoop
+import PresenceOutbound
+import PresenceRealtime
 
 /// presenced's entry point: configuration, backend choice, loop threads, signals.
 enum PresenceDMain {
-    static let version = "0.1.0"
-
     static func run() -> Int32 {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let environment = Environment.current()
@@ -28,7 +29,7 @@ enum PresenceDMain {
             return 78
         }
         if config.showHelp { print(Config.help); return 0 }
-        if config.showVersion { print("presenced \(version)"); return 0 }
+        if config.showVersion { print("presenced \(BuildInfo.version)"); return 0 }
         Log.minimum = config.logLevel
 
         signal(SIGPIPE, SIG_IGN)
@@ -73,7 +74,7 @@ enum PresenceDMain {
         }
         let mode: ServerAssembly.Mode
         do {
-            mode = config.echo ? .echo : .realtime(try ServerAssembly.makeHub(config: config, secret: secret))
+            mode = config.echo ? .echo : .realtime(try DaemonAssembly.makeHub(config: config, secret: secret))
         } catch {
             FileOutput.stderr("presenced: cannot use STATE_DIRECTORY \(config.stateDirectory): \(error)")
             return 1
@@ -141,7 +142,7 @@ enum PresenceDMain {
         }
         Log.info("listening", ["address": inherited == nil ? config.bind : "passed socket (systemd)", "port": "\(group.port)",
                                "io": backend.rawValue, "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",
-                               "fd_limit": "\(fileLimit)", "version": version])
+                               "fd_limit": "\(fileLimit)", "version": BuildInfo.version])
 
         var hub: RealtimeHub?
         if case .realtime(let realtime) = mode { hub = realtime }

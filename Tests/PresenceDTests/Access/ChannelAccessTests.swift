@@ -1,8 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// CHANNEL_AUTH_URL (CONTRACT §9) over real sockets on every backend, against a real HTTP
 /// stand-in for family-hub's access endpoint: what it is asked, what each answer means, that a

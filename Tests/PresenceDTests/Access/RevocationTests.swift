@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// Revocation (CONTRACT §9, §11) over real sockets on every backend: `POST /api/v1/disconnect`
 /// by user and by session (here and, through Redis, on another instance) closes with 4403;

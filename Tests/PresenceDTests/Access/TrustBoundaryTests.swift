@@ -1,8 +1,10 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// The holes issue 16's review found, one test each (CONTRACT §9), over real sockets on every
 /// backend where a socket is involved. Each of these failed against the code before its fix.

@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// Two families on one deployment (CONTRACT §9): a member of family A can never join, read, post
 /// to or list family B — not through the WebSocket, not through the presence endpoint, not through

@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 /// Unpadded, strict base64url.
 final class Base64URLTests: XCTestCase {

@@ -1,7 +1,8 @@
 import Dispatch
+@testable import PresenceD
+@testable import PresenceRealtime
 import Synchronization
 import XCTest
-@testable import PresenceD
 
 /// HS256 signing, the structural split and the constant-time signature check.
 final class JWTTests: XCTestCase {

@@ -1,7 +1,9 @@
 import Foundation
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 import Synchronization
 import XCTest
-@testable import PresenceD
 
 /// `MemoryReplayGuard`: single use, expiry, concurrency, and bounded memory.
 final class ReplayGuardTests: XCTestCase {

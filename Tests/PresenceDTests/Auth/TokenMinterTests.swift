@@ -1,6 +1,8 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// Minted tokens verify here and in PyJWT; ttl clamping; random jti.
 final class TokenMinterTests: XCTestCase {

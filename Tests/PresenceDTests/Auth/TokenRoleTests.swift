@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 /// `TokenRole`: the three words of CONTRACT §4, and nothing else.
 final class TokenRoleTests: XCTestCase {

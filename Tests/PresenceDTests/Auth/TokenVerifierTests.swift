@@ -1,6 +1,8 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// CONTRACT §4, rule by rule: each rejection from a crafted token, the leeway boundaries, key
 /// rotation, the verification order, and interoperability with PyJWT.

@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+import XCTest
 
 /// The console in a real browser: the presenced binary in embedded mode, headless Chromium with
 /// two tabs as two users in one channel. Each sees the other come online, type and write; when

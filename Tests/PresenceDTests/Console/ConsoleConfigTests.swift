@@ -1,5 +1,7 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// CONSOLE_DEV_TOKENS and CONSOLE_ADMIN_TOKEN: parsing, defaults, check-config's view (the token
 /// never shown), log redaction, and same-origin matching of `OriginPolicy`.

@@ -1,8 +1,11 @@
 import Foundation
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceJSON
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// The console's HTTP side on an in-process server: the page's files and their security
 /// headers, the dev-token route (on in dev mode, absent with a real secret, when off or in Redis mode), the

@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 /// The instance view's pieces: the history ring's rates, the busiest-channels ranking, and the
 /// admin token's comparison.

@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+import WSCore
 
 /// Headless Chromium driven over the DevTools protocol (no chromedriver): started with a private
 /// profile directory and `--remote-debugging-port=0`, its port read from `DevToolsActivePort`.

@@ -1,6 +1,9 @@
 import Glibc
-import XCTest
 @testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// A fresh directory under /tmp, removed with everything in it by `remove()`.
 final class ForwardQueueTempDirectory {

@@ -1,8 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import XCTest
 
 /// FORWARD_MAX_ATTEMPTS (CONTRACT §10), with the file queue (embedded mode) and the Redis stream
 /// (Redis mode), on every backend: a message chat-service answers 5xx that many times becomes a

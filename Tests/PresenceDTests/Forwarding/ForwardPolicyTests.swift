@@ -1,6 +1,9 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import XCTest
 
 final class ForwardPolicyTests: XCTestCase {
     func testStatusesMapToDeliveredRetryOrDeadLetter() {
@@ -76,7 +79,7 @@ final class ForwardPolicyTests: XCTestCase {
         XCTAssertEqual(config.forwardMaxAttempts, 7)
         XCTAssertEqual(try Config.parse(environment: ["FORWARD_MAX_ATTEMPTS": "1000000"], arguments: []).forwardMaxAttempts, 1_000_000)
         config.threads = 1
-        let runtime = try XCTUnwrap(try ForwardingRuntime.make(config: config))
+        let runtime = try XCTUnwrap(try DaemonAssembly.makeForwarding(config: config))
         defer { _ = try? FileManager.default.removeItem(atPath: config.stateDirectory) }
         XCTAssertEqual(runtime.policy.maxAttempts, 7)
         XCTAssertEqual(runtime.policy.backoff, ForwardRetryPolicy.standardBackoff)

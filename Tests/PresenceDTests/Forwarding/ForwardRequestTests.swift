@@ -1,6 +1,8 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceOutbound
+import XCTest
 
 final class ForwardRequestTests: XCTestCase {
     private let entry = ForwardEntry(id: "0192f3a0-0000-7000-8000-000000000001", channel: "family", sender: "alice",

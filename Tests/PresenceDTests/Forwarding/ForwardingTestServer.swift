@@ -1,6 +1,9 @@
 import Glibc
-import RedisShim
 @testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisShim
 
 /// An in-process presenced like `TestServer` (embedded or, with `redisURL` set, Redis mode) whose
 /// forwards are retried after 20…200 ms, and which stops the way SIGTERM does (queues flushed,
@@ -25,7 +28,7 @@ final class ForwardingTestServer {
         config.messageRate = 0
         configure(&config)
         self.config = config
-        hub = try ServerAssembly.makeHub(config: config, secret: TestServer.secret, forwardBackoff: backoff)
+        hub = try DaemonAssembly.makeHub(config: config, secret: TestServer.secret, forwardBackoff: backoff)
         group = try LoopGroup(threads: threads, backend: backend, address: "127.0.0.1", port: 0)
         let frozen = config, mode = ServerAssembly.Mode.realtime(hub)
         try group.start(connectionsPerIP: .make(limit: 0)) { loop in
@@ -49,6 +52,6 @@ final class ForwardingTestServer {
         hub.stopForwarding(timeoutMillis: 3_000)
         group.stop()
         group.join()
-        hub.forwarding?.unlockDirectory() // the hub outlives this object (the loops' closures keep it)
+        (hub.forwarding as? ForwardingRuntime)?.unlockDirectory() // the hub outlives this object (the loops' closures keep it)
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+import XCTest
 
 /// What the forwarding tests share: a chat-service stand-in, the message ids it received, chat
 /// messages sent and received, dead letters, a wait, and a `/metrics` scrape.

@@ -1,8 +1,12 @@
 import Foundation
 import Glibc
+@testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
 import Synchronization
 import XCTest
-@testable import PresenceD
 
 /// Chat messages reach a real stand-in chat-service (CONTRACT §7): stored before fan-out,
 /// delivered at least once across outages and a SIGKILL, refused ones kept as dead letters.

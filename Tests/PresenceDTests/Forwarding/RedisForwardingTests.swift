@@ -1,9 +1,12 @@
 import Foundation
 import Glibc
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
 import Synchronization
 import XCTest
-import RedisTestSupport
-@testable import PresenceD
 
 /// Redis mode's forwarding (CONTRACT §7): every instance appends to one Redis stream, one reads
 /// it for all, a crashed instance's entries are taken over, dead letters live in Redis.

@@ -1,8 +1,12 @@
 import Foundation
 import Glibc
-import XCTest
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import XCTest
 
 /// Chat through a Redis outage (CONTRACT §10), Redis mode with forwarding on: messages are kept in
 /// the instance's local queue while Redis is away and moved to the shared stream when it returns —
@@ -210,12 +214,12 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
         var config = try Config.parse(environment: ["REDIS_URL": redis.url(), "CHAT_SERVICE_URL": "http://127.0.0.1:9"], arguments: [])
         config.threads = 1
         config.stateDirectory = "/proc/presenced-cannot-be-made"
-        XCTAssertThrowsError(try ForwardingRuntime.make(config: config)) { error in
+        XCTAssertThrowsError(try DaemonAssembly.makeForwarding(config: config)) { error in
             XCTAssertTrue("\(error)".contains("/proc/presenced-cannot-be-made"), "\(error)")
         }
         config.stateDirectory = stateDirectory()
-        let holder = try XCTUnwrap(try ForwardingRuntime.make(config: config))
-        XCTAssertThrowsError(try ForwardingRuntime.make(config: config)) { error in
+        let holder = try XCTUnwrap(try DaemonAssembly.makeForwarding(config: config))
+        XCTAssertThrowsError(try DaemonAssembly.makeForwarding(config: config)) { error in
             XCTAssertTrue("\(error)".contains("in use by another presenced"), "\(error)")
         }
         withExtendedLifetime(holder) {}

@@ -1,10 +1,13 @@
 import Dispatch
 import Glibc
-import Synchronization
-import XCTest
+@testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceRealtime
 import RedisShim
 import RedisTestSupport
-@testable import PresenceD
+import Synchronization
+import XCTest
 
 /// Redis stream queues on a real loop (an in-process presenced loop with `LoopRedisHost`); the
 /// test thread posts each operation to the loop and waits for its completion.

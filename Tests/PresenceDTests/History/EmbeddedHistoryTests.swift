@@ -1,6 +1,7 @@
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// `EmbeddedHistory`: offsets, the ring's bound, HISTORY_TTL, epochs, nonces.
 final class EmbeddedHistoryTests: XCTestCase {

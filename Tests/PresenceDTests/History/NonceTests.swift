@@ -1,9 +1,12 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// Nonces (CONTRACT §10) over real sockets on every backend: a re-send of the same (sender,
 /// nonce) is fanned out, stored and forwarded once; the sending connection alone gets the

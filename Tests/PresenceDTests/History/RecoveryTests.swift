@@ -1,9 +1,12 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// Recovery after a reconnect (CONTRACT §10) over real sockets on every backend: a client dropped
 /// by a TCP reset while 500 messages are sent, rejoining with `since`, gets exactly what it

@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceJSON
+import XCTest
 
 /// The pull tokenizer: token sequences, token decoding, skipping, deep nesting, the SWAR byte scan.
 final class JSONReaderTests: XCTestCase {

@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceJSON
+import XCTest
 
 /// Parses raw bytes (possibly invalid UTF-8) with JSONValue.
 func parseJSONBytes(_ bytes: [UInt8], maxDepth: Int = 32) throws(JSONError) -> JSONValue {

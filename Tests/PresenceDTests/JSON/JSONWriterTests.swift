@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceJSON
+import XCTest
 
 /// String escaping: exact lengths, every byte value, no writes past the computed length.
 final class JSONWriterTests: XCTestCase {

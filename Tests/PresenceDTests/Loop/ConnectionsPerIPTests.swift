@@ -1,6 +1,7 @@
 import Glibc
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+import XCTest
 
 /// The shared per-address connection count behind MAX_CONNECTIONS_PER_IP.
 final class ConnectionsPerIPTests: XCTestCase {

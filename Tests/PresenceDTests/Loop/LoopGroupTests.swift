@@ -1,7 +1,8 @@
 import Glibc
+@testable import PresenceD
+@testable import PresenceLoop
 import Synchronization
 import XCTest
-@testable import PresenceD
 
 /// LoopGroup on a listener passed in (socket activation): every loop accepts from its own
 /// duplicate of the one socket, made non-blocking, and the loops take turns.

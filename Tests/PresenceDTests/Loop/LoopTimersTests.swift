@@ -1,4 +1,5 @@
 @testable import PresenceD
+@testable import PresenceLoop
 import XCTest
 
 final class LoopTimersTests: XCTestCase {

@@ -1,8 +1,9 @@
 import Glibc
-import Synchronization
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+import Synchronization
+import WSCore
+import XCTest
 
 /// Records what the loop reports about one outbound connection (from the loop's thread).
 private final class RecordingOutbound: OutboundHandler, @unchecked Sendable {

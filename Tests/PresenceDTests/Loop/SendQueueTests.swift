@@ -1,7 +1,8 @@
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+import WSCore
+import XCTest
 
 final class SendQueueTests: XCTestCase {
     func testPartialWritesAdvanceThroughSharedFrames() {

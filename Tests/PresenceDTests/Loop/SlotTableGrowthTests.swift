@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+import XCTest
 
 final class SlotTableGrowthTests: XCTestCase {
     func testGrowsByAnEighthNotByDoubling() {

@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+import XCTest
 
 final class TimerWheelTests: XCTestCase {
     private func expire(_ wheel: inout TimerWheel, _ now: Int64) -> [Int32] {

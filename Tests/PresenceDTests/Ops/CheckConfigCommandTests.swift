@@ -1,6 +1,8 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import XCTest
 
 /// `presenced check-config`: "config ok" and a summary without secrets (exit 0), or the one line
 /// a start would give (exit 78).

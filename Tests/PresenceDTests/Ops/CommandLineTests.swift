@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+import XCTest
 
 /// The built `presenced` binary as an operator runs it.
 final class CommandLineTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import XCTest
 
 final class ConfigTests: XCTestCase {
     func testDefaultsFollowTheContract() throws {

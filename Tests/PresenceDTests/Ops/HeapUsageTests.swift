@@ -1,5 +1,6 @@
-@testable import PresenceD
 import Foundation
+@testable import PresenceD
+@testable import PresenceRealtime
 import XCTest
 
 final class HeapUsageTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 /// The Makefile's `install` and `uninstall`, staged into a DESTDIR with the already built debug
 /// binary (BINARY=) so that no release build runs.

@@ -1,8 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// A datagram socket standing in for systemd's `NOTIFY_SOCKET`.
 final class NotifySocketStandIn {

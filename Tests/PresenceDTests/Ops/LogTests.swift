@@ -1,8 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import XCTest
 
 /// JSON-lines logs (CONTRACT §8): one object per line with ts, level, msg and request_id, and
 /// never a token, cookie, secret or password — checked on a real daemon's whole output.

@@ -1,9 +1,12 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// `GET /metrics` (CONTRACT §8): the families and labels exist, the counts move with traffic,
 /// and a live scrape under load is valid exposition for `promtool check metrics`.
@@ -118,14 +121,14 @@ final class MetricsTests: XCTestCase {
         counters.fanOutQueued(arrivedAt: 0)
         counters.endTurn(nowNanos: 2_000_000_000) // 2 s: above every bound
         XCTAssertEqual(counters.pendingFanOuts, 0)
-        var total = counters.snapshot()
+        var total = counters.snapshot(refusedPerIP: 0)
         XCTAssertEqual(total.fanOutLatency.count, 3)
         XCTAssertEqual(total.fanOutLatency.buckets.first, 2)
         XCTAssertEqual(total.fanOutLatency.buckets.last, 1)
         XCTAssertEqual(total.fanOutLatency.sumNanos, 40_000 + 39_000 + 2_000_000_000)
         counters.tokenRejections.add(.replayed)
         counters.fannedOut(ServerMessage.presence(userID: "u", online: true, channel: "c"), count: 4)
-        total.add(counters.snapshot())
+        total.add(counters.snapshot(refusedPerIP: 0))
         XCTAssertEqual(total.fanOutLatency.count, 6)
         XCTAssertEqual(total.tokenRejections[TokenRejection.replayed.index], 1)
         XCTAssertEqual(total.fanOutDeliveries, 4)
@@ -170,7 +173,7 @@ final class MetricsTests: XCTestCase {
             XCTAssertTrue(text.contains("# HELP \(family) "), family)
             XCTAssertTrue(text.contains("# TYPE \(family) "), family)
         }
-        XCTAssertTrue(text.contains("presenced_build_info{version=\"\(PresenceDMain.version)\"} 1\n"), text)
+        XCTAssertTrue(text.contains("presenced_build_info{version=\"\(BuildInfo.version)\"} 1\n"), text)
         XCTAssertTrue(text.contains("presenced_fanout_latency_seconds_bucket{le=\"5e-05\"}"), text)
         XCTAssertTrue(text.contains("presenced_fanout_latency_seconds_bucket{le=\"1.0\"}"), text)
         // Every label value of every family: present even at zero, never a user or channel.

@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 /// `systemd/`: the units pass `systemd-analyze verify`, the service's exposure is at most 2.0,
 /// the daemon really runs under the unit's sandbox, and the environment example documents

@@ -1,5 +1,7 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// `presenced token`: prints a token `TokenVerifier` accepts; usage errors exit 64, secret and
 /// audience problems exit 78, each with one stderr line free of the secret.

@@ -1,7 +1,10 @@
 import Foundation
 import Glibc
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import XCTest
 
 /// `AuthServiceClient` on a real event loop's HTTP client against real stand-in better-auth
 /// servers (plain HTTP in-process, HTTPS through Python's `ssl`).

@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import Synchronization
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+import Synchronization
+import WSCore
+import XCTest
 
 /// `LoopHTTPClient` on a real event loop (io_uring and epoll) against real servers on loopback:
 /// a keep-alive stand-in written here (it records raw request bytes, which TCP connection each

@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceOutbound
+import XCTest
 
 /// `OutboundURL` parsing: schemes, hosts, ports, path prefixes and what is refused.
 final class OutboundURLTests: XCTestCase {

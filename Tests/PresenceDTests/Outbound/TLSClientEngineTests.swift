@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
-import XCTest
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceOutbound
+import RedisTestSupport
+import XCTest
 
 /// `TLSClientEngine` against real TLS servers (redis-server built with TLS) on loopback, driven
 /// from a plain non-blocking TCP socket by a small pump: the engine only ever sees bytes.

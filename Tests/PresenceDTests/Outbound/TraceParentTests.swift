@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceOutbound
+import XCTest
 
 /// `TraceParent`: W3C trace context headers derived from request ids.
 final class TraceParentTests: XCTestCase {

@@ -1,7 +1,8 @@
 import Foundation
+@testable import PresenceD
+@testable import PresenceLoop
 import Synchronization
 import XCTest
-@testable import PresenceD
 
 /// `WorkerPool`: bounded queue, concurrency, order, shutdown.
 final class WorkerPoolTests: XCTestCase {

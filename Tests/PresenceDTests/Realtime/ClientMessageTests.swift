@@ -1,6 +1,8 @@
 import Foundation
-import XCTest
 @testable import PresenceD
+@testable import PresenceJSON
+@testable import PresenceRealtime
+import XCTest
 
 /// Client message parsing: every rule and error code of CONTRACT §5, limits, and seeded fuzzing.
 final class ClientMessageTests: XCTestCase {

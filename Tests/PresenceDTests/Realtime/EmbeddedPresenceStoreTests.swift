@@ -1,5 +1,7 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// EmbeddedPresenceStore on its own, with a fake loop clock: first connections, counts, grace
 /// periods (a return within one, a later leave superseding an earlier one), departures through

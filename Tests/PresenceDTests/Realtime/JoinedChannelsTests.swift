@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 final class JoinedChannelsTests: XCTestCase {
     func testKeepsJoinOrderThroughRemovals() {

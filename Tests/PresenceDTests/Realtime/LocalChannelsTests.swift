@@ -1,5 +1,7 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// `LocalChannels`: membership by scan in small channels, by slot index in large ones, and the
 /// same answers either way.

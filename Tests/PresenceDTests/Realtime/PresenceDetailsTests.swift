@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// Presence details (CONTRACT §12) over real sockets on every backend, in embedded mode and in
 /// Redis mode with two instances: `name` in snapshots, announcements and

@@ -1,7 +1,9 @@
 import Foundation
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// The realtime protocol (CONTRACT §3–§5) with real clients over loopback, on every backend.
 final class RealtimeProtocolTests: XCTestCase {

@@ -1,6 +1,8 @@
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceJSON
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// Server frames decoded as a client would: framing, fields, key order and escaping.
 final class ServerMessageTests: XCTestCase {

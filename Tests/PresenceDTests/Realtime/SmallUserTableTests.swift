@@ -1,5 +1,6 @@
-import XCTest
 @testable import PresenceD
+@testable import PresenceRealtime
+import XCTest
 
 /// SmallUserTable against a plain Dictionary: random operations through growth past
 /// `pairsLimit`, shrinking below `pairsFloor` and emptying; the switch-over both ways with every

@@ -1,9 +1,12 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// presenced under the Redis ACL user that docs/operations.md gives (read from the document
 /// itself, so the two cannot drift): two instances — joins, presence, cross-instance messages,

@@ -1,9 +1,11 @@
 import Foundation
-import XCTest
-import WSCore
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 import RedisShim
 import RedisTestSupport
-@testable import PresenceD
+import WSCore
+import XCTest
 
 /// Two instances on a 3-master Redis Cluster (loopback): presence and fan-out cross instances on
 /// channels whose slots live on different masters; single-use tokens hold across instances; user

@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// Two presenced instances sharing one real redis-server behave as one server (CONTRACT §6).
 final class RedisModeTests: XCTestCase {

@@ -1,6 +1,7 @@
-import XCTest
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceRealtime
+import RedisTestSupport
+import XCTest
 
 /// The bounds on remembered last-seen times: Redis' `seen` set (the sweep script, run on a real
 /// redis-server with a small cap) and embedded mode's `LastSeenBook`.

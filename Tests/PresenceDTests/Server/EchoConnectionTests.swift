@@ -1,7 +1,9 @@
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// Real WebSocket clients over loopback against the echo application, on every backend.
 final class EchoConnectionTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Glibc
-import XCTest
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import XCTest
 
 /// presenced out of file descriptors (a low RLIMIT_NOFILE): accepting backs off instead of
 /// spinning, the clients it has keep working, and it serves new ones once descriptors free up.

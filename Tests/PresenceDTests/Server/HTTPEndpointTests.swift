@@ -1,6 +1,7 @@
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// Plain HTTP on the WebSocket port: health endpoints, refused upgrades, malformed heads.
 final class HTTPEndpointTests: XCTestCase {

@@ -1,8 +1,10 @@
 import Glibc
-import Synchronization
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import Synchronization
+import WSCore
+import XCTest
 
 /// Hostile clients (issue 8) against a live in-process server on every backend, each with a
 /// well-behaved client checked alongside: slowloris, header floods, half-open floods, the per-IP

@@ -1,7 +1,7 @@
 import Foundation
-import XCTest
-import WSCore
 @testable import PresenceD
+import WSCore
+import XCTest
 
 /// `GET /api/v1/presence`, CORS preflights and health endpoints in realtime mode.
 final class PresenceAPITests: XCTestCase {

@@ -1,6 +1,8 @@
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// Handshake timeout, server pings, and closing a peer that stops answering them.
 final class TimeoutTests: XCTestCase {

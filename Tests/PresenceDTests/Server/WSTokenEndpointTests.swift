@@ -1,7 +1,10 @@
 import Foundation
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// `POST /api/v1/ws-token` against a real HTTP stand-in for better-auth.
 final class WSTokenEndpointTests: XCTestCase {

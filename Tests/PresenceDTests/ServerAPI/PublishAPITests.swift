@@ -1,9 +1,12 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// `POST /api/v1/publish` (CONTRACT §11) over real sockets on every backend: a message from
 /// family-hub's backend is stored (a join with `since` replays it), fanned out on every instance,

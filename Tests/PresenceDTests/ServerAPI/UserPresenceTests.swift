@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// `GET /api/v1/presence?user=U1,U2,…` (CONTRACT §11) over real sockets on every backend:
 /// authorisation, validation, request order, online / offline / never seen, `last_seen` within a

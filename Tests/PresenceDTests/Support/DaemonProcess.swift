@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
-import XCTest
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+import RedisTestSupport
+import XCTest
 
 /// The built `presenced` binary run as a child process (for what an in-process server cannot
 /// show, such as SIGKILL). Killed in deinit.

@@ -1,9 +1,11 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
-import RedisTestSupport
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import RedisTestSupport
+import WSCore
+import XCTest
 
 /// What the presence-details tests (names, last_seen, user presence) share: clients whose token
 /// carries a `name`, raw presence frames, ISO 8601 times, the server API's user query, and

@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+import WSCore
+import XCTest
 
 /// Reading the realtime protocol's JSON messages in tests.
 extension TestWebSocket {

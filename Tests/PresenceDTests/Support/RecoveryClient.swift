@@ -1,8 +1,10 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import WSCore
+import XCTest
 
 /// What a join answered: its presence snapshot, the replayed messages, and `joined`.
 struct JoinAnswer {

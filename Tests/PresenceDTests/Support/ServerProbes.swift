@@ -1,8 +1,10 @@
 import Foundation
 import Glibc
-import XCTest
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+import WSCore
+import XCTest
 
 /// Plain HTTP and metrics reads against a running presenced, shared by the tests that need them.
 enum ServerProbe {

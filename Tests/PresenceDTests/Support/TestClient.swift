@@ -1,6 +1,7 @@
 import Glibc
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+import WSCore
 
 /// A blocking loopback TCP client with a receive timeout, for tests.
 final class TestSocket: @unchecked Sendable {

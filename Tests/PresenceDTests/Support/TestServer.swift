@@ -1,6 +1,8 @@
 import Glibc
-import WSCore
 @testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+import WSCore
 
 /// An in-process presenced (loop threads + protocol layer) on a free loopback port: the echo
 /// target, or the realtime protocol in embedded mode with a known token secret. The per-IP cap
@@ -21,7 +23,7 @@ final class TestServer {
         config.maxConnectionsPerIP = 0
         configure(&config)
         self.config = config
-        let hub = echo ? nil : try ServerAssembly.makeHub(config: config, secret: config.tokenSecret ?? TestServer.secret)
+        let hub = echo ? nil : try DaemonAssembly.makeHub(config: config, secret: config.tokenSecret ?? TestServer.secret)
         self.hub = hub
         let mode: ServerAssembly.Mode = hub.map { .realtime($0) } ?? .echo
         let frozen = config

@@ -1,0 +1,395 @@
+import Glibc
+import PresenceLoop
+
+/// One chat message waiting to be forwarded to chat-service (CONTRACT §7): the REST fields of
+/// proto `ChatMessage` plus what the forward request carries (`X-Request-ID`, `traceparent`)
+/// and how many delivery attempts have failed so far.
+package struct ForwardEntry: Equatable, Hashable, Sendable {
+    /// UUIDv7 message id; also the `Idempotency-Key` (a redelivery is harmless).
+    package var id: String
+    package var channel: String
+    package var sender: String
+    package var content: String
+    /// ISO-8601 UTC with milliseconds (`2026-11-28T10:24:41.123Z`), as sent to clients.
+    package var createdAt: String
+    /// `X-Request-ID` of the forward (the WebSocket upgrade's request id); may be empty.
+    package var requestID: String
+    /// W3C `traceparent` to send; may be empty.
+    package var traceParent: String
+    /// Delivery attempts answered 5xx so far (``ForwardQueue/recordAttempt(_:_:)`` adds one): what
+    /// `FORWARD_MAX_ATTEMPTS` counts. Timeouts, connection errors, 408 and 429 are not counted.
+    package var attempts: Int
+
+    package init(id: String, channel: String, sender: String, content: String, createdAt: String,
+         requestID: String = "", traceParent: String = "", attempts: Int = 0) {
+        self.id = id
+        self.channel = channel
+        self.sender = sender
+        self.content = content
+        self.createdAt = createdAt
+        self.requestID = requestID
+        self.traceParent = traceParent
+        self.attempts = attempts
+    }
+
+    /// Stands in for an entry no longer kept (its strings released).
+    package static let removed = ForwardEntry(id: "", channel: "", sender: "", content: "", createdAt: "")
+
+    /// `createdAt` as Unix milliseconds; nil unless it is `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+    package var createdAtMillis: Int64? { ForwardTime.parseISO8601(createdAt) }
+}
+
+/// An entry that will not be retried on its own: chat-service refused it for good (a 4xx other
+/// than 408/409/429), or answered 5xx to it `FORWARD_MAX_ATTEMPTS` times. An operator lists
+/// these and moves them back (`presenced dead-letters`).
+package struct DeadLetter: Equatable, Sendable {
+    /// The entry as it was when it died (`attempts` included).
+    package var entry: ForwardEntry
+    /// Why (e.g. `chat-service answered 422`).
+    package var reason: String
+    /// When it was moved, Unix milliseconds.
+    package var atMillis: Int64
+
+    /// `atMillis` as ISO-8601 UTC.
+    package var at: String { Timestamp.iso8601(seconds: Int(atMillis / 1000), millis: Int(atMillis % 1000)) }
+}
+
+/// Why a queue operation failed.
+package enum ForwardQueueError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The configured bound (entries or bytes) is reached: refuse the message (`unavailable`),
+    /// never drop it silently.
+    case full
+    /// The disk refused (ENOSPC, EIO, …) or the data is not a queue; the text says which file.
+    case io(String)
+    /// Redis cannot be reached right now (not connected, timeout, connection lost).
+    case unavailable
+
+    package var description: String {
+        switch self {
+        case .full: return "forward queue full"
+        case .io(let message): return "forward queue: \(message)"
+        case .unavailable: return "forward queue unavailable (Redis unreachable)"
+        }
+    }
+}
+
+/// Numbers for `/metrics`.
+package struct ForwardQueueStats: Equatable, Sendable {
+    /// Entries waiting (embedded: this queue's; Redis: the whole stream's, every instance's —
+    /// report it from one loop only).
+    package var depth: Int
+    /// Bytes on disk of the queue log (embedded); nil in Redis mode.
+    package var bytes: Int?
+    /// `createdAt` of the oldest waiting entry (embedded: oldest in append order; Redis: the
+    /// first entry of the stream).
+    package var oldestCreatedAt: String?
+    /// Dead letters kept (embedded: this queue's; Redis: the whole dead-letter stream).
+    package var deadLetters: Int
+
+    /// Age of the oldest entry in milliseconds at `nowMillis` (Unix), or 0.
+    package func oldestAgeMillis(nowMillis: Int64) -> Int64 {
+        guard let oldest = oldestCreatedAt.flatMap(ForwardTime.parseISO8601) else { return 0 }
+        return max(0, nowMillis - oldest)
+    }
+}
+
+/// The durable queue between accepting a chat message and forwarding it, the same for both modes
+/// (``FileForwardQueue`` in embedded mode, ``RedisStreamForwardQueue`` in Redis mode), so the
+/// forwarder is written once.
+///
+/// Thread rule: one queue object belongs to one event loop; every call and every completion
+/// happens on that loop's thread. Completions of ``FileForwardQueue`` run before the call
+/// returns (its batched appends' at ``endTurn()``); those of ``RedisStreamForwardQueue`` later,
+/// from the loop.
+///
+/// Order: ``peek(limit:excluding:oneEntryPerChannel:_:)`` hands out the oldest unacknowledged
+/// entries in queue order. Keeping one channel's messages in order is the forwarder's part:
+/// at most one entry of a channel in flight (pass busy or backing-off channels in `excluding`).
+package protocol ForwardQueue: AnyObject {
+    /// Stores `entry` durably before it is fanned out: `.full` at the bound (answer the sender
+    /// `unavailable`), `.unavailable` when Redis is down, `.io` when the disk fails.
+    func append(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
+    /// Up to `limit` of the oldest entries not yet acknowledged, in queue order, skipping
+    /// entries of `excluding` channels; with `oneEntryPerChannel` only each channel's oldest.
+    /// The same entries come back until acknowledged or dead-lettered.
+    func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
+              _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void)
+    /// Delivered (2xx or 409): removes it for good. Unknown ids are ignored.
+    func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
+    /// One more attempt answered 5xx (persisted: the count toward `FORWARD_MAX_ATTEMPTS` and the
+    /// backoff resume after a restart).
+    func recordAttempt(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
+    /// Refused for good: moves the entry to the dead letters with `reason`.
+    func moveToDeadLetters(_ id: String, reason: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
+    /// Up to `limit` dead letters, oldest first.
+    func deadLetters(limit: Int, _ done: @escaping (Result<[DeadLetter], ForwardQueueError>) -> Void)
+    /// Moves dead letter `id` back to the end of the queue with `attempts` 0; false when there is
+    /// no such dead letter; `.full` when the queue is at its bound.
+    func retryDeadLetter(_ id: String, _ done: @escaping (Result<Bool, ForwardQueueError>) -> Void)
+    /// Moves every dead letter back (as many as the bound allows, oldest first); the count moved.
+    func retryAllDeadLetters(_ done: @escaping (Result<Int, ForwardQueueError>) -> Void)
+    /// Depth, bytes, oldest entry and dead letters, for metrics.
+    func stats(_ done: @escaping (Result<ForwardQueueStats, ForwardQueueError>) -> Void)
+    /// How often the owner should call ``tick()``.
+    var tickIntervalMillis: Int64 { get }
+    /// Periodic upkeep from a loop timer: embedded, `fdatasync` of what was written and
+    /// compaction; Redis, keeps the entries this consumer holds from being claimed by others
+    /// (and renews the reader lease).
+    func tick()
+    /// Flushes and releases files (embedded) or forgets held entries (Redis). No calls after it.
+    func close()
+    /// Called by the owning loop at the end of every turn, before its sends are flushed:
+    /// appends batched during the turn are written (embedded: one `write(2)`) and completed.
+    func endTurn()
+    /// Other processes append too (Redis: every instance shares the stream): the reader asks
+    /// for new entries this often. Nil when only this object appends.
+    var pollIntervalMillis: Int64? { get }
+}
+
+extension ForwardQueue {
+    package func endTurn() {}
+    package var pollIntervalMillis: Int64? { nil }
+
+    /// ``peek(limit:excluding:oneEntryPerChannel:_:)`` with nothing excluded.
+    package func peek(limit: Int, _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
+        peek(limit: limit, excluding: [], oneEntryPerChannel: false, done)
+    }
+}
+
+// MARK: - Binary encoding
+
+/// The entry's compact binary form (version 1), used inside queue file records:
+/// `u8 version, u32 attempts, then id, channel, sender, content, createdAt, requestID,
+/// traceParent each as u32 length + UTF-8 bytes` (integers little-endian).
+package enum ForwardEntryCodec {
+    package static let version: UInt8 = 1
+
+    /// Bytes `encode` appends for `entry`.
+    package static func encodedSize(_ entry: ForwardEntry) -> Int {
+        5 + 7 * 4 + entry.id.utf8.count + entry.channel.utf8.count + entry.sender.utf8.count
+            + entry.content.utf8.count + entry.createdAt.utf8.count + entry.requestID.utf8.count
+            + entry.traceParent.utf8.count
+    }
+
+    package static func encode(_ entry: ForwardEntry, into out: inout [UInt8]) {
+        let size = encodedSize(entry), start = out.count
+        out.append(contentsOf: repeatElement(0, count: size))
+        out.withUnsafeMutableBytes { write(entry, to: $0.baseAddress! + start) }
+    }
+
+    /// Writes the `encodedSize(entry)` bytes of `entry` at `p` (a chat message's hot path: every
+    /// field is one copy).
+    package static func write(_ entry: ForwardEntry, to p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: version, as: UInt8.self)
+        p.storeBytes(of: UInt32(clamping: max(0, entry.attempts)).littleEndian, toByteOffset: 1, as: UInt32.self)
+        var at = 5
+        func put(_ field: String) {
+            let count = field.utf8.count
+            (p + at).storeBytes(of: UInt32(count).littleEndian, as: UInt32.self)
+            var field = field
+            field.withUTF8 { utf8 in
+                if let base = utf8.baseAddress { (p + at + 4).copyMemory(from: base, byteCount: count) }
+            }
+            at += 4 + count
+        }
+        put(entry.id)
+        put(entry.channel)
+        put(entry.sender)
+        put(entry.content)
+        put(entry.createdAt)
+        put(entry.requestID)
+        put(entry.traceParent)
+    }
+
+    /// Decodes one entry starting at `cursor`; nil when the bytes are not a version-1 entry.
+    package static func decode(_ cursor: inout ByteCursor) -> ForwardEntry? {
+        guard let v = cursor.u8(), v == version, let attempts = cursor.u32(),
+              let id = cursor.string(), let channel = cursor.string(), let sender = cursor.string(),
+              let content = cursor.string(), let createdAt = cursor.string(),
+              let requestID = cursor.string(), let traceParent = cursor.string() else { return nil }
+        return ForwardEntry(id: id, channel: channel, sender: sender, content: content, createdAt: createdAt,
+                            requestID: requestID, traceParent: traceParent, attempts: Int(attempts))
+    }
+
+    /// The encoding as a new array.
+    package static func encoded(_ entry: ForwardEntry) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(encodedSize(entry))
+        encode(entry, into: &out)
+        return out
+    }
+
+    /// Decodes a whole buffer holding exactly one entry.
+    package static func decode(_ bytes: [UInt8]) -> ForwardEntry? {
+        bytes.withUnsafeBytes { raw in
+            var cursor = ByteCursor(raw)
+            guard let entry = decode(&cursor), cursor.isAtEnd else { return nil }
+            return entry
+        }
+    }
+}
+
+/// Little-endian writers.
+package enum ByteIO {
+    @inline(__always)
+    package static func putU32(_ out: inout [UInt8], _ v: UInt32) {
+        out.append(UInt8(truncatingIfNeeded: v))
+        out.append(UInt8(truncatingIfNeeded: v >> 8))
+        out.append(UInt8(truncatingIfNeeded: v >> 16))
+        out.append(UInt8(truncatingIfNeeded: v >> 24))
+    }
+
+    @inline(__always)
+    package static func putU64(_ out: inout [UInt8], _ v: UInt64) {
+        putU32(&out, UInt32(truncatingIfNeeded: v))
+        putU32(&out, UInt32(truncatingIfNeeded: v >> 32))
+    }
+
+    /// Length (4 bytes) and UTF-8 bytes, copied in one piece.
+    package static func putString(_ out: inout [UInt8], _ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            putU32(&out, UInt32(utf8.count))
+            out.append(contentsOf: utf8)
+        }
+    }
+
+    /// Overwrites 4 bytes at `offset`.
+    package static func setU32(_ out: inout [UInt8], at offset: Int, _ v: UInt32) {
+        out[offset] = UInt8(truncatingIfNeeded: v)
+        out[offset + 1] = UInt8(truncatingIfNeeded: v >> 8)
+        out[offset + 2] = UInt8(truncatingIfNeeded: v >> 16)
+        out[offset + 3] = UInt8(truncatingIfNeeded: v >> 24)
+    }
+}
+
+/// Bounds-checked little-endian reads over borrowed bytes (every read returns nil past the end).
+package struct ByteCursor {
+    package let bytes: UnsafeRawBufferPointer
+    private(set) var offset: Int
+    package let end: Int
+
+    package init(_ bytes: UnsafeRawBufferPointer, from offset: Int = 0, to end: Int? = nil) {
+        self.bytes = bytes
+        self.offset = offset
+        self.end = end ?? bytes.count
+    }
+
+    package var isAtEnd: Bool { offset == end }
+    package var remaining: Int { end - offset }
+
+    package mutating func u8() -> UInt8? {
+        guard offset < end else { return nil }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    package mutating func u32() -> UInt32? {
+        guard end - offset >= 4 else { return nil }
+        defer { offset += 4 }
+        return UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
+            | UInt32(bytes[offset + 3]) << 24
+    }
+
+    package mutating func u64() -> UInt64? {
+        guard let low = u32(), let high = u32() else { return nil }
+        return UInt64(low) | UInt64(high) << 32
+    }
+
+    package mutating func string() -> String? {
+        guard let n = u32().map(Int.init), n <= end - offset else { return nil }
+        defer { offset += n }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]), as: UTF8.self)
+    }
+
+    /// The rest (up to `end`) as a string.
+    package mutating func rest() -> String {
+        defer { offset = end }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), as: UTF8.self)
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`): guards each queue record against torn and
+/// corrupted writes. Slicing-by-4 tables.
+package enum CRC32 {
+    /// Slice-by-8 tables, 8 × 256 entries, made once, never written again and never freed.
+    nonisolated(unsafe) private static let table: UnsafePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            t[i] = c
+        }
+        for k in 1..<8 {
+            for i in 0..<256 { t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[Int(t[(k - 1) * 256 + i] & 0xFF)] }
+        }
+        return UnsafePointer(t)
+    }()
+
+    package static func checksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
+        var crc = ~seed
+        guard let base = bytes.baseAddress else { return seed }
+        let t = table
+        var p = base, n = bytes.count
+        while n >= 8 {
+            let low = crc ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+            let high = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+                ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
+                ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
+                ^ t[256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+            p += 8
+            n -= 8
+        }
+        while n > 0 {
+            crc = t[Int((crc ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (crc >> 8)
+            p += 1
+            n -= 1
+        }
+        return ~crc
+    }
+
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0) }
+    }
+}
+
+/// The ISO-8601 form the queue stores, read back as Unix milliseconds.
+package enum ForwardTime {
+    /// `YYYY-MM-DDTHH:MM:SS[.f…]Z` → Unix milliseconds; nil for anything else.
+    package static func parseISO8601(_ text: String) -> Int64? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b.last == UInt8(ascii: "Z") else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            var v: Int64 = 0
+            for i in from..<from + count {
+                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int64(b[i] - 0x30)
+            }
+            return v
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+              let minute = number(14, 2), let second = number(17, 2),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var millis: Int64 = 0
+        if b.count > 20 {
+            guard b[19] == UInt8(ascii: "."), b.count > 21 else { return nil }
+            let digits = b.count - 21
+            guard let fraction = number(20, digits) else { return nil }
+            millis = fraction
+            var d = digits
+            while d > 3 { millis /= 10; d -= 1 }
+            while d < 3 { millis *= 10; d += 1 }
+        } else if b[19] != UInt8(ascii: "Z") {
+            return nil
+        }
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis
+    }
+}

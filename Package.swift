@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "RedisShim", dependencies: ["CSystem"], path: "Sources/RedisShim"),
         // The daemon.
         .executableTarget(name: "PresenceD", dependencies: ["CSystem", "WSCore", "RedisShim"], path: "Sources/PresenceD",
+                          resources: [.embedInCode("Console/assets/console.html"), .embedInCode("Console/assets/console.css"),
+                                      .embedInCode("Console/assets/console.js"), .embedInCode("Console/assets/presence-client.js")],
                           swiftSettings: hotPath),
         // The bundled load generator: its own epoll client loop over WSCore's client side.
         .executableTarget(name: "PresenceBench", dependencies: ["CSystem", "WSCore"], path: "Benchmarks/PresenceBench"),

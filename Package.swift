@@ -36,7 +36,10 @@ let package = Package(
         // The WebSocket server, the realtime protocol, presence, access, tokens, history, Redis
         // mode, console, server API, configuration and metrics.
         .target(name: "PresenceRealtime", dependencies: ["CSystem", "WSCore", "RedisShim", "PresenceJSON", "PresenceLoop", "PresenceOutbound"],
-                path: "Sources/PresenceRealtime", swiftSettings: hotPath),
+                path: "Sources/PresenceRealtime",
+                resources: [.embedInCode("Console/assets/console.html"), .embedInCode("Console/assets/console.css"),
+                            .embedInCode("Console/assets/console.js"), .embedInCode("Console/assets/presence-client.js")],
+                swiftSettings: hotPath),
         // The daemon: main, the commands, and the composition that plugs forwarding into the hub.
         .executableTarget(name: "PresenceD", dependencies: ["CSystem", "WSCore", "RedisShim", "PresenceJSON", "PresenceLoop",
                                                             "PresenceOutbound", "PresenceForwarding", "PresenceRealtime"],

@@ -43,15 +43,14 @@ module() { # name, sources...
     fi
 }
 
-# PresenceD files a target needs, compiled into the target's own module (PresenceD is an executable).
-PRESENCED_JSON=(Sources/PresenceD/JSON/JSONReader.swift Sources/PresenceD/JSON/JSONValue.swift Sources/PresenceD/JSON/JSONWriter.swift)
+# The daemon's files a target needs beyond the library modules it links (WSCore, RedisShim,
+# PresenceJSON): the parsers that live inside the PresenceRealtime and PresenceOutbound targets.
 sources_for() {
     case $1 in
-        http_request|frame_decoder) echo "" ;;
-        client_message) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Realtime/ClientMessage.swift Sources/PresenceD/Realtime/ProtocolError.swift Sources/PresenceD/History/StreamPosition.swift" ;;
-        jwt) echo "${PRESENCED_JSON[*]} Sources/PresenceD/Auth/JWT.swift Sources/PresenceD/Auth/Base64URL.swift Sources/PresenceD/Auth/TokenVerifier.swift Sources/PresenceD/Auth/TokenRole.swift Sources/PresenceD/Auth/TokenMinter.swift Sources/PresenceD/Auth/HMACSHA256Key.swift" ;;
-        resp) echo "" ;;
-        http_response) echo "Sources/PresenceD/Outbound/HTTPBodyDecoder.swift Sources/PresenceD/Outbound/OutboundError.swift" ;;
+        http_request|frame_decoder|resp) echo "" ;;
+        client_message) echo "Sources/PresenceRealtime/Realtime/ClientMessage.swift Sources/PresenceRealtime/Realtime/ProtocolError.swift Sources/PresenceRealtime/History/StreamPosition.swift" ;;
+        jwt) echo "Sources/PresenceRealtime/Auth/JWT.swift Sources/PresenceRealtime/Auth/Base64URL.swift Sources/PresenceRealtime/Auth/TokenVerifier.swift Sources/PresenceRealtime/Auth/TokenRole.swift Sources/PresenceRealtime/Auth/TokenMinter.swift Sources/PresenceRealtime/Auth/HMACSHA256Key.swift" ;;
+        http_response) echo "Sources/PresenceOutbound/HTTPBodyDecoder.swift Sources/PresenceOutbound/OutboundError.swift" ;;
         *) echo "fuzz: unknown target $1" >&2; exit 2 ;;
     esac
 }
@@ -60,12 +59,13 @@ build() {
     local t=$1 bin=$OUT/bin/$1
     module WSCore Sources/WSCore/*.swift
     module RedisShim Sources/RedisShim/*.swift
+    module PresenceJSON Sources/PresenceJSON/*.swift
     local srcs; srcs=$(sources_for "$t")
     # shellcheck disable=SC2086
-    if [ ! -x "$bin" ] || [ -n "$(find Fuzz/$t/main.swift $srcs Sources/WSCore Sources/RedisShim -newer "$bin" 2>/dev/null | head -1)" ]; then
+    if [ ! -x "$bin" ] || [ -n "$(find Fuzz/$t/main.swift $srcs Sources/WSCore Sources/RedisShim Sources/PresenceJSON -newer "$bin" 2>/dev/null | head -1)" ]; then
         echo "fuzz: building $t"
         "${SWIFTC[@]}" "${CSYS[@]}" -I "$OUT/modules" -L "$OUT/modules" -module-name "Fuzz_$t" \
-            Fuzz/$t/main.swift $srcs -lWSCore -lRedisShim "${LIBS[@]}" -o "$bin"
+            Fuzz/$t/main.swift $srcs -lWSCore -lRedisShim -lPresenceJSON "${LIBS[@]}" -o "$bin"
     fi
 }
 

@@ -14,7 +14,7 @@ for kind in "${kinds[@]}"; do
   tsan=halt_on_error=1:second_deadlock_stack=1
   if [ "$kind" = thread ]; then
     # Synchronization.Mutex locks with futexes TSan cannot see: TSan builds use pthread mutexes
-    # instead (Sources/PresenceD/Loop/Lock.swift).
+    # instead (Sources/PresenceLoop/Lock.swift).
     flags=(-Xswiftc -DPRESENCED_TSAN)
     # The daemons the tests start write stderr to /dev/null: every process reports to a file.
     logs="$PWD/.build-thread/tsan-reports"

@@ -81,6 +81,16 @@ static inline void cs_openssl_free(void *p) { CRYPTO_free(p, __FILE__, __LINE__)
 #define PRESENCED_CSYSTEM_SHIM_TLS_ENGINE
 /* SSL_set_mode is a macro (SSL_ctrl with SSL_CTRL_MODE); returns the new mode bits. */
 static inline long cs_ssl_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
+/* SSL_CTX_set_min_proto_version is a macro (SSL_CTX_ctrl with SSL_CTRL_SET_MIN_PROTO_VERSION);
+ * `version` is e.g. TLS1_2_VERSION. Returns 1 on success. */
+static inline long cs_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, version, NULL);
+}
+/* SSL_set_tlsext_host_name is a macro (SSL_ctrl with SSL_CTRL_SET_TLSEXT_HOSTNAME and
+ * TLSEXT_NAMETYPE_host_name): the server name sent as SNI. Returns 1 on success. */
+static inline long cs_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, (void *)name);
+}
 /* SSL_OP_NO_RENEGOTIATION is built with SSL_OP_BIT, which Swift cannot import. */
 static inline uint64_t cs_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
 #endif

@@ -2,13 +2,21 @@ import CSystem
 import Glibc
 import Synchronization
 
-/// A fixed pool of worker threads (pthreads, like Sources/PresenceD/Loop/LoopGroup.swift's LoopThread) with a bounded queue: `submit` returns false when the queue is full.
+/// A fixed pool of worker threads (pthreads, like LoopGroup's LoopThread) with a bounded queue: `submit` returns false when the queue is full.
 ///
-/// For blocking work (host name lookups, fsync) that must stay off the event-loop threads. Jobs run in
-/// submission order on whichever worker is free; `queueLimit` bounds the jobs waiting for a
-/// worker (running jobs do not count). Idle workers sleep in read(2) on an eventfd in semaphore
-/// mode, one count per queued job. Threads are detached; `shutdown()` lets them finish the queue
-/// and end.
+/// For the two blocking calls that must stay off the event-loop threads; there are two pools,
+/// one thread each:
+/// - `LoopStream.resolverPool` ("resolver"): getaddrinfo, through `HostResolver.resolve` (5 s
+///   bound), for the host name of every `LoopStream` — the outbound HTTP connections
+///   (`LoopHTTPClient`: auth service, channel access checks, forwarding) and the Redis connections
+///   (`LoopRedisTransport`). Numeric addresses never reach it.
+/// - `QueueLogFile.syncPool` ("fsync"): the periodic `fdatasync` of the forward queue's log
+///   files (`QueueLogFile.syncInBackground`).
+///
+/// Jobs run in submission order on whichever worker is free; `queueLimit` bounds the jobs waiting
+/// for a worker (running jobs do not count). Idle workers sleep in read(2) on an eventfd in
+/// semaphore mode, one count per queued job. Threads are detached; `shutdown()` lets them finish
+/// the queue and end.
 package final class WorkerPool: Sendable {
     /// A unit of work.
     package typealias Job = @Sendable () -> Void

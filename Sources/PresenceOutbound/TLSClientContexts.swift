@@ -36,8 +36,7 @@ package enum TLSClientContexts {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw .tls("SSL_CTX_new: \(errorQueue())") }
         let context = Context(ctx)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
-        // SSL_CTX_set_min_proto_version is a macro: SSL_CTRL_SET_MIN_PROTO_VERSION (123), TLS1_2_VERSION.
-        _ = SSL_CTX_ctrl(ctx, 123, Int(TLS1_2_VERSION), nil)
+        _ = cs_ssl_ctx_set_min_proto_version(ctx, TLS1_2_VERSION)
         // SSL_OP_IGNORE_UNEXPECTED_EOF (bit 7): peers that close without close_notify end a
         // read-until-close body instead of failing it (lengths and chunks still catch truncation).
         _ = SSL_CTX_set_options(ctx, 1 << 7)
@@ -62,9 +61,7 @@ package enum TLSClientContexts {
         } else {
             SSL_set_hostflags(ssl, 0x4)  // X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS (x509v3.h is not in the shim)
             guard SSL_set1_host(ssl, host) == 1 else { throw .tls("cannot check certificates against \(host)") }
-            // SSL_set_tlsext_host_name is a macro: SSL_CTRL_SET_TLSEXT_HOSTNAME (55), TLSEXT_NAMETYPE_host_name (0).
-            let named = host.withCString { SSL_ctrl(ssl, 55, 0, UnsafeMutableRawPointer(mutating: $0)) }
-            guard named == 1 else { throw .tls("cannot set the server name (SNI)") }
+            guard cs_ssl_set_tlsext_host_name(ssl, host) == 1 else { throw .tls("cannot set the server name (SNI)") }
         }
     }
 

@@ -25,7 +25,7 @@ enum ConsoleEndpoints {
         case "/console.css":
             reply(asset(head, ConsoleAssets.css, type: "text/css; charset=utf-8", headers: headers))
         case "/presence-client.js":
-            reply(asset(head, ConsoleClientLibrary.javascript, type: "text/javascript; charset=utf-8", headers: headers))
+            reply(asset(head, ConsoleAssets.clientLibrary, type: "text/javascript; charset=utf-8", headers: headers))
         case "/api/v1/dev-token" where console.devTokens:
             guard head.method == "POST" else { return methodNotAllowed("POST", headers: headers, reply) }
             guard isLocalRequest(head) else {

@@ -68,11 +68,15 @@ package final class ProcessSupervisor {
         let round = max(50, (watchdogMillis ?? 0) / 3)
         var nextCheck = EventLoop.monotonicMillis() + round
         if watchdogMillis != nil { watchdog.probe(group) }
+        #if DEBUG
+        // Test-only (LifecycleTests), and only in debug builds (what `swift test` runs): a release
+        // binary never reads the variable. A loop that never answers again, as a bug or a blocking
+        // call would make it.
         if let stalled = environment["PRESENCED_TEST_STALL_LOOP"].flatMap(Int.init), (0..<group.count).contains(stalled) {
-            // Test-only: a loop that never answers again, as a bug or a blocking call would make it.
             Log.warn("PRESENCED_TEST_STALL_LOOP: stalling a loop on purpose (tests only)", ["loop": "\(stalled)"])
             group.post(to: stalled) { _ in while true { sleep(3600) } }
         }
+        #endif
         var withheld = false
         var nextTrim = EventLoop.monotonicMillis() + Self.trimIntervalMillis
         var lastHeap: HeapUsage?

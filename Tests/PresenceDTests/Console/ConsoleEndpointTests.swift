@@ -7,8 +7,8 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// The console's HTTP side on an in-process server: the page's files and their security
-/// headers, the dev-token route (on in dev mode, absent with a real secret, when off or in Redis mode), the
+/// The console's HTTP side on an in-process server: the page's files (the bytes of
+/// `Sources/PresenceRealtime/Console/assets/`, valid JavaScript) and their security headers, the dev-token route (on in dev mode, absent with a real secret, when off or in Redis mode), the
 /// admin stats route (absent unset, 401 on a wrong or missing token, the fields with the right one).
 final class ConsoleEndpointTests: XCTestCase {
     private let admin = "admin-token-for-tests-0123456789"
@@ -29,6 +29,20 @@ final class ConsoleEndpointTests: XCTestCase {
             throw SystemError(call: "not a JSON object: \(body)", errno: 0)
         }
         return o
+    }
+
+    /// `Sources/PresenceRealtime/Console/assets/`, where the console's files are edited.
+    private static let assets = DaemonProcess.repository.appendingPathComponent("Sources/PresenceRealtime/Console/assets")
+
+    /// Each console path, the asset file it serves and its Content-Type.
+    private static let pages: [(path: String, file: String, type: String)] = [
+        ("/", "console.html", "text/html; charset=utf-8"), ("/console", "console.html", "text/html; charset=utf-8"),
+        ("/console.js", "console.js", "text/javascript; charset=utf-8"), ("/console.css", "console.css", "text/css; charset=utf-8"),
+        ("/presence-client.js", "presence-client.js", "text/javascript; charset=utf-8"),
+    ]
+
+    private static func asset(_ file: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: assets.appendingPathComponent(file)))
     }
 
     func testPageFilesCarryTheSecurityHeaders() throws {
@@ -68,17 +82,20 @@ final class ConsoleEndpointTests: XCTestCase {
 
     /// No inline script or style, nothing from another host: what the CSP would block anyway.
     func testPageHasNoInlineCodeAndNoExternalResources() {
-        let html = ConsoleAssets.htmlText
+        let html = String(decoding: ConsoleAssets.html, as: UTF8.self)
+        let css = String(decoding: ConsoleAssets.css, as: UTF8.self)
+        let javascript = String(decoding: ConsoleAssets.javascript, as: UTF8.self)
+        let library = String(decoding: ConsoleAssets.clientLibrary, as: UTF8.self)
         XCTAssertEqual(html.components(separatedBy: "<script").count - 1, 1)
         XCTAssertTrue(html.contains(#"<script type="module" src="/console.js"></script>"#))
         XCTAssertFalse(html.contains("<style"))
         XCTAssertFalse(html.contains("style=\""))
         XCTAssertNil(html.range(of: #"\son[a-z]+="#, options: .regularExpression), "an inline event handler")
-        for text in [html, ConsoleAssets.cssText, ConsoleAssets.javascriptText, ConsoleClientLibrary.text] {
+        for text in [html, css, javascript, library] {
             XCTAssertFalse(text.contains("http://") && !text.contains("http://www.w3.org/2000/svg"), "an absolute URL")
             XCTAssertFalse(text.contains("https://"), "an absolute URL")
         }
-        for script in [ConsoleAssets.javascriptText, ConsoleClientLibrary.text] {
+        for script in [javascript, library] {
             XCTAssertFalse(script.contains("innerHTML"), "text must go in as textContent")
             XCTAssertFalse(script.contains("eval("))
         }
@@ -87,11 +104,71 @@ final class ConsoleEndpointTests: XCTestCase {
     /// The library the console imports is the committed build of clients/js (which
     /// clients/js/test/build.test.mjs checks against a fresh build of its source).
     func testEmbeddedClientLibraryIsTheBuiltOne() throws {
-        let built = DaemonProcess.repository.appendingPathComponent("clients/js/dist/index.js")
-        let text = try String(contentsOf: built, encoding: .utf8)
-        XCTAssertTrue(ConsoleClientLibrary.text == text,
-                      "ConsoleClientLibrary.swift differs from clients/js/dist/index.js: run clients/js/scripts/build.sh")
-        XCTAssertEqual(ConsoleClientLibrary.javascript, Array(text.utf8))
+        let built = Array(try Data(contentsOf: DaemonProcess.repository.appendingPathComponent("clients/js/dist/index.js")))
+        XCTAssertTrue(try Self.asset("presence-client.js") == built,
+                      "Console/assets/presence-client.js differs from clients/js/dist/index.js: run clients/js/scripts/build.sh")
+        XCTAssertTrue(ConsoleAssets.clientLibrary == built, "the embedded library is not clients/js/dist/index.js: rebuild presenced")
+    }
+
+    /// Every console path serves its file in `Console/assets/` byte for byte (GET), and HEAD
+    /// announces that file's length; the embedded copies are those files (SwiftPM's `.embedInCode`).
+    func testServedBytesAreTheAssetFiles() throws {
+        let server = try TestServer(backend: availableBackends[0], echo: false)
+        defer { server.stop() }
+        let embedded = ["console.html": ConsoleAssets.html, "console.css": ConsoleAssets.css, "console.js": ConsoleAssets.javascript,
+                        "presence-client.js": ConsoleAssets.clientLibrary]
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.assets.path).sorted()
+        XCTAssertEqual(files, embedded.keys.sorted(), "every file in Console/assets is embedded and served (Package.swift resources)")
+        for (path, file, type) in Self.pages {
+            let expected = try Self.asset(file)
+            XCTAssertFalse(expected.isEmpty, file)
+            XCTAssertTrue(embedded[file] == expected, "\(file): the embedded copy differs from the file: rebuild presenced")
+            let socket = try TestSocket(port: server.port)
+            try socket.write("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let (head, body) = try socket.readHTTPResponse()
+            XCTAssertEqual(head.status, 200, path)
+            XCTAssertEqual(head.headers["content-type"], type, path)
+            XCTAssertEqual(head.headers["content-length"], String(expected.count), path)
+            XCTAssertTrue(body == expected, "\(path): \(body.count) bytes served, \(file) has \(expected.count)")
+            let headSocket = try TestSocket(port: server.port)
+            try headSocket.write("HEAD \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let headOnly = String(decoding: try headSocket.readToEnd(), as: UTF8.self)
+            XCTAssertTrue(headOnly.contains("Content-Length: \(expected.count)\r\n"), "\(path): \(headOnly)")
+            XCTAssertTrue(headOnly.hasSuffix("\r\n\r\n"), "HEAD has no body: \(path)")
+        }
+    }
+
+    /// `node --check` passes on each JavaScript file in `Console/assets/` (both are ES modules:
+    /// checked as such, from stdin with `--input-type=module`, since Node 20 passes a `.js` file
+    /// with `import` without checking it). Skips when node is not installed.
+    func testJavaScriptAssetsPassNodeCheck() throws {
+        let candidates: [String] = ["/usr/bin/node", "/usr/local/bin/node", "/usr/bin/nodejs"]
+        guard let node = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw XCTSkip("node is not installed (Debian package nodejs): the console's JavaScript files were not checked")
+        }
+        func check(_ source: [UInt8]) throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: node)
+            process.arguments = ["--input-type=module", "--check"]
+            let input = Pipe(), output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            input.fileHandleForWriting.write(Data(source))
+            try input.fileHandleForWriting.close()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        // The check is not vacuous: a module with a syntax error fails it.
+        XCTAssertNotEqual(try check(Array(#"import { a } from "/b.js"; export const c = ;"#.utf8)).status, 0)
+        let scripts = try FileManager.default.contentsOfDirectory(atPath: Self.assets.path).filter { $0.hasSuffix(".js") }.sorted()
+        XCTAssertEqual(scripts, ["console.js", "presence-client.js"])
+        for file in scripts {
+            let (status, output) = try check(try Self.asset(file))
+            XCTAssertEqual(status, 0, "node --check \(file): \(output)")
+        }
     }
 
     func testDevTokenIsOnInEmbeddedModeAndMintsASingleUseToken() throws {

@@ -127,7 +127,7 @@ final class ConfigTests: XCTestCase {
     func testEveryVariableReadIsDocumented() throws {
         var path = #filePath
         for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        let source = try String(contentsOfFile: path + "/Sources/PresenceD/Ops/Config.swift", encoding: .utf8)
+        let source = try String(contentsOfFile: path + "/Sources/PresenceRealtime/Ops/Config.swift", encoding: .utf8)
         var read: Set<String> = []
         var rest = source[...]
         while let start = rest.range(of: "env[\"") {

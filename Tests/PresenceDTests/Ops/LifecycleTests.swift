@@ -96,7 +96,7 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(daemon.waitForExit(timeoutMillis: 5_000), 0)
     }
 
-    /// One loop stops running (a test-only hook blocks it): the pings stop although the process
+    /// One loop stops running (a test-only hook, in debug builds only, blocks it): the pings stop although the process
     /// and the other loop are fine, so systemd would restart it.
     func testAStalledLoopStopsTheWatchdogPings() throws {
         let notify = try NotifySocketStandIn()

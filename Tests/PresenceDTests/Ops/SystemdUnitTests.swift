@@ -97,7 +97,7 @@ final class SystemdUnitTests: XCTestCase {
 
     /// Every `env["NAME"]` in Config.swift: what `Config.parse` reads.
     static func variablesConfigReads() throws -> Set<String> {
-        let source = try String(contentsOf: repository.appendingPathComponent("Sources/PresenceD/Ops/Config.swift"), encoding: .utf8)
+        let source = try String(contentsOf: repository.appendingPathComponent("Sources/PresenceRealtime/Ops/Config.swift"), encoding: .utf8)
         var names = Set<String>()
         var rest = source[...]
         while let start = rest.range(of: "env[\"") {

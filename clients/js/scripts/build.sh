@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds clients/js with Debian's TypeScript compiler: src/index.ts → dist/index.js and
-# dist/index.d.ts; then the console's embedded copy (Sources/PresenceD/Console/
-# ConsoleClientLibrary.swift) and the minified size (esbuild --minify, what a bundler ships).
+# dist/index.d.ts; then the console's embedded copy (Sources/PresenceRealtime/Console/assets/
+# presence-client.js) and the minified size (esbuild --minify, what a bundler ships).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tsc -p tsconfig.json

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { builtPath, swiftPath, swiftSource } from "../scripts/embed.mjs";
+import { assetPath, builtPath } from "../scripts/embed.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -19,8 +19,8 @@ test("dist/ is a fresh build of src/ (tsc), and the console's embedded copy is d
       assert.equal(readFileSync(join(root, "dist", file), "utf8"), readFileSync(join(out, file), "utf8"),
         `dist/${file} differs from a fresh build: run clients/js/scripts/build.sh and commit`);
     }
-    assert.equal(readFileSync(swiftPath, "utf8"), swiftSource(readFileSync(join(out, "index.js"), "utf8")),
-      "Sources/PresenceD/Console/ConsoleClientLibrary.swift differs from a fresh build: run clients/js/scripts/build.sh and commit");
+    assert.ok(readFileSync(assetPath).equals(readFileSync(join(out, "index.js"))),
+      "Sources/PresenceRealtime/Console/assets/presence-client.js differs from a fresh build: run clients/js/scripts/build.sh and commit");
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -1,8 +1,8 @@
 import CSystem
 
-/// Mints the single-use HS256 tokens presenced accepts on `/ws` (CONTRACT §4): header
-/// `{"alg":"HS256","typ":"JWT"}`, claims `sub aud iat exp jti` with `exp = iat + 300` and a random
-/// 128-bit `jti` (base64url) — a fresh one for every connection, since a `jti` is single use.
+/// Mints the single-use HS256 tokens presenced accepts on `/ws` (docs/protocol.md, "Token format"):
+/// header `{"alg":"HS256","typ":"JWT"}`, claims `sub aud iat exp jti` with `exp = iat + 300` and a
+/// random 128-bit `jti` (base64url) — a fresh one for every connection, since a `jti` is single use.
 struct TokenMint: Sendable {
     private let key: [UInt8]
     private let audienceJSON: String

@@ -1,8 +1,9 @@
 import Glibc
 
-/// Just enough JSON reading for the server's messages (CONTRACT §5), without allocating: the server
-/// writes compact objects with string values free of escapes for everything the bench looks at, so
-/// a value is found by its `"key":` and read up to the closing quote.
+/// Just enough JSON reading for the server's messages (docs/protocol.md, "Server messages"),
+/// without allocating: the server writes compact objects with string values free of escapes for
+/// everything the bench looks at, so a value is found by its `"key":` and read up to the closing
+/// quote.
 enum WireText {
     /// What kind of server message a payload is.
     enum Kind {

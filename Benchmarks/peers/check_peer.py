@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks that a server speaks presenced's external WebSocket protocol (CONTRACT §3–§5),
+"""Checks that a server speaks presenced's external WebSocket protocol (docs/protocol.md),
 byte for byte where presenced fixes the bytes. Run it against presenced, peer-go and peer-node:
 
     check_peer.py ws://127.0.0.1:PORT/ws SECRET [--audience presenced] [--grace 2] [--rate N]

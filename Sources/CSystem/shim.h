@@ -1,6 +1,7 @@
 /* One C module for every system header presenced uses (liburing, hiredis, OpenSSL, epoll).
  * Order matters: liburing.h defines _XOPEN_SOURCE, so the libc headers come first
- * (see PLATFORM.md). Static inline helpers stand in for macros Swift cannot import. */
+ * (docs/architecture.md, "Platform notes"). Static inline helpers stand in for macros Swift cannot
+ * import. */
 #ifndef PRESENCED_CSYSTEM_SHIM_H
 #define PRESENCED_CSYSTEM_SHIM_H
 

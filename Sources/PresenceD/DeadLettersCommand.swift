@@ -5,7 +5,7 @@ import PresenceRealtime
 import RedisShim
 
 /// `presenced dead-letters list|retry [ID]`: the chat messages chat-service refused for good
-/// (CONTRACT §7).
+/// (docs/operations.md, "Forward queue and dead letters").
 ///
 /// Embedded mode (no REDIS_URL): the forward queues under `STATE_DIRECTORY`. `list` works while
 /// presenced runs; `retry` needs the state directory's lock, so it runs while presenced is

@@ -1,7 +1,5 @@
-import PresenceLoop
-import PresenceRealtime
-
-/// `presenced token`: mints one ephemeral token from the command line (CONTRACT §4).
+/// `presenced token`: mints one ephemeral token from the command line
+/// (docs/protocol.md, "Getting a token").
 ///
 /// `presenced token --user ID [--ttl S] [--role R] [--channel C]… [--name N] [--session S]`,
 /// options as `--opt value` or `--opt=value`. Reads `WS_TOKEN_SECRET` (at least 32 bytes) and

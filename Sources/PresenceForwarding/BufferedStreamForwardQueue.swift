@@ -1,7 +1,8 @@
 import PresenceLoop
 import RedisShim
 
-/// Redis mode's forward queue of one loop (CONTRACT §10): the shared Redis stream
+/// Redis mode's forward queue of one loop
+/// (docs/operations.md, "Through a Redis outage (Redis mode)"): the shared Redis stream
 /// (``RedisStreamForwardQueue``) and, in front of it, this instance's durable local queue (the
 /// loop's ``FileForwardQueue`` under STATE_DIRECTORY) that keeps chat messages while Redis cannot
 /// take them, so an outage refuses nothing; they move to the stream when Redis answers again.

@@ -1,9 +1,10 @@
 import Glibc
 import PresenceLoop
 
-/// One chat message waiting to be forwarded to chat-service (CONTRACT §7): the REST fields of
-/// proto `ChatMessage` plus what the forward request carries (`X-Request-ID`, `traceparent`)
-/// and how many delivery attempts have failed so far.
+/// One chat message waiting to be forwarded to chat-service
+/// (docs/operations.md, "The forward request"): the REST fields of proto `ChatMessage` plus what
+/// the forward request carries (`X-Request-ID`, `traceparent`) and how many delivery attempts have
+/// failed so far.
 package struct ForwardEntry: Equatable, Hashable, Sendable {
     /// UUIDv7 message id; also the `Idempotency-Key` (a redelivery is harmless).
     package var id: String

@@ -1,12 +1,13 @@
 import RedisShim
 
-/// What chat-service's answer to one forward means (CONTRACT §7, §10): 2xx or 409 = done; 408,
-/// 429, 5xx, timeouts and connection errors = try again later (after `Retry-After` when given);
-/// any other status = a dead letter for an operator. Of the retried ones only a 5xx counts
-/// toward `FORWARD_MAX_ATTEMPTS` (``ForwardRetryPolicy``): it says chat-service read the message
-/// and failed on it, which a poison message does every time. 408 and 429 are chat-service asking
-/// to be called later (its own load, not this message), and a timeout or a connection error says
-/// nothing about the message at all (chat-service is down or unreachable): those never count.
+/// What chat-service's answer to one forward means
+/// (docs/operations.md, "Forward queue and dead letters"): 2xx or 409 = done; 408, 429, 5xx,
+/// timeouts and connection errors = try again later (after `Retry-After` when given); any other
+/// status = a dead letter for an operator. Of the retried ones only a 5xx counts toward
+/// `FORWARD_MAX_ATTEMPTS` (``ForwardRetryPolicy``): it says chat-service read the message and
+/// failed on it, which a poison message does every time. 408 and 429 are chat-service asking to be
+/// called later (its own load, not this message), and a timeout or a connection error says nothing
+/// about the message at all (chat-service is down or unreachable): those never count.
 package enum ForwardOutcome: Equatable {
     case delivered
     /// Try again after a backoff (at least `afterMillis`, from `Retry-After`). `serverError` is the
@@ -39,9 +40,10 @@ package enum ForwardOutcome: Equatable {
 
 /// How forwards are retried: exponential backoff with full jitter (base 250 ms, cap 30 s, at
 /// least `Retry-After`), and the number of 5xx answers after which an entry becomes a dead letter
-/// so that its channel moves on (`FORWARD_MAX_ATTEMPTS`, CONTRACT §10). The count is the entry's
-/// persisted `attempts` (``ForwardQueue/recordAttempt(_:_:)`` is called for 5xx answers only), so
-/// it carries over a restart and, in Redis mode, a change of reader.
+/// so that its channel moves on (`FORWARD_MAX_ATTEMPTS`,
+/// docs/operations.md, "Forward queue and dead letters"). The count is the entry's persisted
+/// `attempts` (``ForwardQueue/recordAttempt(_:_:)`` is called for 5xx answers only), so it carries
+/// over a restart and, in Redis mode, a change of reader.
 package struct ForwardRetryPolicy: Sendable, Equatable {
     package static let defaultMaxAttempts = 50
     package static let standardBackoff = RedisBackoff(baseMillis: 250, capMillis: 30_000)

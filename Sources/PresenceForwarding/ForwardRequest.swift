@@ -2,9 +2,10 @@ import PresenceJSON
 import PresenceOutbound
 import WSCore
 
-/// The `POST ${CHAT_SERVICE_URL}/api/v1/messages` of one entry (CONTRACT §7): the REST names
-/// of proto `ChatMessage` as the JSON body, `Idempotency-Key` = the message id (a redelivery is
-/// recognised), the upgrade's `X-Request-ID` and a W3C `traceparent`, and the bearer token.
+/// The `POST ${CHAT_SERVICE_URL}/api/v1/messages` of one entry
+/// (docs/operations.md, "The forward request"): the REST names of proto `ChatMessage` as the JSON
+/// body, `Idempotency-Key` = the message id (a redelivery is recognised), the upgrade's
+/// `X-Request-ID` and a W3C `traceparent`, and the bearer token.
 package enum ForwardRequest {
     package static let path = "/api/v1/messages"
 

@@ -2,7 +2,8 @@ import PresenceLoop
 import PresenceOutbound
 import WSCore
 
-/// Delivers one loop's queued chat messages to chat-service, at least once (CONTRACT §7).
+/// Delivers one loop's queued chat messages to chat-service, at least once
+/// (docs/operations.md, "Forward queue and dead letters").
 ///
 /// Per channel, one entry is in flight at a time — the oldest — so a channel's messages reach
 /// chat-service in the order they were accepted; channels do not wait for each other. An entry

@@ -12,11 +12,12 @@ import RedisShim
 /// - Redis mode: one `BufferedStreamForwardQueue` per loop: a `RedisStreamForwardQueue` on the
 ///   loop's Redis connection (from the moment it is attached), all on the shared stream, behind
 ///   the loop's `FileForwardQueue` under STATE_DIRECTORY that keeps chat messages while Redis is
-///   unreachable (CONTRACT §10). The directory is locked and the local queues opened at start, as
-///   in embedded mode: an unusable STATE_DIRECTORY fails the start instead of the first outage,
-///   and entries an earlier run kept during an outage are moved to the stream. Every loop
-///   appends; loop 0 is this instance's consumer (`<instance id>/0`) and the only one that
-///   delivers — of all instances, the one holding the reader lease does (strict per-channel order).
+///   unreachable (docs/operations.md, "Through a Redis outage (Redis mode)"). The directory is
+///   locked and the local queues opened at start, as in embedded mode: an unusable STATE_DIRECTORY
+///   fails the start instead of the first outage, and entries an earlier run kept during an outage
+///   are moved to the stream. Every loop appends; loop 0 is this instance's consumer
+///   (`<instance id>/0`) and the only one that delivers — of all instances, the one holding the
+///   reader lease does (strict per-channel order).
 package final class ForwardingRuntime: @unchecked Sendable {
     /// Where the queue lives.
     package enum Storage {

@@ -1,5 +1,5 @@
 // Command peer-go is the Go peer of presenced for the benchmark comparison (issue 4): the same
-// external protocol (CONTRACT §3–§5: GET /ws?token=JWT, HS256 single-use tokens, join/leave/
+// external protocol (docs/protocol.md: GET /ws?token=JWT, HS256 single-use tokens, join/leave/
 // message/typing/ping, presence snapshots, first/last-connection announcements), written the
 // way a Go team would write it with gorilla/websocket:
 //
@@ -51,7 +51,8 @@ import (
 )
 
 // ---------------------------------------------------------------------------------------------
-// Configuration (CONTRACT §2, the subset that matters to the realtime path).
+// Configuration (docs/operations.md, "Configuration"): the subset that matters to the realtime
+// path.
 
 type config struct {
 	bind            string
@@ -216,7 +217,8 @@ func (p *originPolicy) allows(r *http.Request) bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ephemeral tokens (CONTRACT §4): HS256 only, constant-time signature check, single-use jti.
+// Ephemeral tokens (docs/protocol.md, "How a token is checked"): HS256 only, constant-time
+// signature check, single-use jti.
 
 type claims struct {
 	sub      string
@@ -389,7 +391,7 @@ func (g *replayGuard) firstUse(jti string, exp, now int64) bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wire messages (CONTRACT §5). Struct field order is the contract's key order.
+// Wire messages (docs/protocol.md, "Server messages"). Struct field order is presenced's key order.
 
 type clientMessage struct {
 	Type    *string `json:"type"`

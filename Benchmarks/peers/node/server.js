@@ -1,6 +1,6 @@
 'use strict';
 // The Node.js peer of presenced for the benchmark comparison (issue 4): the same external
-// protocol (CONTRACT §3–§5: GET /ws?token=JWT, HS256 single-use tokens, join/leave/message/
+// protocol (docs/protocol.md: GET /ws?token=JWT, HS256 single-use tokens, join/leave/message/
 // typing/ping, presence snapshots, first/last-connection announcements), written the way a
 // Node team would write it with `ws`:
 //
@@ -19,7 +19,8 @@ const { performance } = require('perf_hooks');
 const { WebSocketServer, WebSocket } = require('ws');
 
 // ---------------------------------------------------------------------------------------------
-// Configuration (CONTRACT §2, the subset that matters to the realtime path).
+// Configuration (docs/operations.md, "Configuration"): the subset that matters to the realtime
+// path.
 
 function fail(variable, problem) {
   process.stderr.write(`peer-node: invalid ${variable}: ${problem}\n`);
@@ -109,7 +110,8 @@ function originPolicy(list) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ephemeral tokens (CONTRACT §4): HS256 only, constant-time signature check, single-use jti.
+// Ephemeral tokens (docs/protocol.md, "How a token is checked"): HS256 only, constant-time
+// signature check, single-use jti.
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
@@ -201,7 +203,8 @@ function firstUse(jti, exp, now) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wire messages (CONTRACT §5). Object literals keep the contract's key order in JSON.stringify.
+// Wire messages (docs/protocol.md, "Server messages"). Object literals keep presenced's key order
+// in JSON.stringify.
 
 /** One message encoded once; the same Buffer goes to every recipient. */
 const encode = (obj) => Buffer.from(JSON.stringify(obj));

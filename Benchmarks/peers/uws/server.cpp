@@ -1,5 +1,5 @@
 // peer-uws: the uWebSockets peer of presenced for the benchmark comparison (issue 19): the same
-// external protocol as peers/go/main.go (CONTRACT §3–§5: GET /ws?token=JWT, HS256 single-use
+// external protocol as peers/go/main.go (docs/protocol.md: GET /ws?token=JWT, HS256 single-use
 // tokens, join/leave/message/typing/ping, presence snapshots, first/last-connection announcements),
 // written the way a uWebSockets user would write it:
 //
@@ -41,7 +41,8 @@
 #include <vector>
 
 // ---------------------------------------------------------------------------------------------
-// Configuration (CONTRACT §2, the subset that matters to the realtime path).
+// Configuration (docs/operations.md, "Configuration"): the subset that matters to the realtime
+// path.
 
 namespace {
 
@@ -407,7 +408,8 @@ std::string errorJSON(std::string_view code, std::string_view message) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ephemeral tokens (CONTRACT §4): HS256 only, constant-time signature check, single-use jti.
+// Ephemeral tokens (docs/protocol.md, "How a token is checked"): HS256 only, constant-time
+// signature check, single-use jti.
 
 bool base64url(std::string_view in, std::string &out) {
     static int8_t table[256];
@@ -804,7 +806,7 @@ void tick(us_timer_t *) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Client messages (CONTRACT §5), checked in presenced's order.
+// Client messages (docs/protocol.md, "Client messages"), checked in presenced's order.
 
 std::string echo(std::string_view s) {
     if (s.size() <= 64) return std::string(s);

@@ -1,8 +1,6 @@
-import PresenceLoop
-import PresenceOutbound
-
-/// Who may join (or read the presence of) which channel (CONTRACT §9), for every loop: the
-/// token's `channels` claim, else CHANNEL_AUTH_URL through a shared cache, else open.
+/// Who may join (or read the presence of) which channel (docs/protocol.md, "Channel access"), for
+/// every loop: the token's `channels` claim, else CHANNEL_AUTH_URL through a shared cache, else
+/// open.
 ///
 /// A join is decided at once when the rule or the cache can (`immediate`); otherwise `ask` puts
 /// the question to the service on the calling loop's own HTTP client — no worker thread — or

@@ -2,7 +2,7 @@ import PresenceJSON
 import PresenceOutbound
 import WSCore
 
-/// One question to CHANNEL_AUTH_URL (CONTRACT §9): `POST` with
+/// One question to CHANNEL_AUTH_URL (docs/protocol.md, "The access check"): `POST` with
 /// `{"user_id","channel","role","session_id"}` (role and session null when the token has none),
 /// `X-Request-ID`, `traceparent` and the bearer token, answered within `timeoutMillis`.
 /// `200 {"allowed":true}` admits; `200 {"allowed":false}` or `403` refuses; anything else — a

@@ -1,5 +1,5 @@
-/// Who asks for a channel, from the verified token (CONTRACT §9): the check's request body
-/// carries the role and session, and a `channels` claim decides on its own.
+/// Who asks for a channel, from the verified token (docs/protocol.md, "Channel access"): the
+/// check's request body carries the role and session, and a `channels` claim decides on its own.
 struct AccessSubject: Sendable {
     var user: String
     var role: String?

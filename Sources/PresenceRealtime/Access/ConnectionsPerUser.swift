@@ -1,9 +1,9 @@
 import PresenceLoop
 
 /// Open WebSocket sessions per user (token `sub`) on this instance, across every loop
-/// (`MAX_CONNECTIONS_PER_USER`, CONTRACT §9): one user's tabs and devices may land on any loop,
-/// so the count is shared — 16 shards, each a dictionary behind its own lock, touched at the
-/// upgrade and at the close, never per message.
+/// (`MAX_CONNECTIONS_PER_USER`, docs/protocol.md, "Connection limits"): one user's tabs and devices
+/// may land on any loop, so the count is shared — 16 shards, each a dictionary behind its own lock,
+/// touched at the upgrade and at the close, never per message.
 final class ConnectionsPerUser: Sendable {
     private final class Shard: Sendable {
         let counts = Lock<[String: Int32]>([:])

@@ -1,7 +1,7 @@
 import PresenceJSON
 import WSCore
 
-/// Which sessions a revocation closes (CONTRACT §9, §11).
+/// Which sessions a revocation closes (docs/protocol.md, "Revocation").
 enum SessionMatch: Equatable, Sendable {
     /// Every connection of this user (`POST /api/v1/disconnect {"user_id"}`).
     case user(String)

@@ -4,7 +4,8 @@ import CSystem
 /// split of `header.payload.signature`, and the constant-time signature check. No JSON here:
 /// `TokenVerifier` and `TokenMinter` build and read the header and claims.
 enum JWT {
-    /// The longest token accepted, in bytes (CONTRACT §4, and a bound on work per upgrade).
+    /// The longest token accepted, in bytes (docs/protocol.md, "Token format", and a bound on work
+    /// per upgrade).
     static let maxTokenBytes = 4096
     /// Bytes in an HMAC-SHA256 tag.
     static let signatureBytes = 32

@@ -1,16 +1,17 @@
 import PresenceLoop
 import Synchronization
 
-/// Single-use token ids (`jti`, CONTRACT §4). Embedded mode uses `MemoryReplayGuard`; with Redis a
-/// shared implementation stands behind the same protocol so a token works once across instances.
+/// Single-use token ids (`jti`, docs/protocol.md, "How a token is checked"). Embedded mode uses
+/// `MemoryReplayGuard`; with Redis a shared implementation stands behind the same protocol so a
+/// token works once across instances.
 protocol ReplayGuard: Sendable {
     /// Whether `jti` is seen for the first time; it is remembered until `expiresAt` (plus the
     /// clock leeway), after which the token itself is refused as expired anyway. `done` runs on
     /// the calling loop's thread, at once (in memory) or after a Redis round trip.
     func firstUse(jti: String, expiresAt: Int64, now: Int64, _ done: @escaping (ReplayCheck) -> Void)
     /// Whether `jti` was spent on `/ws` (here, or with Redis on any instance), without spending
-    /// it: a token read from an access log opens nothing else (CONTRACT §9). `done` runs on the
-    /// calling loop's thread.
+    /// it: a token read from an access log opens nothing else
+    /// (docs/protocol.md, "Channel presence endpoint"). `done` runs on the calling loop's thread.
     func wasUsed(jti: String, now: Int64, _ done: @escaping (Bool) -> Void)
 }
 

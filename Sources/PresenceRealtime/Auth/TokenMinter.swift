@@ -8,7 +8,8 @@ import PresenceJSON
 package struct TokenMinter: Sendable {
     /// The `aud` written into every token.
     let audience: String
-    /// Largest ttl; longer requests are clamped (CONTRACT §4: lifetime at most 300 s).
+    /// Largest ttl; longer requests are clamped (docs/protocol.md, "How a token is checked":
+    /// lifetime at most 300 s).
     package static let maxTTL: Int64 = 300
     private let key: HMACSHA256Key
 

@@ -1,5 +1,5 @@
-/// A token's `role` claim (CONTRACT §4): one of three words, so a connection keeps it in one byte
-/// (as a `String?` it was 16 of every session's bytes, issue 19).
+/// A token's `role` claim (docs/protocol.md, "Token format"): one of three words, so a connection
+/// keeps it in one byte (as a `String?` it was 16 of every session's bytes, issue 19).
 enum TokenRole: UInt8, CaseIterable, Sendable {
     case admin, member, child
 

@@ -176,7 +176,8 @@ package struct TokenVerifier: Sendable {
         return hash | 1
     }
 
-    /// Whether `id` is a channel id (CONTRACT §5): 1–128 bytes of `[A-Za-z0-9_.:-]`.
+    /// Whether `id` is a channel id (docs/protocol.md, "Channel ids"): 1–128 bytes of
+    /// `[A-Za-z0-9_.:-]`.
     package static func isValidChannelID(_ id: String) -> Bool {
         let utf8 = id.utf8
         guard (1...128).contains(utf8.count) else { return false }

@@ -100,9 +100,9 @@ enum ConsoleEndpoints {
                                   headers: headers)
     }
 
-    /// A request straight from this machine (CONTRACT §9): nothing a proxy added (`Forwarded`,
-    /// `X-Forwarded-For`, `Via`), and a `Host` that is a loopback name or address, so neither a
-    /// proxy on this host nor a DNS-rebinding page reaches the route.
+    /// A request straight from this machine (docs/protocol.md, "Console routes"): nothing a proxy
+    /// added (`Forwarded`, `X-Forwarded-For`, `Via`), and a `Host` that is a loopback name or
+    /// address, so neither a proxy on this host nor a DNS-rebinding page reaches the route.
     static func isLocalRequest(_ head: HTTPRequestHead) -> Bool {
         for proxied in ["forwarded", "x-forwarded-for", "x-forwarded-host", "via"] where head.headers.contains(proxied) { return false }
         guard var host = head.headers["host"]?.lowercased(), !host.isEmpty else { return false }

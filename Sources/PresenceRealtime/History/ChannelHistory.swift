@@ -1,6 +1,7 @@
 import WSCore
 
-/// A chat message on its way to its channel: what its frame says (CONTRACT §5, §10).
+/// A chat message on its way to its channel: what its frame says
+/// (docs/protocol.md, "Server messages").
 struct ChatMessage: Sendable {
     var id: String
     var channel: String
@@ -32,9 +33,9 @@ struct HistoryRead {
     var frames: [SharedBytes]
 }
 
-/// Per-channel history of chat messages for recovery, and the nonce table (CONTRACT §10): in
-/// this process (`EmbeddedHistory`) or in Redis, shared by every instance (`RedisHistory`).
-/// Completions run on the calling loop's thread.
+/// Per-channel history of chat messages for recovery, and the nonce table
+/// (docs/protocol.md, "Recovery and nonces"): in this process (`EmbeddedHistory`) or in Redis,
+/// shared by every instance (`RedisHistory`). Completions run on the calling loop's thread.
 protocol ChannelHistory: AnyObject, Sendable {
     /// Whether channels keep history (HISTORY_SIZE > 0): frames then carry offsets and epochs.
     var keepsMessages: Bool { get }

@@ -1,7 +1,7 @@
 import RedisShim
 
-/// The Lua scripts behind Redis history (CONTRACT §10). Every script touches the keys of ONE
-/// channel, hash-tagged `{channel}` (one Redis Cluster slot):
+/// The Lua scripts behind Redis history (docs/protocol.md, "Recovery and nonces"). Every script
+/// touches the keys of ONE channel, hash-tagged `{channel}` (one Redis Cluster slot):
 ///
 /// - `presenced:history:{c}:meta` — hash: `epoch` (set once, from the caller's candidate, when the
 ///   channel has none) and `latest` (the last offset given out).

@@ -16,7 +16,7 @@ package struct ConfigError: Error, CustomStringConvertible {
 }
 
 /// Everything presenced reads at start: environment first, command-line flags override
-/// (CONTRACT §2). Parsing is pure so that tests can feed any environment.
+/// (docs/operations.md, "Configuration"). Parsing is pure so that tests can feed any environment.
 package struct Config: Sendable {
     package enum IOChoice: String, Sendable { case auto, uring, epoll }
 
@@ -56,8 +56,9 @@ package struct Config: Sendable {
     /// crashed) is taken over by another instance; also the reader lease (FORWARD_CLAIM_IDLE).
     package var forwardClaimIdleMillis: Int64 = 15_000
     /// A chat message chat-service answered 5xx this many times becomes a dead letter so its
-    /// channel moves on (FORWARD_MAX_ATTEMPTS, CONTRACT §10); timeouts, connection errors, 408
-    /// and 429 do not count.
+    /// channel moves on (FORWARD_MAX_ATTEMPTS,
+    /// docs/operations.md, "Forward queue and dead letters"); timeouts, connection errors, 408 and
+    /// 429 do not count.
     package var forwardMaxAttempts = 50
     package var logLevel = Log.Level.info
     /// SIGTERM closes every client with 1001 spread over this window (DRAIN_WINDOW), so their
@@ -78,7 +79,8 @@ package struct Config: Sendable {
     /// CONSOLE_ADMIN_TOKEN: bearer token of `GET /api/v1/admin/stats` (nil: the route does not exist).
     var consoleAdminToken: String?
     /// CHANNEL_AUTH_URL: asked before a join (and before `GET /api/v1/presence`) of a channel the
-    /// token's `channels` claim does not list (CONTRACT §9); nil: not asked.
+    /// token's `channels` claim does not list (docs/operations.md, "Channel access"); nil: not
+    /// asked.
     package var channelAuthURL: String?
     /// CHANNEL_AUTH_TOKEN: bearer token sent to CHANNEL_AUTH_URL.
     var channelAuthToken: String?
@@ -86,7 +88,8 @@ package struct Config: Sendable {
     var channelAuthCacheMillis: Int64 = 60_000
     /// CHANNELS_OPEN=1: any verified user may join any channel (a single-family install).
     package var channelsOpen = false
-    /// SERVER_API_TOKEN: bearer token of the server API (CONTRACT §11); nil: no server API.
+    /// SERVER_API_TOKEN: bearer token of the server API (docs/operations.md, "Server API"); nil: no
+    /// server API.
     var serverAPIToken: String?
     /// MAX_CONNECTION_AGE: older connections are closed with 4401 (0 = never).
     var maxConnectionAgeMillis: Int64 = 0
@@ -103,8 +106,9 @@ package struct Config: Sendable {
     /// TRUSTED_PROXIES: addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names
     /// the client (for per-address pacing of `POST /api/v1/ws-token`).
     var trustedProxies: [String] = []
-    /// HISTORY_SIZE: chat messages kept per channel for recovery (CONTRACT §10); 0 = no history
-    /// (frames then carry no offset or epoch).
+    /// HISTORY_SIZE: chat messages kept per channel for recovery
+    /// (docs/operations.md, "Delivery: recovery and nonces"); 0 = no history (frames then carry no
+    /// offset or epoch).
     var historySize = 200
     /// HISTORY_TTL: a message older than this is no longer recoverable.
     var historyTTLMillis: Int64 = 600_000
@@ -115,8 +119,8 @@ package struct Config: Sendable {
     package var showHelp = false
     package var showVersion = false
 
-    /// CONSOLE_DEV_TOKENS values (CONTRACT §9): the route exists only in dev mode (no
-    /// WS_TOKEN_SECRET, a loopback BIND, not under systemd); `auto` also needs embedded mode,
+    /// CONSOLE_DEV_TOKENS values (docs/operations.md, "Console"): the route exists only in dev mode
+    /// (no WS_TOKEN_SECRET, a loopback BIND, not under systemd); `auto` also needs embedded mode,
     /// `1` allows it with REDIS_URL, `0` turns it off.
     enum DevTokens: String, Sendable { case auto, on = "1", off = "0" }
 
@@ -134,8 +138,8 @@ package struct Config: Sendable {
     package var isDevMode: Bool { tokenSecret == nil && !echo && Config.isLoopback(bind) && !underSystemd }
 
     /// Whether a join of a channel that the token's `channels` claim does not list is decided by
-    /// CHANNEL_AUTH_URL (CONTRACT §9); otherwise such a join is allowed (CHANNELS_OPEN, or tokens
-    /// minted by family-hub with the claim).
+    /// CHANNEL_AUTH_URL (docs/operations.md, "Channel access"); otherwise such a join is allowed
+    /// (CHANNELS_OPEN, or tokens minted by family-hub with the claim).
     var asksChannelAccess: Bool { channelAuthURL != nil }
 
     /// Whether a bind address only accepts local connections (dev mode is allowed there).
@@ -143,14 +147,16 @@ package struct Config: Sendable {
         address.hasPrefix("127.") || address == "::1" || address == "[::1]"
     }
 
-    /// The start-up rule for WS_TOKEN_SECRET (CONTRACT §2): unset is allowed only in dev mode
-    /// (loopback BIND, not under systemd) and in echo mode; nil when the configuration may start.
+    /// The start-up rule for WS_TOKEN_SECRET (docs/operations.md, "Configuration"): unset is
+    /// allowed only in dev mode (loopback BIND, not under systemd) and in echo mode; nil when the
+    /// configuration may start.
     package var tokenSecretProblem: ConfigError? {
         guard tokenSecret == nil, !echo, !isDevMode else { return nil }
         return ConfigError(variable: "WS_TOKEN_SECRET", problem: "required (at least 32 bytes) unless bound to loopback in dev mode")
     }
 
-    /// Rules between variables (CONTRACT §9), checked once every variable is read.
+    /// Rules between variables (docs/operations.md, "Channel access"), checked once every variable
+    /// is read.
     func crossCheck() throws {
         if authServiceURL != nil && channelAuthURL == nil && !channelsOpen {
             throw ConfigError(variable: "CHANNEL_AUTH_URL",
@@ -289,7 +295,7 @@ package struct Config: Sendable {
           --threads N     event-loop threads, one per core by default (env THREADS)
           --echo          serve a plain WebSocket echo at / with no token: the RFC 6455 conformance target
 
-        environment (flags override it; CONTRACT §2):
+        environment (flags override it; docs/operations.md, "Configuration"):
 
         """
         let width = ConfigVariable.all.map(\.name.count).max() ?? 0

@@ -1,10 +1,10 @@
 import PresenceLoop
 import RedisShim
 
-/// `GET /metrics`: Prometheus text exposition 0.0.4 (CONTRACT §8). Every family has HELP and
-/// TYPE; labels come from fixed sets only (never a channel or user id). Traffic counters are
-/// per loop (`LoopCounters`, plain memory of the loop's thread), read on each loop through its
-/// mailbox and added up here.
+/// `GET /metrics`: Prometheus text exposition 0.0.4 (docs/operations.md, "Metrics"). Every family
+/// has HELP and TYPE; labels come from fixed sets only (never a channel or user id). Traffic
+/// counters are per loop (`LoopCounters`, plain memory of the loop's thread), read on each loop
+/// through its mailbox and added up here.
 enum Metrics {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 

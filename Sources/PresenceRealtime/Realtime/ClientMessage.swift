@@ -1,6 +1,4 @@
-import PresenceJSON
-
-/// A client → server message (CONTRACT §5, §10).
+/// A client → server message (docs/protocol.md, "Client messages").
 enum ClientMessage: Equatable, Sendable {
     /// `since`: where the client's copy of the channel ends (recovery after a reconnect).
     case join(channel: String, since: StreamPosition? = nil)

@@ -1,8 +1,9 @@
-/// Chat messages of one channel in offset order on one loop (CONTRACT §10). Messages reach a loop
-/// from several places — its own senders, the other loops' rings, Redis — so one with offset N+1
-/// can arrive before N. Each arrival is let through when it is the next one, held when it is
-/// ahead of one still on its way, and dropped when it was delivered already; a held message goes
-/// out as soon as the gap closes, or after `gapMillis` if it never does (the gap is then skipped).
+/// Chat messages of one channel in offset order on one loop
+/// (docs/protocol.md, "Offsets and epochs"). Messages reach a loop from several places — its own
+/// senders, the other loops' rings, Redis — so one with offset N+1 can arrive before N. Each
+/// arrival is let through when it is the next one, held when it is ahead of one still on its way,
+/// and dropped when it was delivered already; a held message goes out as soon as the gap closes, or
+/// after `gapMillis` if it never does (the gap is then skipped).
 ///
 /// Until a join on this loop has read the channel's latest position, nothing is delivered (there
 /// is nobody to deliver to) and arrivals wait for `start`.

@@ -33,7 +33,7 @@ struct PresenceDeparture: Sendable, Equatable {
 /// offline after `PRESENCE_GRACE` through `offlineSink` (once, across instances).
 ///
 /// Besides channels, a store knows whether each user has any connection at all (`connected`,
-/// `disconnected`, `users`: CONTRACT §11); see `UserPresence`.
+/// `disconnected`, `users`: docs/protocol.md, "User presence"); see `UserPresence`.
 protocol PresenceStore: AnyObject, Sendable {
     /// A connection of `user` joined `channel`; `name` is its token's `name` claim.
     func join(channel: String, user: String, name: String?, now: Int64, _ done: @escaping (PresenceJoin) -> Void)

@@ -1,4 +1,4 @@
-/// Error codes of CONTRACT §5 (the `code` of a server `error` message).
+/// Error codes of docs/protocol.md, "Error codes" (the `code` of a server `error` message).
 enum ProtocolErrorCode: String, Sendable {
     case badJSON = "bad_json"
     case unknownType = "unknown_type"

@@ -1,7 +1,8 @@
-/// A token bucket: `rate` per second with a burst of `burst` times that (CONTRACT §2
-/// `MESSAGE_RATE`: twice). A rate of 0 means no limit. Integer milli-tokens keep it exact and small.
-/// It also follows the current run of refusals (`recordRefusal`). 22 bytes: every connection has
-/// one (the run's two times as `Int64`s and the tokens as `Int64` were 32, issue 19).
+/// A token bucket: `rate` per second with a burst of `burst` times that
+/// (docs/protocol.md, "Rate limit": `MESSAGE_RATE`, twice). A rate of 0 means no limit. Integer
+/// milli-tokens keep it exact and small. It also follows the current run of refusals
+/// (`recordRefusal`). 22 bytes: every connection has one (the run's two times as `Int64`s and the
+/// tokens as `Int64` were 32, issue 19).
 struct RateLimiter {
     private var lastRefill: Int64
     /// When the current run of refusals began.
@@ -17,7 +18,8 @@ struct RateLimiter {
     }
 
     /// Records a refusal at `now`; true when refusals no more than 1 s apart have gone on for
-    /// 5 s (CONTRACT §10: the connection is closed then; one burst never does it).
+    /// 5 s (docs/protocol.md, "Rate limit": the connection is closed then; one burst never does
+    /// it).
     mutating func recordRefusal(now: Int64) -> Bool {
         if now - (runStart + Int64(runSpan)) > 1_000 { runStart = now }
         let span = now - runStart

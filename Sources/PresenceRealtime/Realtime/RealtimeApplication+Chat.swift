@@ -1,9 +1,10 @@
 import PresenceLoop
 import WSCore
 
-/// Chat messages (CONTRACT §5, §7, §10, §11): stored for chat-service first (when forwarding),
-/// then given their offset in the channel's history — which also settles a repeated nonce — then
-/// fanned out. A client's message and the server API's `POST /api/v1/publish` take the same path.
+/// Chat messages (docs/protocol.md, "Chat messages"): stored for chat-service first (when
+/// forwarding), then given their offset in the channel's history — which also settles a repeated
+/// nonce — then fanned out. A client's message and the server API's `POST /api/v1/publish` take the
+/// same path.
 extension RealtimeApplication {
     /// What a publish became.
     enum Published {

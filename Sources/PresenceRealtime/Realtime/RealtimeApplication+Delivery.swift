@@ -1,10 +1,10 @@
 import PresenceLoop
 import WSCore
 
-/// Fan-out (CONTRACT §5, §10): a frame encoded once goes to this loop's members at once, to the
-/// other loops through their rings and to the other instances through Redis. On each loop a
-/// channel's chat messages pass through its `MessageOrder` (offset order, no repeat), and the
-/// channel's joins that are not live yet get what they are owed: kept back while their join is
+/// Fan-out (docs/protocol.md, "Chat messages"): a frame encoded once goes to this loop's members at
+/// once, to the other loops through their rings and to the other instances through Redis. On each
+/// loop a channel's chat messages pass through its `MessageOrder` (offset order, no repeat), and
+/// the channel's joins that are not live yet get what they are owed: kept back while their join is
 /// under way, filtered against their replay until the loop has caught up with it.
 extension RealtimeApplication {
     /// Delivers here at once, then to the other loops through their rings and to the other

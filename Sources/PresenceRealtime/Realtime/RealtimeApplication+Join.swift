@@ -2,12 +2,12 @@ import PresenceLoop
 import PresenceOutbound
 import WSCore
 
-/// Joining and leaving a channel (CONTRACT §5, §9, §10). A join goes through four steps, each
-/// of which a leave or a close may cut short: channel access (the claim, the cache, or
-/// CHANNEL_AUTH_URL), the channel's subscription on this instance (Redis mode), the presence join
-/// and the history read (together: one round trip in Redis mode), then the join's frames — the
-/// presence snapshot, the replay after `since`, `joined` — followed by whatever the channel
-/// delivered meanwhile, in order and without a repeat.
+/// Joining and leaving a channel (docs/protocol.md, "Joining and leaving"). A join goes through
+/// four steps, each of which a leave or a close may cut short: channel access (the claim, the
+/// cache, or CHANNEL_AUTH_URL), the channel's subscription on this instance (Redis mode), the
+/// presence join and the history read (together: one round trip in Redis mode), then the join's
+/// frames — the presence snapshot, the replay after `since`, `joined` — followed by whatever the
+/// channel delivered meanwhile, in order and without a repeat.
 extension RealtimeApplication {
     func join(_ id: ConnectionID, _ channel: String, since: StreamPosition?) {
         let s = Int(id.slot)

@@ -1,8 +1,9 @@
 import PresenceLoop
 import WSCore
 
-/// The realtime protocol on one loop (CONTRACT §5): the `/ws` upgrade policy, join/leave,
-/// messages, typing and ping for this loop's connections, and fan-out to members here.
+/// The realtime protocol on one loop (docs/protocol.md, "Client messages"): the `/ws` upgrade
+/// policy, join/leave, messages, typing and ping for this loop's connections, and fan-out to
+/// members here.
 final class RealtimeApplication: WebSocketApplication {
     /// Per-connection protocol state.
     struct Session {

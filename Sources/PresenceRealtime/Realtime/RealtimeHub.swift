@@ -11,7 +11,7 @@ package final class RealtimeHub: @unchecked Sendable {
     let config: Config
     let presence: any PresenceStore
     let replayGuard: any ReplayGuard
-    /// Chat message history and nonces (CONTRACT §10).
+    /// Chat message history and nonces (docs/protocol.md, "Recovery and nonces").
     let history: any ChannelHistory
     /// WebSocket sessions open in this process (for `MAX_CONNECTIONS`).
     let sessions = Atomic<Int>(0)
@@ -25,7 +25,7 @@ package final class RealtimeHub: @unchecked Sendable {
     let forwarding: (any ChatForwarding)?
     /// The console page's switches, instance id and history.
     let console: ConsoleState
-    /// Who may join which channel (CONTRACT §9).
+    /// Who may join which channel (docs/protocol.md, "Channel access").
     let access: ChannelAccess
     /// MAX_CONNECTIONS_PER_USER on this instance (nil: no cap).
     let connectionsPerUser: ConnectionsPerUser?

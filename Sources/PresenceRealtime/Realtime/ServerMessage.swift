@@ -1,13 +1,15 @@
 import PresenceJSON
 import WSCore
 
-/// Server → client messages (CONTRACT §5), each serialized ONCE straight into a complete unmasked
-/// WebSocket text frame: the exact payload length is measured first, then header and JSON are written
-/// into one allocation, shared by every recipient. Keys are in contract order.
+/// Server → client messages (docs/protocol.md, "Server messages"), each serialized ONCE straight
+/// into a complete unmasked WebSocket text frame: the exact payload length is measured first, then
+/// header and JSON are written into one allocation, shared by every recipient. Keys are in contract
+/// order.
 enum ServerMessage {
     /// `{"type":"message","id":…,"sender":…,"content":…,"channel":…,"timestamp":…}`, then
     /// `"nonce"` when the sender gave one and `"offset"`/`"epoch"` when the channel keeps history
-    /// (CONTRACT §10; last, so the Redis history script can complete a prefix).
+    /// (docs/protocol.md, "Offsets and epochs"; last, so the Redis history script can complete a
+    /// prefix).
     static func message(id: String, sender: String, content: String, channel: String, timestamp: String,
                         nonce: String? = nil, position: StreamPosition? = nil) -> SharedBytes {
         JSONWriter.withUTF8(id) { id in
@@ -98,7 +100,8 @@ enum ServerMessage {
     }
 
     /// `{"type":"joined","channel":…,"offset":…,"epoch":…,"recovered":…}`: the join is complete
-    /// (CONTRACT §10); offset and epoch only with history, `recovered` only for a join with `since`.
+    /// (docs/protocol.md, "Recovery after a reconnect"); offset and epoch only with history,
+    /// `recovered` only for a join with `since`.
     static func joined(channel: String, position: StreamPosition?, recovered: Bool?) -> SharedBytes {
         JSONWriter.withUTF8(channel) { channel in
             JSONWriter.withUTF8(position?.epoch ?? "") { epoch in
@@ -122,8 +125,8 @@ enum ServerMessage {
     }
 
     /// `{"type":"presence","user_id":…,"name":…,"online":…,"channel":…,"last_seen":…}` — `name`
-    /// when the user's token had one (CONTRACT §12), `last_seen` (ISO 8601) on `online:false`:
-    /// when the user's last connection in the channel ended.
+    /// when the user's token had one (docs/protocol.md, "Presence"), `last_seen` (ISO 8601) on
+    /// `online:false`: when the user's last connection in the channel ended.
     static func presence(userID: String, name: String? = nil, online: Bool, channel: String, lastSeen: String? = nil) -> SharedBytes {
         JSONWriter.withUTF8(userID) { userID in
             JSONWriter.withUTF8(name ?? "") { nameBytes in

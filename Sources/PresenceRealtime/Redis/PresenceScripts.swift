@@ -1,7 +1,7 @@
 import RedisShim
 
-/// The Lua scripts behind Redis presence (CONTRACT §6). Every script touches the keys of ONE
-/// channel, all hash-tagged `{channel}` so they live in one Redis Cluster slot:
+/// The Lua scripts behind Redis presence (docs/operations.md, "Scaling out"). Every script touches
+/// the keys of ONE channel, all hash-tagged `{channel}` so they live in one Redis Cluster slot:
 ///
 /// - `presenced:presence:{c}:conns` — sorted set: one member per (user, instance loop) holding
 ///   connections, `user \x1f instance.loop`, scored by its expiry (ms). Heartbeats push the

@@ -3,10 +3,10 @@ import RedisShim
 import Synchronization
 import WSCore
 
-/// Cross-instance fan-out through Redis pub/sub (CONTRACT §6): every channel event is published
-/// once — the WebSocket frame already encoded, in a small envelope naming the instance it came
-/// from — on `presenced:{channel}` (sharded `SPUBLISH` where the server has it), and this
-/// instance subscribes to a channel while any of its loops has members there. Its own
+/// Cross-instance fan-out through Redis pub/sub (docs/operations.md, "Scaling out"): every channel
+/// event is published once — the WebSocket frame already encoded, in a small envelope naming the
+/// instance it came from — on `presenced:{channel}` (sharded `SPUBLISH` where the server has it),
+/// and this instance subscribes to a channel while any of its loops has members there. Its own
 /// publications are skipped on the way back: local members got them without a Redis round trip.
 ///
 /// A join waits for its channel's subscription (`whenSubscribed`): the server must have taken

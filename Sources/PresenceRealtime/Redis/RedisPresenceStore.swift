@@ -2,7 +2,8 @@ import Glibc
 import PresenceLoop
 import RedisShim
 
-/// Presence in Redis, shared by every instance (CONTRACT §6; data layout in `PresenceScripts`).
+/// Presence in Redis, shared by every instance (docs/operations.md, "Scaling out"; data layout in
+/// `PresenceScripts`).
 ///
 /// Each loop talks to Redis over its own connection and owns one member per (channel, user) it
 /// holds connections for, named `user \x1f instance.loop`. Every `PRESENCE_TTL`/3 a loop

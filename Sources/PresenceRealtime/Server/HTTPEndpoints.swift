@@ -3,8 +3,9 @@ import PresenceLoop
 import RedisShim
 import WSCore
 
-/// The plain HTTP endpoints served beside the WebSocket upgrade (CONTRACT §3): health,
-/// readiness, presence, CORS for `/api/v1/*`, and the console (`ConsoleEndpoints`).
+/// The plain HTTP endpoints served beside the WebSocket upgrade
+/// (docs/protocol.md, "HTTP endpoints"): health, readiness, presence, CORS for `/api/v1/*`, and the
+/// console (`ConsoleEndpoints`).
 struct HTTPEndpoints: Sendable {
     /// The realtime side (nil in echo mode: health endpoints only).
     let hub: RealtimeHub?
@@ -95,7 +96,8 @@ struct HTTPEndpoints: Sendable {
         return errorResponse(status: 405, code: "method_not_allowed", message: "use \(allow)", headers: h)
     }
 
-    /// `{"error": message, "code": code}` with the given status (CONTRACT §3).
+    /// `{"error": message, "code": code}` with the given status
+    /// (docs/protocol.md, "Requests and responses").
     static func errorResponse(status: Int, code: String, message: String, headers: HTTPHeaders) -> HTTPResponse {
         json(status, "{\"error\":\(JSONWriter.quoted(message)),\"code\":\(JSONWriter.quoted(code))}", headers: headers)
     }

@@ -1,9 +1,9 @@
-/// The `ALLOWED_ORIGINS` allow-list (CONTRACT §2, §9): exact origins, `scheme://*.domain[:port]`
-/// for any subdomain with that scheme and port, or `*` for every origin. Ports are compared: an
-/// entry without a port matches only the scheme's default port. `Origin: null` (sandboxed frames,
-/// `file:` pages, some redirects) is never allowed, `*` included. A request without Origin is not
-/// a browser and passes; a same-origin request (the Origin's host and port are the request's
-/// `Host`) passes too.
+/// The `ALLOWED_ORIGINS` allow-list (docs/protocol.md, "Origins and CORS"): exact origins,
+/// `scheme://*.domain[:port]` for any subdomain with that scheme and port, or `*` for every origin.
+/// Ports are compared: an entry without a port matches only the scheme's default port.
+/// `Origin: null` (sandboxed frames, `file:` pages, some redirects) is never allowed, `*` included.
+/// A request without Origin is not a browser and passes; a same-origin request (the Origin's host
+/// and port are the request's `Host`) passes too.
 struct OriginPolicy: Sendable {
     /// `scheme://host:port` in lower case, the port always present when the scheme has a default.
     private struct Parsed: Hashable {

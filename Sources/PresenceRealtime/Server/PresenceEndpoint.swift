@@ -2,11 +2,12 @@ import PresenceJSON
 import PresenceLoop
 import WSCore
 
-/// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT` (CONTRACT §3, §9, §12): who
-/// is online in a channel, across every instance, with each user's `name` when known. The token
-/// is not spent here, but one already spent on `/ws` is refused (a token read from an access log
-/// opens nothing); the channel is checked as a join is (`channels` claim, CHANNEL_AUTH_URL): 403
-/// when refused, 503 when the check is unavailable.
+/// `GET /api/v1/presence?channel=ID` with `Authorization: Bearer JWT`
+/// (docs/protocol.md, "Channel presence endpoint"): who is online in a channel, across every
+/// instance, with each user's `name` when known. The token is not spent here, but one already spent
+/// on `/ws` is refused (a token read from an access log opens nothing); the channel is checked as a
+/// join is (`channels` claim, CHANNEL_AUTH_URL): 403 when refused, 503 when the check is
+/// unavailable.
 enum PresenceEndpoint {
     static func respond(to head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
                         loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {

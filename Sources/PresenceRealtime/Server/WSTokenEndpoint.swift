@@ -3,12 +3,12 @@ import PresenceLoop
 import PresenceOutbound
 import WSCore
 
-/// `POST /api/v1/ws-token` (CONTRACT §3, §9): better-auth says whose session the cookie is; that
-/// user gets a fresh single-use token. Before anyone else's work is spent, in this order: a
-/// browser page outside ALLOWED_ORIGINS is refused (403), a request without the session cookie
-/// is answered 401 without asking, one client address gets WS_TOKEN_RATE per second (429 with
-/// Retry-After), and at most AUTH_MAX_IN_FLIGHT calls wait for better-auth at once (503, never a
-/// hang). better-auth is asked on the loop's own HTTP client.
+/// `POST /api/v1/ws-token` (docs/protocol.md, "Token endpoint"): better-auth says whose session the
+/// cookie is; that user gets a fresh single-use token. Before anyone else's work is spent, in this
+/// order: a browser page outside ALLOWED_ORIGINS is refused (403), a request without the session
+/// cookie is answered 401 without asking, one client address gets WS_TOKEN_RATE per second (429
+/// with Retry-After), and at most AUTH_MAX_IN_FLIGHT calls wait for better-auth at once (503, never
+/// a hang). better-auth is asked on the loop's own HTTP client.
 enum WSTokenEndpoint {
     static let tokenTTL: Int64 = 60
 

@@ -2,9 +2,9 @@ import PresenceJSON
 import PresenceLoop
 import WSCore
 
-/// The server API (CONTRACT §11): family-hub's own backend, never browsers, authorised by
-/// `Authorization: Bearer ${SERVER_API_TOKEN}` (401 otherwise). Without SERVER_API_TOKEN its
-/// routes do not exist (404).
+/// The server API (docs/protocol.md, "Server API"): family-hub's own backend, never browsers,
+/// authorised by `Authorization: Bearer ${SERVER_API_TOKEN}` (401 otherwise). Without
+/// SERVER_API_TOKEN its routes do not exist (404).
 ///
 /// - `POST /api/v1/disconnect` `{"user_id":U}` or `{"session_id":S}`: every instance closes the
 ///   matching connections with 4403; the answer counts this instance's.

@@ -7,10 +7,11 @@ import Glibc
 import WSCore
 import XCTest
 
-/// CHANNEL_AUTH_URL (CONTRACT §9) over real sockets on every backend, against a real HTTP
-/// stand-in for family-hub's access endpoint: what it is asked, what each answer means, that a
-/// join waiting for it is nothing yet, that one (user, channel) is asked once however many joins
-/// arrive, the cache, the presence endpoint behind the same check, metrics, and the start-up guard.
+/// CHANNEL_AUTH_URL (docs/protocol.md, "The access check") over real sockets on every backend,
+/// against a real HTTP stand-in for family-hub's access endpoint: what it is asked, what each
+/// answer means, that a join waiting for it is nothing yet, that one (user, channel) is asked once
+/// however many joins arrive, the cache, the presence endpoint behind the same check, metrics, and
+/// the start-up guard.
 final class ChannelAccessTests: XCTestCase {
     private func server(_ backend: IOBackendKind, _ service: ChannelAccessStandIn, threads: Int = 2,
                         configure: (inout Config) -> Void = { _ in }) throws -> TestServer {

@@ -7,10 +7,10 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// Revocation (CONTRACT §9, §11) over real sockets on every backend: `POST /api/v1/disconnect`
-/// by user and by session (here and, through Redis, on another instance) closes with 4403;
-/// MAX_CONNECTION_AGE closes with 4401, spread; a secret retired by a reload closes what it opened
-/// with 4401.
+/// Revocation (docs/protocol.md, "Revocation") over real sockets on every backend:
+/// `POST /api/v1/disconnect` by user and by session (here and, through Redis, on another instance)
+/// closes with 4403; MAX_CONNECTION_AGE closes with 4401, spread; a secret retired by a reload
+/// closes what it opened with 4401.
 final class RevocationTests: XCTestCase {
     static let apiToken = "server-api-token-0123456789"
 

@@ -6,8 +6,9 @@ import Glibc
 import WSCore
 import XCTest
 
-/// The holes issue 16's review found, one test each (CONTRACT §9), over real sockets on every
-/// backend where a socket is involved. Each of these failed against the code before its fix.
+/// The holes issue 16's review found, one test each
+/// (docs/operations.md, "Trust boundaries (many families on one deployment)"), over real sockets on
+/// every backend where a socket is involved. Each of these failed against the code before its fix.
 final class TrustBoundaryTests: XCTestCase {
     static let secret = "trust-boundary-secret-0123456789abcdef"
 

@@ -7,10 +7,10 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// Two families on one deployment (CONTRACT §9): a member of family A can never join, read, post
-/// to or list family B — not through the WebSocket, not through the presence endpoint, not through
-/// the server API — whether the access answer is fresh or cached. Embedded mode on every backend,
-/// and Redis mode with the two families' users on two instances.
+/// Two families on one deployment (docs/protocol.md, "Channel access"): a member of family A can
+/// never join, read, post to or list family B — not through the WebSocket, not through the presence
+/// endpoint, not through the server API — whether the access answer is fresh or cached. Embedded
+/// mode on every backend, and Redis mode with the two families' users on two instances.
 final class TwoFamilyTests: XCTestCase {
     static let apiToken = "server-api-token-two-families-0"
 

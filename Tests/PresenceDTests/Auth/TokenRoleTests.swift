@@ -2,7 +2,7 @@
 @testable import PresenceRealtime
 import XCTest
 
-/// `TokenRole`: the three words of CONTRACT §4, and nothing else.
+/// `TokenRole`: the three words of docs/protocol.md, "Token format", and nothing else.
 final class TokenRoleTests: XCTestCase {
     func testClaimsRoundTrip() {
         for role in TokenRole.allCases { XCTAssertEqual(TokenRole(claim: role.claim), role) }

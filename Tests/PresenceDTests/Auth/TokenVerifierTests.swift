@@ -4,8 +4,8 @@ import Foundation
 @testable import PresenceRealtime
 import XCTest
 
-/// CONTRACT §4, rule by rule: each rejection from a crafted token, the leeway boundaries, key
-/// rotation, the verification order, and interoperability with PyJWT.
+/// docs/protocol.md, "How a token is checked", rule by rule: each rejection from a crafted token,
+/// the leeway boundaries, key rotation, the verification order, and interoperability with PyJWT.
 final class TokenVerifierTests: XCTestCase {
     private let secret = "current-secret-0123456789-abcdefghij"
     private let previous = "previous-secret-0123456789-abcdefgh"

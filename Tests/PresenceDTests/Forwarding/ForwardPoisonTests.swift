@@ -7,10 +7,11 @@ import Glibc
 import RedisTestSupport
 import XCTest
 
-/// FORWARD_MAX_ATTEMPTS (CONTRACT §10), with the file queue (embedded mode) and the Redis stream
-/// (Redis mode), on every backend: a message chat-service answers 5xx that many times becomes a
-/// dead letter and the next message of its channel is delivered; chat-service down (connection
-/// refused) for longer than that many attempts dead-letters nothing.
+/// FORWARD_MAX_ATTEMPTS (docs/operations.md, "Forward queue and dead letters"), with the file queue
+/// (embedded mode) and the Redis stream (Redis mode), on every backend: a message chat-service
+/// answers 5xx that many times becomes a dead letter and the next message of its channel is
+/// delivered; chat-service down (connection refused) for longer than that many attempts
+/// dead-letters nothing.
 final class ForwardPoisonTests: StandInServerTestCase {
     private enum Mode: String, CaseIterable { case embedded, redis }
 

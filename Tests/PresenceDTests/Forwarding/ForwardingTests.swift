@@ -8,8 +8,9 @@ import Glibc
 import Synchronization
 import XCTest
 
-/// Chat messages reach a real stand-in chat-service (CONTRACT §7): stored before fan-out,
-/// delivered at least once across outages and a SIGKILL, refused ones kept as dead letters.
+/// Chat messages reach a real stand-in chat-service
+/// (docs/operations.md, "Forward queue and dead letters"): stored before fan-out, delivered at
+/// least once across outages and a SIGKILL, refused ones kept as dead letters.
 final class ForwardingTests: StandInServerTestCase {
     private var stateDirectories: [String] = []
 

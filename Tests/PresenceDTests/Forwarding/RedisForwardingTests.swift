@@ -8,8 +8,9 @@ import RedisTestSupport
 import Synchronization
 import XCTest
 
-/// Redis mode's forwarding (CONTRACT §7): every instance appends to one Redis stream, one reads
-/// it for all, a crashed instance's entries are taken over, dead letters live in Redis.
+/// Redis mode's forwarding (docs/operations.md, "Forward queue and dead letters"): every instance
+/// appends to one Redis stream, one reads it for all, a crashed instance's entries are taken over,
+/// dead letters live in Redis.
 final class RedisForwardingTests: StandInServerTestCase {
     private var redis: RedisServerProcess!
     private var directories: [String] = []

@@ -8,9 +8,9 @@ import Glibc
 import RedisTestSupport
 import XCTest
 
-/// Chat through a Redis outage (CONTRACT §10), Redis mode with forwarding on: messages are kept in
-/// the instance's local queue while Redis is away and moved to the shared stream when it returns —
-/// none refused, none lost, none forwarded twice.
+/// Chat through a Redis outage (docs/operations.md, "Through a Redis outage (Redis mode)"), Redis
+/// mode with forwarding on: messages are kept in the instance's local queue while Redis is away and
+/// moved to the shared stream when it returns — none refused, none lost, none forwarded twice.
 final class RedisOutageForwardingTests: StandInServerTestCase {
     private var redis: RedisServerProcess!
     private var directories: [String] = []

@@ -8,10 +8,10 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// Nonces (CONTRACT §10) over real sockets on every backend: a re-send of the same (sender,
-/// nonce) is fanned out, stored and forwarded once; the sending connection alone gets the
-/// original frame again; errors carry the nonce; a malformed nonce is bad_json. Embedded mode,
-/// and across two instances in Redis mode, with forwarding to a chat-service stand-in.
+/// Nonces (docs/protocol.md, "Nonces") over real sockets on every backend: a re-send of the same
+/// (sender, nonce) is fanned out, stored and forwarded once; the sending connection alone gets the
+/// original frame again; errors carry the nonce; a malformed nonce is bad_json. Embedded mode, and
+/// across two instances in Redis mode, with forwarding to a chat-service stand-in.
 final class NonceTests: StandInServerTestCase {
     private func send(_ ws: TestWebSocket, _ channel: String, _ content: String, nonce: String) throws {
         try ws.sendText(#"{"type":"message","channel":"\#(channel)","content":"\#(content)","nonce":"\#(nonce)"}"#)

@@ -8,12 +8,13 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// Recovery after a reconnect (CONTRACT §10) over real sockets on every backend: a client dropped
-/// by a TCP reset while 500 messages are sent, rejoining with `since`, gets exactly what it
-/// missed, in order, then `joined` with `recovered:true`, then the live messages, with no gap and
-/// no repeat — while another client keeps sending through the rejoin. Embedded mode, Redis mode
-/// across two instances, and after the receiving instance restarts. And every way recovery is
-/// refused: a gap beyond HISTORY_SIZE, an old epoch, history off, a message past HISTORY_TTL.
+/// Recovery after a reconnect (docs/protocol.md, "Recovery after a reconnect") over real sockets on
+/// every backend: a client dropped by a TCP reset while 500 messages are sent, rejoining with
+/// `since`, gets exactly what it missed, in order, then `joined` with `recovered:true`, then the
+/// live messages, with no gap and no repeat — while another client keeps sending through the
+/// rejoin. Embedded mode, Redis mode across two instances, and after the receiving instance
+/// restarts. And every way recovery is refused: a gap beyond HISTORY_SIZE, an old epoch, history
+/// off, a message past HISTORY_TTL.
 final class RecoveryTests: XCTestCase {
     static let patience = 20_000
 

@@ -7,8 +7,9 @@ import Glibc
 import RedisTestSupport
 import XCTest
 
-/// JSON-lines logs (CONTRACT §8): one object per line with ts, level, msg and request_id, and
-/// never a token, cookie, secret or password — checked on a real daemon's whole output.
+/// JSON-lines logs (docs/operations.md, "Logs"): one object per line with ts, level, msg and
+/// request_id, and never a token, cookie, secret or password — checked on a real daemon's whole
+/// output.
 final class LogTests: XCTestCase {
     private func object(_ line: String) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], line)

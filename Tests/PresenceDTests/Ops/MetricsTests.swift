@@ -8,8 +8,8 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// `GET /metrics` (CONTRACT §8): the families and labels exist, the counts move with traffic,
-/// and a live scrape under load is valid exposition for `promtool check metrics`.
+/// `GET /metrics` (docs/operations.md, "Metrics"): the families and labels exist, the counts move
+/// with traffic, and a live scrape under load is valid exposition for `promtool check metrics`.
 final class MetricsTests: XCTestCase {
     private var stateDirectories: [String] = []
 

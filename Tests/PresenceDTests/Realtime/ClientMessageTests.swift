@@ -4,7 +4,8 @@ import Foundation
 @testable import PresenceRealtime
 import XCTest
 
-/// Client message parsing: every rule and error code of CONTRACT §5, limits, and seeded fuzzing.
+/// Client message parsing: every rule and error code of docs/protocol.md, "Client messages",
+/// limits, and seeded fuzzing.
 final class ClientMessageTests: XCTestCase {
     private func parse(_ text: String) -> Result<ClientMessage, ProtocolError> {
         ClientMessage.parse(text)
@@ -149,8 +150,8 @@ final class ClientMessageTests: XCTestCase {
         assertError(#"{"type":"ping","x":1e999999}"#, .badJSON, "unknown field 'x'")
     }
 
-    /// CONTRACT §10: `join` may carry `since`, `message` a `nonce`; anything malformed in them is
-    /// bad_json, and a message's later errors carry its nonce.
+    /// docs/protocol.md, "Client messages": `join` may carry `since`, `message` a `nonce`; anything
+    /// malformed in them is bad_json, and a message's later errors carry its nonce.
     func testSinceAndNonce() {
         assertMessage(#"{"type":"join","channel":"c","since":{"offset":41,"epoch":"a1b2-c3"}}"#,
                       .join(channel: "c", since: StreamPosition(offset: 41, epoch: "a1b2-c3")))

@@ -7,10 +7,10 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// Presence details (CONTRACT §12) over real sockets on every backend, in embedded mode and in
-/// Redis mode with two instances: `name` in snapshots, announcements and
-/// `GET /api/v1/presence?channel=`, `last_seen` (the leave time, not the end of the grace
-/// period) on `online:false`, the same for every instance, and the frames' key order.
+/// Presence details (docs/protocol.md, "Presence") over real sockets on every backend, in embedded
+/// mode and in Redis mode with two instances: `name` in snapshots, announcements and
+/// `GET /api/v1/presence?channel=`, `last_seen` (the leave time, not the end of the grace period)
+/// on `online:false`, the same for every instance, and the frames' key order.
 final class PresenceDetailsTests: XCTestCase {
     /// Long enough to tell the leave time from the end of the grace period.
     static let grace: Int64 = 1_500

@@ -5,7 +5,7 @@ import Foundation
 import WSCore
 import XCTest
 
-/// The realtime protocol (CONTRACT §3–§5) with real clients over loopback, on every backend.
+/// The realtime protocol (docs/protocol.md) with real clients over loopback, on every backend.
 final class RealtimeProtocolTests: XCTestCase {
     private func eachBackend(threads: Int = 2, configure: (inout Config) -> Void = { _ in },
                              _ body: (TestServer, IOBackendKind) throws -> Void) throws {
@@ -229,9 +229,10 @@ final class RealtimeProtocolTests: XCTestCase {
         }
     }
 
-    /// CONTRACT §10: refusals alone never close; 5 s of refusals no more than 1 s apart close with
-    /// 1008. A burst is answered rate_limited (with the message's channel and nonce) and the
-    /// connection stays; a client that pauses over a second between bursts stays too.
+    /// docs/protocol.md, "Rate limit": refusals alone never close; 5 s of refusals no more than 1 s
+    /// apart close with 1008. A burst is answered rate_limited (with the message's channel and
+    /// nonce) and the connection stays; a client that pauses over a second between bursts stays
+    /// too.
     func testOnlyFiveSecondsOfContinuedRefusalsCloseWith1008() throws {
         try eachBackend(configure: { $0.messageRate = 1 }) { server, backend in
             let burst = try server.client("burst")

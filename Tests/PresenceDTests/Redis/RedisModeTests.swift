@@ -7,7 +7,8 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// Two presenced instances sharing one real redis-server behave as one server (CONTRACT §6).
+/// Two presenced instances sharing one real redis-server behave as one server
+/// (docs/operations.md, "Scaling out").
 final class RedisModeTests: XCTestCase {
     /// Receive timeout of the clients: generous, Redis round trips on a loaded CI machine.
     static let patience = 15_000

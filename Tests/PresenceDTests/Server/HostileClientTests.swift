@@ -212,8 +212,9 @@ final class HostileClientTests: XCTestCase {
                     }
                 }
                 // With a rate limit the storm goes on (refused) until the limit closes it: 5 s of
-                // continued refusals (CONTRACT §10); without one, 3000 join/leave pairs (each join
-                // answers a snapshot and `joined`: ~1 MB the churner must read as fast as it writes).
+                // continued refusals (docs/protocol.md, "Rate limit"); without one, 3000 join/leave
+                // pairs (each join answers a snapshot and `joined`: ~1 MB the churner must read as
+                // fast as it writes).
                 let churnWriter = LoopThread.detached {
                     let end = EventLoop.monotonicMillis() + 9_000
                     var n = 0

@@ -8,10 +8,10 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// `POST /api/v1/publish` (CONTRACT §11) over real sockets on every backend: a message from
-/// family-hub's backend is stored (a join with `since` replays it), fanned out on every instance,
-/// forwarded unless `forward:false`, answered with its id, offset, epoch and timestamp; a repeated
-/// nonce answers the original; the server token is required.
+/// `POST /api/v1/publish` (docs/protocol.md, "Publish") over real sockets on every backend: a
+/// message from family-hub's backend is stored (a join with `since` replays it), fanned out on
+/// every instance, forwarded unless `forward:false`, answered with its id, offset, epoch and
+/// timestamp; a repeated nonce answers the original; the server token is required.
 final class PublishAPITests: StandInServerTestCase {
     static let token = "server-api-token-publish-test"
 

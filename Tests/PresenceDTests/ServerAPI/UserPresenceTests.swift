@@ -7,10 +7,10 @@ import RedisTestSupport
 import WSCore
 import XCTest
 
-/// `GET /api/v1/presence?user=U1,U2,…` (CONTRACT §11) over real sockets on every backend:
-/// authorisation, validation, request order, online / offline / never seen, `last_seen` within a
-/// second of the close; in Redis mode across two instances, and a crashed instance's user going
-/// offline within PRESENCE_TTL.
+/// `GET /api/v1/presence?user=U1,U2,…` (docs/protocol.md, "User presence") over real sockets on
+/// every backend: authorisation, validation, request order, online / offline / never seen,
+/// `last_seen` within a second of the close; in Redis mode across two instances, and a crashed
+/// instance's user going offline within PRESENCE_TTL.
 final class UserPresenceTests: XCTestCase {
     /// Long enough to tell the close time from the end of the grace period.
     static let grace: Int64 = 1_500

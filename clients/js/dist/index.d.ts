@@ -13,7 +13,7 @@ export declare type ConnectionState = "connecting" | "open" | "reconnecting" | "
 export declare const CONNECTION_TRANSITIONS: {
     readonly [S in ConnectionState]: readonly ConnectionState[];
 };
-/** A chat message as the server fans it out (CONTRACT §5, §10). */
+/** A chat message as the server fans it out (docs/protocol.md, "Server messages"). */
 export interface ChatMessage {
     type: "message";
     /** Unique, time-ordered id (UUIDv7). */
@@ -40,7 +40,7 @@ export interface Member {
     /** When the user's last connection ended (ISO 8601), on members that went offline. */
     lastSeen?: string;
 }
-/** What the server answered when a join completed (`joined`, CONTRACT §10). */
+/** What the server answered when a join completed (`joined`, docs/protocol.md, "Recovery after a reconnect"). */
 export interface JoinResult {
     /** The channel's latest offset (absent when the server keeps no history). */
     offset?: number;

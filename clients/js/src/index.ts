@@ -1,4 +1,4 @@
-// presenced's JavaScript client (CONTRACT §5, §9, §10, §12): one WebSocket per client, channels
+// presenced's JavaScript client (docs/protocol.md): one WebSocket per client, channels
 // with presence, typing and chat, reconnects with backoff, a fresh token per connection, and
 // recovery of missed messages. No dependencies; an ES module for browsers and Node.
 
@@ -23,7 +23,7 @@ export const CONNECTION_TRANSITIONS: { readonly [S in ConnectionState]: readonly
   closed: [],
 };
 
-/** A chat message as the server fans it out (CONTRACT §5, §10). */
+/** A chat message as the server fans it out (docs/protocol.md, "Server messages"). */
 export interface ChatMessage {
   type: "message";
   /** Unique, time-ordered id (UUIDv7). */
@@ -52,7 +52,7 @@ export interface Member {
   lastSeen?: string;
 }
 
-/** What the server answered when a join completed (`joined`, CONTRACT §10). */
+/** What the server answered when a join completed (`joined`, docs/protocol.md, "Recovery after a reconnect"). */
 export interface JoinResult {
   /** The channel's latest offset (absent when the server keeps no history). */
   offset?: number;

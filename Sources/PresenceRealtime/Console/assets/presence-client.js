@@ -1,4 +1,4 @@
-// presenced's JavaScript client (CONTRACT §5, §9, §10, §12): one WebSocket per client, channels
+// presenced's JavaScript client (docs/protocol.md): one WebSocket per client, channels
 // with presence, typing and chat, reconnects with backoff, a fresh token per connection, and
 // recovery of missed messages. No dependencies; an ES module for browsers and Node.
 /** Every state change the client allows; any other is a bug and throws. */

@@ -74,8 +74,8 @@ test("two users in two browsers: presence, typing and messages through the built
   const bob = await browser.openIsolated(server.origin + "/");
   assert.equal(await alice.evaluate(setUpPage("alice")), "open");
   assert.equal(await bob.evaluate(setUpPage("bob")), "open");
-  await alice.waitFor("alice's join completes (joined, CONTRACT §10)", joined, 5000);
-  await bob.waitFor("bob's join completes (joined, CONTRACT §10)", joined, 5000);
+  await alice.waitFor("alice's join completes (joined)", joined, 5000);
+  await bob.waitFor("bob's join completes (joined)", joined, 5000);
   const online = (user) => `window.presenceTest.presence[${JSON.stringify(user)}]?.online === true`;
   await alice.waitFor("alice sees bob online", online("bob"));
   await bob.waitFor("bob sees alice online, with her name", `${online("alice")} && window.presenceTest.presence.alice.name === "Alice"`);

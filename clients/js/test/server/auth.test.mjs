@@ -1,4 +1,4 @@
-// Close 4401 (re-authenticate) and 4403 (revoked) from a real presenced (CONTRACT §9, §11).
+// Close 4401 (re-authenticate) and 4403 (revoked) from a real presenced (docs/protocol.md, "Revocation").
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PresenceClient } from "../../dist/index.js";

@@ -1,5 +1,5 @@
 // The connection itself against a real presenced (no channel): tokens, the server's pongs, a
-// dead connection found by the client's ping, a TCP reset, a refused upgrade (CONTRACT §3-§5).
+// dead connection found by the client's ping, a TCP reset, a refused upgrade (docs/protocol.md, "Connecting").
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PresenceClient } from "../../dist/index.js";

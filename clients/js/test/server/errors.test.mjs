@@ -1,4 +1,4 @@
-// The server's refusals as the library reports them (CONTRACT §5, §9, §10).
+// The server's refusals as the library reports them (docs/protocol.md, "Error codes").
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PresenceClient, PresenceError } from "../../dist/index.js";

@@ -1,4 +1,4 @@
-// Presence and typing through the library against a real presenced (CONTRACT §5, §12).
+// Presence and typing through the library against a real presenced (docs/protocol.md, "Presence").
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { PresenceClient } from "../../dist/index.js";
@@ -49,7 +49,7 @@ test("two users, two tabs: each sees the others; a user stays online until the l
   assert.equal(online(bob), "bob");
 });
 
-test("presence carries the token's name, and last_seen when offline (CONTRACT §12)", { timeout: 20000 }, async () => {
+test("presence carries the token's name, and last_seen when offline", { timeout: 20000 }, async () => {
   const carolClient = connect("carol", { name: "Carol C." });
   await joined(carolClient.channel("family-2"));
   const dan = connect("dan", { name: "Dan" }).channel("family-2");

@@ -1,5 +1,5 @@
 // Recovery after a TCP reset and idempotent re-sends, against a real presenced behind a proxy
-// that resets connections (CONTRACT §10).
+// that resets connections (docs/protocol.md, "Recovery after a reconnect").
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PresenceClient } from "../../dist/index.js";

@@ -1,5 +1,5 @@
 // A real presenced process for the server-facing suites: the release binary on a free loopback
-// port, with a test token secret; tokens are minted here per CONTRACT §4 (HS256 with node:crypto).
+// port, with a test token secret; tokens are minted here per docs/protocol.md, "Token format" (HS256 with node:crypto).
 import { spawn } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";

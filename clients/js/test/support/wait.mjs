@@ -23,7 +23,7 @@ export function next(emitter, event, predicate = () => true, ms = 5000) {
   return within(`${event} event`, seen, ms).finally(() => off());
 }
 
-/** `channel.join()`, which needs the server's `joined` frame (CONTRACT §10), within 5 s. */
+/** `channel.join()`, which needs the server's `joined` frame (docs/protocol.md, "Recovery after a reconnect"), within 5 s. */
 export function joined(channel, ms = 5000) {
-  return within(`the server's joined frame for ${channel.id} (CONTRACT §10)`, channel.join(), ms);
+  return within(`the server's joined frame for ${channel.id}`, channel.join(), ms);
 }

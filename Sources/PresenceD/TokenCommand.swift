@@ -1,3 +1,6 @@
+import PresenceLoop
+import PresenceRealtime
+
 /// `presenced token`: mints one ephemeral token from the command line
 /// (docs/protocol.md, "Getting a token").
 ///

@@ -1,3 +1,6 @@
+import PresenceLoop
+import PresenceOutbound
+
 /// Who may join (or read the presence of) which channel (docs/protocol.md, "Channel access"), for
 /// every loop: the token's `channels` claim, else CHANNEL_AUTH_URL through a shared cache, else
 /// open.

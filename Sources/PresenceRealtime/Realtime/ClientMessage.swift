@@ -1,3 +1,5 @@
+import PresenceJSON
+
 /// A client → server message (docs/protocol.md, "Client messages").
 enum ClientMessage: Equatable, Sendable {
     /// `since`: where the client's copy of the channel ends (recovery after a reconnect).

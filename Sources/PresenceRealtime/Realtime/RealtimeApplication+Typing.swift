@@ -1,3 +1,5 @@
+import PresenceLoop
+
 /// Typing indicators (docs/protocol.md, "Typing"): to the other users' connections in the channel,
 /// never stored, droppable under backpressure; a `typing:true` not followed by `typing:false` ends
 /// after 5 s (`tick`).

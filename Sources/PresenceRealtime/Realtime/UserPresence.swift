@@ -1,3 +1,5 @@
+import PresenceLoop
+
 /// One user's presence anywhere, whatever channels it joined (docs/protocol.md, "User presence",
 /// `GET /api/v1/presence?user=`): online while it has a connection on any instance (and through
 /// `PRESENCE_GRACE` after its last one closed, like channel presence); otherwise the time its last

@@ -46,11 +46,25 @@ let package = Package(
                           path: "Sources/PresenceD", swiftSettings: hotPath),
         // The bundled load generator: its own epoll client loop over WSCore's client side.
         .executableTarget(name: "PresenceBench", dependencies: ["CSystem", "WSCore"], path: "Benchmarks/PresenceBench"),
-        .testTarget(name: "WSCoreTests", dependencies: ["WSCore"], path: "Tests/WSCoreTests"),
-        // A throwaway redis-server for tests (RedisShimTests, PresenceDTests).
+        // Test support shared by the test targets: a seeded generator, stand-in HTTP servers.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // A throwaway redis-server for tests.
         .target(name: "RedisTestSupport", path: "Tests/RedisTestSupport"),
-        .testTarget(name: "RedisShimTests", dependencies: ["RedisShim", "RedisTestSupport"], path: "Tests/RedisShimTests"),
-        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "PresenceJSON", "PresenceLoop", "PresenceOutbound", "PresenceForwarding", "PresenceRealtime", "WSCore", "CSystem", "RedisShim", "RedisTestSupport"], path: "Tests/PresenceDTests"),
+        // Each module's own tests import that module only (docs/architecture.md, "Modules and allowed imports").
+        .testTarget(name: "WSCoreTests", dependencies: ["WSCore", "TestSupport"], path: "Tests/WSCoreTests"),
+        .testTarget(name: "RedisShimTests", dependencies: ["RedisShim", "RedisTestSupport", "TestSupport"], path: "Tests/RedisShimTests"),
+        .testTarget(name: "PresenceJSONTests", dependencies: ["PresenceJSON"], path: "Tests/PresenceJSONTests"),
+        .testTarget(name: "PresenceLoopTests", dependencies: ["PresenceLoop", "WSCore", "TestSupport"], path: "Tests/PresenceLoopTests"),
+        .testTarget(name: "PresenceOutboundTests", dependencies: ["PresenceOutbound", "PresenceLoop", "WSCore", "TestSupport", "RedisTestSupport"],
+                    path: "Tests/PresenceOutboundTests"),
+        .testTarget(name: "PresenceForwardingTests", dependencies: ["PresenceForwarding", "PresenceOutbound", "PresenceLoop", "RedisShim",
+                                                                    "TestSupport", "RedisTestSupport"],
+                    path: "Tests/PresenceForwardingTests"),
+        // End to end: in-process servers and the daemon's process, real redis-server, stand-in
+        // chat-service and better-auth.
+        .testTarget(name: "PresenceDTests", dependencies: ["PresenceD", "PresenceJSON", "PresenceLoop", "PresenceOutbound", "PresenceForwarding",
+                                                           "PresenceRealtime", "WSCore", "CSystem", "RedisShim", "TestSupport", "RedisTestSupport"],
+                    path: "Tests/PresenceDTests"),
     ],
     swiftLanguageModes: [.v6]
 )

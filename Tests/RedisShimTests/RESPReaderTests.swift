@@ -1,4 +1,5 @@
 import RedisShim
+import TestSupport
 import XCTest
 
 final class RESPReaderTests: XCTestCase {
@@ -60,7 +61,7 @@ final class RESPReaderTests: XCTestCase {
     }
 
     func testPipelinedRepliesInRandomSplitsComeOutInOrder() throws {
-        var rng = SeededRNG(seed: 0x5EED)
+        var rng = SplitMix(seed: 0x5EED)
         let all = samples
         for round in 0..<200 {
             var wire: [UInt8] = []

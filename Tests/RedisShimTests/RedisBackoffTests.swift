@@ -1,4 +1,5 @@
 import RedisShim
+import TestSupport
 import XCTest
 
 final class RedisBackoffTests: XCTestCase {
@@ -30,7 +31,7 @@ final class RedisBackoffTests: XCTestCase {
 
     func testFullJitterIsUniformOverZeroToCeiling() {
         let backoff = RedisBackoff(baseMillis: 100, capMillis: 5000)
-        var rng = SeededRNG(seed: 7)
+        var rng = SplitMix(seed: 7)
         for attempt in [0, 2, 10] {
             let ceiling = backoff.ceiling(attempt: attempt)
             let draws = (0..<10_000).map { _ in backoff.delay(attempt: attempt, using: &rng) }

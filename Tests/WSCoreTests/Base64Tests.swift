@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
+import TestSupport
 @testable import WSCore
+import XCTest
 
 final class Base64Tests: XCTestCase {
     // RFC 4648 §10.
@@ -28,7 +29,7 @@ final class Base64Tests: XCTestCase {
     }
 
     func testMatchesFoundationOnRandomInput() {
-        var rng = SeededRNG(seed: 42)
+        var rng = SplitMix(seed: 42)
         for length in 0..<200 {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let encoded = Base64.encode(bytes)

@@ -1,5 +1,6 @@
-import XCTest
+import TestSupport
 @testable import WSCore
+import XCTest
 
 /// Test support shared by the frame codec tests (namespaced to stay clear of other test files).
 enum FrameTesting {
@@ -145,7 +146,7 @@ final class FrameDecoderTests: XCTestCase {
         let (byteEvents, failedByte) = FrameTesting.decode(FrameTesting.byteAtATime(bytes), &single)
         XCTAssertEqual(byteEvents, expected, "byte at a time", file: file, line: line)
         for seed in seeds {
-            var rng = SeededRNG(seed: seed &* 0x1234_5678 &+ UInt64(bytes.count))
+            var rng = SplitMix(seed: seed &* 0x1234_5678 &+ UInt64(bytes.count))
             let chunks = FrameTesting.randomSplit(bytes, &rng)
             var decoder = FrameDecoder(role: role, maxMessageSize: max)
             let (got, failedChunk) = FrameTesting.decode(chunks, &decoder)
@@ -358,7 +359,7 @@ final class FrameDecoderTests: XCTestCase {
     }
 
     func testLargeFragmentedBinaryWithLargeInterleavedPings() {
-        var rng = SeededRNG(seed: 7)
+        var rng = SplitMix(seed: 7)
         var message: [UInt8] = []
         var bytes: [UInt8] = []
         var expected: [Event] = []

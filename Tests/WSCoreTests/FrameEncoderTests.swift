@@ -1,5 +1,6 @@
-import XCTest
+import TestSupport
 @testable import WSCore
+import XCTest
 
 final class FrameEncoderTests: XCTestCase {
     private func bytes(_ shared: SharedBytes) -> [UInt8] {
@@ -95,7 +96,7 @@ final class FrameEncoderTests: XCTestCase {
     }
 
     func testClientFramesDecodeForEveryLengthAndKey() {
-        var rng = SeededRNG(seed: 42)
+        var rng = SplitMix(seed: 42)
         for length in [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 125, 126, 127, 1000, 65535, 65536, 100_000] {
             let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let key = UInt32.random(in: 0...UInt32.max, using: &rng)
@@ -109,7 +110,7 @@ final class FrameEncoderTests: XCTestCase {
     }
 
     func testMaskingMatchesNaiveXORAtEveryOffset() {
-        var rng = SeededRNG(seed: 3)
+        var rng = SplitMix(seed: 3)
         for _ in 0..<20 {
             let wireKey = UInt32.random(in: 0...UInt32.max, using: &rng)
             let keyBytes = [UInt8(wireKey >> 24), UInt8(wireKey >> 16 & 0xFF), UInt8(wireKey >> 8 & 0xFF), UInt8(wireKey & 0xFF)]

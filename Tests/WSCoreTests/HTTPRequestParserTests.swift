@@ -1,5 +1,6 @@
-import XCTest
+import TestSupport
 @testable import WSCore
+import XCTest
 
 // MARK: - Split-feeding harness (shared with HTTPResponseParserTests)
 
@@ -36,7 +37,7 @@ enum HTTPSplits {
     static func bytes(_ count: Int) -> [Int] { Array(repeating: 1, count: count) }
     /// Chunk sizes: random, including empty chunks.
     static func random(_ count: Int, seed: UInt64) -> [Int] {
-        var rng = SeededRNG(seed: seed)
+        var rng = SplitMix(seed: seed)
         var sizes: [Int] = []
         var left = count
         let maxChunk = Int.random(in: 1...max(1, min(count, 64)), using: &rng)

@@ -1,5 +1,6 @@
-import XCTest
+import TestSupport
 import WSCore
+import XCTest
 
 final class UTF8ValidatorTests: XCTestCase {
     private func isValid(_ bytes: [UInt8]) -> Bool {
@@ -127,7 +128,7 @@ final class UTF8ValidatorTests: XCTestCase {
     /// Random mixes of valid sequences, mutated at random, against the standard library's validator, fed
     /// whole and in random chunks.
     func testAgreesWithStandardLibraryOnRandomInput() {
-        var rng = SeededRNG(seed: 2024)
+        var rng = SplitMix(seed: 2024)
         let scalars: [UInt32] = [0x41, 0x7F, 0x80, 0x7FF, 0x800, 0xD7FF, 0xE000, 0xFFFD, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]
         for _ in 0..<3000 {
             var bytes: [UInt8] = []

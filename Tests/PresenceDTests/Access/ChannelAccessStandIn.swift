@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 @testable import PresenceD
+import TestSupport
 
 /// A real HTTP stand-in for family-hub's channel access endpoint (CHANNEL_AUTH_URL): a user may
 /// join the channels of their family. Special channels answer otherwise, to test every kind of

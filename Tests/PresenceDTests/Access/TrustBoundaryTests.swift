@@ -3,6 +3,7 @@ import Glibc
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
+import TestSupport
 import WSCore
 import XCTest
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import RedisTestSupport
+import TestSupport
 
 /// chat-service that is down — its port refuses connections — and comes back on the same port: a
 /// TCP relay on a fixed loopback port in front of a stand-in server, listening only while open.

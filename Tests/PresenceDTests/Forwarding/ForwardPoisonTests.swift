@@ -5,6 +5,7 @@ import Glibc
 @testable import PresenceOutbound
 @testable import PresenceRealtime
 import RedisTestSupport
+import TestSupport
 import XCTest
 
 /// FORWARD_MAX_ATTEMPTS (docs/operations.md, "Forward queue and dead letters"), with the file queue

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 @testable import PresenceD
 @testable import PresenceLoop
+import TestSupport
 import XCTest
 
 /// What the forwarding tests share: a chat-service stand-in, the message ids it received, chat

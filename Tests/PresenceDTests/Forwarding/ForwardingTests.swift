@@ -6,6 +6,7 @@ import Glibc
 @testable import PresenceOutbound
 @testable import PresenceRealtime
 import Synchronization
+import TestSupport
 import XCTest
 
 /// Chat messages reach a real stand-in chat-service

@@ -6,6 +6,7 @@ import Glibc
 @testable import PresenceRealtime
 import RedisTestSupport
 import Synchronization
+import TestSupport
 import XCTest
 
 /// Redis mode's forwarding (docs/operations.md, "Forward queue and dead letters"): every instance

@@ -6,6 +6,7 @@ import Glibc
 @testable import PresenceOutbound
 @testable import PresenceRealtime
 import RedisTestSupport
+import TestSupport
 import XCTest
 
 /// Chat through a Redis outage (docs/operations.md, "Through a Redis outage (Redis mode)"), Redis

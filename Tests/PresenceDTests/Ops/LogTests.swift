@@ -5,6 +5,7 @@ import Glibc
 @testable import PresenceOutbound
 @testable import PresenceRealtime
 import RedisTestSupport
+import TestSupport
 import XCTest
 
 /// JSON-lines logs (docs/operations.md, "Logs"): one object per line with ts, level, msg and

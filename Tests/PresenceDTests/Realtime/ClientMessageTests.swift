@@ -2,6 +2,7 @@ import Foundation
 @testable import PresenceD
 @testable import PresenceJSON
 @testable import PresenceRealtime
+import TestSupport
 import XCTest
 
 /// Client message parsing: every rule and error code of docs/protocol.md, "Client messages",

@@ -1,5 +1,6 @@
 @testable import PresenceD
 @testable import PresenceRealtime
+import TestSupport
 import XCTest
 
 /// SmallUserTable against a plain Dictionary: random operations through growth past

@@ -5,6 +5,7 @@ import Glibc
 @testable import PresenceOutbound
 @testable import PresenceRealtime
 import RedisTestSupport
+import TestSupport
 import WSCore
 import XCTest
 

@@ -4,6 +4,7 @@ import Glibc
 @testable import PresenceLoop
 @testable import PresenceRealtime
 import RedisTestSupport
+import TestSupport
 import WSCore
 import XCTest
 

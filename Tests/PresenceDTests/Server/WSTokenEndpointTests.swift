@@ -3,6 +3,7 @@ import Foundation
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
+import TestSupport
 import WSCore
 import XCTest
 

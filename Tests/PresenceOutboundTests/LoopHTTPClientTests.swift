@@ -1,9 +1,9 @@
 import Foundation
 import Glibc
-@testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 import Synchronization
+import TestSupport
 import WSCore
 import XCTest
 

@@ -1,5 +1,4 @@
 import Foundation
-@testable import PresenceD
 @testable import PresenceLoop
 import Synchronization
 import XCTest

@@ -5,9 +5,9 @@ import XCTest
 /// A tiny real HTTP/1.1 server for outbound-client tests: a blocking accept loop on 127.0.0.1
 /// (port chosen by the kernel) in a background thread, one thread per connection. It records
 /// every request it read and answers as the test's closure says, then closes the connection.
-final class StandInHTTPServer: @unchecked Sendable {
+package final class StandInHTTPServer: @unchecked Sendable {
     /// One request as received.
-    struct Request: Sendable {
+    package struct Request: Sendable {
         var requestLine: String
         var headers: [(name: String, value: String)]
         var body: [UInt8]
@@ -24,7 +24,7 @@ final class StandInHTTPServer: @unchecked Sendable {
     }
 
     /// How to answer a request.
-    enum Reply: Sendable {
+    package enum Reply: Sendable {
         /// These bytes, then close.
         case raw([UInt8])
         /// These bytes one at a time, `everyMillis` apart, then close.
@@ -43,7 +43,7 @@ final class StandInHTTPServer: @unchecked Sendable {
 
     /// `answerWithoutReading`: reply as soon as a connection is accepted (to an empty request),
     /// for clients that speak something other than HTTP first (a TLS ClientHello).
-    init(answerWithoutReading: Bool = false, _ respond: @escaping @Sendable (Request) -> Reply) throws {
+    package init(answerWithoutReading: Bool = false, _ respond: @escaping @Sendable (Request) -> Reply) throws {
         self.respond = respond
         self.answerWithoutReading = answerWithoutReading
         listener = try StandInListener { [self] fd in
@@ -52,16 +52,16 @@ final class StandInHTTPServer: @unchecked Sendable {
     }
 
     /// The port it listens on (127.0.0.1).
-    var port: UInt16 { listener.port }
+    package var port: UInt16 { listener.port }
 
     /// `http://127.0.0.1:<port>`.
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// Every request read so far.
-    var requests: [Request] { lock.withLock { recorded } }
+    package var requests: [Request] { lock.withLock { recorded } }
 
     /// Stops accepting and closes every connection still open.
-    func stop() {
+    package func stop() {
         let toClose: [Int32] = lock.withLock {
             stopped = true
             defer { held = [] }
@@ -75,7 +75,7 @@ final class StandInHTTPServer: @unchecked Sendable {
     }
 
     /// A complete response with Content-Length.
-    static func response(status: Int, reason: String = "Whatever", headers: [(String, String)] = [("Content-Type", "application/json")],
+    package static func response(status: Int, reason: String = "Whatever", headers: [(String, String)] = [("Content-Type", "application/json")],
                          body: String) -> Reply {
         var text = "HTTP/1.1 \(status) \(reason)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
@@ -165,22 +165,22 @@ final class StandInHTTPServer: @unchecked Sendable {
 
 /// A test case that runs stand-in servers: SIGPIPE is ignored (a client may write to a connection a
 /// server already closed), and every server made with `startServer` is stopped in `tearDown`.
-class StandInServerTestCase: XCTestCase {
+open class StandInServerTestCase: XCTestCase {
     private var servers: [StandInHTTPServer] = []
 
-    override func setUp() {
+    override open func setUp() {
         super.setUp()
         signal(SIGPIPE, SIG_IGN)
     }
 
-    override func tearDown() {
+    override open func tearDown() {
         for server in servers { server.stop() }
         servers = []
         super.tearDown()
     }
 
     /// A new stand-in server (see `StandInHTTPServer.init`), stopped when the test ends.
-    func startServer(answerWithoutReading: Bool = false,
+    package func startServer(answerWithoutReading: Bool = false,
                      _ respond: @escaping @Sendable (StandInHTTPServer.Request) -> StandInHTTPServer.Reply) throws -> StandInHTTPServer {
         let server = try StandInHTTPServer(answerWithoutReading: answerWithoutReading, respond)
         servers.append(server)
@@ -190,13 +190,13 @@ class StandInServerTestCase: XCTestCase {
 
 /// Python's `http.server` behind `ssl`, started with Foundation's Process, answering every GET
 /// with a fixed JSON body, every POST with 201 (and the SNI name it was given, in `X-SNI`); and the throw-away PKI (made with the `openssl` CLI) it serves from.
-final class PythonTLSServer {
-    let port: UInt16
+package final class PythonTLSServer {
+    package let port: UInt16
     private let process: Process
 
     /// A `Handler` class (Python source at the top level) answering GETs with `BODY` (200,
     /// `Connection: close`, the SNI name in `X-SNI`) and POSTs with 201.
-    static let fixedBodyHandler = """
+    package static let fixedBodyHandler = """
         body = os.environ["BODY"].encode()
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -219,13 +219,13 @@ final class PythonTLSServer {
         """
 
     /// Serves `certificate`/`key` (PEM files) on 127.0.0.1, answering GETs with `body` (200).
-    convenience init(certificate: String, key: String, body: String) throws {
+    package convenience init(certificate: String, key: String, body: String) throws {
         try self.init(certificate: certificate, key: key, handler: Self.fixedBodyHandler, environment: ["BODY": body])
     }
 
     /// Serves `certificate`/`key` on 127.0.0.1 with `handler`: Python source defining a
     /// `Handler` class for `http.server` (`os`, `sys` and `http.server` are imported).
-    init(certificate: String, key: String, handler: String, environment: [String: String] = [:]) throws {
+    package init(certificate: String, key: String, handler: String, environment: [String: String] = [:]) throws {
         let script = "import http.server, os, ssl, sys\n" + handler + """
 
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -262,22 +262,22 @@ final class PythonTLSServer {
         self.port = port
     }
 
-    func stop() {
+    package func stop() {
         process.terminate()
         process.waitUntilExit()
     }
 }
 
 /// A temporary CA and server certificates made with the `openssl` CLI.
-struct TestPKI {
+package struct TestPKI {
     /// Why the PKI could not be made.
-    struct Failure: Error, CustomStringConvertible { var description: String }
+    package struct Failure: Error, CustomStringConvertible { var description: String }
 
-    let directory: URL
-    var caFile: String { directory.appendingPathComponent("ca.pem").path }
+    package let directory: URL
+    package var caFile: String { directory.appendingPathComponent("ca.pem").path }
 
     /// A new CA in a new temporary directory.
-    init() throws {
+    package init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("presenced-pki-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -287,7 +287,7 @@ struct TestPKI {
 
     /// A server certificate signed by the CA for `subjectAltName` (e.g. `DNS:localhost,IP:127.0.0.1`);
     /// the certificate and key paths.
-    func issue(_ name: String, subjectAltName: String) throws -> (certificate: String, key: String) {
+    package func issue(_ name: String, subjectAltName: String) throws -> (certificate: String, key: String) {
         let ext = directory.appendingPathComponent("\(name).ext")
         try """
             subjectAltName=\(subjectAltName)
@@ -302,7 +302,7 @@ struct TestPKI {
         return (directory.appendingPathComponent("\(name).pem").path, directory.appendingPathComponent("\(name).key").path)
     }
 
-    func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -4,6 +4,7 @@ import Glibc
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
+import TestSupport
 import XCTest
 
 /// `AuthServiceClient` on a real event loop's HTTP client against real stand-in better-auth

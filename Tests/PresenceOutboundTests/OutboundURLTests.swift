@@ -1,4 +1,3 @@
-@testable import PresenceD
 @testable import PresenceOutbound
 import XCTest
 

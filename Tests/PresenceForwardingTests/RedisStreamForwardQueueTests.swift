@@ -1,9 +1,7 @@
 import Dispatch
 import Glibc
-@testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisShim
 import RedisTestSupport
 import Synchronization

@@ -1,8 +1,7 @@
 import Glibc
-@testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
-@testable import PresenceRealtime
+import TestSupport
 import XCTest
 
 /// A fresh directory under /tmp, removed with everything in it by `remove()`.

@@ -1,5 +1,4 @@
 import Foundation
-@testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceOutbound
 import XCTest

@@ -1,5 +1,4 @@
 import Glibc
-@testable import PresenceD
 @testable import PresenceLoop
 import WSCore
 import XCTest

@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-@testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
 @testable import PresenceOutbound

@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
-@testable import PresenceD
 @testable import PresenceOutbound
 import RedisTestSupport
+import TestSupport
 import XCTest
 
 /// `TLSClientEngine` against real TLS servers (redis-server built with TLS) on loopback, driven

@@ -196,7 +196,6 @@ final class FileForwardQueue: ForwardQueue {
             }
             rebuilt.dead = state.dead
             rebuilt.deadOrder = state.deadOrder
-            rebuilt.deadHead = state.deadHead
             rebuilt.deadLiveBytes = state.deadLiveBytes
             state = rebuilt
             try compactForward()
@@ -283,8 +282,6 @@ final class FileForwardQueue: ForwardQueue {
     var depth: Int { state.pendingCount }
     /// Bytes of the queue log on disk.
     var fileBytes: Int { log.size }
-    /// Bytes of the dead-letter log on disk.
-    var deadLetterFileBytes: Int { deadLog.size }
     /// Dead letters kept.
     var deadLetterCount: Int { state.dead.count }
     /// `createdAt` of the oldest waiting entry.
@@ -657,7 +654,6 @@ struct LoadedState {
     var liveBytes = QueueLogFile.headerSize
     var dead: [String: DeadSlot] = [:]
     var deadOrder: [Item] = []
-    var deadHead = 0
     var deadLiveBytes = QueueLogFile.headerSize
     var maxSeq: UInt64 = 0
     /// Where intact records end in each log.
@@ -838,12 +834,11 @@ struct LoadedState {
     }
 
     mutating func compactDeadOrder() {
-        deadOrder = deadOrder[deadHead...].filter { dead[$0.id]?.seq == $0.seq }
-        deadHead = 0
+        deadOrder = deadOrder.filter { dead[$0.id]?.seq == $0.seq }
     }
 
     func orderedDeadSlots() -> [DeadSlot] {
-        deadOrder[deadHead...].compactMap { item in dead[item.id].flatMap { $0.seq == item.seq ? $0 : nil } }
+        deadOrder.compactMap { item in dead[item.id].flatMap { $0.seq == item.seq ? $0 : nil } }
     }
 
     func orderedDead() -> [DeadLetter] { orderedDeadSlots().map(\.letter) }

@@ -33,9 +33,6 @@ struct ForwardEntry: Equatable, Hashable, Sendable {
 
     /// Stands in for an entry no longer kept (its strings released).
     static let removed = ForwardEntry(id: "", channel: "", sender: "", content: "", createdAt: "")
-
-    /// `createdAt` as Unix milliseconds; nil unless it is `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
-    var createdAtMillis: Int64? { ForwardTime.parseISO8601(createdAt) }
 }
 
 /// An entry that will not be retried on its own: chat-service refused it for good (a 4xx other

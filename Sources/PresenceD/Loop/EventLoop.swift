@@ -342,11 +342,6 @@ final class EventLoop: @unchecked Sendable {
         timers.schedule(Int32(id.slot), at: millis)
     }
 
-    func cancelDeadline(_ id: ConnectionID) {
-        guard isOpen(id) else { return }
-        timers.cancel(Int32(id.slot))
-    }
-
     // MARK: Outbound connections and one-shot timers
 
     /// Opens a TCP connection from this loop (non-blocking connect); its events go to

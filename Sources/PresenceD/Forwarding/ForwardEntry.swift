@@ -84,7 +84,7 @@ struct ForwardQueueStats: Equatable, Sendable {
 
     /// Age of the oldest entry in milliseconds at `nowMillis` (Unix), or 0.
     func oldestAgeMillis(nowMillis: Int64) -> Int64 {
-        guard let oldest = oldestCreatedAt.flatMap(ForwardTime.parseISO8601) else { return 0 }
+        guard let oldest = oldestCreatedAt.flatMap(Timestamp.parseISO8601) else { return 0 }
         return max(0, nowMillis - oldest)
     }
 }
@@ -347,45 +347,5 @@ enum CRC32 {
 
     static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
-    }
-}
-
-/// The ISO-8601 form the queue stores, read back as Unix milliseconds.
-enum ForwardTime {
-    /// `YYYY-MM-DDTHH:MM:SS[.f…]Z` → Unix milliseconds; nil for anything else.
-    static func parseISO8601(_ text: String) -> Int64? {
-        let b = Array(text.utf8)
-        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
-              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b.last == UInt8(ascii: "Z") else { return nil }
-        func number(_ from: Int, _ count: Int) -> Int64? {
-            var v: Int64 = 0
-            for i in from..<from + count {
-                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-                v = v * 10 + Int64(b[i] - 0x30)
-            }
-            return v
-        }
-        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
-              let minute = number(14, 2), let second = number(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
-        var millis: Int64 = 0
-        if b.count > 20 {
-            guard b[19] == UInt8(ascii: "."), b.count > 21 else { return nil }
-            let digits = b.count - 21
-            guard let fraction = number(20, digits) else { return nil }
-            millis = fraction
-            var d = digits
-            while d > 3 { millis /= 10; d -= 1 }
-            while d < 3 { millis *= 10; d += 1 }
-        } else if b[19] != UInt8(ascii: "Z") {
-            return nil
-        }
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis
     }
 }

@@ -62,7 +62,7 @@ enum TokenCommand {
                 }
                 ttl = seconds
             case "--role":
-                guard TokenVerifier.roles.contains(value) else { return fail("--role must be admin, member or child") }
+                guard TokenRole(claim: value) != nil else { return fail("--role must be admin, member or child") }
                 role = value
             case "--channel":
                 guard TokenVerifier.isValidChannelID(value) else {

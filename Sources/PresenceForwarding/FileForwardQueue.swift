@@ -11,23 +11,31 @@ import PresenceLoop
 ///   back to the queue).
 ///
 /// Every operation is one `write(2)` before it returns (so a SIGKILL loses nothing);
-/// ``sync()`` — from a loop timer every ``Options/syncIntervalMillis``, or after every write
-/// when that is 0 — makes it survive a power loss. Opening rebuilds the pending set (appends
-/// minus acks, in append order), cuts off a torn last record and compacts a log whose
-/// dead bytes (acknowledged entries, attempt records) are more than half of it; ``sync()``
-/// compacts too. Records carry a sequence number shared by both logs, so a crash between the
-/// two writes of a move (to or from the dead letters) is settled on the next open.
+/// `fdatasync` — ``tick()`` from a loop timer every ``Options/syncIntervalMillis``, ``sync()``,
+/// or after every write when that is 0 — makes it survive a power loss. Opening rebuilds the
+/// pending set (appends minus acks, in append order), cuts off a torn last record and compacts
+/// a log whose dead bytes (acknowledged entries, attempt records) are more than half of it;
+/// ``tick()`` and ``sync()`` compact too. Records carry a sequence number shared by both logs,
+/// so a crash between the two writes of a move (to or from the dead letters) is settled on the
+/// next open.
+///
+/// Each operation is written once, in its synchronous (throwing) form (tests and `presenced
+/// dead-letters` call those); the ``ForwardQueue`` forms the forwarder calls are one-line adapters completing at
+/// once, except `append`, which batches a loop turn's appends into one write (``endTurn()``).
+/// The in-memory state is ``FileForwardQueueState``; the state directory's tools (paths, lock,
+/// existing queues, adoptions, read-only listing) are in FileForwardQueue+Directory.swift.
 ///
 /// Single-threaded: every call on the owning loop's thread, no locks. One process per state
 /// directory: the daemon holds ``lockDirectory(_:)`` for its lifetime.
 package final class FileForwardQueue: ForwardQueue {
+    /// A queue's bounds, how often it is synced, and when it is compacted.
     package struct Options: Sendable, Equatable {
         /// At most this many entries wait; `append` answers `.full` beyond.
         var maxEntries = 100_000
         /// At most this many bytes of waiting records (the log's live part; the file itself can
         /// reach about twice that before it is compacted).
         var maxBytes = 64 << 20
-        /// The owner calls ``sync()`` this often; 0 = `fdatasync` inside every operation.
+        /// The owner calls ``tick()`` this often; 0 = `fdatasync` inside every operation.
         var syncIntervalMillis: Int64 = 1000
         /// Logs smaller than this are never compacted.
         var compactMinBytes = 1 << 20
@@ -54,9 +62,12 @@ package final class FileForwardQueue: ForwardQueue {
         var adoptedDeadLetters = 0
     }
 
+    /// The header magic of the queue log (`forward-<n>.log`).
     package static let forwardMagic: [UInt8] = Array("PFWQ".utf8)
+    /// The header magic of the dead-letter log (`dead-letters-<n>.log`).
     package static let deadMagic: [UInt8] = Array("PFDL".utf8)
 
+    /// The record types of both logs (a record's first body byte).
     package enum RecordType {
         static let append: UInt8 = 1
         static let ack: UInt8 = 2
@@ -74,7 +85,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     private var log: QueueLogFile
     private var deadLog: QueueLogFile
-    private var state: LoadedState
+    private var state: FileForwardQueueState
     private var nextSeq: UInt64
     /// Reused record buffer.
     private var scratch: [UInt8] = []
@@ -86,6 +97,8 @@ package final class FileForwardQueue: ForwardQueue {
     private var batch: [UInt8] = []
     private var batched: [BatchedAppend] = []
     private var batchedBytes = 0
+    /// One batched append: the entry (moved into the state once written), its record's seq and
+    /// size, and its completion.
     private struct BatchedAppend {
         var entry: ForwardEntry
         var seq: UInt64
@@ -95,10 +108,6 @@ package final class FileForwardQueue: ForwardQueue {
 
     // MARK: Opening
 
-    /// `<directory>/forward-<index>.log`.
-    package static func path(directory: String, index: Int) -> String { "\(directory)/forward-\(index).log" }
-    /// `<directory>/dead-letters-<index>.log`.
-    package static func deadLetterPath(directory: String, index: Int) -> String { "\(directory)/dead-letters-\(index).log" }
 
     /// Opens (or creates) queue `index` under `directory` (created when missing), recovers it,
     /// and takes over the queues `adopting` (from a run with more loops; see
@@ -125,7 +134,7 @@ package final class FileForwardQueue: ForwardQueue {
         self.options = options
         self.log = log
         self.deadLog = deadLog
-        var loaded = LoadedState.load(forward: bytes, dead: deadBytes)
+        var loaded = FileForwardQueueState.load(forward: bytes, dead: deadBytes)
         let truncated = (bytes.count - loaded.forwardEnd) + (deadBytes.count - loaded.deadEnd)
         let settle = loaded.reconcile()
         state = loaded
@@ -164,11 +173,7 @@ package final class FileForwardQueue: ForwardQueue {
         var deadLetters: [DeadLetter] = []
         var present = Set(lists[0].map(\.id)).union(state.dead.keys)
         for other in indices {
-            let forward = try QueueLogFile.readOnly(path: Self.path(directory: directory, index: other), magic: Self.forwardMagic)
-            let dead = try QueueLogFile.readOnly(path: Self.deadLetterPath(directory: directory, index: other), magic: Self.deadMagic)
-            var loaded = LoadedState.load(forward: forward ?? QueueLogFile.headerOnly(Self.forwardMagic),
-                                          dead: dead ?? QueueLogFile.headerOnly(Self.deadMagic))
-            _ = loaded.reconcile()
+            let loaded = try Self.readState(directory: directory, index: other)
             let entries = loaded.orderedPending().filter { present.insert($0.id).inserted }
             lists.append(entries)
             recovery.adoptedEntries += entries.count
@@ -190,14 +195,13 @@ package final class FileForwardQueue: ForwardQueue {
         }
         if recovery.adoptedEntries > 0 {
             let ownSeqs = Dictionary(state.orderedPendingRecords().map { ($0.entry.id, $0.seq) }, uniquingKeysWith: { first, _ in first })
-            var rebuilt = LoadedState()
+            var rebuilt = FileForwardQueueState()
             for entry in merged {
                 let seq = ownSeqs[entry.id] ?? takeSeq()
                 rebuilt.addPending(entry, seq: seq)
             }
             rebuilt.dead = state.dead
             rebuilt.deadOrder = state.deadOrder
-            rebuilt.deadHead = state.deadHead
             rebuilt.deadLiveBytes = state.deadLiveBytes
             state = rebuilt
             try compactForward()
@@ -217,93 +221,22 @@ package final class FileForwardQueue: ForwardQueue {
         recovery.adopted = indices
     }
 
-    /// The queue indices with files in `directory` (`forward-<n>.log` or `dead-letters-<n>.log`),
-    /// ascending; empty when the directory does not exist.
-    package static func existingIndices(in directory: String) -> [Int] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var found = Set<Int>()
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            for prefix in ["forward-", "dead-letters-"] where name.hasPrefix(prefix) && name.hasSuffix(".log") {
-                let digits = name.dropFirst(prefix.count).dropLast(4)
-                if !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let n = Int(digits) {
-                    found.insert(n)
-                }
-            }
-        }
-        return found.sorted()
-    }
-
-    /// For a daemon with `loops` loops: the indices each loop should adopt — every existing index
-    /// ≥ `loops` goes to loop `index % loops` (loop `i` always opens queue `i` itself).
-    package static func adoptions(existing: [Int], loops: Int) -> [[Int]] {
-        var result = [[Int]](repeating: [], count: max(loops, 0))
-        guard loops > 0 else { return result }
-        for index in existing where index >= loops { result[index % loops].append(index) }
-        return result
-    }
-
-    /// Takes `<directory>/lock` (`flock`, exclusive, non-blocking) for the process' lifetime and
-    /// returns its descriptor: a second presenced (or an operator command that writes) on the
-    /// same state directory fails here instead of corrupting the queues.
-    package static func lockDirectory(_ directory: String) throws(ForwardQueueError) -> Int32 {
-        try QueueLogFile.makeDirectories(directory)
-        let path = directory + "/lock"
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io("open \(path): \(QueueLogFile.errnoText())") }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let busy = errno == EWOULDBLOCK
-            let text = QueueLogFile.errnoText()
-            Glibc.close(fd)
-            throw .io(busy ? "\(directory) is in use by another presenced" : "flock \(path): \(text)")
-        }
-        return fd
-    }
-
-    /// Every queue's dead letters under `directory`, read without opening anything for writing
-    /// (safe while the daemon runs): queue index and letter, each queue's oldest first.
-    package static func readDeadLetters(directory: String) throws(ForwardQueueError) -> [(index: Int, letter: DeadLetter)] {
-        var result: [(index: Int, letter: DeadLetter)] = []
-        for index in existingIndices(in: directory) {
-            let forward = try QueueLogFile.readOnly(path: path(directory: directory, index: index), magic: forwardMagic)
-            let dead = try QueueLogFile.readOnly(path: deadLetterPath(directory: directory, index: index), magic: deadMagic)
-            var loaded = LoadedState.load(forward: forward ?? QueueLogFile.headerOnly(forwardMagic),
-                                          dead: dead ?? QueueLogFile.headerOnly(deadMagic))
-            _ = loaded.reconcile()
-            result += loaded.orderedDead().map { (index, $0) }
-        }
-        return result
-    }
-
-    // MARK: Operations (synchronous)
+    // MARK: Operations
 
     /// Waiting entries.
     package var depth: Int { state.pendingCount }
     /// Bytes of the queue log on disk.
     package var fileBytes: Int { log.size }
-    /// Bytes of the dead-letter log on disk.
-    package var deadLetterFileBytes: Int { deadLog.size }
-    /// Dead letters kept.
-    package var deadLetterCount: Int { state.dead.count }
     /// `createdAt` of the oldest waiting entry.
     package var oldestCreatedAt: String? { state.firstPending()?.createdAt }
 
-    package var statsNow: ForwardQueueStats {
-        ForwardQueueStats(depth: depth, bytes: log.size, oldestCreatedAt: oldestCreatedAt, deadLetters: deadLetterCount)
-    }
 
     /// Writes `entry` (its `attempts` as given) at the end of the queue: `.full` at the bound.
     package func append(_ entry: ForwardEntry) throws(ForwardQueueError) {
         try checkOpen()
         // Already waiting: appending twice changes nothing (an id is searched for in its channel only).
         if state.locate(entry.id, channel: entry.channel) != nil { return }
-        let size = QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
-        guard state.pendingCount < options.maxEntries, state.liveBytes + size <= options.maxBytes + QueueLogFile.headerSize else {
-            throw .full
-        }
+        guard fits(recordBytes: QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)) else { throw .full }
         let seq = takeSeq()
         QueueLogFile.buildRecord(type: RecordType.append, seq: seq, into: &scratch) { ForwardEntryCodec.encode(entry, into: &$0) }
         try log.append(scratch)
@@ -322,17 +255,8 @@ package final class FileForwardQueue: ForwardQueue {
         return Array(state.orderedPending().lazy.filter { !excluding.contains($0.channel) }.prefix(limit))
     }
 
-    /// Delivered: an ack record; unknown ids are ignored.
-    package func acknowledge(_ id: String) throws(ForwardQueueError) {
-        try checkOpen()
-        guard state.locate(id) != nil else { return }
-        try writeIDRecord(RecordType.ack, id, to: log)
-        state.removePending(id)
-        try syncIfEveryWrite(log)
-    }
-
-    /// Delivered (or moved elsewhere) in bulk: one `write(2)` for all their ack records; unknown
-    /// ids are ignored. (Redis mode moves a backlog of thousands to the stream this way.)
+    /// Delivered (or moved elsewhere): one `write(2)` for all their ack records; unknown ids are
+    /// ignored. (Redis mode moves a backlog of thousands to the stream this way.)
     package func acknowledge(all ids: [String]) throws(ForwardQueueError) {
         try checkOpen()
         var records: [UInt8] = []
@@ -407,8 +331,8 @@ package final class FileForwardQueue: ForwardQueue {
         return moved
     }
 
-    /// `fdatasync` of what was written since the last call, then compaction when due. The
-    /// owner calls it every ``Options/syncIntervalMillis`` and at shutdown.
+    /// `fdatasync` of what was written since the last call, then compaction when due, waiting
+    /// for the disk (``tick()`` is the loop's form, which does not wait).
     package func sync() throws(ForwardQueueError) {
         try checkOpen()
         try log.sync()
@@ -434,8 +358,10 @@ package final class FileForwardQueue: ForwardQueue {
         try deadLog.sync()
     }
 
-    // MARK: ForwardQueue (completions run before the call returns)
+    // MARK: ForwardQueue
 
+    /// Batched (``batchesAppends``): the record joins this turn's batch, written and completed at
+    /// ``endTurn()``. Otherwise ``append(_:)`` at once.
     package func append(_ entry: consuming ForwardEntry, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
         guard batchesAppends else {
             let single = consume entry
@@ -444,10 +370,7 @@ package final class FileForwardQueue: ForwardQueue {
         if closed { return done(.failure(.io("queue \(index) is closed"))) }
         // No check for an id already waiting: batched appends are new messages (fresh UUIDv7 ids).
         let size = QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
-        guard state.pendingCount + batched.count < options.maxEntries,
-              state.liveBytes + batchedBytes + size <= options.maxBytes + QueueLogFile.headerSize else {
-            return done(.failure(.full))
-        }
+        guard fits(recordBytes: size) else { return done(.failure(.full)) }
         let seq = takeSeq()
         QueueLogFile.appendRecord(type: RecordType.append, seq: seq, payloadSize: size - QueueLogFile.recordOverhead, to: &batch) {
             ForwardEntryCodec.write(entry, to: $0)
@@ -478,13 +401,15 @@ package final class FileForwardQueue: ForwardQueue {
         if batched.isEmpty { swap(&appends, &batched) } // keep the capacity for the next turn
     }
 
+    // The other operations' ForwardQueue forms: the operations above, completed before they return.
+
     package func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
               _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
         done(closed ? .failure(.io("queue closed")) : .success(peek(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel)))
     }
 
     package func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
-        done(Result { () throws(ForwardQueueError) in try acknowledge(id) })
+        done(Result { () throws(ForwardQueueError) in try acknowledge(all: [id]) })
     }
 
     package func recordAttempt(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
@@ -508,7 +433,7 @@ package final class FileForwardQueue: ForwardQueue {
     }
 
     package func stats(_ done: @escaping (Result<ForwardQueueStats, ForwardQueueError>) -> Void) {
-        done(.success(statsNow))
+        done(.success(ForwardQueueStats(depth: depth, bytes: fileBytes, oldestCreatedAt: oldestCreatedAt, deadLetters: state.dead.count)))
     }
 
     package var tickIntervalMillis: Int64 { options.syncIntervalMillis > 0 ? options.syncIntervalMillis : 1000 }
@@ -527,6 +452,7 @@ package final class FileForwardQueue: ForwardQueue {
         }
     }
 
+    /// ``closeQueue()``, a failure logged.
     package func close() {
         do {
             try closeQueue()
@@ -539,6 +465,13 @@ package final class FileForwardQueue: ForwardQueue {
 
     private func checkOpen() throws(ForwardQueueError) {
         if closed { throw .io("queue \(index) is closed") }
+    }
+
+    /// Whether one more append record of `recordBytes` stays within the bounds, this turn's
+    /// batched appends (not written yet) counted.
+    private func fits(recordBytes: Int) -> Bool {
+        state.pendingCount + batched.count < options.maxEntries
+            && state.liveBytes + batchedBytes + recordBytes <= options.maxBytes + QueueLogFile.headerSize
     }
 
     private func takeSeq() -> UInt64 {
@@ -557,7 +490,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     private func writeDead(_ letter: DeadLetter) throws(ForwardQueueError) {
         let seq = takeSeq()
-        QueueLogFile.buildRecord(type: RecordType.dead, seq: seq, into: &scratch) { LoadedState.encodeDead(letter, into: &$0) }
+        QueueLogFile.buildRecord(type: RecordType.dead, seq: seq, into: &scratch) { FileForwardQueueState.encodeDead(letter, into: &$0) }
         try deadLog.append(scratch)
         state.addDead(letter, seq: seq, bytes: scratch.count)
     }
@@ -574,7 +507,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     /// Rewrites the dead-letter log with only the live dead letters.
     private func compactDead() throws(ForwardQueueError) {
-        try rewrite(deadLog, state.orderedDeadSlots(), type: RecordType.dead, seq: \.seq) { LoadedState.encodeDead($0.letter, into: &$1) }
+        try rewrite(deadLog, state.orderedDeadSlots(), type: RecordType.dead, seq: \.seq) { FileForwardQueueState.encodeDead($0.letter, into: &$1) }
         state.compactDeadOrder()
         compactions += 1
     }
@@ -595,257 +528,3 @@ package final class FileForwardQueue: ForwardQueue {
     }
 }
 
-extension QueueLogFile {
-    /// A file holding only the header (stand-in for a missing one).
-    package static func headerOnly(_ magic: [UInt8]) -> [UInt8] { magic + [formatVersion, 0, 0, 0] }
-}
-
-/// The in-memory view of one queue's two logs: waiting entries in append order, dead letters.
-///
-/// Waiting entries live in their channel's queue, in append order, with their place in the
-/// queue's overall order. Appending — done for every chat message — is an array append: no
-/// index by id is kept for them. The forwarder asks for each channel's oldest and settles what
-/// it was handed, so those are remembered by id; any other id is searched for (tests, tools).
-package struct LoadedState {
-    /// A waiting entry in its channel's queue (`live` false once acknowledged or moved).
-    package struct Waiting {
-        var entry: ForwardEntry
-        var seq: UInt64
-        /// Size of its append record.
-        var bytes: Int
-        /// Place in the queue's append order (in memory only).
-        var position: UInt64
-        var live = true
-    }
-    /// One channel's waiting entries in append order; `items[head]` is live while any is.
-    package final class ChannelQueue {
-        let name: String
-        var items: [Waiting] = []
-        var head = 0
-        /// Entries trimmed off the front so far.
-        var trimmed = 0
-        init(name: String) { self.name = name }
-    }
-    /// Where a waiting entry is: its queue and its index there, counting trimmed entries.
-    package struct Location {
-        var queue: ChannelQueue
-        var index: Int
-        var waiting: Waiting { queue.items[index - queue.trimmed] }
-    }
-    package struct DeadSlot {
-        var letter: DeadLetter
-        var seq: UInt64
-        var bytes: Int
-    }
-    /// A dead letter's place in order; stale when the id's slot has another seq (or none).
-    package struct Item {
-        var id: String
-        var seq: UInt64
-    }
-    /// A waiting entry and the seq of its append record (compaction keeps both).
-    package struct PendingRecord {
-        var entry: ForwardEntry
-        var seq: UInt64
-    }
-
-    /// Channels with waiting entries.
-    private(set) var channels: [String: ChannelQueue] = [:]
-    private(set) var pendingCount = 0
-    /// Entries handed out by ``channelHeads(excluding:)`` and still waiting.
-    private var handedOut: [String: Location] = [:]
-    private var nextPosition: UInt64 = 0
-    /// Header plus the append records of waiting entries: what a compaction would keep.
-    package var liveBytes = QueueLogFile.headerSize
-    package var dead: [String: DeadSlot] = [:]
-    package var deadOrder: [Item] = []
-    package var deadHead = 0
-    package var deadLiveBytes = QueueLogFile.headerSize
-    package var maxSeq: UInt64 = 0
-    /// Where intact records end in each log.
-    package var forwardEnd = QueueLogFile.headerSize
-    package var deadEnd = QueueLogFile.headerSize
-
-    package static func load(forward: [UInt8], dead deadBytes: [UInt8]) -> LoadedState {
-        var s = LoadedState()
-        var byID: [String: Location] = [:]  // while loading: ack and attempt records name ids
-        let forwardEnd = QueueLogFile.forEachRecord(forward) { type, seq, cursor in
-            s.maxSeq = max(s.maxSeq, seq)
-            switch type {
-            case FileForwardQueue.RecordType.append:
-                let size = cursor.end - cursor.offset + QueueLogFile.recordOverhead
-                guard let entry = ForwardEntryCodec.decode(&cursor), byID[entry.id] == nil else { return }
-                byID[entry.id] = s.addPending(entry, seq: seq, bytes: size)
-            case FileForwardQueue.RecordType.ack:
-                if let at = byID.removeValue(forKey: cursor.rest()) { s.remove(at) }
-            case FileForwardQueue.RecordType.attempt:
-                if let at = byID[cursor.rest()] { at.queue.items[at.index - at.queue.trimmed].entry.attempts += 1 }
-            default:
-                break  // a record type of a later format revision: skipped
-            }
-        }
-        let deadEnd = QueueLogFile.forEachRecord(deadBytes) { type, seq, cursor in
-            s.maxSeq = max(s.maxSeq, seq)
-            switch type {
-            case FileForwardQueue.RecordType.dead:
-                let size = cursor.end - cursor.offset + QueueLogFile.recordOverhead
-                guard let at = cursor.u64(), let reason = cursor.string(), let entry = ForwardEntryCodec.decode(&cursor) else { return }
-                s.removeDead(entry.id)
-                s.addDead(DeadLetter(entry: entry, reason: reason, atMillis: Int64(bitPattern: at)), seq: seq, bytes: size)
-            case FileForwardQueue.RecordType.retried:
-                let id = cursor.rest()
-                if let slot = s.dead[id], slot.seq < seq { s.removeDead(id) }
-            default:
-                break
-            }
-        }
-        s.forwardEnd = forwardEnd
-        s.deadEnd = deadEnd
-        s.compactDeadOrder()
-        return s
-    }
-
-    /// An entry both waiting and dead (a crash between the two writes of a move): the later
-    /// record wins. Returns the records to write so the logs say the same: acks (it died) and
-    /// retried marks (it was moved back).
-    package mutating func reconcile() -> (acks: [String], retried: [String]) {
-        var acks: [String] = [], retried: [String] = []
-        for record in orderedPendingRecords() {
-            guard let d = dead[record.entry.id] else { continue }
-            if d.seq > record.seq { acks.append(record.entry.id) } else { retried.append(record.entry.id) }
-        }
-        for id in acks { removePending(id) }
-        for id in retried { removeDead(id) }
-        return (acks, retried)
-    }
-
-    package static func encodeDead(_ letter: DeadLetter, into out: inout [UInt8]) {
-        ByteIO.putU64(&out, UInt64(bitPattern: letter.atMillis))
-        ByteIO.putString(&out, letter.reason)
-        ForwardEntryCodec.encode(letter.entry, into: &out)
-    }
-
-    // MARK: Waiting entries
-
-    /// Where waiting entry `id` is: handed out, or searched for (in `channel` only, when known).
-    package func locate(_ id: String, channel: String? = nil) -> Location? {
-        if let at = handedOut[id] { return at }
-        func search(_ queue: ChannelQueue) -> Location? {
-            for i in queue.head..<queue.items.count where queue.items[i].live && queue.items[i].entry.id == id {
-                return Location(queue: queue, index: queue.trimmed + i)
-            }
-            return nil
-        }
-        if let channel { return channels[channel].flatMap(search) }
-        for queue in channels.values { if let at = search(queue) { return at } }
-        return nil
-    }
-
-    /// The waiting entry `id` (current attempts), if any.
-    package func pendingEntry(_ id: String) -> ForwardEntry? { locate(id)?.waiting.entry }
-
-    @discardableResult
-    package mutating func addPending(_ entry: consuming ForwardEntry, seq: UInt64, bytes: Int? = nil) -> Location {
-        let size = bytes ?? QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
-        let queue: ChannelQueue
-        if let known = channels[entry.channel] {
-            queue = known
-        } else {
-            queue = ChannelQueue(name: entry.channel)
-            channels[entry.channel] = queue
-        }
-        let at = Location(queue: queue, index: queue.trimmed + queue.items.count)
-        queue.items.append(Waiting(entry: entry, seq: seq, bytes: size, position: nextPosition))
-        nextPosition += 1
-        pendingCount += 1
-        liveBytes += size
-        maxSeq = max(maxSeq, seq)
-        return at
-    }
-
-    package mutating func addAttempt(_ id: String) {
-        guard let at = locate(id) else { return }
-        at.queue.items[at.index - at.queue.trimmed].entry.attempts += 1
-    }
-
-    package mutating func removePending(_ id: String) {
-        guard let at = locate(id) else { return }
-        handedOut[id] = nil
-        remove(at)
-    }
-
-    private mutating func remove(_ at: Location) {
-        let queue = at.queue
-        let i = at.index - queue.trimmed
-        liveBytes -= queue.items[i].bytes
-        pendingCount -= 1
-        queue.items[i].live = false
-        queue.items[i].entry = ForwardEntry.removed // its strings are freed now
-        while queue.head < queue.items.count, !queue.items[queue.head].live { queue.head += 1 }
-        if queue.head == queue.items.count {
-            channels[queue.name] = nil
-        } else if queue.head > 64 && queue.head * 2 > queue.items.count {
-            queue.items.removeFirst(queue.head)
-            queue.trimmed += queue.head
-            queue.head = 0
-        }
-    }
-
-    /// Each channel's oldest waiting entry (skipping `excluding`), oldest first: O(channels).
-    /// They are remembered as handed out.
-    package mutating func channelHeads(excluding: Set<String>) -> [ForwardEntry] {
-        var heads: [(position: UInt64, entry: ForwardEntry)] = []
-        for (channel, queue) in channels where !excluding.contains(channel) {
-            let head = queue.items[queue.head]
-            heads.append((head.position, head.entry))
-            handedOut[head.entry.id] = Location(queue: queue, index: queue.trimmed + queue.head)
-        }
-        heads.sort { $0.position < $1.position }
-        return heads.map(\.entry)
-    }
-
-    /// The oldest waiting entry: O(channels).
-    package func firstPending() -> ForwardEntry? {
-        var first: Waiting?
-        for queue in channels.values where first == nil || queue.items[queue.head].position < first!.position {
-            first = queue.items[queue.head]
-        }
-        return first?.entry
-    }
-
-    /// Every waiting entry with its seq, in append order (compaction, adoption, listing).
-    package func orderedPendingRecords() -> [PendingRecord] {
-        var all: [Waiting] = []
-        all.reserveCapacity(pendingCount)
-        for queue in channels.values {
-            for w in queue.items[queue.head...] where w.live { all.append(w) }
-        }
-        all.sort { $0.position < $1.position }
-        return all.map { PendingRecord(entry: $0.entry, seq: $0.seq) }
-    }
-
-    package func orderedPending() -> [ForwardEntry] { orderedPendingRecords().map(\.entry) }
-
-    package mutating func addDead(_ letter: DeadLetter, seq: UInt64, bytes: Int) {
-        dead[letter.entry.id] = DeadSlot(letter: letter, seq: seq, bytes: bytes)
-        deadOrder.append(Item(id: letter.entry.id, seq: seq))
-        deadLiveBytes += bytes
-        maxSeq = max(maxSeq, seq)
-    }
-
-    package mutating func removeDead(_ id: String) {
-        guard let slot = dead.removeValue(forKey: id) else { return }
-        deadLiveBytes -= slot.bytes
-        if deadOrder.count > 64 && deadOrder.count > 2 * dead.count + 64 { compactDeadOrder() }
-    }
-
-    package mutating func compactDeadOrder() {
-        deadOrder = deadOrder[deadHead...].filter { dead[$0.id]?.seq == $0.seq }
-        deadHead = 0
-    }
-
-    package func orderedDeadSlots() -> [DeadSlot] {
-        deadOrder[deadHead...].compactMap { item in dead[item.id].flatMap { $0.seq == item.seq ? $0 : nil } }
-    }
-
-    package func orderedDead() -> [DeadLetter] { orderedDeadSlots().map(\.letter) }
-}

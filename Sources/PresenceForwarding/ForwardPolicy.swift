@@ -1,3 +1,4 @@
+import PresenceLoop
 import RedisShim
 
 /// What chat-service's answer to one forward means
@@ -88,16 +89,7 @@ package enum HTTPDate {
               let month = months.firstIndex(of: String(parts[2])), let year = Int64(parts[3]) else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int64($0) }
         guard clock.count == 3, (1...31).contains(day), clock[0] < 24, clock[1] < 60, clock[2] < 61 else { return nil }
-        return daysFromCivil(year: year, month: Int64(month) + 1, day: day) * 86_400 + clock[0] * 3600 + clock[1] * 60 + clock[2]
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    private static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
+        let days = Int64(Timestamp.daysFromCivil(year: Int(year), month: month + 1, day: Int(day)))
+        return days * 86_400 + clock[0] * 3600 + clock[1] * 60 + clock[2]
     }
 }

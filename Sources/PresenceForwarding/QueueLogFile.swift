@@ -86,7 +86,10 @@ package final class QueueLogFile {
 
     deinit { close() }
 
-    package var header: [UInt8] { magic + [QueueLogFile.formatVersion, 0, 0, 0] }
+    package var header: [UInt8] { Self.header(magic: magic) }
+
+    /// The header of a log with `magic`: also what a missing log reads as.
+    package static func header(magic: [UInt8]) -> [UInt8] { magic + [formatVersion, 0, 0, 0] }
 
     /// Calls `visit(type, seq, payload)` for each intact record after the header, in order;
     /// returns the offset where intact records end (the file's size when nothing is torn).

@@ -72,6 +72,14 @@ package enum JSONValue: Equatable, Sendable {
         return try result.get()
     }
 
+    /// Same, over bytes that may not be UTF-8 (a frame as it arrived).
+    package static func parse(bytes: [UInt8], maxDepth: Int = 32) throws(JSONError) -> JSONValue {
+        let result: Result<JSONValue, JSONError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONError) -> JSONValue in try parse(raw, maxDepth: maxDepth) }
+        }
+        return try result.get()
+    }
+
     /// An object or array under construction.
     private struct Container {
         var isObject: Bool

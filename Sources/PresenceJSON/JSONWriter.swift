@@ -239,6 +239,18 @@ package struct JSONByteCursor {
         JSONByteCursor()
     }
 
+    /// The JSON text `write` writes. `write` runs twice: on a measuring cursor, then on one
+    /// writing straight into an array of exactly that size.
+    package static func document(_ write: (inout JSONByteCursor) -> Void) -> [UInt8] {
+        var measure = JSONByteCursor.measuring()
+        write(&measure)
+        return [UInt8](unsafeUninitializedCapacity: measure.count) { buffer, count in
+            var cursor = JSONByteCursor(UnsafeMutableRawPointer(buffer.baseAddress!))
+            write(&cursor)
+            count = cursor.count
+        }
+    }
+
     /// Copies literal bytes (structural JSON, known-safe text).
     @inline(__always)
     package mutating func raw(_ literal: StaticString) {
@@ -257,6 +269,11 @@ package struct JSONByteCursor {
         }
     }
 
+    /// Writes a quoted, escaped string (not on the message path: the caller's `withUTF8` there).
+    package mutating func string(_ text: String) {
+        JSONWriter.withUTF8(text) { string($0) }
+    }
+
     /// Writes `true` or `false`.
     @inline(__always)
     package mutating func bool(_ value: Bool) {
@@ -268,6 +285,11 @@ package struct JSONByteCursor {
     package mutating func verbatim(_ bytes: UnsafeRawBufferPointer) {
         if let base, let source = bytes.baseAddress { (base + count).copyMemory(from: source, byteCount: bytes.count) }
         count &+= bytes.count
+    }
+
+    /// Copies text that is known to be valid JSON as it is.
+    package mutating func verbatim(_ text: String) {
+        JSONWriter.withUTF8(text) { verbatim($0) }
     }
 
     /// Writes a whole number (its digits straight from a stack buffer: no String on the message path).

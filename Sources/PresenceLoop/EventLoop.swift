@@ -346,10 +346,6 @@ package final class EventLoop: @unchecked Sendable {
         timers.schedule(Int32(id.slot), at: millis)
     }
 
-    package func cancelDeadline(_ id: ConnectionID) {
-        guard isOpen(id) else { return }
-        timers.cancel(Int32(id.slot))
-    }
 
     // MARK: Outbound connections and one-shot timers
 

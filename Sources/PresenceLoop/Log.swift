@@ -77,37 +77,3 @@ package enum Log {
     }
 }
 
-/// UTC wall-clock timestamps with milliseconds, ISO 8601 (`2026-11-28T10:24:41.123Z`).
-package enum Timestamp {
-    package static func iso8601Now() -> String {
-        let millis = UnixTime.nowMillis()
-        return iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
-    }
-
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), written digit by digit: this runs once per chat message.
-    package static func iso8601(seconds: Int, millis: Int) -> String {
-        var t = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        return String(unsafeUninitializedCapacity: 24) { out in
-            var o = 0
-            func put(_ value: Int, _ digits: Int, then separator: UInt8) {
-                var v = value
-                for i in stride(from: digits - 1, through: 0, by: -1) {
-                    out[o + i] = UInt8(ascii: "0") + UInt8(v % 10)
-                    v /= 10
-                }
-                out[o + digits] = separator
-                o += digits + 1
-            }
-            put(Int(parts.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
-            put(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
-            put(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
-            put(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
-            put(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
-            put(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
-            put(millis, 3, then: UInt8(ascii: "Z"))
-            return o
-        }
-    }
-}

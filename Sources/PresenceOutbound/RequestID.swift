@@ -1,5 +1,12 @@
-/// Request ids: the caller's `X-Request-ID` when it is sane, otherwise a new random one.
+/// Request ids (`X-Request-ID`, the `request_id` of log lines): the caller's when it is sane,
+/// otherwise a new random one — 128 bits from the system's CSPRNG as 32 lowercase hex digits,
+/// also presenced's source of random hex wherever it needs an unguessable name (a development
+/// token secret, the console's instance id, history epoch prefixes, the request id of a forward
+/// or an access check that came without one). A loop's own requests get theirs from its ``RequestIDSource`` (the same
+/// rule and format, without a system call per id).
 package enum RequestID {
+    /// `given` when it is 1–128 bytes of printable ASCII other than `"` and `\` (safe in a header
+    /// and a log line as it is); otherwise ``make()``.
     package static func accept(_ given: String?) -> String {
         if let given, !given.isEmpty, given.utf8.count <= 128,
            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {

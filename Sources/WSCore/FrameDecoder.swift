@@ -120,8 +120,6 @@ public struct FrameDecoder: Sendable {
         set { remaining = UInt32(truncatingIfNeeded: newValue) }
     }
 
-    /// Largest header: 2 bytes, 8 bytes of extended length, 4 bytes of masking key.
-    private static let maxHeaderSize = 14
     /// Messages are counted in `UInt32` and storage also holds one control payload.
     private static let maxMessageLimit = Int(UInt32.max) - 1024
 

@@ -1,14 +1,6 @@
 @testable import PresenceJSON
 import XCTest
 
-/// Parses raw bytes (possibly invalid UTF-8) with JSONValue.
-func parseJSONBytes(_ bytes: [UInt8], maxDepth: Int = 32) throws(JSONError) -> JSONValue {
-    let result: Result<JSONValue, JSONError> = bytes.withUnsafeBytes { raw in
-        Result { () throws(JSONError) -> JSONValue in try JSONValue.parse(raw, maxDepth: maxDepth) }
-    }
-    return try result.get()
-}
-
 /// JSONValue.parse against RFC 8259 / JSONTestSuite-style accepted and refused documents, depth, numbers, round trips.
 final class JSONValueTests: XCTestCase {
     // MARK: Accepted documents (JSONTestSuite y_ style)
@@ -126,7 +118,7 @@ final class JSONValueTests: XCTestCase {
             [0x22, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0xFE, 0x22], // after a fast-path word
         ]
         for bytes in cases {
-            XCTAssertThrowsError(try parseJSONBytes(bytes), "bytes: \(bytes)")
+            XCTAssertThrowsError(try JSONValue.parse(bytes: bytes), "bytes: \(bytes)")
         }
         // Valid multi-byte sequences at every boundary of the table.
         let valid: [[UInt8]] = [
@@ -136,7 +128,7 @@ final class JSONValueTests: XCTestCase {
         ]
         for bytes in valid {
             let expected = String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self)
-            XCTAssertEqual(try parseJSONBytes(bytes), .string(expected), "bytes: \(bytes)")
+            XCTAssertEqual(try JSONValue.parse(bytes: bytes), .string(expected), "bytes: \(bytes)")
         }
     }
 
@@ -238,8 +230,8 @@ final class JSONValueTests: XCTestCase {
 
     func testParsesFromRawBuffer() throws {
         let bytes = Array("  {\"k\": [\"v\", -1.5e-3]}  ".utf8)
-        XCTAssertEqual(try parseJSONBytes(bytes), .object(["k": .array([.string("v"), .number(-1.5e-3)])]))
-        XCTAssertThrowsError(try parseJSONBytes([]))
+        XCTAssertEqual(try JSONValue.parse(bytes: bytes), .object(["k": .array([.string("v"), .number(-1.5e-3)])]))
+        XCTAssertThrowsError(try JSONValue.parse(bytes: []))
     }
 
     // MARK: Round trips

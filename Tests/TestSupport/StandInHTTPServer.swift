@@ -8,17 +8,17 @@ import XCTest
 package final class StandInHTTPServer: @unchecked Sendable {
     /// One request as received.
     package struct Request: Sendable {
-        var requestLine: String
+        package var requestLine: String
         var headers: [(name: String, value: String)]
-        var body: [UInt8]
+        package var body: [UInt8]
 
         /// The first value of `name` (case-insensitive).
-        func header(_ name: String) -> String? {
+        package func header(_ name: String) -> String? {
             headers.first { $0.name.lowercased() == name.lowercased() }?.value
         }
 
         /// Every value of `name`.
-        func values(_ name: String) -> [String] {
+        package func values(_ name: String) -> [String] {
             headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
         }
     }
@@ -271,7 +271,7 @@ package final class PythonTLSServer {
 /// A temporary CA and server certificates made with the `openssl` CLI.
 package struct TestPKI {
     /// Why the PKI could not be made.
-    package struct Failure: Error, CustomStringConvertible { var description: String }
+    package struct Failure: Error, CustomStringConvertible { package var description: String }
 
     package let directory: URL
     package var caFile: String { directory.appendingPathComponent("ca.pem").path }

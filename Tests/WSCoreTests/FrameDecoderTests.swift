@@ -96,7 +96,7 @@ enum FrameTesting {
     }
 
     /// Splits at random points: mostly small chunks, sometimes large ones, never empty.
-    static func randomSplit(_ bytes: [UInt8], _ rng: inout SeededRNG) -> [[UInt8]] {
+    static func randomSplit(_ bytes: [UInt8], _ rng: inout SplitMix) -> [[UInt8]] {
         var chunks: [[UInt8]] = []
         var start = 0
         while start < bytes.count {

@@ -1,10 +1,10 @@
 /// A token's `role` claim (docs/protocol.md, "Token format"): one of three words, so a connection
 /// keeps it in one byte (as a `String?` it was 16 of every session's bytes, issue 19).
-enum TokenRole: UInt8, CaseIterable, Sendable {
+package enum TokenRole: UInt8, CaseIterable, Sendable {
     case admin, member, child
 
     /// The claim's text.
-    var claim: String {
+    package var claim: String {
         switch self {
         case .admin: "admin"
         case .member: "member"
@@ -13,7 +13,7 @@ enum TokenRole: UInt8, CaseIterable, Sendable {
     }
 
     /// The role a claim names; nil for any other text.
-    init?(claim: String) {
+    package init?(claim: String) {
         guard let role = Self.allCases.first(where: { $0.claim == claim }) else { return nil }
         self = role
     }

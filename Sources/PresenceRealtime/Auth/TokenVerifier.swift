@@ -15,8 +15,8 @@ struct TokenClaims: Sendable, Equatable {
     var notBefore: Int64?
     /// `sid`: the better-auth session the token was minted for.
     var sessionID: String?
-    /// `role`: `admin`, `member` or `child`.
-    var role: String?
+    /// `role`: `admin`, `member` or `child`, read once here.
+    var role: TokenRole?
     /// `name`: display name.
     var name: String?
     /// `channels`: when present, the only channels this token may join or read.
@@ -67,8 +67,7 @@ package struct TokenVerifier: Sendable {
     let leeway: Int64
     /// Longest accepted `jti`, in bytes.
     static let maxJTIBytes = 128
-    /// The roles a `role` claim may name.
-    package static let roles = Set(TokenRole.allCases.map(\.claim))
+
     private let keys: [HMACSHA256Key]
     /// `JWT.standardHeader`'s bytes: a header equal to it needs no parsing.
     private static let standardHeader = Array(JWT.standardHeader.utf8)
@@ -124,14 +123,14 @@ package struct TokenVerifier: Sendable {
             guard let nbf = value.integerValue else { return .failure(.claims) }
             notBefore = nbf
         }
-        var sessionID: String?, role: String?, name: String?, channels: [String]?
+        var sessionID: String?, role: TokenRole?, name: String?, channels: [String]?
         if let value = claims["sid"] {
             guard let text = value.stringValue else { return .failure(.claims) }
             sessionID = text
         }
         if let value = claims["role"] {
-            guard let text = value.stringValue, Self.roles.contains(text) else { return .failure(.claims) }
-            role = text
+            guard let text = value.stringValue, let named = TokenRole(claim: text) else { return .failure(.claims) }
+            role = named
         }
         if let value = claims["name"] {
             guard let text = value.stringValue else { return .failure(.claims) }

@@ -3,7 +3,7 @@ import PresenceLoop
 
 /// Unique, time-ordered message ids: UUIDv7 (RFC 9562) — 48 bits of Unix milliseconds, a
 /// 12-bit counter that keeps ids from one generator increasing within a millisecond, 62 random bits.
-struct MessageIDGenerator {
+package struct MessageIDGenerator {
     private var lastMillis: Int64 = 0
     private var counter: UInt16 = 0
     private var rng = SystemRandomNumberGenerator()

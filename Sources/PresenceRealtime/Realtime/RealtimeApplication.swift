@@ -138,7 +138,7 @@ final class RealtimeApplication: WebSocketApplication {
         sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
                               sessionID: claims.sessionID, keyID: claims.keyID,
                               limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now),
-                              role: claims.role.flatMap(TokenRole.init(claim:)))
+                              role: claims.role)
         channelClaims[id.slot] = claims.channels.map(Set.init)
         hub.presence.connected(user: claims.userID, now: loop.now) // user presence (server API)
         if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }

@@ -49,7 +49,7 @@ enum ServerMessage {
                     JSONWriter.withUTF8(channel) { channel in
                         JSONWriter.withUTF8(timestamp) { timestamp in
                             JSONWriter.withUTF8(nonce ?? "") { nonceBytes in
-                                text { out in
+                                JSONByteCursor.document { out in
                                     messageFields(&out, id, sender, content, channel, timestamp, nonce == nil ? nil : nonceBytes)
                                     if withOffset { out.raw(#","offset":"#) } else { out.raw("}") }
                                 }
@@ -220,17 +220,6 @@ enum ServerMessage {
     }
 
     // MARK: Private
-
-    /// JSON text (not a frame) that `write` writes, measured first like `frame`.
-    private static func text(_ write: (inout JSONByteCursor) -> Void) -> [UInt8] {
-        var measure = JSONByteCursor.measuring()
-        write(&measure)
-        return [UInt8](unsafeUninitializedCapacity: measure.count) { buffer, count in
-            var cursor = JSONByteCursor(UnsafeMutableRawPointer(buffer.baseAddress!))
-            write(&cursor)
-            count = cursor.count
-        }
-    }
 
     /// A text frame whose payload is what `write` writes. `write` runs twice: on a measuring cursor for
     /// the exact payload length, then on one writing straight into the frame's single allocation.

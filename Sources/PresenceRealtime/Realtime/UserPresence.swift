@@ -54,10 +54,3 @@ struct UserPresence: Sendable, Equatable {
         return !bytes.isEmpty && bytes.count <= maxUserIDBytes && bytes.allSatisfy { $0 >= 0x20 && $0 != 0x7F }
     }
 }
-
-extension Timestamp {
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for wall-clock milliseconds.
-    static func iso8601(millis: Int64) -> String {
-        iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
-    }
-}

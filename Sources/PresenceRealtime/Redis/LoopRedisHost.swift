@@ -9,22 +9,22 @@ import WSCore
 /// (io_uring or epoll, like client connections), timers are the loop's one-shot timers, and
 /// every callback runs on the loop's thread. Host names are resolved on a helper thread so a
 /// slow resolver never stalls the loop.
-final class LoopRedisHost: RedisHost {
+package final class LoopRedisHost: RedisHost {
     unowned(unsafe) let loop: EventLoop
 
     init(loop: EventLoop) {
         self.loop = loop
     }
 
-    var nowMillis: Int64 { loop.now }
+    package var nowMillis: Int64 { loop.now }
 
-    func openConnection(to endpoint: RedisEndpoint, events: RedisTransportEvents) -> RedisTransport {
+    package func openConnection(to endpoint: RedisEndpoint, events: RedisTransportEvents) -> RedisTransport {
         let transport = LoopRedisTransport(loop: loop, endpoint: endpoint, events: events)
         transport.start()
         return transport
     }
 
-    func schedule(afterMillis millis: Int64, _ work: @escaping () -> Void) -> RedisTimer {
+    package func schedule(afterMillis millis: Int64, _ work: @escaping () -> Void) -> RedisTimer {
         LoopRedisTimer(loop: loop, id: loop.schedule(after: millis, work))
     }
 }

@@ -28,7 +28,7 @@ enum PresenceEndpoint {
         }
         hub.replayGuard.wasUsed(jti: claims.jti, now: now) { spent in
             guard !spent else { return refuse(.replayed) }
-            let subject = AccessSubject(user: claims.userID, role: claims.role, sessionID: claims.sessionID,
+            let subject = AccessSubject(user: claims.userID, role: claims.role?.claim, sessionID: claims.sessionID,
                                         channels: claims.channels.map(Set.init))
             let answer = { (decision: AccessDecision) in
                 switch decision {

@@ -46,7 +46,7 @@ enum WSTokenEndpoint {
             hub.authCallsInFlight.subtract(1, ordering: .relaxed)
             switch lookup {
             case .user(let id, let name, let role, let sessionID):
-                let allowedRole = role.flatMap { TokenVerifier.roles.contains($0) ? $0 : nil }
+                let allowedRole = role.flatMap(TokenRole.init(claim:))?.claim
                 let minted = minter.mint(userID: id, ttl: tokenTTL, role: allowedRole, name: name, sessionID: sessionID, now: UnixTime.now())
                 let expires = Timestamp.iso8601(seconds: Int(minted.expiresAt), millis: 0)
                 Log.debug("ws-token issued", requestID: requestID, ["user": id])

@@ -238,18 +238,6 @@ final class AuthServiceClientTests: StandInServerTestCase {
         XCTAssertEqual(answer(#""not a date""#), .banned, "an unreadable expiry keeps the ban")
     }
 
-    func testISO8601Parsing() {
-        typealias P = AuthServiceClient.ISO8601Millis
-        XCTAssertEqual(P.parse("1970-01-01T00:00:00Z"), 0)
-        XCTAssertEqual(P.parse("2000-03-01T00:00:00.5Z"), 951_868_800_500)
-        XCTAssertEqual(P.parse("2024-02-29T12:34:56.789Z"), 1_709_210_096_789)
-        XCTAssertEqual(P.parse("2024-02-29T14:34:56.789+02:00"), 1_709_210_096_789)
-        XCTAssertEqual(P.parse("2024-02-29"), 1_709_164_800_000)
-        XCTAssertNil(P.parse("2023-02-29T00:00:00Z"))
-        XCTAssertNil(P.parse("2024-02-29T25:00:00Z"))
-        XCTAssertNil(P.parse("2024-02-29T12:00:00Zjunk"))
-    }
-
     func testTransportErrorsMapToFailedAndTimedOut() {
         XCTAssertEqual(AuthServiceClient.interpret(.failure(.timeout), nowMillis: 0), .timedOut)
         XCTAssertEqual(AuthServiceClient.interpret(.failure(.tls("x")), nowMillis: 0), .failed("TLS failed: x"))

@@ -19,7 +19,7 @@ final class TokenMinterTests: XCTestCase {
         XCTAssertEqual(claims.issuedAt, now)
         XCTAssertEqual(claims.expiresAt, now + 120)
         XCTAssertNil(claims.notBefore)
-        XCTAssertEqual(claims.role, "member")
+        XCTAssertEqual(claims.role, .member)
         XCTAssertEqual(claims.name, "Ann \"A\"\n<b>")
         XCTAssertEqual(claims.sessionID, "sess-1")
         XCTAssertEqual(claims.channels, ["family:1", "dm.a-b"])

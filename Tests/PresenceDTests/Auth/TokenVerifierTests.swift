@@ -46,7 +46,7 @@ final class TokenVerifierTests: XCTestCase {
                               "channels": ["family:1", "a.b_c-D"]]))
         let result = try verifier.verify(t, now: now).get()
         XCTAssertEqual(result, TokenClaims(userID: "u1", jti: "j1", issuedAt: now, expiresAt: now + 60, notBefore: now - 1,
-                                           sessionID: "s-9", role: "child", name: "Zoë \"Z\"",
+                                           sessionID: "s-9", role: .child, name: "Zoë \"Z\"",
                                            channels: ["family:1", "a.b_c-D"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
     }
 
@@ -289,7 +289,7 @@ final class TokenVerifierTests: XCTestCase {
         let minted = try PyJWT.encode(claimsJSON: payload, secret: secret)
         let claims = try verifier.verify(minted, now: wallNow).get()
         XCTAssertEqual(claims, TokenClaims(userID: "user-42", jti: "py-1", issuedAt: wallNow, expiresAt: wallNow + 60,
-                                           notBefore: wallNow, sessionID: "sess", role: "admin", name: "Zoë",
+                                           notBefore: wallNow, sessionID: "sess", role: .admin, name: "Zoë",
                                            channels: ["family:7", "dm.1-2"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
 
         // With a kid header, an audience list, signed with the previous secret.

@@ -29,7 +29,7 @@ final class TokenCommandTests: XCTestCase {
         XCTAssertEqual(claims.userID, "u-1")
         XCTAssertEqual(claims.expiresAt - claims.issuedAt, 120)
         XCTAssertGreaterThanOrEqual(claims.issuedAt, before)
-        XCTAssertEqual(claims.role, "admin")
+        XCTAssertEqual(claims.role, .admin)
         XCTAssertEqual(claims.channels, ["family:1", "dm.2"])
         XCTAssertEqual(claims.name, "Ann")
         XCTAssertEqual(claims.sessionID, "s-1")

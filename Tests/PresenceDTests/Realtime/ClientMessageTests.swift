@@ -304,7 +304,7 @@ final class ClientMessageTests: XCTestCase {
                 }
             }
             let result = parse(bytes: bytes)
-            let dom = try? parseJSONBytes(bytes, maxDepth: 8)
+            let dom = try? JSONValue.parse(bytes: bytes, maxDepth: 8)
             switch result {
             case .success(let message):
                 counts["ok", default: 0] += 1
@@ -332,7 +332,7 @@ final class ClientMessageTests: XCTestCase {
             for i in 0..<count { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
             if case .success = parse(bytes: [0x7B] + bytes) {
                 // Possible only for a real message; the DOM must agree.
-                XCTAssertNotNil(try? parseJSONBytes([0x7B] + bytes, maxDepth: 8))
+                XCTAssertNotNil(try? JSONValue.parse(bytes: [0x7B] + bytes, maxDepth: 8))
             }
         }
     }

@@ -29,7 +29,7 @@ final class ServerMessageTests: XCTestCase {
         guard let bytes = payload(of: frame, file: file, line: line) else { return nil }
         let value: JSONValue
         do {
-            value = try parseJSONBytes(bytes)
+            value = try JSONValue.parse(bytes: bytes)
         } catch {
             XCTFail("payload is not JSON: \(error) \(String(decoding: bytes, as: UTF8.self))", file: file, line: line)
             return nil

@@ -47,7 +47,7 @@ final class WSTokenEndpointTests: XCTestCase {
             let claims = try TokenVerifier(secrets: [TestServer.secret], audience: "presenced").verify(token, now: UnixTime.now()).get()
             XCTAssertEqual(claims.userID, "u-alice")
             XCTAssertEqual(claims.sessionID, "s-1")
-            XCTAssertEqual(claims.role, "admin")
+            XCTAssertEqual(claims.role, .admin)
             XCTAssertLessThanOrEqual(claims.expiresAt - claims.issuedAt, 300)
             // The token opens a WebSocket (once).
             let ws = try TestWebSocket(port: server.port, path: "/ws?token=" + token)

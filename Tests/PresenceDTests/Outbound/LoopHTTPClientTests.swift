@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+@testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 import Synchronization

@@ -1,5 +1,7 @@
 import Dispatch
 import Glibc
+@testable import PresenceD
+@testable import PresenceRealtime
 @testable import PresenceForwarding
 @testable import PresenceLoop
 import RedisShim

@@ -1,4 +1,5 @@
 import Glibc
+@testable import PresenceD
 @testable import PresenceLoop
 import Synchronization
 import WSCore

@@ -17,112 +17,187 @@ package struct ConfigError: Error, CustomStringConvertible {
 
 /// Everything presenced reads at start: environment first, command-line flags override
 /// (docs/operations.md, "Configuration"). Parsing is pure so that tests can feed any environment.
+///
+/// Each environment variable is declared once, on the property that holds its value (``Setting``):
+/// name, flag, format (parsing, range, how check-config shows it), default (the initial value)
+/// and help. `parse`, `--help`, `check-config` and the table in docs/operations.md come from
+/// these declarations, listed in the order they are declared here.
 package struct Config: Sendable {
     package enum IOChoice: String, Sendable { case auto, uring, epoll }
 
+    @Setting("PORT", flag: "--port", .port, help: "listen port (HTTP and WebSocket)")
     package var port: UInt16 = 8082
+    @Setting("BIND", flag: "--bind", .text(Config.address), help: "listen address (IPv4 or IPv6)")
     package var bind = "127.0.0.1"
+    @Setting("IO_BACKEND", flag: "--io", .ioChoice, help: "uring, epoll, or auto (io_uring, else epoll)")
     package var io = IOChoice.auto
+    @Setting("THREADS", flag: "--threads", .integer(1...1024), default: "one per core", help: "event-loop threads (1-1024)")
     package var threads = Config.onlineCores()
-    /// Serve a plain WebSocket echo at `/` (conformance target) instead of the realtime protocol.
-    package var echo = false
-    package var redisURL: String?
-    package var tokenSecret: String?
-    var tokenSecretPrevious: String?
+    @Setting("REDIS_URL", .redisURL, default: "unset = embedded single-instance mode",
+             help: "redis://[user:pass@]host:port[/db] or rediss:// (TLS)")
+    package var redisURL: String? = nil
+    /// Set but empty is a mistake (an unfilled template line), not dev mode: too short.
+    @Setting("WS_TOKEN_SECRET", .secret(Config.secret, emptyIsUnset: false), default: "required, except dev mode",
+             help: "HMAC key of the ephemeral tokens, at least 32 bytes")
+    package var tokenSecret: String? = nil
+    @Setting("WS_TOKEN_SECRET_PREVIOUS", .secret(Config.secret), help: "previous HMAC key, still accepted during a rotation")
+    package var tokenSecretPrevious: String? = nil
+    @Setting("WS_TOKEN_AUDIENCE", .text(Config.nonEmpty), help: "required aud claim")
     package var tokenAudience = "presenced"
-    var allowedOrigins = ["https://casa.devarno.cloud", "http://localhost:3000"]
-    package var chatServiceURL: String?
-    package var chatServiceToken: String?
-    var authServiceURL: String?
-    var presenceTTLMillis: Int64 = 30_000
-    var presenceGraceMillis: Int64 = 2_000
-    var pingIntervalMillis: Int64 = 25_000
-    var handshakeTimeoutMillis: Int64 = 10_000
-    /// Deadline of one outbound call (better-auth, chat-service): connect, TLS, request, response.
-    var outboundTimeoutMillis: Int64 = 10_000
-    /// How long a closing connection may take to deliver what is queued and see the peer's EOF.
-    var closeTimeoutMillis: Int64 = 2_000
-    /// How long a Redis command may wait for its reply before the connection counts as broken.
-    var redisTimeoutMillis: Int64 = 2_000
-    var maxMessageBytes = 65_536
+    @Setting("ALLOWED_ORIGINS", .list(Config.origins), help: "comma list: exact origins, scheme://*.domain, or *")
+    package var allowedOrigins = ["https://casa.devarno.cloud", "http://localhost:3000"]
+    @Setting("CHAT_SERVICE_URL", .optional(Config.httpURL), default: "unset = not forwarded",
+             help: "chat-service base URL; chat messages are forwarded there")
+    package var chatServiceURL: String? = nil
+    @Setting("CHAT_SERVICE_TOKEN", .secret(Config.headerValue), help: "bearer token sent on forwards")
+    package var chatServiceToken: String? = nil
+    @Setting("AUTH_SERVICE_URL", .optional(Config.httpURL), default: "unset = no /api/v1/ws-token",
+             help: "better-auth base URL for POST /api/v1/ws-token")
+    package var authServiceURL: String? = nil
+    /// The better-auth session cookie; `POST /api/v1/ws-token` asks better-auth only when it is
+    /// present (also under its `__Secure-` name).
+    @Setting("AUTH_SESSION_COOKIE", .text(Config.cookieName),
+             help: "better-auth's session cookie: POST /api/v1/ws-token asks better-auth only when it is sent (also as __Secure-NAME)")
+    package var authSessionCookie = "better-auth.session_token"
+    /// `POST /api/v1/ws-token` requests per second per client address (burst ten times that); 0 = no limit.
+    @Setting("WS_TOKEN_RATE", .integer(0...100_000),
+             help: "POST /api/v1/ws-token requests per second per client address (burst 10x); above it 429; 0 = no limit")
+    package var wsTokenRate = 2
+    /// better-auth calls in flight at once on this instance; above it 503.
+    @Setting("AUTH_MAX_IN_FLIGHT", .integer(1...100_000),
+             help: "better-auth calls waiting at once; above it POST /api/v1/ws-token answers 503")
+    package var authMaxInFlight = 64
+    /// Addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (for
+    /// per-address pacing of `POST /api/v1/ws-token`).
+    @Setting("TRUSTED_PROXIES", .list(Config.addressPrefixes, none: "none"),
+             help: "comma list of proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (ws-token pacing)")
+    package var trustedProxies: [String] = []
+    /// Asked before a join (and before `GET /api/v1/presence`) of a channel the token's `channels`
+    /// claim does not list (docs/protocol.md, "Channel access"); nil: not asked.
+    @Setting("CHANNEL_AUTH_URL", .optional(Config.httpURL), default: "unset = channels decided by the token's channels claim, else open",
+             help: "asked (POST) before a join or presence read of a channel the token's channels claim does not list")
+    package var channelAuthURL: String? = nil
+    /// Bearer token sent to CHANNEL_AUTH_URL.
+    @Setting("CHANNEL_AUTH_TOKEN", .secret(Config.headerValue), help: "bearer token sent to CHANNEL_AUTH_URL")
+    package var channelAuthToken: String? = nil
+    /// How long an answer is reused per (user, channel); refusals at most 5 s.
+    @Setting("CHANNEL_AUTH_CACHE", .duration(0...86_400_000),
+             help: "how long an answer is reused per (user, channel); a refusal at most 5s")
+    package var channelAuthCacheMillis: Int64 = 60_000
+    /// 1: any verified user may join any channel (a single-family install).
+    @Setting("CHANNELS_OPEN", .flag,
+             help: "1 = any verified user may join any channel (single-family install); ignored with CHANNEL_AUTH_URL")
+    package var channelsOpen = false
+    /// Bearer token of the server API (docs/protocol.md, "Server API"); nil: no server API.
+    @Setting("SERVER_API_TOKEN", .secret(Config.adminToken), default: "unset = no server API",
+             help: "bearer token (at least 16 bytes) of POST /api/v1/disconnect, /api/v1/publish and GET /api/v1/presence?user=")
+    package var serverAPIToken: String? = nil
+    /// Older connections are closed with 4401 (0 = never).
+    @Setting("MAX_CONNECTION_AGE", .duration(0...30 * 86_400_000, offOrAtLeast: 1_000), default: "0 = off",
+             help: "older connections are closed with 4401 (spread over the last tenth) so clients fetch a fresh token")
+    package var maxConnectionAgeMillis: Int64 = 0
+    /// Connections per token `sub` on this instance (0 = no cap).
+    @Setting("MAX_CONNECTIONS_PER_USER", .integer(0...1_000_000),
+             help: "connections per user (token sub) on this instance; above it upgrades get 503; 0 = no cap")
+    package var maxConnectionsPerUser = 32
+    /// Chat messages kept per channel for recovery (docs/protocol.md, "Recovery and nonces"); 0 = no history (frames then
+    /// carry no offset or epoch).
+    @Setting("HISTORY_SIZE", .integer(0...100_000),
+             help: "chat messages kept per channel for recovery after a reconnect (0-100000); 0 = no history, no offset/epoch")
+    package var historySize = 200
+    /// A message older than this is no longer recoverable.
+    @Setting("HISTORY_TTL", .duration(1_000...7 * 86_400_000), help: "a message older than this is no longer recoverable (1s-7d)")
+    package var historyTTLMillis: Int64 = 600_000
+    /// How long a sender's nonce is remembered (a repeat is not sent again).
+    @Setting("NONCE_WINDOW", .duration(1_000...86_400_000),
+             help: "how long a sender's message nonce is remembered: a repeat is answered with the original, not sent again")
+    package var nonceWindowMillis: Int64 = 300_000
+    @Setting("PRESENCE_TTL", .duration(1_000...86_400_000), help: "presence entry lifetime (1s-24h)")
+    package var presenceTTLMillis: Int64 = 30_000
+    @Setting("PRESENCE_GRACE", .duration(0...3_600_000), help: "delay before online:false (a quick reconnect does not flap)")
+    package var presenceGraceMillis: Int64 = 2_000
+    @Setting("PING_INTERVAL", .duration(100...3_600_000), help: "server ping; two missed pongs close the connection")
+    package var pingIntervalMillis: Int64 = 25_000
+    @Setting("MAX_MESSAGE_BYTES", .integer(125...(1 << 30)), help: "largest WebSocket message; above it close 1009")
+    package var maxMessageBytes = 65_536
     /// Per-connection bytes queued for sending before the connection is closed as a slow consumer (4008).
-    var maxOutboundBytes = 1 << 20
+    @Setting("MAX_OUTBOUND_BYTES", .integer(4096...(1 << 30)),
+             help: "bytes queued per connection before closing it as a slow consumer (4008)")
+    package var maxOutboundBytes = 1 << 20
+    @Setting("MESSAGE_RATE", .integer(0...1_000_000),
+             help: "client messages per second per connection (burst twice that); 0 = no limit")
+    package var messageRate = 20
+    @Setting("MAX_CONNECTIONS", .integer(1...100_000_000), help: "above it, upgrades get 503")
+    package var maxConnections = 100_000
+    /// Open connections one client address may hold across all loops; above it new connections
+    /// are closed at accept (0 = no cap).
+    @Setting("MAX_CONNECTIONS_PER_IP", .integer(0...100_000_000),
+             help: "open connections per client address, IPv6 by /64 (set it when clients connect directly, not through a proxy); above it new ones are closed at accept; 0 = no cap")
+    package var maxConnectionsPerIP = 0
+    /// systemd may pass several directories separated by colons: the first is ours.
+    @Setting("STATE_DIRECTORY", .text(Config.firstDirectory, emptyIsUnset: true),
+             help: "durable forward queue (Redis mode: messages kept during a Redis outage); must be writable when forwarding (systemd sets it)")
     package var stateDirectory = "./state"
     /// Bounds of each loop's forward queue (FORWARD_QUEUE_MAX entries, FORWARD_QUEUE_MAX_BYTES):
     /// past them chat messages are refused with `unavailable`, never dropped.
+    @Setting("FORWARD_QUEUE_MAX", .integer(1...100_000_000),
+             help: "entries per loop's forward queue (Redis mode: in the shared stream); past it messages are refused")
     package var forwardQueueMaxEntries = 100_000
+    @Setting("FORWARD_QUEUE_MAX_BYTES", .integer(4096...(1 << 40)), help: "bytes per loop's forward queue (embedded mode)")
     package var forwardQueueMaxBytes = 64 << 20
-    /// Redis mode: a forward-stream entry its instance has not touched for this long (it
-    /// crashed) is taken over by another instance; also the reader lease (FORWARD_CLAIM_IDLE).
-    package var forwardClaimIdleMillis: Int64 = 15_000
     /// A chat message chat-service answered 5xx this many times becomes a dead letter so its
-    /// channel moves on (FORWARD_MAX_ATTEMPTS,
-    /// docs/operations.md, "Forward queue and dead letters"); timeouts, connection errors, 408 and
-    /// 429 do not count.
+    /// channel moves on (docs/protocol.md, "Recovery and nonces"); timeouts, connection errors, 408 and 429 do not count.
+    @Setting("FORWARD_MAX_ATTEMPTS", .integer(1...1_000_000),
+             help: "a forward answered 5xx this many times becomes a dead letter (1-1000000); timeouts, connection errors, 408 and 429 never count")
     package var forwardMaxAttempts = 50
+    /// Redis mode: a forward-stream entry its instance has not touched for this long (it
+    /// crashed) is taken over by another instance; also the reader lease.
+    @Setting("FORWARD_CLAIM_IDLE", .duration(300...86_400_000),
+             help: "Redis mode: a crashed instance's forwards are taken over after this idle time")
+    package var forwardClaimIdleMillis: Int64 = 15_000
+    @Setting("LOG_LEVEL", .logLevel, help: "debug, info, warn or error")
     package var logLevel = Log.Level.info
-    /// SIGTERM closes every client with 1001 spread over this window (DRAIN_WINDOW), so their
-    /// reconnects do not stampede the other instances.
-    var drainWindowMillis: Int64 = 5_000
+    /// SIGTERM closes every client with 1001 spread over this window, so their reconnects do not
+    /// stampede the other instances.
+    @Setting("DRAIN_WINDOW", .duration(0...600_000), help: "SIGTERM closes clients with 1001 spread over this window (0-10m)")
+    package var drainWindowMillis: Int64 = 5_000
     /// A file of `KEY=VALUE` lines (systemd's EnvironmentFile) re-read on SIGHUP for the token
-    /// secrets and ALLOWED_ORIGINS (ENV_FILE).
-    var environmentFile: String?
-    /// SSL_CERT_FILE: a CA bundle OpenSSL reads itself (checked here so a typo fails the start).
-    var certificateFile: String?
-    var messageRate = 20
-    var maxConnections = 100_000
-    /// Open connections one client address may hold across all loops; above it new connections
-    /// are closed at accept (MAX_CONNECTIONS_PER_IP, 0 = no cap).
-    package var maxConnectionsPerIP = 0
-    /// CONSOLE_DEV_TOKENS: whether `POST /api/v1/dev-token` exists (the console's "Try it").
-    var consoleDevTokens = DevTokens.auto
-    /// CONSOLE_ADMIN_TOKEN: bearer token of `GET /api/v1/admin/stats` (nil: the route does not exist).
-    var consoleAdminToken: String?
-    /// CHANNEL_AUTH_URL: asked before a join (and before `GET /api/v1/presence`) of a channel the
-    /// token's `channels` claim does not list (docs/operations.md, "Channel access"); nil: not
-    /// asked.
-    package var channelAuthURL: String?
-    /// CHANNEL_AUTH_TOKEN: bearer token sent to CHANNEL_AUTH_URL.
-    var channelAuthToken: String?
-    /// CHANNEL_AUTH_CACHE: how long an answer is reused per (user, channel); refusals at most 5 s.
-    var channelAuthCacheMillis: Int64 = 60_000
-    /// CHANNELS_OPEN=1: any verified user may join any channel (a single-family install).
-    package var channelsOpen = false
-    /// SERVER_API_TOKEN: bearer token of the server API (docs/operations.md, "Server API"); nil: no
-    /// server API.
-    var serverAPIToken: String?
-    /// MAX_CONNECTION_AGE: older connections are closed with 4401 (0 = never).
-    var maxConnectionAgeMillis: Int64 = 0
-    /// MAX_CONNECTIONS_PER_USER: connections per token `sub` on this instance (0 = no cap).
-    var maxConnectionsPerUser = 32
-    /// AUTH_SESSION_COOKIE: the better-auth session cookie; `POST /api/v1/ws-token` asks
-    /// better-auth only when it is present (also under its `__Secure-` name).
-    var authSessionCookie = "better-auth.session_token"
-    /// WS_TOKEN_RATE: `POST /api/v1/ws-token` requests per second per client address (burst ten
-    /// times that); 0 = no limit.
-    var wsTokenRate = 2
-    /// AUTH_MAX_IN_FLIGHT: better-auth calls in flight at once on this instance; above it 503.
-    var authMaxInFlight = 64
-    /// TRUSTED_PROXIES: addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names
-    /// the client (for per-address pacing of `POST /api/v1/ws-token`).
-    var trustedProxies: [String] = []
-    /// HISTORY_SIZE: chat messages kept per channel for recovery
-    /// (docs/operations.md, "Delivery: recovery and nonces"); 0 = no history (frames then carry no
-    /// offset or epoch).
-    var historySize = 200
-    /// HISTORY_TTL: a message older than this is no longer recoverable.
-    var historyTTLMillis: Int64 = 600_000
-    /// NONCE_WINDOW: how long a sender's nonce is remembered (a repeat is not sent again).
-    var nonceWindowMillis: Int64 = 300_000
+    /// secrets and ALLOWED_ORIGINS.
+    @Setting("ENV_FILE", .optional(Config.readableFile),
+             help: "KEY=VALUE file re-read on SIGHUP (token secrets, ALLOWED_ORIGINS); must be readable")
+    package var environmentFile: String? = nil
+    /// A CA bundle OpenSSL reads itself (checked here so a typo fails the start).
+    @Setting("SSL_CERT_FILE", .optional(Config.readableFile, unset: "system CAs"),
+             help: "CA bundle (OpenSSL) for rediss:// or https:// services; must be readable")
+    package var certificateFile: String? = nil
+    /// Whether `POST /api/v1/dev-token` exists (the console's "Try it").
+    @Setting("CONSOLE_DEV_TOKENS", .devTokens,
+             default: "auto = on in dev mode (no WS_TOKEN_SECRET, loopback, not under systemd) without REDIS_URL",
+             help: "auto, 1 (dev mode with Redis too) or 0: POST /api/v1/dev-token mints a token for any user, for local requests only (the console's Try it)")
+    package var consoleDevTokens = DevTokens.auto
+    /// Bearer token of `GET /api/v1/admin/stats` (nil: the route does not exist).
+    @Setting("CONSOLE_ADMIN_TOKEN", .secret(Config.adminToken), default: "unset = no instance view",
+             help: "bearer token (at least 16 bytes) of GET /api/v1/admin/stats and the console's instance view")
+    package var consoleAdminToken: String? = nil
+
+    /// Serve a plain WebSocket echo at `/` (conformance target) instead of the realtime protocol (`--echo`).
+    package var echo = false
+    package var handshakeTimeoutMillis: Int64 = 10_000
+    /// Deadline of one outbound call (better-auth, chat-service): connect, TLS, request, response.
+    package var outboundTimeoutMillis: Int64 = 10_000
+    /// How long a closing connection may take to deliver what is queued and see the peer's EOF.
+    package var closeTimeoutMillis: Int64 = 2_000
+    /// How long a Redis command may wait for its reply before the connection counts as broken.
+    package var redisTimeoutMillis: Int64 = 2_000
     /// Started by systemd (INVOCATION_ID is set): never a developer's machine.
-    var underSystemd = false
+    package var underSystemd = false
     package var showHelp = false
     package var showVersion = false
 
-    /// CONSOLE_DEV_TOKENS values (docs/operations.md, "Console"): the route exists only in dev mode
-    /// (no WS_TOKEN_SECRET, a loopback BIND, not under systemd); `auto` also needs embedded mode,
+    /// CONSOLE_DEV_TOKENS values (docs/protocol.md, "Channel access"): the route exists only in dev mode (no
+    /// WS_TOKEN_SECRET, a loopback BIND, not under systemd); `auto` also needs embedded mode,
     /// `1` allows it with REDIS_URL, `0` turns it off.
-    enum DevTokens: String, Sendable { case auto, on = "1", off = "0" }
+    package enum DevTokens: String, Sendable { case auto, on = "1", off = "0" }
 
     /// Whether the dev-token endpoint is served with this configuration.
     package var devTokensEnabled: Bool {
@@ -138,26 +213,24 @@ package struct Config: Sendable {
     package var isDevMode: Bool { tokenSecret == nil && !echo && Config.isLoopback(bind) && !underSystemd }
 
     /// Whether a join of a channel that the token's `channels` claim does not list is decided by
-    /// CHANNEL_AUTH_URL (docs/operations.md, "Channel access"); otherwise such a join is allowed
-    /// (CHANNELS_OPEN, or tokens minted by family-hub with the claim).
-    var asksChannelAccess: Bool { channelAuthURL != nil }
+    /// CHANNEL_AUTH_URL (docs/protocol.md, "Channel access"); otherwise such a join is allowed (CHANNELS_OPEN, or tokens
+    /// minted by family-hub with the claim).
+    package var asksChannelAccess: Bool { channelAuthURL != nil }
 
     /// Whether a bind address only accepts local connections (dev mode is allowed there).
-    static func isLoopback(_ address: String) -> Bool {
+    package static func isLoopback(_ address: String) -> Bool {
         address.hasPrefix("127.") || address == "::1" || address == "[::1]"
     }
 
-    /// The start-up rule for WS_TOKEN_SECRET (docs/operations.md, "Configuration"): unset is
-    /// allowed only in dev mode (loopback BIND, not under systemd) and in echo mode; nil when the
-    /// configuration may start.
+    /// The start-up rule for WS_TOKEN_SECRET (docs/operations.md, "Configuration"): unset is allowed only in dev mode
+    /// (loopback BIND, not under systemd) and in echo mode; nil when the configuration may start.
     package var tokenSecretProblem: ConfigError? {
         guard tokenSecret == nil, !echo, !isDevMode else { return nil }
         return ConfigError(variable: "WS_TOKEN_SECRET", problem: "required (at least 32 bytes) unless bound to loopback in dev mode")
     }
 
-    /// Rules between variables (docs/operations.md, "Channel access"), checked once every variable
-    /// is read.
-    func crossCheck() throws {
+    /// Rules between variables (docs/protocol.md, "Channel access"), checked once every variable is read.
+    package func crossCheck() throws {
         if authServiceURL != nil && channelAuthURL == nil && !channelsOpen {
             throw ConfigError(variable: "CHANNEL_AUTH_URL",
                               problem: "required with AUTH_SERVICE_URL (its tokens carry no channels claim, so any signed-in user could join any family's channels); set CHANNELS_OPEN=1 for a single-family install")
@@ -168,117 +241,27 @@ package struct Config: Sendable {
         }
     }
 
-    static func onlineCores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    package static func onlineCores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
-    /// Reads `environment`, then `arguments` (without the program name).
+    /// Reads `environment`, then `arguments` (without the program name): every declared
+    /// variable and its flag (a bad value fails with the first bad variable, in declaration
+    /// order, else the first bad argument), then `--echo`, `--help`/`-h` and `--version`.
     package static func parse(environment: [String: String], arguments: [String]) throws -> Config {
-        var c = Config()
+        let source = ConfigSource(environment: environment, arguments: arguments,
+                                  valueFlags: Set(ConfigVariable.all.compactMap(\.flag)),
+                                  switches: ["--echo", "--help", "-h", "--version"])
+        var c = ConfigSource.$current.withValue(source) { Config() }
+        try source.throwFirstProblem()
         c.underSystemd = environment["INVOCATION_ID"] != nil
-        let env = environment
-        if let v = env["PORT"] { c.port = try port(v, "PORT") }
-        if let v = env["BIND"] { c.bind = try address(v, "BIND") }
-        if let v = env["IO_BACKEND"] { c.io = try ioChoice(v, "IO_BACKEND") }
-        if let v = env["THREADS"] { c.threads = try integer(v, "THREADS", 1...1024) }
-        if let v = env["REDIS_URL"], !v.isEmpty {
-            do {
-                _ = try RedisEndpoint.parse(v)
-            } catch {
-                throw ConfigError(variable: "REDIS_URL", problem: error.message)
-            }
-            c.redisURL = v
-        }
-        // Set but empty is a mistake (an unfilled template line), not dev mode: too short.
-        if let v = env["WS_TOKEN_SECRET"] { c.tokenSecret = try secret(v, "WS_TOKEN_SECRET") }
-        if let v = env["WS_TOKEN_SECRET_PREVIOUS"], !v.isEmpty { c.tokenSecretPrevious = try secret(v, "WS_TOKEN_SECRET_PREVIOUS") }
-        if let v = env["WS_TOKEN_AUDIENCE"] {
-            guard !v.isEmpty else { throw ConfigError(variable: "WS_TOKEN_AUDIENCE", problem: "must not be empty") }
-            c.tokenAudience = v
-        }
-        if let v = env["ALLOWED_ORIGINS"] { c.allowedOrigins = try origins(v, "ALLOWED_ORIGINS") }
-        if let v = env["CHAT_SERVICE_URL"], !v.isEmpty { c.chatServiceURL = try httpURL(v, "CHAT_SERVICE_URL") }
-        if let v = env["CHAT_SERVICE_TOKEN"], !v.isEmpty { c.chatServiceToken = try headerValue(v, "CHAT_SERVICE_TOKEN") }
-        if let v = env["FORWARD_QUEUE_MAX"] { c.forwardQueueMaxEntries = try integer(v, "FORWARD_QUEUE_MAX", 1...100_000_000) }
-        if let v = env["FORWARD_QUEUE_MAX_BYTES"] { c.forwardQueueMaxBytes = try integer(v, "FORWARD_QUEUE_MAX_BYTES", 4096...(1 << 40)) }
-        if let v = env["FORWARD_MAX_ATTEMPTS"] { c.forwardMaxAttempts = try integer(v, "FORWARD_MAX_ATTEMPTS", 1...1_000_000) }
-        if let v = env["FORWARD_CLAIM_IDLE"] { c.forwardClaimIdleMillis = try duration(v, "FORWARD_CLAIM_IDLE", minimum: 300) }
-        if let v = env["AUTH_SERVICE_URL"], !v.isEmpty { c.authServiceURL = try httpURL(v, "AUTH_SERVICE_URL") }
-        if let v = env["PRESENCE_TTL"] { c.presenceTTLMillis = try duration(v, "PRESENCE_TTL", minimum: 1000, maximum: 86_400_000) }
-        if let v = env["PRESENCE_GRACE"] { c.presenceGraceMillis = try duration(v, "PRESENCE_GRACE", minimum: 0, maximum: 3_600_000) }
-        if let v = env["PING_INTERVAL"] { c.pingIntervalMillis = try duration(v, "PING_INTERVAL", minimum: 100, maximum: 3_600_000) }
-        if let v = env["MAX_MESSAGE_BYTES"] { c.maxMessageBytes = try integer(v, "MAX_MESSAGE_BYTES", 125...(1 << 30)) }
-        if let v = env["MAX_OUTBOUND_BYTES"] { c.maxOutboundBytes = try integer(v, "MAX_OUTBOUND_BYTES", 4096...(1 << 30)) }
-        if let v = env["STATE_DIRECTORY"], !v.isEmpty {
-            // systemd may pass several directories separated by colons: the first is ours.
-            guard let first = v.split(separator: ":", omittingEmptySubsequences: false).first, !first.isEmpty else {
-                throw ConfigError(variable: "STATE_DIRECTORY", problem: "\(shown(v)) does not start with a directory")
-            }
-            c.stateDirectory = String(first)
-        }
-        if let v = env["LOG_LEVEL"] {
-            guard let level = Log.Level(name: v) else {
-                throw ConfigError(variable: "LOG_LEVEL", problem: "\(shown(v)) is not one of debug, info, warn, error")
-            }
-            c.logLevel = level
-        }
-        if let v = env["DRAIN_WINDOW"] { c.drainWindowMillis = try duration(v, "DRAIN_WINDOW", minimum: 0, maximum: 600_000) }
-        if let v = env["ENV_FILE"], !v.isEmpty { c.environmentFile = try readableFile(v, "ENV_FILE") }
-        if let v = env["SSL_CERT_FILE"], !v.isEmpty { c.certificateFile = try readableFile(v, "SSL_CERT_FILE") }
-        if let v = env["MESSAGE_RATE"] { c.messageRate = try integer(v, "MESSAGE_RATE", 0...1_000_000) }
-        if let v = env["MAX_CONNECTIONS"] { c.maxConnections = try integer(v, "MAX_CONNECTIONS", 1...100_000_000) }
-        if let v = env["MAX_CONNECTIONS_PER_IP"] { c.maxConnectionsPerIP = try integer(v, "MAX_CONNECTIONS_PER_IP", 0...100_000_000) }
-        if let v = env["CONSOLE_DEV_TOKENS"] {
-            guard let choice = DevTokens(rawValue: v.lowercased()) else {
-                throw ConfigError(variable: "CONSOLE_DEV_TOKENS", problem: "must be auto, 1 or 0")
-            }
-            c.consoleDevTokens = choice
-        }
-        if let v = env["CONSOLE_ADMIN_TOKEN"], !v.isEmpty { c.consoleAdminToken = try adminToken(v, "CONSOLE_ADMIN_TOKEN") }
-        if let v = env["CHANNEL_AUTH_URL"], !v.isEmpty { c.channelAuthURL = try httpURL(v, "CHANNEL_AUTH_URL") }
-        if let v = env["CHANNEL_AUTH_TOKEN"], !v.isEmpty { c.channelAuthToken = try headerValue(v, "CHANNEL_AUTH_TOKEN") }
-        if let v = env["CHANNEL_AUTH_CACHE"] { c.channelAuthCacheMillis = try duration(v, "CHANNEL_AUTH_CACHE", minimum: 0, maximum: 86_400_000) }
-        if let v = env["CHANNELS_OPEN"] { c.channelsOpen = try flag(v, "CHANNELS_OPEN") }
-        if let v = env["SERVER_API_TOKEN"], !v.isEmpty { c.serverAPIToken = try adminToken(v, "SERVER_API_TOKEN") }
-        if let v = env["MAX_CONNECTION_AGE"] { c.maxConnectionAgeMillis = try duration(v, "MAX_CONNECTION_AGE", minimum: 0, maximum: 30 * 86_400_000) }
-        if c.maxConnectionAgeMillis > 0 && c.maxConnectionAgeMillis < 1_000 {
-            throw ConfigError(variable: "MAX_CONNECTION_AGE", problem: "must be 0 (off) or at least 1s")
-        }
-        if let v = env["MAX_CONNECTIONS_PER_USER"] { c.maxConnectionsPerUser = try integer(v, "MAX_CONNECTIONS_PER_USER", 0...1_000_000) }
-        if let v = env["AUTH_SESSION_COOKIE"] { c.authSessionCookie = try cookieName(v, "AUTH_SESSION_COOKIE") }
-        if let v = env["WS_TOKEN_RATE"] { c.wsTokenRate = try integer(v, "WS_TOKEN_RATE", 0...100_000) }
-        if let v = env["AUTH_MAX_IN_FLIGHT"] { c.authMaxInFlight = try integer(v, "AUTH_MAX_IN_FLIGHT", 1...100_000) }
-        if let v = env["TRUSTED_PROXIES"] { c.trustedProxies = try addressPrefixes(v, "TRUSTED_PROXIES") }
-        if let v = env["HISTORY_SIZE"] { c.historySize = try integer(v, "HISTORY_SIZE", 0...100_000) }
-        if let v = env["HISTORY_TTL"] { c.historyTTLMillis = try duration(v, "HISTORY_TTL", minimum: 1_000, maximum: 7 * 86_400_000) }
-        if let v = env["NONCE_WINDOW"] { c.nonceWindowMillis = try duration(v, "NONCE_WINDOW", minimum: 1_000, maximum: 86_400_000) }
-
-        var i = 0
-        func value(_ flag: String) throws -> String {
-            if let eq = arguments[i].firstIndex(of: "=") { return String(arguments[i][arguments[i].index(after: eq)...]) }
-            i += 1
-            guard i < arguments.count else { throw ConfigError(variable: flag, problem: "needs a value") }
-            return arguments[i]
-        }
-        while i < arguments.count {
-            let arg = arguments[i]
-            let name = arg.split(separator: "=", maxSplits: 1).first.map(String.init) ?? arg
-            switch name {
-            case "--port": c.port = try port(try value("--port"), "--port")
-            case "--bind": c.bind = try address(try value("--bind"), "--bind")
-            case "--io": c.io = try ioChoice(try value("--io"), "--io")
-            case "--threads": c.threads = try integer(try value("--threads"), "--threads", 1...1024)
-            case "--echo": c.echo = true
-            case "--help", "-h": c.showHelp = true
-            case "--version": c.showVersion = true
-            default: throw ConfigError(variable: arg, problem: "unknown option (see presenced --help)")
-            }
-            i += 1
-        }
+        c.echo = source.switchesGiven.contains("--echo")
+        c.showHelp = !source.switchesGiven.isDisjoint(with: ["--help", "-h"])
+        c.showVersion = source.switchesGiven.contains("--version")
         if c.echo { c.maxMessageBytes = max(c.maxMessageBytes, 32 << 20); c.maxOutboundBytes = max(c.maxOutboundBytes, 64 << 20) }
         try c.crossCheck()
         return c
     }
 
-    /// `presenced --help`: commands, flags, and every variable with its default (`ConfigVariable.all`).
+    /// `presenced --help`: commands, flags, and every declared variable with its default (`ConfigVariable.all`).
     package static var help: String {
         var text = """
         presenced — realtime presence and fan-out daemon (WebSocket, io_uring/epoll)
@@ -313,12 +296,12 @@ package struct Config: Sendable {
 
     // MARK: Value parsers
 
-    static func port(_ v: String, _ name: String) throws -> UInt16 {
+    package static func port(_ v: String, _ name: String) throws -> UInt16 {
         guard let p = UInt16(v) else { throw ConfigError(variable: name, problem: "\(shown(v)) is not a port number (0–65535)") }
         return p
     }
 
-    static func address(_ v: String, _ name: String) throws -> String {
+    package static func address(_ v: String, _ name: String) throws -> String {
         var storage = sockaddr_storage()
         guard (try? Sockets.fillAddress(v, port: 0, into: &storage)) != nil else {
             throw ConfigError(variable: name, problem: "\(shown(v)) is not an IPv4 or IPv6 address")
@@ -326,14 +309,49 @@ package struct Config: Sendable {
         return v
     }
 
-    static func ioChoice(_ v: String, _ name: String) throws -> IOChoice {
+    package static func ioChoice(_ v: String, _ name: String) throws -> IOChoice {
         guard let choice = IOChoice(rawValue: v.lowercased()) else {
             throw ConfigError(variable: name, problem: "\(shown(v)) is not one of uring, epoll, auto")
         }
         return choice
     }
 
-    static func integer(_ v: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {
+    package static func logLevel(_ v: String, _ name: String) throws -> Log.Level {
+        guard let level = Log.Level(name: v) else {
+            throw ConfigError(variable: name, problem: "\(shown(v)) is not one of debug, info, warn, error")
+        }
+        return level
+    }
+
+    package static func devTokens(_ v: String, _ name: String) throws -> DevTokens {
+        guard let choice = DevTokens(rawValue: v.lowercased()) else { throw ConfigError(variable: name, problem: "must be auto, 1 or 0") }
+        return choice
+    }
+
+    /// A `redis://` or `rediss://` URL (kept as given: the password stays in it).
+    package static func redisURL(_ v: String, _ name: String) throws -> String {
+        do {
+            _ = try RedisEndpoint.parse(v)
+        } catch {
+            throw ConfigError(variable: name, problem: error.message)
+        }
+        return v
+    }
+
+    package static func nonEmpty(_ v: String, _ name: String) throws -> String {
+        guard !v.isEmpty else { throw ConfigError(variable: name, problem: "must not be empty") }
+        return v
+    }
+
+    /// The first of a colon list of directories (systemd's STATE_DIRECTORY may name several).
+    package static func firstDirectory(_ v: String, _ name: String) throws -> String {
+        guard let first = v.split(separator: ":", omittingEmptySubsequences: false).first, !first.isEmpty else {
+            throw ConfigError(variable: name, problem: "\(shown(v)) does not start with a directory")
+        }
+        return String(first)
+    }
+
+    package static func integer(_ v: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {
         guard let n = Int(v), range.contains(n) else {
             throw ConfigError(variable: name, problem: "\(shown(v)) is not a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
@@ -341,7 +359,7 @@ package struct Config: Sendable {
     }
 
     /// `0` or `1`.
-    static func flag(_ v: String, _ name: String) throws -> Bool {
+    package static func flag(_ v: String, _ name: String) throws -> Bool {
         switch v {
         case "1": return true
         case "0", "": return false
@@ -350,7 +368,7 @@ package struct Config: Sendable {
     }
 
     /// A cookie name (an HTTP token).
-    static func cookieName(_ v: String, _ name: String) throws -> String {
+    package static func cookieName(_ v: String, _ name: String) throws -> String {
         guard !v.isEmpty, v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !"()<>@,;:\\\"/[]?={}".utf8.contains($0) }) else {
             throw ConfigError(variable: name, problem: "\(shown(v)) is not a cookie name")
         }
@@ -358,7 +376,7 @@ package struct Config: Sendable {
     }
 
     /// A comma list of IP addresses or CIDR prefixes (`10.0.0.0/8`, `::1`).
-    static func addressPrefixes(_ v: String, _ name: String) throws -> [String] {
+    package static func addressPrefixes(_ v: String, _ name: String) throws -> [String] {
         let entries = v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
         for entry in entries where AddressPrefix(entry) == nil {
             throw ConfigError(variable: name, problem: "\(shown(entry)) is not an IP address or CIDR prefix")
@@ -366,14 +384,14 @@ package struct Config: Sendable {
         return entries
     }
 
-    static func secret(_ v: String, _ name: String) throws -> String {
+    package static func secret(_ v: String, _ name: String) throws -> String {
         guard v.utf8.count >= 32 else { throw ConfigError(variable: name, problem: "must be at least 32 bytes") }
         return v
     }
 
     /// A bearer token compared against `Authorization` headers: at least 16 bytes of visible
     /// ASCII (no spaces: it travels as `Bearer <token>`). The value is never quoted in the error.
-    static func adminToken(_ v: String, _ name: String) throws -> String {
+    package static func adminToken(_ v: String, _ name: String) throws -> String {
         guard v.utf8.count >= 16 else { throw ConfigError(variable: name, problem: "must be at least 16 bytes") }
         guard v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw ConfigError(variable: name, problem: "must be visible ASCII without spaces (it is sent as a bearer token)")
@@ -381,7 +399,7 @@ package struct Config: Sendable {
         return v
     }
 
-    static func httpURL(_ v: String, _ name: String) throws -> String {
+    package static func httpURL(_ v: String, _ name: String) throws -> String {
         guard OutboundURL(v) != nil else {
             throw ConfigError(variable: name, problem: "must be an http:// or https:// URL without user info, query or fragment")
         }
@@ -389,7 +407,7 @@ package struct Config: Sendable {
     }
 
     /// `500ms`, `30s`, `2m`, `1h` or plain seconds, in milliseconds, within `minimum...maximum`.
-    static func duration(_ v: String, _ name: String, minimum: Int64, maximum: Int64 = 86_400_000) throws -> Int64 {
+    package static func duration(_ v: String, _ name: String, minimum: Int64, maximum: Int64) throws -> Int64 {
         let bad = ConfigError(variable: name, problem: "\(shown(v)) is not a duration like 500ms, 30s, 2m or plain seconds")
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
         var number = Substring(v), factor: Int64 = 1000
@@ -407,9 +425,12 @@ package struct Config: Sendable {
         return product.partialValue
     }
 
+    /// Milliseconds as `check-config` and `--help` show them: whole seconds as `30s`, else `250ms`.
+    package static func millis(_ m: Int64) -> String { m % 1000 == 0 ? "\(m / 1000)s" : "\(m)ms" }
+
     /// A comma list of origins: `*`, `scheme://host[:port]`, or `scheme://*.domain[:port]`
     /// (any subdomain with that scheme). Spaces around entries are ignored; at least one entry.
-    static func origins(_ v: String, _ name: String) throws -> [String] {
+    package static func origins(_ v: String, _ name: String) throws -> [String] {
         let entries = v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
         guard !entries.isEmpty else { throw ConfigError(variable: name, problem: "lists no origin (use * to allow every origin)") }
         for entry in entries where !isOriginPattern(entry) {
@@ -420,7 +441,7 @@ package struct Config: Sendable {
 
     /// `*`, or `scheme://host[:port]` with an optional `*.` before the host and an optional
     /// trailing `/`, and nothing else (no path, user info, query or fragment).
-    static func isOriginPattern(_ entry: String) -> Bool {
+    package static func isOriginPattern(_ entry: String) -> Bool {
         if entry == "*" { return true }
         let parts = entry.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
         // "scheme:", "", "authority" (a trailing "/" leaves an empty fourth part in the authority split).
@@ -454,7 +475,7 @@ package struct Config: Sendable {
     }
 
     /// A value sent as an HTTP header: visible ASCII and spaces only (no line breaks to inject headers).
-    static func headerValue(_ v: String, _ name: String) throws -> String {
+    package static func headerValue(_ v: String, _ name: String) throws -> String {
         guard v.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else {
             throw ConfigError(variable: name, problem: "must be printable ASCII (it is sent in an HTTP header)")
         }
@@ -462,7 +483,7 @@ package struct Config: Sendable {
     }
 
     /// A path that names a readable file (not a directory; `/dev/null` is fine).
-    static func readableFile(_ path: String, _ name: String) throws -> String {
+    package static func readableFile(_ path: String, _ name: String) throws -> String {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ConfigError(variable: name, problem: "\(shown(path)): \(String(cString: strerror(errno)))")
@@ -491,7 +512,7 @@ package struct Config: Sendable {
 }
 
 extension Substring {
-    func trimmingSpaces() -> String {
+    package func trimmingSpaces() -> String {
         String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
     }
 }

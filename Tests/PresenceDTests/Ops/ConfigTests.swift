@@ -123,24 +123,76 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    /// The variables `Config.parse` reads are exactly those `--help` and check-config list.
-    func testEveryVariableReadIsDocumented() throws {
+    /// Every variable is declared once (``Config/Setting``), and `--help` lists each with the flags
+    /// that override them; Config.swift reads no other environment variable than INVOCATION_ID.
+    func testEveryDeclaredVariableIsListed() throws {
+        let names = ConfigVariable.all.map(\.name)
+        XCTAssertGreaterThan(names.count, 40)
+        XCTAssertEqual(names.count, Set(names).count, "a variable is declared twice: \(names)")
+        XCTAssertEqual(ConfigVariable.all.compactMap(\.flag), ["--port", "--bind", "--io", "--threads"])
+        let help = Config.help
+        for variable in ConfigVariable.all {
+            XCTAssertTrue(help.contains("  \(variable.name) "), variable.name)
+            if let flag = variable.flag { XCTAssertTrue(help.contains("  \(flag) "), "\(flag) is not in --help's flag list") }
+        }
+        XCTAssertTrue(help.contains("check-config"))
         var path = #filePath
         for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) }
         let source = try String(contentsOfFile: path + "/Sources/PresenceRealtime/Ops/Config.swift", encoding: .utf8)
-        var read: Set<String> = []
-        var rest = source[...]
-        while let start = rest.range(of: "env[\"") {
-            let after = rest[start.upperBound...]
-            guard let end = after.firstIndex(of: "\"") else { break }
-            read.insert(String(after[..<end]))
-            rest = after[end...]
+        XCTAssertEqual(source.components(separatedBy: "environment[\"").count - 1, 1, "only INVOCATION_ID is read outside a declaration")
+    }
+
+    /// Flags override the environment, the last of a repeated flag wins, and with several bad
+    /// values the first bad variable is reported before any bad argument.
+    func testFlagsAndTheFirstProblem() throws {
+        let c = try Config.parse(environment: ["PORT": "9000", "BIND": "::1"], arguments: ["--port=9001", "--port", "9002", "--bind", "0.0.0.0"])
+        XCTAssertEqual(c.port, 9002)
+        XCTAssertEqual(c.bind, "0.0.0.0")
+        let cases: [([String: String], [String], String, String)] = [
+            (["PORT": "x"], ["--bogus"], "PORT", "\"x\" is not a port number (0–65535)"),
+            ([:], ["--port", "x", "--bogus"], "--port", "\"x\" is not a port number (0–65535)"),
+            ([:], ["--bogus", "--port", "x"], "--bogus", "unknown option (see presenced --help)"),
+            ([:], ["--threads", "0", "--port", "x"], "--threads", "\"0\" is not a whole number in 1...1024"),
+            ([:], ["--port", "1", "--threads"], "--threads", "needs a value"),
+            ([:], ["--port", "x", "--port", "1"], "--port", "\"x\" is not a port number (0–65535)"),
+        ]
+        for (environment, arguments, variable, problem) in cases {
+            XCTAssertThrowsError(try Config.parse(environment: environment, arguments: arguments), "\(environment) \(arguments)") { error in
+                XCTAssertEqual((error as? ConfigError)?.variable, variable, "\(arguments)")
+                XCTAssertEqual((error as? ConfigError)?.problem, problem, "\(arguments)")
+            }
         }
-        XCTAssertGreaterThan(read.count, 20)
-        XCTAssertEqual(read, Set(ConfigVariable.all.map(\.name)))
-        let help = Config.help
-        for variable in ConfigVariable.all { XCTAssertTrue(help.contains("  \(variable.name) "), variable.name) }
-        XCTAssertTrue(help.contains("check-config"))
+        let switches = try Config.parse(environment: [:], arguments: ["--echo", "-h", "--version"])
+        XCTAssertTrue(switches.echo && switches.showHelp && switches.showVersion)
+        XCTAssertEqual(switches.maxMessageBytes, 32 << 20, "echo mode raises the message limit")
+    }
+
+    /// The configuration table in docs/operations.md is the one the declarations produce.
+    /// `PRESENCED_UPDATE_DOCS=1 swift test --filter ConfigTests` rewrites it.
+    func testOperationsGuideTableMatchesTheDeclarations() throws {
+        var path = #filePath
+        for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        path += "/docs/operations.md"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let start = try XCTUnwrap(text.range(of: ConfigVariable.tableStart), "docs/operations.md lacks the line \(ConfigVariable.tableStart)")
+        let end = try XCTUnwrap(text.range(of: ConfigVariable.tableEnd, range: start.upperBound..<text.endIndex),
+                                "docs/operations.md lacks the line \(ConfigVariable.tableEnd)")
+        let table = "\n" + ConfigVariable.markdownTable + "\n"
+        if ProcessInfo.processInfo.environment["PRESENCED_UPDATE_DOCS"] == "1" {
+            try (text[..<start.upperBound] + table + text[end.lowerBound...]).write(toFile: path, atomically: true, encoding: .utf8)
+            return
+        }
+        let written = text[start.upperBound..<end.lowerBound].split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let generated = table.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func line(_ lines: [String], _ i: Int) -> String { i < lines.count ? lines[i] : "(end of the table)" }
+        if let first = (0..<max(written.count, generated.count)).first(where: { line(written, $0) != line(generated, $0) }) {
+            XCTFail("""
+                docs/operations.md's configuration table differs from the declarations in Config.swift \
+                (run PRESENCED_UPDATE_DOCS=1 swift test --filter ConfigTests to rewrite it); first difference:
+                  docs:      \(line(written, first))
+                  generated: \(line(generated, first))
+                """)
+        }
     }
 
     func testGoodValuesAreAccepted() throws {

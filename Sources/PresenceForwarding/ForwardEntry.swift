@@ -1,4 +1,4 @@
-/// One chat message waiting to be forwarded to chat-service (CONTRACT §7): the REST fields of
+/// One chat message waiting to be forwarded to chat-service (docs/operations.md, "The forward request"): the REST fields of
 /// proto `ChatMessage` plus what the forward request carries (`X-Request-ID`, `traceparent`)
 /// and how many delivery attempts have failed so far.
 package struct ForwardEntry: Equatable, Hashable, Sendable {

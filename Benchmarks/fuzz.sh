@@ -28,7 +28,7 @@ TARGETS=("$@"); [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 OUT=$ROOT/.build/fuzz
 mkdir -p "$OUT/modules" "$OUT/bin"
 SAN=${FUZZ_SANITIZE:--sanitize=fuzzer,address}
-SWIFTC=(swiftc -O -g -parse-as-library -swift-version 6 $SAN)
+SWIFTC=(swiftc -O -g -parse-as-library -swift-version 6 -package-name presenced $SAN)
 CSYS=(-I "$ROOT/Sources/CSystem" -Xcc -D_FILE_OFFSET_BITS=64)
 LIBS=(-luring -lhiredis -lssl -lcrypto)
 

@@ -1,12 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// presenced: a realtime presence and fan-out daemon. No package dependencies:
-/// system C libraries only, through the single `CSystem` module (see PLATFORM notes in README).
+/// presenced: a realtime presence and fan-out daemon. No package dependencies: system C
+/// libraries only, through the single `CSystem` module (docs/architecture.md, "Platform notes").
 /// The hot path (loops, fan-out, codecs) is written to be exclusive by construction; the runtime's
 /// dynamic exclusivity checks cost ~30 % of the instructions per delivery (callgrind), so release
-/// builds leave them to the compile-time checks.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+/// builds leave them to the compile-time checks. The hot path also crosses modules (realtime →
+/// loop → WSCore, JSON): release builds let the optimizer see the bodies of the modules below
+/// (`-cross-module-optimization`), as one module would.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"],
+                                            .when(configuration: .release))]
 
 let package = Package(
     name: "presenced",
@@ -22,7 +25,7 @@ let package = Package(
         .target(name: "WSCore", dependencies: ["CSystem"], path: "Sources/WSCore", swiftSettings: hotPath),
         // Redis client that runs on the daemon's event loop.
         .target(name: "RedisShim", dependencies: ["CSystem"], path: "Sources/RedisShim"),
-        // JSON text: a strict reader and a writer. No I/O.
+        // JSON string escaping, shared by log lines, forward bodies and frames. No I/O.
         .target(name: "PresenceJSON", path: "Sources/PresenceJSON", swiftSettings: hotPath),
         // The event loops (io_uring, epoll), sockets, timers, rings, mailboxes, worker threads,
         // logging and time. Sockets, never protocols.
@@ -53,7 +56,6 @@ let package = Package(
         // Each module's own tests import that module only (docs/architecture.md, "Modules and allowed imports").
         .testTarget(name: "WSCoreTests", dependencies: ["WSCore", "TestSupport"], path: "Tests/WSCoreTests"),
         .testTarget(name: "RedisShimTests", dependencies: ["RedisShim", "RedisTestSupport", "TestSupport"], path: "Tests/RedisShimTests"),
-        .testTarget(name: "PresenceJSONTests", dependencies: ["PresenceJSON"], path: "Tests/PresenceJSONTests"),
         .testTarget(name: "PresenceLoopTests", dependencies: ["PresenceLoop", "WSCore", "TestSupport"], path: "Tests/PresenceLoopTests"),
         .testTarget(name: "PresenceOutboundTests", dependencies: ["PresenceOutbound", "PresenceLoop", "WSCore", "TestSupport", "RedisTestSupport"],
                     path: "Tests/PresenceOutboundTests"),

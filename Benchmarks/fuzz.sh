@@ -45,11 +45,12 @@ module() { # name, sources...
 
 # The daemon's files a target needs beyond the library modules it links (WSCore, RedisShim,
 # PresenceJSON): the parsers that live inside the PresenceRealtime and PresenceOutbound targets.
+REALTIME_JSON="Sources/PresenceRealtime/JSON/JSONReader.swift Sources/PresenceRealtime/JSON/JSONValue.swift Sources/PresenceRealtime/JSON/JSONByteCursor.swift"
 sources_for() {
     case $1 in
         http_request|frame_decoder|resp) echo "" ;;
-        client_message) echo "Sources/PresenceRealtime/Realtime/ClientMessage.swift Sources/PresenceRealtime/Realtime/ProtocolError.swift Sources/PresenceRealtime/History/StreamPosition.swift" ;;
-        jwt) echo "Sources/PresenceRealtime/Auth/JWT.swift Sources/PresenceRealtime/Auth/Base64URL.swift Sources/PresenceRealtime/Auth/TokenVerifier.swift Sources/PresenceRealtime/Auth/TokenRole.swift Sources/PresenceRealtime/Auth/TokenMinter.swift Sources/PresenceRealtime/Auth/HMACSHA256Key.swift" ;;
+        client_message) echo "$REALTIME_JSON Sources/PresenceRealtime/Realtime/ClientMessage.swift Sources/PresenceRealtime/Realtime/ProtocolError.swift Sources/PresenceRealtime/History/StreamPosition.swift" ;;
+        jwt) echo "$REALTIME_JSON Sources/PresenceRealtime/Auth/JWT.swift Sources/PresenceRealtime/Auth/Base64URL.swift Sources/PresenceRealtime/Auth/TokenVerifier.swift Sources/PresenceRealtime/Auth/TokenRole.swift Sources/PresenceRealtime/Auth/TokenMinter.swift Sources/PresenceRealtime/Auth/HMACSHA256Key.swift" ;;
         http_response) echo "Sources/PresenceOutbound/HTTPBodyDecoder.swift Sources/PresenceOutbound/OutboundError.swift" ;;
         *) echo "fuzz: unknown target $1" >&2; exit 2 ;;
     esac

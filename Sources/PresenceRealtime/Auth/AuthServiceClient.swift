@@ -1,5 +1,4 @@
 import Glibc
-import PresenceJSON
 import PresenceLoop
 import PresenceOutbound
 import WSCore

@@ -1,5 +1,4 @@
 import Glibc
-import PresenceJSON
 
 /// Verified claims of an ephemeral token.
 struct TokenClaims: Sendable, Equatable {

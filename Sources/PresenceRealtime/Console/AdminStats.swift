@@ -1,4 +1,3 @@
-import PresenceJSON
 import PresenceLoop
 
 /// `GET /api/v1/admin/stats`: what the instance holds now, for the console's instance view.

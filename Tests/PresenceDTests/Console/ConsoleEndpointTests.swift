@@ -1,6 +1,5 @@
 import Foundation
 @testable import PresenceD
-@testable import PresenceJSON
 @testable import PresenceLoop
 @testable import PresenceRealtime
 import RedisTestSupport

@@ -1,5 +1,4 @@
 @testable import PresenceD
-@testable import PresenceJSON
 @testable import PresenceRealtime
 import WSCore
 import XCTest

@@ -1,3 +1,5 @@
+import PresenceJSON
+
 /// Why JSON was refused: message and byte offset.
 package struct JSONError: Error, Equatable, Sendable {
     /// Short description of the failed check (never echoes the input).

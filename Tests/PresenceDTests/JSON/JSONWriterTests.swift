@@ -1,4 +1,5 @@
 @testable import PresenceJSON
+@testable import PresenceRealtime
 import XCTest
 
 /// String escaping: exact lengths, every byte value, no writes past the computed length.

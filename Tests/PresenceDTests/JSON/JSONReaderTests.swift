@@ -1,4 +1,4 @@
-@testable import PresenceJSON
+@testable import PresenceRealtime
 import XCTest
 
 /// The pull tokenizer: token sequences, token decoding, skipping, deep nesting, the SWAR byte scan.

@@ -1,4 +1,5 @@
 @testable import PresenceJSON
+@testable import PresenceRealtime
 import XCTest
 
 /// JSONValue.parse against RFC 8259 / JSONTestSuite-style accepted and refused documents, depth, numbers, round trips.

@@ -5,11 +5,8 @@ import PackageDescription
 /// libraries only, through the single `CSystem` module (docs/architecture.md, "Platform notes").
 /// The hot path (loops, fan-out, codecs) is written to be exclusive by construction; the runtime's
 /// dynamic exclusivity checks cost ~30 % of the instructions per delivery (callgrind), so release
-/// builds leave them to the compile-time checks. The hot path also crosses modules (realtime →
-/// loop → WSCore, JSON): release builds let the optimizer see the bodies of the modules below
-/// (`-cross-module-optimization`), as one module would.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"],
-                                            .when(configuration: .release))]
+/// builds leave them to the compile-time checks.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "presenced",

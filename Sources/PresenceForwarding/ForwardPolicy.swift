@@ -79,14 +79,17 @@ package struct ForwardRetryPolicy: Sendable, Equatable {
     }
 }
 
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7) → Unix seconds.
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7) → Unix seconds. The year is
+/// four digits, as the RFC has it: a longer one (from a broken or hostile chat-service) would
+/// overflow the day count.
 package enum HTTPDate {
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     package static func parse(_ text: String) -> Int64? {
         let parts = text.split(separator: " ")
         guard parts.count == 6, parts[5] == "GMT", let day = Int64(parts[1]),
-              let month = months.firstIndex(of: String(parts[2])), let year = Int64(parts[3]) else { return nil }
+              let month = months.firstIndex(of: String(parts[2])), parts[3].utf8.count == 4,
+              let year = Int64(parts[3]) else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int64($0) }
         guard clock.count == 3, (1...31).contains(day), clock[0] < 24, clock[1] < 60, clock[2] < 61 else { return nil }
         let days = Int64(Timestamp.daysFromCivil(year: Int(year), month: month + 1, day: Int(day)))

@@ -33,6 +33,9 @@ final class ForwardPolicyTests: XCTestCase {
                        .retry(afterMillis: 10_000, serverError: 503))
         XCTAssertEqual(ForwardOutcome.of(status: 503, retryAfter: "soon", nowUnixSeconds: 0), .retry(afterMillis: nil, serverError: 503))
         XCTAssertNil(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 UTC"))
+        // A year of more than four digits is refused, not computed (it overflowed, a crash).
+        XCTAssertNil(HTTPDate.parse("Sun, 06 Nov 100000000000000000 08:49:37 GMT"))
+        XCTAssertNil(HTTPDate.parse("Sun, 06 Nov 19940 08:49:37 GMT"))
     }
 
     func testBackoffGrowsWithJitterUpToTheCapAndHonoursRetryAfter() {

@@ -1,5 +1,7 @@
+import PresenceJSON
+
 /// libFuzzer entry for `ClientMessage.parse` and the JSON tokenizer under it
-/// (Sources/PresenceD/Realtime/ClientMessage.swift, JSON/JSONReader.swift; JSONValue as the reference).
+/// (Sources/PresenceRealtime/Realtime/ClientMessage.swift, JSON/JSONReader.swift; JSONValue as the reference).
 ///
 /// Invariants: a parsed message agrees with the DOM parser `JSONValue.parse` on the same bytes (an
 /// object, same `type`, `channel`, `content`, `typing`, `nonce`, `since`; no other members), its

@@ -1,7 +1,7 @@
 import WSCore
 
 /// libFuzzer entry for `HTTPResponseParser` and `HTTPBodyDecoder` (Sources/WSCore/HTTPResponseParser.swift,
-/// Sources/PresenceD/Outbound/HTTPBodyDecoder.swift), the way the outbound client reads a response.
+/// Sources/PresenceOutbound/HTTPBodyDecoder.swift), the way the outbound client reads a response.
 ///
 /// Input: byte 0 picks a chunk size (1...64, or everything at once when 0), byte 1 a body limit and
 /// whether the request was HEAD, the rest is the response stream.

@@ -1,4 +1,4 @@
-/// libFuzzer entry for `TokenVerifier.verify` (Sources/PresenceD/Auth/TokenVerifier.swift, JWT.swift,
+/// libFuzzer entry for `TokenVerifier.verify` (Sources/PresenceRealtime/Auth/TokenVerifier.swift, JWT.swift,
 /// Base64URL.swift).
 ///
 /// Byte 0 picks the mode. Even: the rest is a token as is (random tokens). Odd: structure-aware — the

@@ -362,8 +362,9 @@ final class ClientLoop<W: LoopWorker>: @unchecked Sendable {
         let index = conns[slot].index
         let token = settings.minter.mint(userID: settings.userPrefix + String(index), now: Clock.unixSeconds())
         let separator = settings.target.path.contains("?") ? "&" : "?"
-        let handshake = ClientHandshake(host: settings.target.hostHeader, path: settings.target.path + separator + "token=" + token,
-                                        origin: settings.origin)
+        let handshake = ClientHandshake(
+            host: settings.target.hostHeader, path: settings.target.path + separator + "token=" + token,
+            origin: settings.origin)
         conns[slot].upgrade = UpgradeState(handshake)
         conns[slot].state = .upgrading
         let request = handshake.requestBytes()
@@ -400,7 +401,11 @@ final class ClientLoop<W: LoopWorker>: @unchecked Sendable {
                 continue
             }
             if n == 0 {
-                if conns[slot].state == .closing { closeSocket(slot) } else { fail(slot, "server closed the connection without a close frame") }
+                if conns[slot].state == .closing {
+                    closeSocket(slot)
+                } else {
+                    fail(slot, "server closed the connection without a close frame")
+                }
                 return
             }
             let e = errno
@@ -477,11 +482,11 @@ final class ClientLoop<W: LoopWorker>: @unchecked Sendable {
         case .presence:
             presenceIn &+= 1
             guard conns[slot].awaiting,
-                  let user = WireText.stringValue(p, key: "user_id", from: 18),
-                  WireText.isID(p, user, prefix: userPrefix, number: conns[slot].index),
-                  let channel = WireText.stringValue(p, key: "channel", from: user.upperBound),
-                  WireText.equals(p, channel, settings.channelNames[Int(conns[slot].channel)]),
-                  WireText.isTrue(p, key: "online", from: user.upperBound)
+                let user = WireText.stringValue(p, key: "user_id", from: 18),
+                WireText.isID(p, user, prefix: userPrefix, number: conns[slot].index),
+                let channel = WireText.stringValue(p, key: "channel", from: user.upperBound),
+                WireText.equals(p, channel, settings.channelNames[Int(conns[slot].channel)]),
+                WireText.isTrue(p, key: "online", from: user.upperBound)
             else { return }
             conns[slot].awaiting = false
             let latency = now - conns[slot].since
@@ -612,7 +617,12 @@ final class ClientLoop<W: LoopWorker>: @unchecked Sendable {
         let keys = (k0, k1, k2, k3)
         while i < n {
             let k: UInt8
-            switch i & 3 { case 0: k = keys.0; case 1: k = keys.1; case 2: k = keys.2; default: k = keys.3 }
+            switch i & 3 {
+            case 0: k = keys.0
+            case 1: k = keys.1
+            case 2: k = keys.2
+            default: k = keys.3
+            }
             out.storeBytes(of: payload[i] ^ k, toByteOffset: i, as: UInt8.self)
             i += 1
         }
@@ -631,7 +641,10 @@ final class ClientLoop<W: LoopWorker>: @unchecked Sendable {
         var sent = 0
         while sent < count {
             let n = send(fd, base + sent, count - sent, Int32(MSG_NOSIGNAL))
-            if n > 0 { sent += n; continue }
+            if n > 0 {
+                sent += n
+                continue
+            }
             let e = errno
             if n < 0 && e == EINTR { continue }
             if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
@@ -654,7 +667,10 @@ final class ClientLoop<W: LoopWorker>: @unchecked Sendable {
         pending.withUnsafeBytes { bytes in
             while offset < bytes.count {
                 let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-                if n > 0 { offset += n; continue }
+                if n > 0 {
+                    offset += n
+                    continue
+                }
                 let e = errno
                 if n < 0 && e == EINTR { continue }
                 if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { return }

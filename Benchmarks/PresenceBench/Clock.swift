@@ -40,10 +40,18 @@ enum DurationText {
     static func parse(_ text: String) -> Int64? {
         var number = Substring(text)
         var scale = 1_000_000_000.0
-        if number.hasSuffix("ms") { number = number.dropLast(2); scale = 1_000_000 }
-        else if number.hasSuffix("us") { number = number.dropLast(2); scale = 1_000 }
-        else if number.hasSuffix("s") { number = number.dropLast(1) }
-        else if number.hasSuffix("m") { number = number.dropLast(1); scale = 60_000_000_000 }
+        if number.hasSuffix("ms") {
+            number = number.dropLast(2)
+            scale = 1_000_000
+        } else if number.hasSuffix("us") {
+            number = number.dropLast(2)
+            scale = 1_000
+        } else if number.hasSuffix("s") {
+            number = number.dropLast(1)
+        } else if number.hasSuffix("m") {
+            number = number.dropLast(1)
+            scale = 60_000_000_000
+        }
         guard let value = Double(number), value >= 0, value.isFinite else { return nil }
         return Int64(value * scale)
     }

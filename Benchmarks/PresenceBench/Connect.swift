@@ -15,11 +15,18 @@ final class ConnectWorker: LoopWorker {
 enum Connect {
     static func run(_ options: Options, target: Target) throws -> Int32 {
         var workers: [ConnectWorker] = []
-        let run = try BenchRun<ConnectWorker>(options: options, target: target,
-                                              assign: { j in (j % options.channels, -1) },
-                                              makeWorker: { _, _ in let w = ConnectWorker(); workers.append(w); return w })
+        let run = try BenchRun<ConnectWorker>(
+            options: options, target: target,
+            assign: { j in (j % options.channels, -1) },
+            makeWorker: { _, _ in
+                let w = ConnectWorker()
+                workers.append(w)
+                return w
+            })
         let pid = options.pid
-        run.progress("connect: \(options.connections) connections, \(options.concurrency) in flight, \(options.channels) channels, \(options.threads) thread(s)")
+        run.progress(
+            "connect: \(options.connections) connections, \(options.concurrency) in flight, \(options.channels) channels, \(options.threads) thread(s)"
+        )
         let cpu0 = pid.flatMap { ProcStats.cpuTimes(pid: $0) }
         let rss0 = pid.flatMap { ProcStats.rssKiB(pid: $0) }
         let selfCPU0 = ProcStats.selfCPUSeconds()
@@ -42,7 +49,8 @@ enum Connect {
         let rate = elapsed > 0 ? Double(ready) / elapsed : 0
         // Server CPU over the set-up window (first connect → last own presence), user and system
         // apart: the kernel's share (TCP set-up, wake-ups, page faults) is most of it.
-        let split: (user: Double, system: Double)? = (cpu0 != nil && cpu1 != nil)
+        let split: (user: Double, system: Double)? =
+            (cpu0 != nil && cpu1 != nil)
             ? (cpu1!.user - cpu0!.user, cpu1!.system - cpu0!.system) : nil
         let cpu = split.map { $0.user + $0.system }
         let perConnection = { (seconds: Double) -> Double in ready > 0 ? seconds * 1e6 / Double(ready) : 0 }
@@ -67,16 +75,22 @@ enum Connect {
             run.problemsJSON(into: &o)
             print(o.text)
         } else {
-            print("presence-bench connect → \(target.display) (\(options.connections) connections, \(options.concurrency) in flight, "
-                + "\(options.channels) channels, \(options.threads) generator thread(s))")
-            print("  established        \(Fmt.count(ready)) of \(Fmt.count(options.connections)) in \(Fmt.fixed(elapsed, 3)) s, \(failed) failed")
+            print(
+                "presence-bench connect → \(target.display) (\(options.connections) connections, \(options.concurrency) in flight, "
+                    + "\(options.channels) channels, \(options.threads) generator thread(s))")
+            print(
+                "  established        \(Fmt.count(ready)) of \(Fmt.count(options.connections)) in \(Fmt.fixed(elapsed, 3)) s, \(failed) failed"
+            )
             print("  upgrades+joins/s   \(Fmt.count(Int(rate)))")
             print("  latency            \(Fmt.latencyLine(histogram))   (connect → upgrade → join → own presence)")
             if let cpu, let split {
-                print("  server CPU         \(Fmt.fixed(cpu, 2)) s (\(Fmt.fixed(perConnection(cpu), 1)) µs per connection: "
-                    + "user \(Fmt.fixed(perConnection(split.user), 1)) + system \(Fmt.fixed(perConnection(split.system), 1)))")
+                print(
+                    "  server CPU         \(Fmt.fixed(cpu, 2)) s (\(Fmt.fixed(perConnection(cpu), 1)) µs per connection: "
+                        + "user \(Fmt.fixed(perConnection(split.user), 1)) + system \(Fmt.fixed(perConnection(split.system), 1)))")
             }
-            print("  generator CPU      \(Fmt.fixed(generatorCPU, 2)) s (\(Fmt.fixed(ready > 0 ? generatorCPU * 1e6 / Double(ready) : 0, 1)) µs per connection)")
+            print(
+                "  generator CPU      \(Fmt.fixed(generatorCPU, 2)) s (\(Fmt.fixed(ready > 0 ? generatorCPU * 1e6 / Double(ready) : 0, 1)) µs per connection)"
+            )
             print("  closed all in      \(Fmt.fixed(closeSeconds, 2)) s")
             for line in run.problemsText() { print(line) }
         }

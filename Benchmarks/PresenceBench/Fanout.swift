@@ -152,13 +152,25 @@ final class FanoutWorker: LoopWorker {
             }
             return any ? v : nil
         }
-        guard content.count > 6, content[0] == UInt8(ascii: "p") else { unparsable += 1; return }
+        guard content.count > 6, content[0] == UInt8(ascii: "p") else {
+            unparsable += 1
+            return
+        }
         i = 1
-        guard let id = number(), i + 2 < content.count, content[i + 1] == UInt8(ascii: "s") else { unparsable += 1; return }
+        guard let id = number(), i + 2 < content.count, content[i + 1] == UInt8(ascii: "s") else {
+            unparsable += 1
+            return
+        }
         i += 2
-        guard number() != nil, i + 2 < content.count, content[i + 1] == UInt8(ascii: "t") else { unparsable += 1; return }
+        guard number() != nil, i + 2 < content.count, content[i + 1] == UInt8(ascii: "t") else {
+            unparsable += 1
+            return
+        }
         i += 2
-        guard let t = number() else { unparsable += 1; return }
+        guard let t = number() else {
+            unparsable += 1
+            return
+        }
         if t >= measureStart && t < measureEnd {
             received += 1
             histogram.record(now - t)
@@ -198,21 +210,28 @@ enum Fanout {
                 loop.worker.addPublisher(slot: slot, id: Int(loop.conns[slot].tag))
             }
         }
-        let mode = options.rate > 0 ? "fixed rate \(Fmt.fixed(options.rate, options.rate < 10 ? 2 : 0)) msg/s per publisher"
-                                    : "closed loop, window \(options.window)"
-        run.progress("fanout: \(options.connections) connections, \(options.channels) channels, \(options.publishers) publishers, \(mode), \(options.threads) thread(s)")
+        let mode =
+            options.rate > 0
+            ? "fixed rate \(Fmt.fixed(options.rate, options.rate < 10 ? 2 : 0)) msg/s per publisher"
+            : "closed loop, window \(options.window)"
+        run.progress(
+            "fanout: \(options.connections) connections, \(options.channels) channels, \(options.publishers) publishers, \(mode), \(options.threads) thread(s)"
+        )
         try run.start()
         let (_, failed) = run.waitForSetup()
         if failed > 0 {
             run.stopAndJoin()
-            throw BenchError("presence-bench: set-up failed for \(failed) of \(options.connections) connections: \(Fmt.counts(run.failures))")
+            throw BenchError(
+                "presence-bench: set-up failed for \(failed) of \(options.connections) connections: \(Fmt.counts(run.failures))")
         }
         let pid = options.pid
         let startAt = Clock.now() + 20_000_000
         let measureStart = startAt + options.warmup
         let measureEnd = measureStart + options.duration
         run.control.startAt.store(startAt, ordering: .relaxed)
-        run.progress("load running: \(Fmt.fixed(Double(options.warmup) / 1e9, 1)) s warm-up, then \(Fmt.fixed(Double(options.duration) / 1e9, 1)) s measured")
+        run.progress(
+            "load running: \(Fmt.fixed(Double(options.warmup) / 1e9, 1)) s warm-up, then \(Fmt.fixed(Double(options.duration) / 1e9, 1)) s measured"
+        )
 
         Clock.sleep(until: measureStart)
         run.beginCPUWindow()
@@ -244,8 +263,13 @@ enum Fanout {
         var maxLag: Int64 = 0
         for w in workers {
             histogram.merge(w.histogram)
-            expected += w.expected; received += w.received; sent += w.sentInWindow; sentTotal += w.sentTotal
-            warmupReceived += w.warmupReceived; late += w.lateReceived; unparsable += w.unparsable
+            expected += w.expected
+            received += w.received
+            sent += w.sentInWindow
+            sentTotal += w.sentTotal
+            warmupReceived += w.warmupReceived
+            late += w.lateReceived
+            unparsable += w.unparsable
             maxLag = max(maxLag, w.maxSendLag)
         }
         let seconds = Double(options.duration) / 1e9
@@ -286,25 +310,29 @@ enum Fanout {
             run.problemsJSON(into: &o)
             print(o.text)
         } else {
-            print("presence-bench fanout → \(target.display) (\(options.connections) connections, \(options.channels) channels, "
-                + "\(options.publishers) publishers, \(mode), \(options.threads) generator thread(s))")
+            print(
+                "presence-bench fanout → \(target.display) (\(options.connections) connections, \(options.channels) channels, "
+                    + "\(options.publishers) publishers, \(mode), \(options.threads) generator thread(s))")
             print("  set-up             \(options.connections) joined in \(Fmt.fixed(run.setupSeconds, 2)) s")
             print("  measured           \(Fmt.fixed(seconds, 1)) s after \(Fmt.fixed(Double(options.warmup) / 1e9, 1)) s warm-up")
             print("  messages sent      \(Fmt.count(sent)) (\(Fmt.count(Int(Double(sent) / seconds)))/s)")
             let lossPct = expected > 0 ? Double(loss) * 100 / Double(expected) : 0
-            print("  deliveries         \(Fmt.count(expected)) expected, \(Fmt.count(received)) received, loss \(Fmt.count(loss)) "
-                + "(\(Fmt.fixed(lossPct, 3)) %), drained in \(Fmt.fixed(drainSeconds, 2)) s")
+            print(
+                "  deliveries         \(Fmt.count(expected)) expected, \(Fmt.count(received)) received, loss \(Fmt.count(loss)) "
+                    + "(\(Fmt.fixed(lossPct, 3)) %), drained in \(Fmt.fixed(drainSeconds, 2)) s")
             print("  deliveries/s       \(Fmt.count(Int(deliveriesPerSecond)))")
             print("  fan-out latency    \(Fmt.latencyLine(histogram))")
             if let serverCPU {
-                print("  server CPU         \(Fmt.fixed(serverCPU, 2)) s (\(Fmt.fixed(serverCPU / seconds * 100, 1)) % of one core)"
-                    + (perServerCPU.map { " → \(Fmt.count(Int($0))) deliveries per server CPU-second" } ?? ""))
+                print(
+                    "  server CPU         \(Fmt.fixed(serverCPU, 2)) s (\(Fmt.fixed(serverCPU / seconds * 100, 1)) % of one core)"
+                        + (perServerCPU.map { " → \(Fmt.count(Int($0))) deliveries per server CPU-second" } ?? ""))
                 if let rss1 { print("  server RSS         \(Fmt.count(rss1)) KiB") }
             } else {
                 print("  server CPU         not measured (no --pid, or the server exited)")
             }
-            print("  generator CPU      \(Fmt.fixed(generatorCPU, 2)) s"
-                + (received > 0 ? " (\(Fmt.fixed(generatorCPU * 1e6 / Double(received), 2)) µs per delivery)" : ""))
+            print(
+                "  generator CPU      \(Fmt.fixed(generatorCPU, 2)) s"
+                    + (received > 0 ? " (\(Fmt.fixed(generatorCPU * 1e6 / Double(received), 2)) µs per delivery)" : ""))
             if options.rate > 0 { print("  max send lag       \(Fmt.latency(Double(maxLag)))") }
             if unparsable > 0 { print("  unparsable         \(unparsable) messages") }
             for line in run.problemsText() { print(line) }

@@ -6,8 +6,8 @@
 /// allocation per record, mergeable across threads.
 struct Histogram: Sendable {
     private static let subBits = 7
-    private static let subCount = 1 << subBits          // 128
-    private static let linearLimit = 2 * subCount       // values < 256 are exact
+    private static let subCount = 1 << subBits  // 128
+    private static let linearLimit = 2 * subCount  // values < 256 are exact
     private static let bucketCount = linearLimit + (64 - subBits - 1) * subCount
 
     private var counts: [UInt64]
@@ -23,9 +23,9 @@ struct Histogram: Sendable {
     @inline(__always)
     private static func index(_ v: UInt64) -> Int {
         if v < UInt64(linearLimit) { return Int(v) }
-        let p = 63 - v.leadingZeroBitCount                 // >= 8
-        let shift = p - subBits                             // >= 1
-        let mantissa = Int(v >> UInt64(shift))              // [128, 256)
+        let p = 63 - v.leadingZeroBitCount  // >= 8
+        let shift = p - subBits  // >= 1
+        let mantissa = Int(v >> UInt64(shift))  // [128, 256)
         return linearLimit + (shift - 1) * subCount + (mantissa - subCount)
     }
 

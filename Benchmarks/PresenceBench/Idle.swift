@@ -10,21 +10,25 @@ final class IdleWorker: LoopWorker {
 
 enum Idle {
     static func run(_ options: Options, target: Target) throws -> Int32 {
-        let run = try BenchRun<IdleWorker>(options: options, target: target,
-                                           assign: { j in (j % options.channels, -1) },
-                                           makeWorker: { _, _ in IdleWorker() })
+        let run = try BenchRun<IdleWorker>(
+            options: options, target: target,
+            assign: { j in (j % options.channels, -1) },
+            makeWorker: { _, _ in IdleWorker() })
         let pid = options.pid
         let rssBaseline = pid.flatMap { ProcStats.rssKiB(pid: $0) }
-        run.progress("idle: \(options.connections) connections over \(options.channels) channels, \(options.threads) thread(s)"
-            + (rssBaseline.map { "; server RSS before: \($0) KiB" } ?? ""))
+        run.progress(
+            "idle: \(options.connections) connections over \(options.channels) channels, \(options.threads) thread(s)"
+                + (rssBaseline.map { "; server RSS before: \($0) KiB" } ?? ""))
         try run.start()
         let (_, failed) = run.waitForSetup()
         if failed > 0 {
             run.stopAndJoin()
-            throw BenchError("presence-bench: set-up failed for \(failed) of \(options.connections) connections: \(Fmt.counts(run.failures))")
+            throw BenchError(
+                "presence-bench: set-up failed for \(failed) of \(options.connections) connections: \(Fmt.counts(run.failures))")
         }
-        run.progress("all joined in \(Fmt.fixed(run.setupSeconds, 2)) s; settling \(Fmt.fixed(Double(options.settle) / 1e9, 1)) s, "
-            + "then holding \(Fmt.fixed(Double(options.hold) / 1e9, 1)) s")
+        run.progress(
+            "all joined in \(Fmt.fixed(run.setupSeconds, 2)) s; settling \(Fmt.fixed(Double(options.settle) / 1e9, 1)) s, "
+                + "then holding \(Fmt.fixed(Double(options.hold) / 1e9, 1)) s")
         Clock.sleep(nanoseconds: options.settle)
         let rssAfter = pid.flatMap { ProcStats.rssKiB(pid: $0) }
         let cpu0 = pid.flatMap { ProcStats.cpuSeconds(pid: $0) }
@@ -62,17 +66,24 @@ enum Idle {
             run.problemsJSON(into: &o)
             print(o.text)
         } else {
-            print("presence-bench idle → \(target.display) (\(n) connections, \(options.channels) channels, \(options.threads) generator thread(s))")
-            print("  set-up             \(n) joined in \(Fmt.fixed(run.setupSeconds, 2)) s (\(Fmt.count(Int(Double(n) / max(run.setupSeconds, 1e-9))))/s)")
+            print(
+                "presence-bench idle → \(target.display) (\(n) connections, \(options.channels) channels, \(options.threads) generator thread(s))"
+            )
+            print(
+                "  set-up             \(n) joined in \(Fmt.fixed(run.setupSeconds, 2)) s (\(Fmt.count(Int(Double(n) / max(run.setupSeconds, 1e-9))))/s)"
+            )
             if let rssBaseline, let rssAfter {
-                print("  server RSS         \(Fmt.count(rssBaseline)) KiB before, \(Fmt.count(rssAfter)) KiB after "
-                    + "(\(Fmt.fixed(Double(options.settle) / 1e9, 1)) s settle), \(Fmt.count(rssEnd ?? 0)) KiB at the end of the hold")
+                print(
+                    "  server RSS         \(Fmt.count(rssBaseline)) KiB before, \(Fmt.count(rssAfter)) KiB after "
+                        + "(\(Fmt.fixed(Double(options.settle) / 1e9, 1)) s settle), \(Fmt.count(rssEnd ?? 0)) KiB at the end of the hold")
                 print("  RSS per connection \(Fmt.fixed(perConnection!, 3)) KiB (\(Fmt.count(Int(perConnection! * 1024))) bytes)")
             } else {
                 print("  server RSS         not measured (give --pid)")
             }
             if let cpu {
-                print("  server CPU idle    \(Fmt.fixed(cpu, 2)) s over \(Fmt.fixed(held, 1)) s = \(Fmt.fixed(cpu / held * 100, 2)) % of one core")
+                print(
+                    "  server CPU idle    \(Fmt.fixed(cpu, 2)) s over \(Fmt.fixed(held, 1)) s = \(Fmt.fixed(cpu / held * 100, 2)) % of one core"
+                )
             }
             print("  lost during hold   \(lostDuringHold)")
             for line in run.problemsText() { print(line) }

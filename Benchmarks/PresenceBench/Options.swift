@@ -53,42 +53,42 @@ struct Options: Sendable {
     var redisCLI = "redis-cli"
 
     static let usage = """
-    usage: presence-bench <fanout|idle|connect|presence> [options]
+        usage: presence-bench <fanout|idle|connect|presence> [options]
 
-    common:
-      --url ws://HOST:PORT/PATH   server to load (default ws://127.0.0.1:8082/ws)
-      --pid PID                   the server's pid: RSS and CPU from /proc/PID
-      --jwt-secret S              HS256 secret (= server's WS_TOKEN_SECRET; default: $WS_TOKEN_SECRET)
-      --audience A                token aud (default presenced)
-      --origin O                  send this Origin header (default: none)
-      --connections N             connections (fanout 2000, idle 19000, connect 5000, presence 1000)
-      --channels C                channels (fanout 20, idle and connect N/10, presence 100)
-      --threads T                 generator threads, each its own epoll loop (default 1)
-      --concurrency K             handshakes in flight at once (default 256)
-      --sources K                 spread client sockets over 127.0.0.1..K (default 254 for a loopback
-                                  server, 0 = no bind)
-      --user-prefix P             user ids are P<index> (default u)
-      --channel-prefix P          channel ids are P<index> (default c)
-      --id-offset K               first connection index (several bench processes: disjoint users)
-      --connect-timeout D         per-connection limit for connect+upgrade+join (default 10s)
-      --json                      one JSON object on stdout instead of the human report
-      --quiet                     no progress lines on stderr
-    fanout:
-      --publishers P              publishing connections (default 20), spread over channels
-      --window W                  closed loop: W own messages in flight per publisher
-      --rate R                    fixed rate: R messages/s per publisher (default: --window 16)
-      --duration D  --warmup D    measured period (10s) after warm-up (2s)
-      --drain D                   longest wait for in-flight deliveries at the end (5s)
-      --content-bytes B           pad each message's content to B bytes
-    idle:
-      --settle D                  wait after the last join before reading RSS (2s)
-      --hold D                    idle period for the CPU reading (10s)
-    presence:
-      --duration D  --warmup D    churn period (10s) after warm-up (2s)
-      --redis-cli-port PORT       Redis commands per operation from `redis-cli -p PORT info commandstats`
-      --redis-cli PATH            redis-cli binary (default redis-cli)
-    Durations: 10, 10s, 500ms, 2m.
-    """
+        common:
+          --url ws://HOST:PORT/PATH   server to load (default ws://127.0.0.1:8082/ws)
+          --pid PID                   the server's pid: RSS and CPU from /proc/PID
+          --jwt-secret S              HS256 secret (= server's WS_TOKEN_SECRET; default: $WS_TOKEN_SECRET)
+          --audience A                token aud (default presenced)
+          --origin O                  send this Origin header (default: none)
+          --connections N             connections (fanout 2000, idle 19000, connect 5000, presence 1000)
+          --channels C                channels (fanout 20, idle and connect N/10, presence 100)
+          --threads T                 generator threads, each its own epoll loop (default 1)
+          --concurrency K             handshakes in flight at once (default 256)
+          --sources K                 spread client sockets over 127.0.0.1..K (default 254 for a loopback
+                                      server, 0 = no bind)
+          --user-prefix P             user ids are P<index> (default u)
+          --channel-prefix P          channel ids are P<index> (default c)
+          --id-offset K               first connection index (several bench processes: disjoint users)
+          --connect-timeout D         per-connection limit for connect+upgrade+join (default 10s)
+          --json                      one JSON object on stdout instead of the human report
+          --quiet                     no progress lines on stderr
+        fanout:
+          --publishers P              publishing connections (default 20), spread over channels
+          --window W                  closed loop: W own messages in flight per publisher
+          --rate R                    fixed rate: R messages/s per publisher (default: --window 16)
+          --duration D  --warmup D    measured period (10s) after warm-up (2s)
+          --drain D                   longest wait for in-flight deliveries at the end (5s)
+          --content-bytes B           pad each message's content to B bytes
+        idle:
+          --settle D                  wait after the last join before reading RSS (2s)
+          --hold D                    idle period for the CPU reading (10s)
+        presence:
+          --duration D  --warmup D    churn period (10s) after warm-up (2s)
+          --redis-cli-port PORT       Redis commands per operation from `redis-cli -p PORT info commandstats`
+          --redis-cli PATH            redis-cli binary (default redis-cli)
+        Durations: 10, 10s, 500ms, 2m.
+        """
 
     /// Parses `arguments` (without the program name).
     static func parse(_ arguments: [String]) throws -> Options {
@@ -111,7 +111,8 @@ struct Options: Sendable {
         func int(_ flag: String, _ range: ClosedRange<Int>) throws -> Int {
             let text = try value(flag)
             guard let v = Int(text), range.contains(v) else {
-                throw BenchError("presence-bench: \(flag) \(text): expected an integer in \(range.lowerBound)...\(range.upperBound)", exitCode: 2)
+                throw BenchError(
+                    "presence-bench: \(flag) \(text): expected an integer in \(range.lowerBound)...\(range.upperBound)", exitCode: 2)
             }
             return v
         }
@@ -148,7 +149,8 @@ struct Options: Sendable {
             case "--rate":
                 let text = try value(flag)
                 guard let r = Double(text), r >= 0.01, r <= 1_000_000 else {
-                    throw BenchError("presence-bench: --rate \(text): expected messages per second per publisher (0.01 to 1000000)", exitCode: 2)
+                    throw BenchError(
+                        "presence-bench: --rate \(text): expected messages per second per publisher (0.01 to 1000000)", exitCode: 2)
                 }
                 o.rate = r
             case "--duration": duration = try dur(flag)
@@ -212,7 +214,9 @@ struct Target: Sendable {
     /// Parses `ws://host[:port][/path]`; `host` may be an IPv4 literal or a name (resolved once, IPv4).
     static func parse(_ url: String) throws -> Target {
         guard url.hasPrefix("ws://") else {
-            if url.hasPrefix("wss://") { throw BenchError("presence-bench: wss:// is not supported; run against the plain ws:// port", exitCode: 2) }
+            if url.hasPrefix("wss://") {
+                throw BenchError("presence-bench: wss:// is not supported; run against the plain ws:// port", exitCode: 2)
+            }
             throw BenchError("presence-bench: --url \(url): expected ws://HOST:PORT/PATH", exitCode: 2)
         }
         let rest = url.dropFirst(5)
@@ -245,8 +249,9 @@ struct Target: Sendable {
         var text = [CChar](repeating: 0, count: 32)
         inet_ntop(AF_INET, &addr, &text, 32)
         let ip = cText(text)
-        return Target(hostHeader: port == 80 ? host : "\(host):\(port)", address: addr.s_addr, port: port,
-                      path: path, display: "\(ip):\(port)")
+        return Target(
+            hostHeader: port == 80 ? host : "\(host):\(port)", address: addr.s_addr, port: port,
+            path: path, display: "\(ip):\(port)")
     }
 
     /// Whether the server is on 127.0.0.0/8.

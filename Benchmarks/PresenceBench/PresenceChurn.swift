@@ -69,26 +69,29 @@ final class ChurnWorker: LoopWorker {
 enum PresenceChurn {
     static func run(_ options: Options, target: Target) throws -> Int32 {
         var workers: [ChurnWorker] = []
-        let run = try BenchRun<ChurnWorker>(options: options, target: target,
-                                            assign: { j in (j % options.channels, -1) },
-                                            makeWorker: { _, loop in
-                                                let w = ChurnWorker(options: options, control: loop.control)
-                                                workers.append(w)
-                                                return w
-                                            })
+        let run = try BenchRun<ChurnWorker>(
+            options: options, target: target,
+            assign: { j in (j % options.channels, -1) },
+            makeWorker: { _, loop in
+                let w = ChurnWorker(options: options, control: loop.control)
+                workers.append(w)
+                return w
+            })
         let pid = options.pid
         let redisPort = options.redisCLIPort
         var redisProblem: String?
         if let redisPort, case .failure(let e) = RedisStats.totalCalls(cli: options.redisCLI, port: redisPort) {
             throw BenchError("presence-bench: \(e.message)")
         }
-        run.progress("presence churn: \(options.connections) connections over \(options.channels) channels, \(options.threads) thread(s)"
-            + (redisPort == nil ? "; Redis not measured (no --redis-cli-port)" : ""))
+        run.progress(
+            "presence churn: \(options.connections) connections over \(options.channels) channels, \(options.threads) thread(s)"
+                + (redisPort == nil ? "; Redis not measured (no --redis-cli-port)" : ""))
         try run.start()
         let (_, failed) = run.waitForSetup()
         if failed > 0 {
             run.stopAndJoin()
-            throw BenchError("presence-bench: set-up failed for \(failed) of \(options.connections) connections: \(Fmt.counts(run.failures))")
+            throw BenchError(
+                "presence-bench: set-up failed for \(failed) of \(options.connections) connections: \(Fmt.counts(run.failures))")
         }
         let startAt = Clock.now() + 20_000_000
         let measureStart = startAt + options.warmup
@@ -144,21 +147,25 @@ enum PresenceChurn {
             o["server_cpu_s"] = .optional(cpu)
             o["server_cpu_us_per_operation"] = .optional(cpu.flatMap { operations > 0 ? $0 * 1e6 / Double(operations) : nil })
             o["generator_cpu_s"] = .double(generatorCPU)
-            o["redis"] = redisPort == nil ? .string("not measured (no --redis-cli-port)") : (redisProblem.map { .string("error: \($0)") } ?? .string("measured"))
+            o["redis"] =
+                redisPort == nil
+                ? .string("not measured (no --redis-cli-port)") : (redisProblem.map { .string("error: \($0)") } ?? .string("measured"))
             o["redis_commands"] = .optional(redisCommands)
             o["redis_commands_per_operation"] = .optional(perOp)
             run.problemsJSON(into: &o)
             print(o.text)
         } else {
-            print("presence-bench presence → \(target.display) (\(options.connections) connections, \(options.channels) channels, "
-                + "\(options.threads) generator thread(s))")
+            print(
+                "presence-bench presence → \(target.display) (\(options.connections) connections, \(options.channels) channels, "
+                    + "\(options.threads) generator thread(s))")
             print("  measured           \(Fmt.fixed(seconds, 1)) s after \(Fmt.fixed(Double(options.warmup) / 1e9, 1)) s warm-up")
             print("  operations         \(Fmt.count(operations)) joins+leaves = \(Fmt.count(Int(Double(operations) / seconds)))/s")
             print("  join latency       \(Fmt.latencyLine(histogram))   (leave+join sent → own presence)")
             print("  presence events    \(Fmt.count(presence)) received (\(Fmt.count(Int(Double(presence) / seconds)))/s)")
             if let cpu {
-                print("  server CPU         \(Fmt.fixed(cpu, 2)) s (\(Fmt.fixed(cpu / seconds * 100, 1)) % of one core, "
-                    + "\(Fmt.fixed(operations > 0 ? cpu * 1e6 / Double(operations) : 0, 2)) µs per operation)")
+                print(
+                    "  server CPU         \(Fmt.fixed(cpu, 2)) s (\(Fmt.fixed(cpu / seconds * 100, 1)) % of one core, "
+                        + "\(Fmt.fixed(operations > 0 ? cpu * 1e6 / Double(operations) : 0, 2)) µs per operation)")
             }
             print("  generator CPU      \(Fmt.fixed(generatorCPU, 2)) s")
             if redisPort == nil {

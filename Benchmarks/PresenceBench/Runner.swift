@@ -35,16 +35,19 @@ final class BenchRun<W: LoopWorker> {
     }
 
     /// `assign(j)` gives connection j's first channel and tag; `makeWorker(t, loop)` the worker of thread t.
-    init(options: Options, target: Target, assign: (Int) -> (channel: Int, tag: Int32),
-         makeWorker: (Int, ClientLoop<W>) -> W) throws {
+    init(
+        options: Options, target: Target, assign: (Int) -> (channel: Int, tag: Int32),
+        makeWorker: (Int, ClientLoop<W>) -> W
+    ) throws {
         self.options = options
         self.target = target
         let limit = ProcStats.raiseFileLimit()
         let needed = options.connections + 16 + 2 * options.threads
         guard needed <= limit else {
-            throw BenchError("presence-bench: fd limit reached: \(options.connections) connections need about \(needed) descriptors "
-                + "but this process may open \(limit) (RLIMIT_NOFILE); run several bench processes with --id-offset "
-                + "(see Benchmarks/README.md)")
+            throw BenchError(
+                "presence-bench: fd limit reached: \(options.connections) connections need about \(needed) descriptors "
+                    + "but this process may open \(limit) (RLIMIT_NOFILE); run several bench processes with --id-offset "
+                    + "(see Benchmarks/README.md)")
         }
         let channelNames = (0..<options.channels).map { Array((options.channelPrefix + String($0)).utf8) }
         let sourceCount = options.sources >= 0 ? options.sources : (target.isLoopback ? 254 : 0)
@@ -72,10 +75,11 @@ final class BenchRun<W: LoopWorker> {
     func start() throws {
         let teardownTimeout = 5_000_000_000 + Int64(options.connections) * 200_000
         for (t, loop) in loops.enumerated() {
-            threads.append(try spawn(name: "bench-\(t)") {
-                loop.run()
-                loop.teardown(timeout: teardownTimeout)
-            })
+            threads.append(
+                try spawn(name: "bench-\(t)") {
+                    loop.run()
+                    loop.teardown(timeout: teardownTimeout)
+                })
         }
     }
 
@@ -97,7 +101,10 @@ final class BenchRun<W: LoopWorker> {
                 }
                 return (ready, failed)
             }
-            if ready + failed != lastDone { lastDone = ready + failed; lastProgress = now }
+            if ready + failed != lastDone {
+                lastDone = ready + failed
+                lastProgress = now
+            }
             // Per-connection timeouts guarantee progress; this only guards against a wedged loop.
             if now - lastProgress > options.connectTimeout + 10_000_000_000 {
                 setupSeconds = Double(now - begin) / 1e9
@@ -180,15 +187,17 @@ final class BenchRun<W: LoopWorker> {
     /// Failures, errors and close codes, merged (human report).
     func problemsText() -> [String] {
         var lines: [String] = []
-        lines.append("  machine            \(ProcStats.cpuCount()) CPUs shared by server and generator; load average \(loadBefore.map { Fmt.fixed($0, 2) } ?? "?") before the run"
-            + (otherCPU.map { "; during the period other processes used \(Fmt.fixed($0, 2)) CPU-s" } ?? "")
-            + (interruptCPU.map { ", irq+softirq \(Fmt.fixed($0, 2)) CPU-s" } ?? "")
-            + (stealCPU.map { ", steal \(Fmt.fixed($0, 2)) CPU-s" } ?? ""))
+        lines.append(
+            "  machine            \(ProcStats.cpuCount()) CPUs shared by server and generator; load average \(loadBefore.map { Fmt.fixed($0, 2) } ?? "?") before the run"
+                + (otherCPU.map { "; during the period other processes used \(Fmt.fixed($0, 2)) CPU-s" } ?? "")
+                + (interruptCPU.map { ", irq+softirq \(Fmt.fixed($0, 2)) CPU-s" } ?? "")
+                + (stealCPU.map { ", steal \(Fmt.fixed($0, 2)) CPU-s" } ?? ""))
         let lost = total { $0.lostCount }
         if lost > 0 { lines.append("  connections lost   \(Fmt.count(lost)) after set-up") }
         lines.append("  server errors      \(Fmt.counts(errorCodes))")
-        lines.append("  close codes        \(Fmt.counts(closeCodes)) (during the run); teardown: \(Fmt.counts(teardownCloseCodes))"
-            + (total { $0.teardownUnanswered } > 0 ? ", \(total { $0.teardownUnanswered }) unanswered" : ""))
+        lines.append(
+            "  close codes        \(Fmt.counts(closeCodes)) (during the run); teardown: \(Fmt.counts(teardownCloseCodes))"
+                + (total { $0.teardownUnanswered } > 0 ? ", \(total { $0.teardownUnanswered }) unanswered" : ""))
         lines.append("  failures           \(Fmt.counts(failures))")
         return lines
     }
@@ -208,12 +217,19 @@ private final class ThreadBody {
 func spawn(name: String, _ body: @escaping () -> Void) throws -> pthread_t {
     var thread = pthread_t()
     let threadName = String(name.prefix(15))
-    let box = Unmanaged.passRetained(ThreadBody({ _ = cs_set_thread_name(threadName); body() })).toOpaque()
-    let rc = pthread_create(&thread, nil, { arg in
-        let box = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
+    let box = Unmanaged.passRetained(
+        ThreadBody({
+            _ = cs_set_thread_name(threadName)
+            body()
+        })
+    ).toOpaque()
+    let rc = pthread_create(
+        &thread, nil,
+        { arg in
+            let box = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
     guard rc == 0 else {
         Unmanaged<ThreadBody>.fromOpaque(box).release()
         throw BenchError("presence-bench: pthread_create: \(Errno.text(rc))")

@@ -37,7 +37,10 @@ enum WireText {
         var i = v + 1
         while i < p.count {
             let c = p[i]
-            if c == UInt8(ascii: "\\") { i += 2; continue }
+            if c == UInt8(ascii: "\\") {
+                i += 2
+                continue
+            }
             if c == UInt8(ascii: "\"") { return (v + 1)..<i }
             i += 1
         }
@@ -60,8 +63,9 @@ enum WireText {
             guard let q = memchr(base + i, Int32(UInt8(ascii: "\"")), p.count - i) else { return nil }
             let at = base.distance(to: UnsafeRawPointer(q))
             if at + keyLength + 3 <= p.count,
-               memcmp(base + at + 1, keyStart, keyLength) == 0,
-               p[at + 1 + keyLength] == UInt8(ascii: "\"") {
+                memcmp(base + at + 1, keyStart, keyLength) == 0,
+                p[at + 1 + keyLength] == UInt8(ascii: "\"")
+            {
                 var v = at + keyLength + 2
                 while v < p.count, p[v] == UInt8(ascii: " ") { v += 1 }
                 if v < p.count, p[v] == UInt8(ascii: ":") {
@@ -131,7 +135,7 @@ struct ByteCursor {
     @inline(__always)
     mutating func decimal(_ value: Int64) {
         var v = UInt64(max(0, value))
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes of scratch, 20 digits at most
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, 20 digits at most
         let n = withUnsafeMutableBytes(of: &digits) { d -> Int in
             var n = 0
             repeat {

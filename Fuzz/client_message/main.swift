@@ -17,11 +17,13 @@ public func fuzzClientMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
         invariant(error.message.utf8.count <= 512, "error message of \(error.message.utf8.count) bytes")
     case .success(let message):
         guard case .object(let members)? = dom else {
-            invariant(false, "accepted \(message) but JSONValue refuses or sees no object: \(String(describing: dom))"); return 0
+            invariant(false, "accepted \(message) but JSONValue refuses or sees no object: \(String(describing: dom))")
+            return 0
         }
         let (type, fields) = describe(message)
         invariant(members["type"] == .string(type), "type differs from the DOM: \(members)")
-        invariant(Set(members.keys) == Set(fields.keys).union(["type"]), "members differ from the DOM: \(members.keys.sorted()) for \(message)")
+        invariant(
+            Set(members.keys) == Set(fields.keys).union(["type"]), "members differ from the DOM: \(members.keys.sorted()) for \(message)")
         for (name, value) in fields {
             invariant(members[name] == value, "'\(name)' differs from the DOM: \(String(describing: members[name])) vs \(value)")
         }
@@ -41,7 +43,8 @@ public func fuzzClientMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
             case .bool(let b): text += ",\"\(name)\":\(b)"
             case .object(let position):
                 guard case .number(let offset)? = position["offset"], case .string(let epoch)? = position["epoch"] else {
-                    invariant(false, "unexpected position \(position)"); return 0
+                    invariant(false, "unexpected position \(position)")
+                    return 0
                 }
                 text += ",\"\(name)\":{\"offset\":\(Int64(offset)),\"epoch\":" + JSONWriter.quoted(epoch) + "}"
             default: invariant(false, "unexpected field value \(value)")

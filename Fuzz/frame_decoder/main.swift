@@ -30,7 +30,8 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         while offset < raw.count && ok {
             let n = min(sizes[i % sizes.count], raw.count - offset)
             ok = validator.feed(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + n)]))
-            offset += n; i += 1
+            offset += n
+            i += 1
         }
         invariant(UTF8Validator.isValid(raw) == expected, "UTF8Validator.isValid disagrees with the standard library")
     }
@@ -84,8 +85,9 @@ private func decode(_ stream: [UInt8], chunks: [Int], role: FrameDecoder.Role, l
                     let bytes = take(reason, 123)
                     invariant(String(validating: bytes, as: UTF8.self) != nil, "close reason is not UTF-8")
                     if let code {
-                        invariant((1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code),
-                                  "close code \(code) is not valid on the wire")
+                        invariant(
+                            (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code),
+                            "close code \(code) is not valid on the wire")
                     } else {
                         invariant(bytes.isEmpty, "reason without a code")
                     }
@@ -94,7 +96,8 @@ private func decode(_ stream: [UInt8], chunks: [Int], role: FrameDecoder.Role, l
                     events.append(.failure(code.rawValue))
                     var again = 0
                     guard case .failure(let same) = decoder.next(input, consumed: &again), same == code else {
-                        invariant(false, "failure is not sticky"); return
+                        invariant(false, "failure is not sticky")
+                        return
                     }
                     failed = true
                     return

@@ -65,7 +65,8 @@ private func reserialise(_ head: HTTPRequestHead) {
     var again = HTTPRequestParser(maxHeadSize: 1 << 20)
     let bytes = Array(text.utf8)
     let result = bytes.withUnsafeBytes { again.feed($0) }
-    invariant(result == .complete(head, consumed: bytes.count), "re-serialised head parses differently: \(result) from \(text.debugDescription)")
+    invariant(
+        result == .complete(head, consumed: bytes.count), "re-serialised head parses differently: \(result) from \(text.debugDescription)")
     _ = head.queryParameter("token")
     _ = head.keepAlive
 }

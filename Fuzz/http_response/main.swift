@@ -48,7 +48,9 @@ private func exchange(_ stream: UnsafeRawBufferPointer, chunk: Int, limit: Int, 
         if decoder == nil {
             switch parser.feed(piece) {
             case .needMoreData: continue
-            case .failure(let error): outcome.headError = error; return outcome
+            case .failure(let error):
+                outcome.headError = error
+                return outcome
             case .complete(let head, let consumed):
                 invariant(consumed > 0 && consumed <= n, "head consumed \(consumed) of \(n)")
                 outcome.head = head
@@ -56,11 +58,13 @@ private func exchange(_ stream: UnsafeRawBufferPointer, chunk: Int, limit: Int, 
                 bodyStart = offset + consumed
                 piece = UnsafeRawBufferPointer(rebasing: piece[consumed...])
                 do throws(OutboundError) {
-                    let framing = try HTTPBodyDecoder.framing(status: head.status, headers: head.headers, isHeadRequest: isHead, limit: limit)
+                    let framing = try HTTPBodyDecoder.framing(
+                        status: head.status, headers: head.headers, isHeadRequest: isHead, limit: limit)
                     outcome.framing = framing
                     decoder = HTTPBodyDecoder(framing: framing, limit: limit)
                 } catch {
-                    outcome.framingError = error; return outcome
+                    outcome.framingError = error
+                    return outcome
                 }
             }
         }
@@ -125,7 +129,8 @@ private func reserialise(_ head: HTTPResponseHead) {
     var again = HTTPResponseParser(maxHeadSize: 1 << 20)
     let bytes = Array(text.utf8)
     let result = bytes.withUnsafeBytes { again.feed($0) }
-    invariant(result == .complete(head, consumed: bytes.count), "re-serialised head parses differently: \(result) from \(text.debugDescription)")
+    invariant(
+        result == .complete(head, consumed: bytes.count), "re-serialised head parses differently: \(result) from \(text.debugDescription)")
 }
 
 private func invariant(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {

@@ -21,7 +21,8 @@ public func fuzzJWT(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } else {
         let parts = rest.split(separator: 0xFF, maxSplits: 2, omittingEmptySubsequences: false)
         let header = parts.count > 0 && !parts[0].isEmpty ? Array(parts[0]) : Array(JWT.standardHeader.utf8)
-        let defaultClaims = #"{"sub":"u1","aud":"presenced","iat":\#(now - 10),"exp":\#(now + 50),"jti":"j-1","role":"member","channels":["c1","fam:2"]}"#
+        let defaultClaims =
+            #"{"sub":"u1","aud":"presenced","iat":\#(now - 10),"exp":\#(now + 50),"jti":"j-1","role":"member","channels":["c1","fam:2"]}"#
         let claims = parts.count > 1 && !parts[1].isEmpty ? Array(parts[1]) : Array(defaultClaims.utf8)
         let signingInput = Base64URL.encode(header) + "." + Base64URL.encode(claims)
         var text = Array((signingInput + "." + Base64URL.encode(JWT.hmacSHA256(key: secret, message: Array(signingInput.utf8)))).utf8)
@@ -33,9 +34,10 @@ public func fuzzJWT(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         token = String(decoding: text, as: UTF8.self)
         if edits.count < 2 && (parts.count < 1 || parts[0].isEmpty) && (parts.count < 2 || parts[1].isEmpty) {
-            expected = TokenClaims(userID: "u1", jti: "j-1", issuedAt: now - 10, expiresAt: now + 50, notBefore: nil,
-                                   sessionID: nil, role: .member, name: nil, channels: ["c1", "fam:2"],
-                                   keyID: TokenVerifier.keyID(of: secret))
+            expected = TokenClaims(
+                userID: "u1", jti: "j-1", issuedAt: now - 10, expiresAt: now + 50, notBefore: nil,
+                sessionID: nil, role: .member, name: nil, channels: ["c1", "fam:2"],
+                keyID: TokenVerifier.keyID(of: secret))
         }
     }
 
@@ -45,21 +47,28 @@ public func fuzzJWT(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     guard case .success(let claims) = result else { return 0 }
 
-    guard let parts = JWT.split(token) else { invariant(false, "accepted token does not split"); return 0 }
+    guard let parts = JWT.split(token) else {
+        invariant(false, "accepted token does not split")
+        return 0
+    }
     let canonical = Base64URL.encode(parts.header) + "." + Base64URL.encode(parts.payload) + "." + Base64URL.encode(parts.signature)
     invariant(canonical == token, "accepted token is not canonical base64url")
     invariant(parts.signature == JWT.hmacSHA256(key: secret, message: parts.signingInput), "accepted signature is not the HMAC")
-    guard case .object(let header)? = try? parts.header.withUnsafeBytes({ try JSONValue.parse($0) }), header["alg"] == .string("HS256") else {
-        invariant(false, "accepted header without alg HS256"); return 0
+    guard case .object(let header)? = try? parts.header.withUnsafeBytes({ try JSONValue.parse($0) }), header["alg"] == .string("HS256")
+    else {
+        invariant(false, "accepted header without alg HS256")
+        return 0
     }
-    invariant(!claims.userID.isEmpty && !claims.jti.isEmpty && claims.jti.utf8.count <= TokenVerifier.maxJTIBytes, "bad sub or jti accepted")
+    invariant(
+        !claims.userID.isEmpty && !claims.jti.isEmpty && claims.jti.utf8.count <= TokenVerifier.maxJTIBytes, "bad sub or jti accepted")
     let lifetime = claims.expiresAt - claims.issuedAt
     invariant(lifetime > 0 && lifetime <= verifier.maxLifetime, "lifetime \(lifetime) accepted")
     invariant(claims.issuedAt <= now + verifier.leeway && claims.expiresAt >= now - verifier.leeway, "clock checks broken")
     if let nbf = claims.notBefore { invariant(nbf <= now + verifier.leeway, "nbf in the future accepted") }
     for id in claims.channels ?? [] { invariant(TokenVerifier.isValidChannelID(id), "channel id \(id) accepted") }
     guard case .object(let payload)? = try? parts.payload.withUnsafeBytes({ try JSONValue.parse($0) }) else {
-        invariant(false, "accepted claims that are not an object"); return 0
+        invariant(false, "accepted claims that are not an object")
+        return 0
     }
     switch payload["aud"] {
     case .string("presenced")?: break

@@ -18,8 +18,10 @@ enum CheckConfigCommand {
 
     /// Runs the command; `arguments` are those after the `check-config` word (a leading one is
     /// skipped). `output` and `errorOutput` each receive whole lines without the newline.
-    static func run(arguments: [String], environment: [String: String], output: (String) -> Void,
-                    errorOutput: (String) -> Void) -> Int32 {
+    static func run(
+        arguments: [String], environment: [String: String], output: (String) -> Void,
+        errorOutput: (String) -> Void
+    ) -> Int32 {
         var args = arguments
         if args.first == "check-config" { args.removeFirst() }
         if args.contains("--help") || args.contains("-h") {
@@ -63,7 +65,10 @@ enum CheckConfigCommand {
             }
             var trimmed = Substring(existing)
             while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-            guard let slash = trimmed.lastIndex(of: "/") else { existing = "."; continue }
+            guard let slash = trimmed.lastIndex(of: "/") else {
+                existing = "."
+                continue
+            }
             existing = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {

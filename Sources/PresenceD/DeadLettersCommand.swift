@@ -24,8 +24,10 @@ enum DeadLettersCommand {
           STATE_DIRECTORY (default ./state)
         """
 
-    static func run(arguments: [String], environment: [String: String], output: (String) -> Void,
-                    errorOutput: (String) -> Void) -> Int32 {
+    static func run(
+        arguments: [String], environment: [String: String], output: (String) -> Void,
+        errorOutput: (String) -> Void
+    ) -> Int32 {
         let valid = (arguments.first == "list" && arguments.count == 1) || (arguments.first == "retry" && arguments.count <= 2)
         if valid, let url = environment["REDIS_URL"], !url.isEmpty {
             return runOnRedis(url: url, arguments: arguments, environment: environment, output: output, errorOutput: errorOutput)
@@ -90,8 +92,10 @@ enum DeadLettersCommand {
     }
 
     /// Redis mode: the shared dead-letter stream, through a queue object of the daemon's kind.
-    private static func runOnRedis(url: String, arguments: [String], environment: [String: String],
-                                   output: (String) -> Void, errorOutput: (String) -> Void) -> Int32 {
+    private static func runOnRedis(
+        url: String, arguments: [String], environment: [String: String],
+        output: (String) -> Void, errorOutput: (String) -> Void
+    ) -> Int32 {
         var options = RedisStreamForwardQueue.Options()
         if let max = environment["FORWARD_QUEUE_MAX"].flatMap(Int.init), max > 0 { options.maxEntries = max }
         var lines: [String] = [], failure: String?

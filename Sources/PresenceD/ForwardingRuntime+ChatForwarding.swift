@@ -15,8 +15,9 @@ extension ForwardingRuntime: ChatForwarding {
 
     package func store(_ message: ForwardedMessage, on loop: EventLoop, _ done: @escaping (Bool) -> Void) {
         guard let forwarder = forwarder(on: loop) else { return done(false) }
-        let entry = ForwardEntry(id: message.id, channel: message.channel, sender: message.sender, content: message.content,
-                                 createdAt: message.createdAt, requestID: message.requestID)
+        let entry = ForwardEntry(
+            id: message.id, channel: message.channel, sender: message.sender, content: message.content,
+            createdAt: message.createdAt, requestID: message.requestID)
         forwarder.accept(consume entry) { stored in
             guard case .success = stored else {
                 forwarder.countRefused()

@@ -25,8 +25,10 @@ enum TokenCommand {
 
     /// Runs the command; `arguments` are those after the `token` word (a leading `token` is skipped).
     /// `output` and `errorOutput` each receive whole lines without the newline.
-    static func run(arguments: [String], environment: [String: String], output: (String) -> Void,
-                    errorOutput: (String) -> Void) -> Int32 {
+    static func run(
+        arguments: [String], environment: [String: String], output: (String) -> Void,
+        errorOutput: (String) -> Void
+    ) -> Int32 {
         var args = arguments[...]
         if args.first == "token" { args = args.dropFirst() }
         var user: String?, ttl: Int64 = 60, role: String?, name: String?, session: String?, channels: [String]?

@@ -18,8 +18,14 @@ enum PresenceDMain {
         if let status = runSubcommand(arguments, environment: environment) { return status }
         do throws(StartFailure) {
             let config = try configuration(environment: environment, arguments: arguments)
-            if config.showHelp { print(Config.help); return 0 }
-            if config.showVersion { print("presenced \(BuildInfo.version)"); return 0 }
+            if config.showHelp {
+                print(Config.help)
+                return 0
+            }
+            if config.showVersion {
+                print("presenced \(BuildInfo.version)")
+                return 0
+            }
             Log.minimum = config.logLevel
             let signals = blockSignals()
             let fileLimit = Sockets.raiseFileLimit()
@@ -31,13 +37,19 @@ enum PresenceDMain {
             let (group, backend) = try startLoops(config, mode: mode, backend: preferredBackend, inherited: inherited)
             logModeNotices(config)
             if config.isDevMode { announceDevMode(config, secret: secret, port: group.port) }
-            Log.info("listening", ["address": inherited == nil ? config.bind : "passed socket (systemd)", "port": "\(group.port)",
-                                   "io": backend.rawValue, "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",
-                                   "fd_limit": "\(fileLimit)", "version": BuildInfo.version])
+            Log.info(
+                "listening",
+                [
+                    "address": inherited == nil ? config.bind : "passed socket (systemd)", "port": "\(group.port)",
+                    "io": backend.rawValue, "threads": "\(config.threads)", "mode": config.echo ? "echo" : "realtime",
+                    "fd_limit": "\(fileLimit)", "version": BuildInfo.version,
+                ])
             var hub: RealtimeHub?
             if case .realtime(let realtime) = mode { hub = realtime }
-            return ProcessSupervisor(config: config, environment: environment, arguments: arguments, group: group, hub: hub,
-                                     secret: secret).run(signals: signals)
+            return ProcessSupervisor(
+                config: config, environment: environment, arguments: arguments, group: group, hub: hub,
+                secret: secret
+            ).run(signals: signals)
         } catch {
             FileOutput.stderr(error.line)
             return error.status
@@ -52,8 +64,10 @@ enum PresenceDMain {
         let errorOutput: (String) -> Void = { FileOutput.stderr($0) }
         switch arguments.first {
         case "token": return TokenCommand.run(arguments: rest, environment: environment, output: output, errorOutput: errorOutput)
-        case "check-config": return CheckConfigCommand.run(arguments: rest, environment: environment, output: output, errorOutput: errorOutput)
-        case "dead-letters": return DeadLettersCommand.run(arguments: rest, environment: environment, output: output, errorOutput: errorOutput)
+        case "check-config":
+            return CheckConfigCommand.run(arguments: rest, environment: environment, output: output, errorOutput: errorOutput)
+        case "dead-letters":
+            return DeadLettersCommand.run(arguments: rest, environment: environment, output: output, errorOutput: errorOutput)
         default: return nil
         }
     }
@@ -88,7 +102,8 @@ enum PresenceDMain {
         case .epoll: return .epoll
         case .uring:
             if let reason = UringBackend.probe() {
-                throw StartFailure(line: "presenced: io_uring is unavailable here (\(reason)); start with --io=epoll or --io=auto", status: 1)
+                throw StartFailure(
+                    line: "presenced: io_uring is unavailable here (\(reason)); start with --io=epoll or --io=auto", status: 1)
             }
             return .uring
         case .auto:
@@ -130,10 +145,13 @@ enum PresenceDMain {
     /// Starts the loops on `backend`; with IO_BACKEND=auto, io_uring loops that cannot start
     /// (the probe's small ring worked, a loop's full ring did not: RLIMIT_MEMLOCK, …) are
     /// replaced by epoll loops. The running group and its backend.
-    private static func startLoops(_ config: Config, mode: ServerAssembly.Mode, backend: IOBackendKind,
-                                   inherited: Int32?) throws(StartFailure) -> (LoopGroup, IOBackendKind) {
+    private static func startLoops(
+        _ config: Config, mode: ServerAssembly.Mode, backend: IOBackendKind,
+        inherited: Int32?
+    ) throws(StartFailure) -> (LoopGroup, IOBackendKind) {
         func start(_ backend: IOBackendKind) throws -> LoopGroup {
-            let group = try inherited.map { try LoopGroup(threads: config.threads, backend: backend, inherited: $0) }
+            let group =
+                try inherited.map { try LoopGroup(threads: config.threads, backend: backend, inherited: $0) }
                 ?? LoopGroup(threads: config.threads, backend: backend, address: config.bind, port: config.port)
             do {
                 try group.start(connectionsPerIP: .make(limit: config.maxConnectionsPerIP)) { loop in
@@ -173,8 +191,9 @@ enum PresenceDMain {
             Log.warn("CHANNELS_OPEN=1 is ignored: CHANNEL_AUTH_URL decides every join", ["variable": "CHANNELS_OPEN"])
         }
         if config.devTokensEnabled {
-            Log.warn("dev tokens are on: anyone who reaches this port can connect as any user",
-                     ["variable": "CONSOLE_DEV_TOKENS", "endpoint": "POST /api/v1/dev-token"])
+            Log.warn(
+                "dev tokens are on: anyone who reaches this port can connect as any user",
+                ["variable": "CONSOLE_DEV_TOKENS", "endpoint": "POST /api/v1/dev-token"])
         }
     }
 
@@ -183,11 +202,12 @@ enum PresenceDMain {
     private static func announceDevMode(_ config: Config, secret: String, port: UInt16) {
         Log.warn("DEV MODE: WS_TOKEN_SECRET is not set; using a random secret for this run only")
         let dev = TokenMinter(secret: secret, audience: config.tokenAudience).mint(userID: "dev", ttl: 300, now: UnixTime.now())
-        FileOutput.stderr("""
-        presenced dev mode: a single-use token for user "dev", valid 300 s:
-          ws://\(config.bind):\(port)/ws?token=\(dev.token)
-        mint more with: WS_TOKEN_SECRET=<secret> presenced token --user NAME (set WS_TOKEN_SECRET to keep tokens valid across restarts)
-        """)
+        FileOutput.stderr(
+            """
+            presenced dev mode: a single-use token for user "dev", valid 300 s:
+              ws://\(config.bind):\(port)/ws?token=\(dev.token)
+            mint more with: WS_TOKEN_SECRET=<secret> presenced token --user NAME (set WS_TOKEN_SECRET to keep tokens valid across restarts)
+            """)
     }
 }
 

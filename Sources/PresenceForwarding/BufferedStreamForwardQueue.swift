@@ -95,8 +95,10 @@ package final class BufferedStreamForwardQueue: ForwardQueue {
 
     /// On the loop's thread. Entries `local` holds (an earlier run stopped during an outage) are
     /// moved first, once Redis is ready.
-    package init(loop: EventLoop, options: RedisStreamForwardQueue.Options, local: FileForwardQueue?,
-         batchSize: Int = BufferedStreamForwardQueue.defaultBatchSize) {
+    package init(
+        loop: EventLoop, options: RedisStreamForwardQueue.Options, local: FileForwardQueue?,
+        batchSize: Int = BufferedStreamForwardQueue.defaultBatchSize
+    ) {
         self.loop = loop
         self.options = options
         self.local = local
@@ -145,14 +147,17 @@ package final class BufferedStreamForwardQueue: ForwardQueue {
 
     /// Writes `entry` to the local queue (behind what waits there); from now on appends go there
     /// too until the backlog is moved. `unsure`: its stream append may have run.
-    private func keepLocally(_ entry: ForwardEntry, unsure mayBeInStream: Bool,
-                             _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
+    private func keepLocally(
+        _ entry: ForwardEntry, unsure mayBeInStream: Bool,
+        _ done: @escaping (Result<Void, ForwardQueueError>) -> Void
+    ) {
         guard let local, !closed else { return done(.failure(.unavailable)) }
         if route == .stream { route = .local }
         if !outageLogged {
             outageLogged = true
-            Log.warn("Redis cannot take chat messages: they are kept in the local forward queue until it can",
-                     ["loop": "\(loop.index)"])
+            Log.warn(
+                "Redis cannot take chat messages: they are kept in the local forward queue until it can",
+                ["loop": "\(loop.index)"])
         }
         if mayBeInStream { unsure.append(entry.id) }
         writing += 1
@@ -253,7 +258,7 @@ package final class BufferedStreamForwardQueue: ForwardQueue {
             Log.error("local forward queue: moved entries could not be marked", ["loop": "\(loop.index)", "error": "\(error)"])
         }
         if alreadyInOrder {
-            backlogHead += ids.count // the front of the backlog, in order
+            backlogHead += ids.count  // the front of the backlog, in order
         } else {
             let gone = Set(ids)
             backlog = backlog[backlogHead...].filter { !gone.contains($0.id) }
@@ -286,8 +291,10 @@ package final class BufferedStreamForwardQueue: ForwardQueue {
 
     // MARK: ForwardQueue: the stream's part
 
-    package func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
-              _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
+    package func peek(
+        limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
+        _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void
+    ) {
         guard let stream else { return done(.failure(.unavailable)) }
         stream.peek(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel, done)
     }

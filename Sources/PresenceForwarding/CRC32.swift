@@ -23,7 +23,8 @@ package enum CRC32 {
         while n >= 8 {
             let low = crc ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
             let high = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+            crc =
+                t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
                 ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
                 ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
                 ^ t[256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]

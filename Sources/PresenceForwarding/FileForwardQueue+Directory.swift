@@ -72,8 +72,9 @@ extension FileForwardQueue {
     package static func readState(directory: String, index: Int) throws(ForwardQueueError) -> FileForwardQueueState {
         let forward = try QueueLogFile.readOnly(path: path(directory: directory, index: index), magic: forwardMagic)
         let dead = try QueueLogFile.readOnly(path: deadLetterPath(directory: directory, index: index), magic: deadMagic)
-        var state = FileForwardQueueState.load(forward: forward ?? QueueLogFile.header(magic: forwardMagic),
-                                               dead: dead ?? QueueLogFile.header(magic: deadMagic))
+        var state = FileForwardQueueState.load(
+            forward: forward ?? QueueLogFile.header(magic: forwardMagic),
+            dead: dead ?? QueueLogFile.header(magic: deadMagic))
         _ = state.reconcile()
         return state
     }

@@ -40,8 +40,10 @@ package final class FileForwardQueue: ForwardQueue {
         /// Logs smaller than this are never compacted.
         var compactMinBytes = 1 << 20
 
-        package init(maxEntries: Int = 100_000, maxBytes: Int = 64 << 20, syncIntervalMillis: Int64 = 1000,
-             compactMinBytes: Int = 1 << 20) {
+        package init(
+            maxEntries: Int = 100_000, maxBytes: Int = 64 << 20, syncIntervalMillis: Int64 = 1000,
+            compactMinBytes: Int = 1 << 20
+        ) {
             self.maxEntries = maxEntries
             self.maxBytes = maxBytes
             self.syncIntervalMillis = syncIntervalMillis
@@ -108,27 +110,31 @@ package final class FileForwardQueue: ForwardQueue {
 
     // MARK: Opening
 
-
     /// Opens (or creates) queue `index` under `directory` (created when missing), recovers it,
     /// and takes over the queues `adopting` (from a run with more loops; see
     /// ``adoptions(existing:loops:)``): their waiting entries are merged into this queue in
     /// time order (by id), their dead letters appended, then their files are removed.
-    package static func open(directory: String, index: Int, options: Options = Options(),
-                     adopting: [Int] = []) throws(ForwardQueueError) -> FileForwardQueue {
+    package static func open(
+        directory: String, index: Int, options: Options = Options(),
+        adopting: [Int] = []
+    ) throws(ForwardQueueError) -> FileForwardQueue {
         try QueueLogFile.makeDirectories(directory)
         // Left by a crash during a compaction: the log itself is still the whole truth.
         unlink(path(directory: directory, index: index) + ".compact")
         unlink(deadLetterPath(directory: directory, index: index) + ".compact")
         let (log, bytes) = try QueueLogFile.open(path: path(directory: directory, index: index), magic: forwardMagic)
         let (deadLog, deadBytes) = try QueueLogFile.open(path: deadLetterPath(directory: directory, index: index), magic: deadMagic)
-        let queue = FileForwardQueue(directory: directory, index: index, options: options, log: log, deadLog: deadLog,
-                                     bytes: bytes, deadBytes: deadBytes)
+        let queue = FileForwardQueue(
+            directory: directory, index: index, options: options, log: log, deadLog: deadLog,
+            bytes: bytes, deadBytes: deadBytes)
         try queue.recover(adopting: adopting.filter { $0 != index })
         return queue
     }
 
-    private init(directory: String, index: Int, options: Options, log: QueueLogFile, deadLog: QueueLogFile,
-                 bytes: [UInt8], deadBytes: [UInt8]) {
+    private init(
+        directory: String, index: Int, options: Options, log: QueueLogFile, deadLog: QueueLogFile,
+        bytes: [UInt8], deadBytes: [UInt8]
+    ) {
         self.directory = directory
         self.index = index
         self.options = options
@@ -229,7 +235,6 @@ package final class FileForwardQueue: ForwardQueue {
     package var fileBytes: Int { log.size }
     /// `createdAt` of the oldest waiting entry.
     package var oldestCreatedAt: String? { state.firstPending()?.createdAt }
-
 
     /// Writes `entry` (its `attempts` as given) at the end of the queue: `.full` at the bound.
     package func append(_ entry: ForwardEntry) throws(ForwardQueueError) {
@@ -389,7 +394,7 @@ package final class FileForwardQueue: ForwardQueue {
             try log.append(batch)
             for i in appends.indices {
                 var entry = ForwardEntry.removed
-                swap(&entry, &appends[i].entry) // moved, not copied: no retains
+                swap(&entry, &appends[i].entry)  // moved, not copied: no retains
                 state.addPending(entry, seq: appends[i].seq, bytes: appends[i].bytes)
             }
             try syncIfEveryWrite(log)
@@ -398,14 +403,19 @@ package final class FileForwardQueue: ForwardQueue {
         batchedBytes = 0
         for i in appends.indices { appends[i].done(result) }
         appends.removeAll(keepingCapacity: true)
-        if batched.isEmpty { swap(&appends, &batched) } // keep the capacity for the next turn
+        if batched.isEmpty { swap(&appends, &batched) }  // keep the capacity for the next turn
     }
 
     // The other operations' ForwardQueue forms: the operations above, completed before they return.
 
-    package func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
-              _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
-        done(closed ? .failure(.io("queue closed")) : .success(peek(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel)))
+    package func peek(
+        limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
+        _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void
+    ) {
+        done(
+            closed
+                ? .failure(.io("queue closed")) : .success(peek(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel))
+        )
     }
 
     package func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
@@ -501,20 +511,26 @@ package final class FileForwardQueue: ForwardQueue {
 
     /// Rewrites the queue log with only the waiting entries (current attempts), in order.
     private func compactForward() throws(ForwardQueueError) {
-        try rewrite(log, state.orderedPendingRecords(), type: RecordType.append, seq: \.seq) { ForwardEntryCodec.encode($0.entry, into: &$1) }
+        try rewrite(log, state.orderedPendingRecords(), type: RecordType.append, seq: \.seq) {
+            ForwardEntryCodec.encode($0.entry, into: &$1)
+        }
         compactions += 1
     }
 
     /// Rewrites the dead-letter log with only the live dead letters.
     private func compactDead() throws(ForwardQueueError) {
-        try rewrite(deadLog, state.orderedDeadSlots(), type: RecordType.dead, seq: \.seq) { FileForwardQueueState.encodeDead($0.letter, into: &$1) }
+        try rewrite(deadLog, state.orderedDeadSlots(), type: RecordType.dead, seq: \.seq) {
+            FileForwardQueueState.encodeDead($0.letter, into: &$1)
+        }
         state.compactDeadOrder()
         compactions += 1
     }
 
     /// Replaces `file` with one record of `type` per item, written in 1 MiB chunks.
-    private func rewrite<Item>(_ file: QueueLogFile, _ items: [Item], type: UInt8, seq: (Item) -> UInt64,
-                               encode: (Item, inout [UInt8]) -> Void) throws(ForwardQueueError) {
+    private func rewrite<Item>(
+        _ file: QueueLogFile, _ items: [Item], type: UInt8, seq: (Item) -> UInt64,
+        encode: (Item, inout [UInt8]) -> Void
+    ) throws(ForwardQueueError) {
         var chunk: [UInt8] = []
         var record: [UInt8] = []
         try file.replace { (emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) in
@@ -527,4 +543,3 @@ package final class FileForwardQueue: ForwardQueue {
         }
     }
 }
-

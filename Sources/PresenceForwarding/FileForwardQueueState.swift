@@ -179,7 +179,7 @@ package struct FileForwardQueueState {
         liveBytes -= queue.items[i].bytes
         pendingCount -= 1
         queue.items[i].live = false
-        queue.items[i].entry = ForwardEntry.removed // its strings are freed now
+        queue.items[i].entry = ForwardEntry.removed  // its strings are freed now
         while queue.head < queue.items.count, !queue.items[queue.head].live { queue.head += 1 }
         if queue.head == queue.items.count {
             channels[queue.name] = nil

@@ -17,8 +17,10 @@ package struct ForwardEntry: Equatable, Hashable, Sendable {
     /// `FORWARD_MAX_ATTEMPTS` counts. Timeouts, connection errors, 408 and 429 are not counted.
     package var attempts: Int
 
-    package init(id: String, channel: String, sender: String, content: String, createdAt: String,
-         requestID: String = "", traceParent: String = "", attempts: Int = 0) {
+    package init(
+        id: String, channel: String, sender: String, content: String, createdAt: String,
+        requestID: String = "", traceParent: String = "", attempts: Int = 0
+    ) {
         self.id = id
         self.channel = channel
         self.sender = sender

@@ -44,11 +44,13 @@ package enum ForwardEntryCodec {
     /// Decodes one entry starting at `cursor`; nil when the bytes are not a version-1 entry.
     package static func decode(_ cursor: inout ByteCursor) -> ForwardEntry? {
         guard let v = cursor.u8(), v == version, let attempts = cursor.u32(),
-              let id = cursor.string(), let channel = cursor.string(), let sender = cursor.string(),
-              let content = cursor.string(), let createdAt = cursor.string(),
-              let requestID = cursor.string(), let traceParent = cursor.string() else { return nil }
-        return ForwardEntry(id: id, channel: channel, sender: sender, content: content, createdAt: createdAt,
-                            requestID: requestID, traceParent: traceParent, attempts: Int(attempts))
+            let id = cursor.string(), let channel = cursor.string(), let sender = cursor.string(),
+            let content = cursor.string(), let createdAt = cursor.string(),
+            let requestID = cursor.string(), let traceParent = cursor.string()
+        else { return nil }
+        return ForwardEntry(
+            id: id, channel: channel, sender: sender, content: content, createdAt: createdAt,
+            requestID: requestID, traceParent: traceParent, attempts: Int(attempts))
     }
 
     /// The encoding as a new array.

@@ -23,8 +23,9 @@ package enum ForwardOutcome: Equatable {
         case 200..<300, 409:
             return .delivered
         case 408, 429, 500..<600:
-            return .retry(afterMillis: retryAfter.flatMap { retryAfterMillis($0, nowUnixSeconds: nowUnixSeconds) },
-                          serverError: status >= 500 ? status : nil)
+            return .retry(
+                afterMillis: retryAfter.flatMap { retryAfterMillis($0, nowUnixSeconds: nowUnixSeconds) },
+                serverError: status >= 500 ? status : nil)
         default:
             return .deadLetter(reason: "chat-service answered \(status)")
         }
@@ -88,8 +89,9 @@ package enum HTTPDate {
     package static func parse(_ text: String) -> Int64? {
         let parts = text.split(separator: " ")
         guard parts.count == 6, parts[5] == "GMT", let day = Int64(parts[1]),
-              let month = months.firstIndex(of: String(parts[2])), parts[3].utf8.count == 4,
-              let year = Int64(parts[3]) else { return nil }
+            let month = months.firstIndex(of: String(parts[2])), parts[3].utf8.count == 4,
+            let year = Int64(parts[3])
+        else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int64($0) }
         guard clock.count == 3, (1...31).contains(day), clock[0] < 24, clock[1] < 60, clock[2] < 61 else { return nil }
         let days = Int64(Timestamp.daysFromCivil(year: Int(year), month: month + 1, day: Int(day)))

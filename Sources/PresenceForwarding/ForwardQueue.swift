@@ -17,8 +17,9 @@ package protocol ForwardQueue: AnyObject {
     /// Up to `limit` of the oldest entries not yet acknowledged, in queue order, skipping
     /// entries of `excluding` channels; with `oneEntryPerChannel` only each channel's oldest.
     /// The same entries come back until acknowledged or dead-lettered.
-    func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
-              _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void)
+    func peek(
+        limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
+        _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void)
     /// Delivered (2xx or 409): removes it for good. Unknown ids are ignored.
     func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void)
     /// One more attempt answered 5xx (persisted: the count toward `FORWARD_MAX_ATTEMPTS` and the

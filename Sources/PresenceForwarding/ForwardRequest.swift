@@ -10,11 +10,12 @@ package enum ForwardRequest {
     package static let path = "/api/v1/messages"
 
     package static func body(_ entry: ForwardEntry) -> [UInt8] {
-        Array(("{\"id\":" + JSONWriter.quoted(entry.id)
-            + ",\"channel_id\":" + JSONWriter.quoted(entry.channel)
-            + ",\"sender_id\":" + JSONWriter.quoted(entry.sender)
-            + ",\"content\":" + JSONWriter.quoted(entry.content)
-            + ",\"created_at\":" + JSONWriter.quoted(entry.createdAt) + "}").utf8)
+        Array(
+            ("{\"id\":" + JSONWriter.quoted(entry.id)
+                + ",\"channel_id\":" + JSONWriter.quoted(entry.channel)
+                + ",\"sender_id\":" + JSONWriter.quoted(entry.sender)
+                + ",\"content\":" + JSONWriter.quoted(entry.content)
+                + ",\"created_at\":" + JSONWriter.quoted(entry.createdAt) + "}").utf8)
     }
 
     package static func headers(_ entry: ForwardEntry, token: String?) -> HTTPHeaders {

@@ -43,8 +43,10 @@ package final class Forwarder {
     /// where it delivers: a shared stream is reported once per instance).
     package private(set) var queueStats: ForwardQueueStats?
 
-    package init(loop: EventLoop, queue: any ForwardQueue, client: LoopHTTPClient, target: OutboundURL, token: String?,
-         delivers: Bool = true, policy: ForwardRetryPolicy = ForwardRetryPolicy()) {
+    package init(
+        loop: EventLoop, queue: any ForwardQueue, client: LoopHTTPClient, target: OutboundURL, token: String?,
+        delivers: Bool = true, policy: ForwardRetryPolicy = ForwardRetryPolicy()
+    ) {
         self.loop = loop
         self.queue = queue
         self.client = client
@@ -127,7 +129,10 @@ package final class Forwarder {
 
     private func pump() {
         guard !stopped else { return }
-        guard !peeking else { peekAgain = true; return }
+        guard !peeking else {
+            peekAgain = true
+            return
+        }
         peeking = true
         queue.peek(limit: 256, excluding: busy, oneEntryPerChannel: true) { [self] result in
             peeking = false
@@ -138,7 +143,7 @@ package final class Forwarder {
                 }
             }
             guard case .success(let entries) = result else {
-                _ = loop.schedule(after: 1_000) { [self] in schedulePump() } // queue unreachable: try again
+                _ = loop.schedule(after: 1_000) { [self] in schedulePump() }  // queue unreachable: try again
                 return
             }
             // A channel that became busy while the peek was in flight keeps its one entry in flight.
@@ -151,16 +156,18 @@ package final class Forwarder {
     /// Sends `entry`; `attempt` numbers the backoff (it starts at the entry's persisted 5xx count,
     /// so a restart does not hammer a failing chat-service from 250 ms again).
     private func deliver(_ entry: ForwardEntry, attempt: Int) {
-        client.send(method: "POST", url: target, path: ForwardRequest.path,
-                    headers: ForwardRequest.headers(entry, token: token), body: ForwardRequest.body(entry)) { [self] result in
+        client.send(
+            method: "POST", url: target, path: ForwardRequest.path,
+            headers: ForwardRequest.headers(entry, token: token), body: ForwardRequest.body(entry)
+        ) { [self] result in
             let answered: ForwardOutcome
             switch result {
             case .success(let response):
                 answered = .of(status: response.status, retryAfter: response.headers["retry-after"], nowUnixSeconds: UnixTime.now())
             case .failure(.closed):
-                return // the client was shut down (drain): the entry stays queued for the next start
+                return  // the client was shut down (drain): the entry stays queued for the next start
             case .failure:
-                answered = .retry(afterMillis: nil) // timeout or connection error: never counted
+                answered = .retry(afterMillis: nil)  // timeout or connection error: never counted
             }
             let outcome = policy.settle(answered, serverErrorsBefore: entry.attempts)
             switch outcome {
@@ -174,8 +181,9 @@ package final class Forwarder {
                     // The last 5xx is counted too, so the dead letter's attempts match its reason.
                     queue.recordAttempt(entry.id) { _ in }
                 }
-                Log.warn("forward dead-lettered", requestID: entry.requestID,
-                         ["message_id": entry.id, "channel": entry.channel, "reason": reason])
+                Log.warn(
+                    "forward dead-lettered", requestID: entry.requestID,
+                    ["message_id": entry.id, "channel": entry.channel, "reason": reason])
                 queue.moveToDeadLetters(entry.id, reason: reason) { [self] _ in done(with: entry) }
             case .retry(let after, let serverError):
                 counters.retried += 1

@@ -24,8 +24,9 @@ package final class ForwardingRuntime: @unchecked Sendable {
         case files(directory: String, options: FileForwardQueue.Options)
         /// The shared stream; `localDirectory` holds each loop's queue for Redis outages (nil:
         /// messages are refused with `unavailable` while Redis is unreachable).
-        case redisStream(options: RedisStreamForwardQueue.Options, localDirectory: String? = nil,
-                         localOptions: FileForwardQueue.Options = FileForwardQueue.Options())
+        case redisStream(
+            options: RedisStreamForwardQueue.Options, localDirectory: String? = nil,
+            localOptions: FileForwardQueue.Options = FileForwardQueue.Options())
     }
 
     package let target: OutboundURL
@@ -46,8 +47,10 @@ package final class ForwardingRuntime: @unchecked Sendable {
 
     /// A storage with a directory locks it: throws when another presenced holds it or it cannot
     /// be made.
-    package init(target: OutboundURL, token: String?, storage: Storage, loops: Int,
-         policy: ForwardRetryPolicy = ForwardRetryPolicy()) throws(ForwardQueueError) {
+    package init(
+        target: OutboundURL, token: String?, storage: Storage, loops: Int,
+        policy: ForwardRetryPolicy = ForwardRetryPolicy()
+    ) throws(ForwardQueueError) {
         self.target = target
         self.token = token
         self.storage = storage
@@ -100,17 +103,24 @@ package final class ForwardingRuntime: @unchecked Sendable {
 
     /// Opens the loop's file queue (adopting those of a run with more loops); nil, logged, when it
     /// cannot be used.
-    private func openLocal(_ directory: String, _ options: FileForwardQueue.Options, _ loop: EventLoop,
-                           unusable consequence: String) -> FileForwardQueue? {
+    private func openLocal(
+        _ directory: String, _ options: FileForwardQueue.Options, _ loop: EventLoop,
+        unusable consequence: String
+    ) -> FileForwardQueue? {
         do {
-            let queue = try FileForwardQueue.open(directory: directory, index: loop.index, options: options,
-                                                  adopting: adoptions[loop.index])
+            let queue = try FileForwardQueue.open(
+                directory: directory, index: loop.index, options: options,
+                adopting: adoptions[loop.index])
             queue.batchesAppends = true
             let found = queue.recovery
             if found.pending > 0 || found.deadLetters > 0 || found.truncatedBytes > 0 || !found.adopted.isEmpty {
-                Log.info("forward queue recovered", ["loop": "\(loop.index)", "waiting": "\(found.pending)",
-                                                     "dead_letters": "\(found.deadLetters)", "truncated_bytes": "\(found.truncatedBytes)",
-                                                     "adopted": "\(found.adopted)"])
+                Log.info(
+                    "forward queue recovered",
+                    [
+                        "loop": "\(loop.index)", "waiting": "\(found.pending)",
+                        "dead_letters": "\(found.deadLetters)", "truncated_bytes": "\(found.truncatedBytes)",
+                        "adopted": "\(found.adopted)",
+                    ])
             }
             return queue
         } catch {
@@ -130,8 +140,9 @@ package final class ForwardingRuntime: @unchecked Sendable {
     }
 
     private func start(_ queue: any ForwardQueue, on loop: EventLoop, delivers: Bool) {
-        let forwarder = Forwarder(loop: loop, queue: queue, client: LoopHTTPClient(loop: loop), target: target, token: token,
-                                  delivers: delivers, policy: policy)
+        let forwarder = Forwarder(
+            loop: loop, queue: queue, client: LoopHTTPClient(loop: loop), target: target, token: token,
+            delivers: delivers, policy: policy)
         parts[loop.index].forwarder = forwarder
         forwarder.start()
     }

@@ -126,8 +126,10 @@ package final class QueueLogFile {
 
     /// Appends one record to the end of `out` (nothing cleared): `write` fills the
     /// `payloadSize` bytes of payload in place.
-    package static func appendRecord(type: UInt8, seq: UInt64, payloadSize: Int, to out: inout [UInt8],
-                             _ write: (UnsafeMutableRawPointer) -> Void) {
+    package static func appendRecord(
+        type: UInt8, seq: UInt64, payloadSize: Int, to out: inout [UInt8],
+        _ write: (UnsafeMutableRawPointer) -> Void
+    ) {
         let start = out.count, length = 1 + 8 + payloadSize
         out.append(contentsOf: repeatElement(0, count: 8 + length))
         out.withUnsafeMutableBytes { raw in
@@ -208,7 +210,9 @@ package final class QueueLogFile {
     /// Replaces the whole file atomically: the header plus what `produce` emits goes to
     /// `<path>.compact`, is synced and renamed over the file (then the directory is synced).
     /// `produce` calls `emit` with chunks of records.
-    package func replace(_ produce: (_ emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) {
+    package func replace(
+        _ produce: (_ emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) -> Void
+    ) throws(ForwardQueueError) {
         if let broken { throw .io(broken) }
         let temporary = path + ".compact"
         let newFD = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)

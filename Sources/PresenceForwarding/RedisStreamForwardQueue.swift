@@ -50,9 +50,11 @@ package final class RedisStreamForwardQueue: ForwardQueue {
         /// last append; 0 = no mark. A day: far longer than any outage it has to span.
         var writerMarkMillis: Int64 = 86_400_000
 
-        package init(keyPrefix: String = "presenced:{forward}", group: String = "presenced", maxEntries: Int = 100_000,
-             claimIdleMillis: Int64 = 15_000, exclusiveReader: Bool = true, maxHeld: Int = 1000,
-             writerMarkMillis: Int64 = 86_400_000) {
+        package init(
+            keyPrefix: String = "presenced:{forward}", group: String = "presenced", maxEntries: Int = 100_000,
+            claimIdleMillis: Int64 = 15_000, exclusiveReader: Bool = true, maxHeld: Int = 1000,
+            writerMarkMillis: Int64 = 86_400_000
+        ) {
             self.keyPrefix = keyPrefix
             self.group = group
             self.maxEntries = maxEntries
@@ -148,7 +150,8 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     /// run it) and, on success, whether it was stored (false: the stream is at its bound).
     package func appendEntry(_ entry: borrowing ForwardEntry, _ done: @escaping (Result<Bool, RedisError>) -> Void) {
         guard !closed else { return done(.failure(.notConnected)) }
-        let args = [String(options.maxEntries), String(max(0, entry.attempts)), String(options.writerMarkMillis), entry.id]
+        let args =
+            [String(options.maxEntries), String(max(0, entry.attempts)), String(options.writerMarkMillis), entry.id]
             + Self.fields(of: entry)
         redis.evalScript(Scripts.append, keys: [streamKey, attemptsKey, writerKey], args: args) { result in
             switch result {
@@ -185,8 +188,10 @@ package final class RedisStreamForwardQueue: ForwardQueue {
         }
     }
 
-    package func peek(limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
-              _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void) {
+    package func peek(
+        limit: Int, excluding: Set<String>, oneEntryPerChannel: Bool,
+        _ done: @escaping (Result<[ForwardEntry], ForwardQueueError>) -> Void
+    ) {
         guard !closed else { return done(.failure(.io("queue closed"))) }
         if !unacknowledged.isEmpty { acknowledgeAgain() }
         let available = select(limit: limit, excluding: excluding, oneEntryPerChannel: oneEntryPerChannel).count
@@ -196,8 +201,10 @@ package final class RedisStreamForwardQueue: ForwardQueue {
         let lease = options.exclusiveReader ? options.claimIdleMillis : 0
         fetchesInFlight += 1
         let reclaiming = reclaimOwn
-        let args = [options.group, consumer, String(readCount), String(claimCount), String(options.claimIdleMillis),
-                    claimCursor, String(lease), reclaiming ? String(options.maxHeld) : "0"]
+        let args = [
+            options.group, consumer, String(readCount), String(claimCount), String(options.claimIdleMillis),
+            claimCursor, String(lease), reclaiming ? String(options.maxHeld) : "0",
+        ]
         redis.evalScript(Scripts.fetch, keys: [streamKey, attemptsKey, readerKey], args: args) { [self] result in
             fetchesInFlight -= 1
             defer { if fetchesInFlight == 0 { removedDuringFetch.removeAll() } }
@@ -215,7 +222,9 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     package func acknowledge(_ id: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
-        guard let sid = heldIDs[id] else { return settle(id, script: Scripts.acknowledge, keys: [streamKey, attemptsKey], extra: [], done) }
+        guard let sid = heldIDs[id] else {
+            return settle(id, script: Scripts.acknowledge, keys: [streamKey, attemptsKey], extra: [], done)
+        }
         settle(id, script: Scripts.acknowledge, keys: [streamKey, attemptsKey], extra: []) { [self] result in
             guard case .failure(.unavailable) = result, !closed else { return done(result) }
             // chat-service has it. Handed out again it would be posted twice (every delivery an
@@ -252,8 +261,9 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     package func moveToDeadLetters(_ id: String, reason: String, _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
-        settle(id, script: Scripts.moveToDead, keys: [streamKey, attemptsKey, deadKey],
-               extra: [reason, String(UnixTime.nowMillis())], done)
+        settle(
+            id, script: Scripts.moveToDead, keys: [streamKey, attemptsKey, deadKey],
+            extra: [reason, String(UnixTime.nowMillis())], done)
     }
 
     package func deadLetters(limit: Int, _ done: @escaping (Result<[DeadLetter], ForwardQueueError>) -> Void) {
@@ -308,8 +318,11 @@ package final class RedisStreamForwardQueue: ForwardQueue {
             case .success(let value):
                 let parts = value.array ?? []
                 guard parts.count >= 3 else { return done(.failure(.io("redis: unexpected stats reply"))) }
-                done(.success(ForwardQueueStats(depth: Int(parts[0].int ?? 0), bytes: nil,
-                                                oldestCreatedAt: parts[2].string, deadLetters: Int(parts[1].int ?? 0))))
+                done(
+                    .success(
+                        ForwardQueueStats(
+                            depth: Int(parts[0].int ?? 0), bytes: nil,
+                            oldestCreatedAt: parts[2].string, deadLetters: Int(parts[1].int ?? 0))))
             }
         }
     }
@@ -329,9 +342,13 @@ package final class RedisStreamForwardQueue: ForwardQueue {
         if held.isEmpty && lease == 0 { return }
         let count = options.maxHeld + 100
         fetchesInFlight += 1
-        redis.evalScript(Scripts.keepAlive, keys: [streamKey, readerKey],
-                         args: [options.group, consumer, String(lease), String(count),
-                                String(max(600_000, 10 * options.claimIdleMillis))]) { [self] result in
+        redis.evalScript(
+            Scripts.keepAlive, keys: [streamKey, readerKey],
+            args: [
+                options.group, consumer, String(lease), String(count),
+                String(max(600_000, 10 * options.claimIdleMillis)),
+            ]
+        ) { [self] result in
             fetchesInFlight -= 1
             defer { if fetchesInFlight == 0 { removedDuringFetch.removeAll() } }
             guard !closed, case .success(let value) = result, let parts = value.array else { return }
@@ -404,7 +421,8 @@ package final class RedisStreamForwardQueue: ForwardQueue {
         var added = false
         for (i, raw) in entries.enumerated() {
             guard let parsed = Self.parseStreamEntry(raw), let sid = StreamID(parsed.id),
-                  !removedDuringFetch.contains(sid), !unacknowledged.contains(sid), var entry = Self.entry(from: parsed.fields) else { continue }
+                !removedDuringFetch.contains(sid), !unacknowledged.contains(sid), var entry = Self.entry(from: parsed.fields)
+            else { continue }
             entry.attempts = Int(i < attempts.count ? attempts[i].int ?? 0 : 0)
             if let known = heldIDs[entry.id] {
                 if known == sid {
@@ -425,8 +443,10 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     /// Ack or dead-letter: runs `script` with `(group, streamID) + extra` for a held entry.
-    private func settle(_ id: String, script: RedisScript, keys: [String], extra: [String],
-                        _ done: @escaping (Result<Void, ForwardQueueError>) -> Void) {
+    private func settle(
+        _ id: String, script: RedisScript, keys: [String], extra: [String],
+        _ done: @escaping (Result<Void, ForwardQueueError>) -> Void
+    ) {
         guard !closed else { return done(.failure(.io("queue closed"))) }
         guard let sid = heldIDs[id], !settling.contains(sid) else { return done(.success(())) }
         settling.insert(sid)
@@ -465,8 +485,10 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     package static let fieldVersion = "1"
 
     package static func fields(of entry: ForwardEntry) -> [String] {
-        ["v", fieldVersion, "id", entry.id, "channel", entry.channel, "sender", entry.sender, "content", entry.content,
-         "created_at", entry.createdAt, "request_id", entry.requestID, "traceparent", entry.traceParent]
+        [
+            "v", fieldVersion, "id", entry.id, "channel", entry.channel, "sender", entry.sender, "content", entry.content,
+            "created_at", entry.createdAt, "request_id", entry.requestID, "traceparent", entry.traceParent,
+        ]
     }
 
     /// `[id, [field, value, …]]` → id and fields.
@@ -483,10 +505,12 @@ package final class RedisStreamForwardQueue: ForwardQueue {
 
     package static func entry(from fields: [String: String]) -> ForwardEntry? {
         guard fields["v"] == fieldVersion, let id = fields["id"], let channel = fields["channel"],
-              let sender = fields["sender"], let content = fields["content"], let createdAt = fields["created_at"] else { return nil }
-        return ForwardEntry(id: id, channel: channel, sender: sender, content: content, createdAt: createdAt,
-                            requestID: fields["request_id"] ?? "", traceParent: fields["traceparent"] ?? "",
-                            attempts: Int(fields["attempts"] ?? "") ?? 0)
+            let sender = fields["sender"], let content = fields["content"], let createdAt = fields["created_at"]
+        else { return nil }
+        return ForwardEntry(
+            id: id, channel: channel, sender: sender, content: content, createdAt: createdAt,
+            requestID: fields["request_id"] ?? "", traceParent: fields["traceparent"] ?? "",
+            attempts: Int(fields["attempts"] ?? "") ?? 0)
     }
 
     package static func deadLetter(from fields: [String: String]) -> DeadLetter? {
@@ -499,212 +523,222 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     package enum Scripts {
         /// KEYS stream, attempts, writer mark; ARGV maxEntries, attempts, markMillis, message
         /// id, fields… → stream id, or 0 when full.
-        static let append = RedisScript("""
-        if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-        local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5))
-        if tonumber(ARGV[2]) > 0 then redis.call('HSET', KEYS[2], id, ARGV[2]) end
-        if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3]) end
-        return id
-        """)
+        static let append = RedisScript(
+            """
+            if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+            local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5))
+            if tonumber(ARGV[2]) > 0 then redis.call('HSET', KEYS[2], id, ARGV[2]) end
+            if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3]) end
+            return id
+            """)
 
         /// KEYS stream, attempts, writer mark; ARGV maxEntries, markMillis, then per entry its
         /// attempts and its 16 field values (`v`, version, `id`, message id, …) → how many were
         /// appended (in order, until the bound).
-        static let appendBatch = RedisScript("""
-        local count = (#ARGV - 2) / 17
-        local moved, last = 0, nil
-        for i = 0, count - 1 do
-          if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then break end
-          local at = 3 + i * 17
-          local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + 16))
-          if tonumber(ARGV[at]) > 0 then redis.call('HSET', KEYS[2], id, ARGV[at]) end
-          last = ARGV[at + 4]
-          moved = moved + 1
-        end
-        if last and tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], last, 'PX', ARGV[2]) end
-        return moved
-        """)
+        static let appendBatch = RedisScript(
+            """
+            local count = (#ARGV - 2) / 17
+            local moved, last = 0, nil
+            for i = 0, count - 1 do
+              if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then break end
+              local at = 3 + i * 17
+              local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, at + 1, at + 16))
+              if tonumber(ARGV[at]) > 0 then redis.call('HSET', KEYS[2], id, ARGV[at]) end
+              last = ARGV[at + 4]
+              moved = moved + 1
+            end
+            if last and tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[3], last, 'PX', ARGV[2]) end
+            return moved
+            """)
 
         /// KEYS stream, attempts, reader; ARGV group, consumer, readCount, claimCount, minIdle,
         /// cursor, leaseMillis, reclaimCount → {0, holder} when another consumer is the reader, else
         /// {1, next cursor, entries, attempts}. reclaimCount > 0: up to that many entries pending
         /// for this consumer come back first (whatever their idle time).
-        static let fetch = RedisScript("""
-        local stream, attempts, reader = KEYS[1], KEYS[2], KEYS[3]
-        local group, me = ARGV[1], ARGV[2]
-        local readCount, claimCount, lease = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7])
-        if lease > 0 then
-          local holder = redis.call('GET', reader)
-          if holder and holder ~= me then return {0, holder} end
-          redis.call('SET', reader, me, 'PX', lease)
-        end
-        if redis.call('EXISTS', stream) == 0 then return {1, '0-0', {}, {}} end
-        -- A command on the group, creating the group (from the stream's start) when missing.
-        local function grouped(...)
-          local r = redis.pcall(...)
-          if type(r) == 'table' and r.err then
-            if string.find(r.err, 'NOGROUP') then redis.pcall('XGROUP', 'CREATE', stream, group, '0') end
-            r = redis.call(...)
-          end
-          return r
-        end
-        local entries = {}
-        local reclaim = tonumber(ARGV[8])
-        if reclaim > 0 then
-          local mine = grouped('XPENDING', stream, group, '-', '+', reclaim, me)
-          if #mine > 0 then
-            local args = {'XCLAIM', stream, group, me, 0}
-            for _, p in ipairs(mine) do args[#args + 1] = p[1] end
-            for _, e in ipairs(redis.call(unpack(args))) do
-              if type(e) == 'table' and type(e[2]) == 'table' then entries[#entries + 1] = e end
+        static let fetch = RedisScript(
+            """
+            local stream, attempts, reader = KEYS[1], KEYS[2], KEYS[3]
+            local group, me = ARGV[1], ARGV[2]
+            local readCount, claimCount, lease = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7])
+            if lease > 0 then
+              local holder = redis.call('GET', reader)
+              if holder and holder ~= me then return {0, holder} end
+              redis.call('SET', reader, me, 'PX', lease)
             end
-          end
-        end
-        local cursor = ARGV[6]
-        if claimCount > 0 then
-          local claimed = grouped('XAUTOCLAIM', stream, group, me, ARGV[5], cursor, 'COUNT', claimCount)
-          cursor = claimed[1]
-          for _, e in ipairs(claimed[2]) do
-            if type(e) == 'table' and type(e[2]) == 'table' then entries[#entries + 1] = e end
-          end
-        end
-        if readCount > 0 then
-          local fresh = grouped('XREADGROUP', 'GROUP', group, me, 'COUNT', readCount, 'STREAMS', stream, '>')
-          if type(fresh) == 'table' then
-            for _, e in ipairs(fresh[1][2]) do entries[#entries + 1] = e end
-          end
-        end
-        local counts = {}
-        for i, e in ipairs(entries) do counts[i] = redis.call('HGET', attempts, e[1]) or '0' end
-        return {1, cursor, entries, counts}
-        """)
+            if redis.call('EXISTS', stream) == 0 then return {1, '0-0', {}, {}} end
+            -- A command on the group, creating the group (from the stream's start) when missing.
+            local function grouped(...)
+              local r = redis.pcall(...)
+              if type(r) == 'table' and r.err then
+                if string.find(r.err, 'NOGROUP') then redis.pcall('XGROUP', 'CREATE', stream, group, '0') end
+                r = redis.call(...)
+              end
+              return r
+            end
+            local entries = {}
+            local reclaim = tonumber(ARGV[8])
+            if reclaim > 0 then
+              local mine = grouped('XPENDING', stream, group, '-', '+', reclaim, me)
+              if #mine > 0 then
+                local args = {'XCLAIM', stream, group, me, 0}
+                for _, p in ipairs(mine) do args[#args + 1] = p[1] end
+                for _, e in ipairs(redis.call(unpack(args))) do
+                  if type(e) == 'table' and type(e[2]) == 'table' then entries[#entries + 1] = e end
+                end
+              end
+            end
+            local cursor = ARGV[6]
+            if claimCount > 0 then
+              local claimed = grouped('XAUTOCLAIM', stream, group, me, ARGV[5], cursor, 'COUNT', claimCount)
+              cursor = claimed[1]
+              for _, e in ipairs(claimed[2]) do
+                if type(e) == 'table' and type(e[2]) == 'table' then entries[#entries + 1] = e end
+              end
+            end
+            if readCount > 0 then
+              local fresh = grouped('XREADGROUP', 'GROUP', group, me, 'COUNT', readCount, 'STREAMS', stream, '>')
+              if type(fresh) == 'table' then
+                for _, e in ipairs(fresh[1][2]) do entries[#entries + 1] = e end
+              end
+            end
+            local counts = {}
+            for i, e in ipairs(entries) do counts[i] = redis.call('HGET', attempts, e[1]) or '0' end
+            return {1, cursor, entries, counts}
+            """)
 
         /// KEYS stream, reader; ARGV group, consumer, leaseMillis, count, forgetIdleMillis → {0}
         /// when another consumer holds the reader lease, else {1, ids}: the (up to count
         /// oldest) entries pending for this consumer, whose idle time is now reset. Consumers
         /// of instances long gone (nothing pending, idle past forgetIdleMillis) leave the group.
-        static let keepAlive = RedisScript("""
-        local lease = tonumber(ARGV[3])
-        if lease > 0 then
-          local holder = redis.call('GET', KEYS[2])
-          if holder and holder ~= ARGV[2] then return {0} end
-          redis.call('SET', KEYS[2], ARGV[2], 'PX', lease)
-        end
-        local ids = {}
-        if redis.call('EXISTS', KEYS[1]) == 0 then return {1, ids} end
-        local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
-        if type(consumers) == 'table' and not consumers.err then
-          for _, c in ipairs(consumers) do
-            local info = {}
-            for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
-            if info['name'] ~= ARGV[2] and info['pending'] == 0 and info['idle'] > tonumber(ARGV[5]) then
-              redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+        static let keepAlive = RedisScript(
+            """
+            local lease = tonumber(ARGV[3])
+            if lease > 0 then
+              local holder = redis.call('GET', KEYS[2])
+              if holder and holder ~= ARGV[2] then return {0} end
+              redis.call('SET', KEYS[2], ARGV[2], 'PX', lease)
             end
-          end
-        end
-        local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
-        if type(pending) ~= 'table' or pending.err then return {1, ids} end
-        for _, p in ipairs(pending) do ids[#ids + 1] = p[1] end
-        local i = 1
-        while i <= #ids do
-          local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
-          for j = i, math.min(i + 499, #ids) do args[#args + 1] = ids[j] end
-          args[#args + 1] = 'JUSTID'
-          redis.call(unpack(args))
-          i = i + 500
-        end
-        return {1, ids}
-        """)
+            local ids = {}
+            if redis.call('EXISTS', KEYS[1]) == 0 then return {1, ids} end
+            local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+            if type(consumers) == 'table' and not consumers.err then
+              for _, c in ipairs(consumers) do
+                local info = {}
+                for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+                if info['name'] ~= ARGV[2] and info['pending'] == 0 and info['idle'] > tonumber(ARGV[5]) then
+                  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+                end
+              end
+            end
+            local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
+            if type(pending) ~= 'table' or pending.err then return {1, ids} end
+            for _, p in ipairs(pending) do ids[#ids + 1] = p[1] end
+            local i = 1
+            while i <= #ids do
+              local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+              for j = i, math.min(i + 499, #ids) do args[#args + 1] = ids[j] end
+              args[#args + 1] = 'JUSTID'
+              redis.call(unpack(args))
+              i = i + 500
+            end
+            return {1, ids}
+            """)
 
         /// KEYS reader; ARGV consumer: deletes the lease if this consumer holds it.
-        static let releaseLease = RedisScript("""
-        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-        return 0
-        """)
+        static let releaseLease = RedisScript(
+            """
+            if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+            return 0
+            """)
 
         /// KEYS stream, attempts; ARGV group, stream id.
-        static let acknowledge = RedisScript("""
-        redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-        redis.call('HDEL', KEYS[2], ARGV[2])
-        return redis.call('XDEL', KEYS[1], ARGV[2])
-        """)
+        static let acknowledge = RedisScript(
+            """
+            redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            redis.call('HDEL', KEYS[2], ARGV[2])
+            return redis.call('XDEL', KEYS[1], ARGV[2])
+            """)
 
         /// KEYS stream, attempts, dead; ARGV group, stream id, reason, at → 1 moved, 0 gone.
-        static let moveToDead = RedisScript("""
-        local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-        if #found == 0 then
-          redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-          return 0
-        end
-        local args = {'XADD', KEYS[3], '*'}
-        for _, v in ipairs(found[1][2]) do args[#args + 1] = v end
-        args[#args + 1] = 'reason'; args[#args + 1] = ARGV[3]
-        args[#args + 1] = 'at'; args[#args + 1] = ARGV[4]
-        args[#args + 1] = 'attempts'; args[#args + 1] = redis.call('HGET', KEYS[2], ARGV[2]) or '0'
-        redis.call(unpack(args))
-        redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-        redis.call('XDEL', KEYS[1], ARGV[2])
-        redis.call('HDEL', KEYS[2], ARGV[2])
-        return 1
-        """)
+        static let moveToDead = RedisScript(
+            """
+            local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+            if #found == 0 then
+              redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+              return 0
+            end
+            local args = {'XADD', KEYS[3], '*'}
+            for _, v in ipairs(found[1][2]) do args[#args + 1] = v end
+            args[#args + 1] = 'reason'; args[#args + 1] = ARGV[3]
+            args[#args + 1] = 'at'; args[#args + 1] = ARGV[4]
+            args[#args + 1] = 'attempts'; args[#args + 1] = redis.call('HGET', KEYS[2], ARGV[2]) or '0'
+            redis.call(unpack(args))
+            redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            redis.call('XDEL', KEYS[1], ARGV[2])
+            redis.call('HDEL', KEYS[2], ARGV[2])
+            return 1
+            """)
 
         /// Shared by the retry scripts: copies a dead letter's entry fields back onto the stream.
         private static let requeue = """
-        local function requeue(stream, dead, e)
-          local args = {'XADD', stream, '*'}
-          local f = e[2]
-          for i = 1, #f, 2 do
-            if f[i] ~= 'reason' and f[i] ~= 'at' and f[i] ~= 'attempts' then
-              args[#args + 1] = f[i]; args[#args + 1] = f[i + 1]
+            local function requeue(stream, dead, e)
+              local args = {'XADD', stream, '*'}
+              local f = e[2]
+              for i = 1, #f, 2 do
+                if f[i] ~= 'reason' and f[i] ~= 'at' and f[i] ~= 'attempts' then
+                  args[#args + 1] = f[i]; args[#args + 1] = f[i + 1]
+                end
+              end
+              redis.call(unpack(args))
+              redis.call('XDEL', dead, e[1])
             end
-          end
-          redis.call(unpack(args))
-          redis.call('XDEL', dead, e[1])
-        end
-        """
+            """
 
         /// KEYS stream, dead; ARGV maxEntries, entry id → 1 moved, 0 no such letter, -1 full.
-        static let retryOne = RedisScript(requeue + "\n" + """
-        local start = '-'
-        while true do
-          local batch = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 100)
-          if #batch == 0 then return 0 end
-          for _, e in ipairs(batch) do
-            local f = e[2]
-            for i = 1, #f, 2 do
-              if f[i] == 'id' and f[i + 1] == ARGV[2] then
-                if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end
-                requeue(KEYS[1], KEYS[2], e)
-                return 1
-              end
-            end
-          end
-          start = '(' .. batch[#batch][1]
-        end
-        """)
+        static let retryOne = RedisScript(
+            requeue + "\n" + """
+                local start = '-'
+                while true do
+                  local batch = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 100)
+                  if #batch == 0 then return 0 end
+                  for _, e in ipairs(batch) do
+                    local f = e[2]
+                    for i = 1, #f, 2 do
+                      if f[i] == 'id' and f[i + 1] == ARGV[2] then
+                        if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end
+                        requeue(KEYS[1], KEYS[2], e)
+                        return 1
+                      end
+                    end
+                  end
+                  start = '(' .. batch[#batch][1]
+                end
+                """)
 
         /// KEYS stream, dead; ARGV maxEntries, batch → {moved, 1 if stopped at the bound}.
-        static let retryAll = RedisScript(requeue + "\n" + """
-        local batch = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', tonumber(ARGV[2]))
-        local moved = 0
-        for _, e in ipairs(batch) do
-          if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return {moved, 1} end
-          requeue(KEYS[1], KEYS[2], e)
-          moved = moved + 1
-        end
-        return {moved, 0}
-        """)
+        static let retryAll = RedisScript(
+            requeue + "\n" + """
+                local batch = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', tonumber(ARGV[2]))
+                local moved = 0
+                for _, e in ipairs(batch) do
+                  if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return {moved, 1} end
+                  requeue(KEYS[1], KEYS[2], e)
+                  moved = moved + 1
+                end
+                return {moved, 0}
+                """)
 
         /// KEYS stream, dead → {depth, dead letters, created_at of the first entry or nil}.
-        static let stats = RedisScript("""
-        local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-        local created = false
-        if #first > 0 then
-          local f = first[1][2]
-          for i = 1, #f, 2 do if f[i] == 'created_at' then created = f[i + 1] end end
-        end
-        return {redis.call('XLEN', KEYS[1]), redis.call('XLEN', KEYS[2]), created}
-        """)
+        static let stats = RedisScript(
+            """
+            local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+            local created = false
+            if #first > 0 then
+              local f = first[1][2]
+              for i = 1, #f, 2 do if f[i] == 'created_at' then created = f[i + 1] end end
+            end
+            return {redis.call('XLEN', KEYS[1]), redis.call('XLEN', KEYS[2]), created}
+            """)
     }
 }
 

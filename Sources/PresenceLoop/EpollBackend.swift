@@ -138,7 +138,7 @@ package final class EpollBackend: IOBackend {
                 let e = errno
                 if e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED { return }
                 loop.backendAcceptFailed(listener: listener, error: e)
-                accepted = 0 // paused (mask 0): re-registering would resume it
+                accepted = 0  // paused (mask 0): re-registering would resume it
                 return
             }
             accepted += 1

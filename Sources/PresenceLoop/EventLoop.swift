@@ -286,13 +286,18 @@ package final class EventLoop: @unchecked Sendable {
     /// reporting the others to `overLimit`. The frame is retained once per recipient, nothing else.
     /// Returns how many it was queued on (counted by subtracting the rare skips, not per recipient).
     @discardableResult
-    package func enqueue(_ frame: SharedBytes, on targets: UnsafeBufferPointer<ConnectionID>, limit: Int,
-                 overLimit: (ConnectionID) -> Void) -> Int {
+    package func enqueue(
+        _ frame: SharedBytes, on targets: UnsafeBufferPointer<ConnectionID>, limit: Int,
+        overLimit: (ConnectionID) -> Void
+    ) -> Int {
         let pool = framePool, slots = self.slots, slotCount = self.slotCount
         var queued = targets.count
         for id in targets {
             let s = Int(id.slot)
-            guard s < slotCount, slots[s].generation == id.generation, slots[s].state == .open else { queued -= 1; continue }
+            guard s < slotCount, slots[s].generation == id.generation, slots[s].state == .open else {
+                queued -= 1
+                continue
+            }
             if slots[s].queue.queuedBytes > limit {
                 queued -= 1
                 overLimit(id)
@@ -346,14 +351,16 @@ package final class EventLoop: @unchecked Sendable {
         timers.schedule(Int32(id.slot), at: millis)
     }
 
-
     // MARK: Outbound connections and one-shot timers
 
     /// Opens a TCP connection from this loop (non-blocking connect); its events go to
     /// `handler`. Bytes sent before the connect completes wait in the queue. Fails at once only
     /// when the socket cannot be created or the connect is refused synchronously.
-    package func connect(to address: UnsafePointer<sockaddr>, length: socklen_t, handler: OutboundHandler) -> Result<ConnectionID, SystemError> {
-        let fd = socket(Int32(address.pointee.sa_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    package func connect(
+        to address: UnsafePointer<sockaddr>, length: socklen_t, handler: OutboundHandler
+    ) -> Result<ConnectionID, SystemError> {
+        let fd = socket(
+            Int32(address.pointee.sa_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(SystemError(call: "socket", errno: errno)) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -379,7 +386,8 @@ package final class EventLoop: @unchecked Sendable {
     package func sendOutbound(_ id: ConnectionID, _ bytes: SharedBytes) {
         let s = Int(id.slot)
         guard s < slotCount, slots[s].generation == id.generation, slots[s].outbound,
-              slots[s].state == .open || slots[s].state == .connecting else { return }
+            slots[s].state == .open || slots[s].state == .connecting
+        else { return }
         slots[s].queue.append(bytes, framePool)
         if slots[s].state == .open { markDirty(s) }
     }
@@ -442,7 +450,9 @@ package final class EventLoop: @unchecked Sendable {
                 refusedPerIP &+= 1
                 if refusedPerIPLogged + 10_000 <= now {
                     refusedPerIPLogged = now
-                    Log.warn("connection refused: MAX_CONNECTIONS_PER_IP reached", ["peer": "\(address)", "limit": "\(perIP.limit)", "loop": "\(index)"])
+                    Log.warn(
+                        "connection refused: MAX_CONNECTIONS_PER_IP reached",
+                        ["peer": "\(address)", "limit": "\(perIP.limit)", "loop": "\(index)"])
                 }
                 return
             }
@@ -494,9 +504,10 @@ package final class EventLoop: @unchecked Sendable {
         guard s < slotCount, slots[s].generation == generation else { return }
         switch slots[s].state {
         case .open where slots[s].outbound:
-            outboundHandlers[slot]?.outboundReceived(ConnectionID(slot: slot, generation: generation), UnsafeRawBufferPointer(bytes), loop: self)
+            outboundHandlers[slot]?.outboundReceived(
+                ConnectionID(slot: slot, generation: generation), UnsafeRawBufferPointer(bytes), loop: self)
         case .open: handler.connectionReceived(ConnectionID(slot: slot, generation: generation), bytes, loop: self)
-        default: break // closing: discard until EOF
+        default: break  // closing: discard until EOF
         }
     }
 
@@ -506,7 +517,10 @@ package final class EventLoop: @unchecked Sendable {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].receiveArmed = false
-        if slots[s].state == .dead { releaseIfIdle(s); return }
+        if slots[s].state == .dead {
+            releaseIfIdle(s)
+            return
+        }
         if rearm {
             if backend.rearmReceive(slot: slot, generation: generation, fd: slots[s].fd) {
                 slots[s].receiveArmed = backend.hasAsyncOperations
@@ -522,8 +536,14 @@ package final class EventLoop: @unchecked Sendable {
         guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].sendInFlight = false
         slots[s].inFlightFrames = 0
-        if slots[s].state == .dead { releaseIfIdle(s); return }
-        if result < 0 { kill(s); return }
+        if slots[s].state == .dead {
+            releaseIfIdle(s)
+            return
+        }
+        if result < 0 {
+            kill(s)
+            return
+        }
         slots[s].queue.consume(Int(result), framePool)
         if !slots[s].queue.isEmpty || slots[s].state == .closing { markDirty(s) }
     }
@@ -545,7 +565,8 @@ package final class EventLoop: @unchecked Sendable {
     package func fileDescriptor(slot: UInt32, generation: UInt32) -> Int32? {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation,
-              slots[s].state == .open || slots[s].state == .closing || slots[s].state == .connecting else { return nil }
+            slots[s].state == .open || slots[s].state == .closing || slots[s].state == .connecting
+        else { return nil }
         return slots[s].fd
     }
 

@@ -57,8 +57,10 @@ package enum Log {
     private static let reservedKeys: Set<String> = ["ts", "level", "msg", "request_id"]
 
     /// One line, newline included: `{"ts":…,"level":…,"msg":…,"request_id":…,"field":…}`.
-    package static func line(_ level: Level, _ msg: String, requestID: String?, _ fields: KeyValuePairs<String, String>,
-                     timestamp: String) -> String {
+    package static func line(
+        _ level: Level, _ msg: String, requestID: String?, _ fields: KeyValuePairs<String, String>,
+        timestamp: String
+    ) -> String {
         var line = "{\"ts\":\"\(timestamp)\",\"level\":\"\(level.name)\",\"msg\":"
         line += JSONWriter.quoted(LogRedaction.clean(msg))
         // A `request_id` passed among the fields is the first-class one too (older callers).
@@ -76,4 +78,3 @@ package enum Log {
         return line
     }
 }
-

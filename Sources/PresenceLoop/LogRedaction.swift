@@ -5,8 +5,10 @@ package enum LogRedaction {
     package static let mask = "[redacted]"
 
     /// Field keys whose values are secret whatever they hold.
-    private static let sensitiveKeyParts = ["token", "secret", "password", "passwd", "cookie", "authorization",
-                                            "credential", "jwt", "api_key", "apikey"]
+    private static let sensitiveKeyParts = [
+        "token", "secret", "password", "passwd", "cookie", "authorization",
+        "credential", "jwt", "api_key", "apikey",
+    ]
 
     /// `value` as it may be logged under `key`.
     package static func clean(_ value: String, key: String) -> String {
@@ -67,7 +69,8 @@ package enum LogRedaction {
     /// A JWT (`eyJ…` `.` `…` `.` `…`) starting at `i`: where it ends.
     private static func jwtEnd(_ b: [UInt8], at i: Int) -> Int? {
         guard i + 3 <= b.count, b[i] == UInt8(ascii: "e"), b[i + 1] == UInt8(ascii: "y"), b[i + 2] == UInt8(ascii: "J"),
-              i == 0 || !isBase64URL(b[i - 1]) else { return nil }
+            i == 0 || !isBase64URL(b[i - 1])
+        else { return nil }
         var j = i
         var dots = 0
         while j < b.count {

@@ -71,8 +71,10 @@ package final class LoopGroup: Sendable {
 
     /// Starts every loop thread and waits until each is running; throws the first start failure.
     /// `connectionsPerIP`, when given, caps each client address's open connections over all loops.
-    package func start(connectionsPerIP: ConnectionsPerIP? = nil,
-               handlerFactory: @escaping @Sendable (EventLoop) -> any ConnectionHandler) throws {
+    package func start(
+        connectionsPerIP: ConnectionsPerIP? = nil,
+        handlerFactory: @escaping @Sendable (EventLoop) -> any ConnectionHandler
+    ) throws {
         for i in 0..<count {
             let fd = listenerFDs[i]
             let kind = backendKind, shared = sharesListener
@@ -157,17 +159,27 @@ package struct LoopGroupError: Error, CustomStringConvertible {
 
 /// Plain pthreads for loop threads: no executor, no scheduler between a loop and its core.
 package enum LoopThread {
-    private final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ b: @escaping @Sendable () -> Void) { body = b }
+    }
 
     package static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws -> pthread_t {
         var thread = pthread_t()
         let threadName = String(name.prefix(15))
-        let box = Unmanaged.passRetained(Box({ _ = cs_set_thread_name(threadName); body() })).toOpaque()
-        let rc = pthread_create(&thread, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let box = Unmanaged.passRetained(
+            Box({
+                _ = cs_set_thread_name(threadName)
+                body()
+            })
+        ).toOpaque()
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         guard rc == 0 else {
             Unmanaged<Box>.fromOpaque(box).release()
             throw SystemError(call: "pthread_create", errno: rc)

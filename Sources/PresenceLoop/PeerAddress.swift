@@ -12,8 +12,12 @@ package struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The IPv6 address from its 16 network-order bytes.
-    package init(ipv6 bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) {
+    package init(
+        ipv6 bytes: (
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+        )
+    ) {
         var b = bytes
         let (h, l) = withUnsafeBytes(of: &b) { raw in
             (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))

@@ -32,11 +32,13 @@ package enum Sockets {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
         guard bound == 0 else {
-            let e = errno; close(fd)
+            let e = errno
+            close(fd)
             throw SystemError(call: "bind \(address):\(port)", errno: e)
         }
         guard Glibc.listen(fd, backlog) == 0 else {
-            let e = errno; close(fd)
+            let e = errno
+            close(fd)
             throw SystemError(call: "listen", errno: e)
         }
         return fd
@@ -50,9 +52,13 @@ package enum Sockets {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         if storage.ss_family == sa_family_t(AF_INET6) {
-            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) } }
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
         }
-        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) } }
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
     }
 
     package static func setNonBlocking(_ fd: Int32) {

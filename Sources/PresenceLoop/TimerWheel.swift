@@ -27,7 +27,8 @@ package struct TimerWheel {
     package mutating func reserve(_ capacity: Int) {
         guard next.count < capacity else { return }
         let last = capacity - 1
-        next.extendForSlot(last, with: TimerWheel.none); prev.extendForSlot(last, with: TimerWheel.none)
+        next.extendForSlot(last, with: TimerWheel.none)
+        prev.extendForSlot(last, with: TimerWheel.none)
         ticks.extendForSlot(last, with: TimerWheel.unscheduled)
     }
 

@@ -72,7 +72,8 @@ package final class UringBackend: IOBackend {
         self.bufferSize = bufferSize
         bufferRingBytes = cs_buf_ring_bytes(UInt32(bufferCount))
         guard let mem = mmap(nil, bufferRingBytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0),
-              mem != MAP_FAILED else {
+            mem != MAP_FAILED
+        else {
             io_uring_queue_exit(&ring)
             throw SystemError(call: "mmap buffer ring", errno: errno)
         }
@@ -142,7 +143,11 @@ package final class UringBackend: IOBackend {
     }
 
     package func addListener(_ fd: Int32, index: Int) throws {
-        while listeners.count <= index { listeners.append(-1); acceptArmed.append(false); acceptPaused.append(false) }
+        while listeners.count <= index {
+            listeners.append(-1)
+            acceptArmed.append(false)
+            acceptPaused.append(false)
+        }
         listeners[index] = fd
         armAccept(index)
     }
@@ -302,7 +307,8 @@ package final class UringBackend: IOBackend {
     }
 
     private func recycle(_ bid: Int, _ base: UnsafeMutableRawPointer) {
-        io_uring_buf_ring_add(bufferRing, base, UInt32(bufferSize), UInt16(bid), io_uring_buf_ring_mask(UInt32(bufferCount)), buffersToReturn)
+        io_uring_buf_ring_add(
+            bufferRing, base, UInt32(bufferSize), UInt16(bid), io_uring_buf_ring_mask(UInt32(bufferCount)), buffersToReturn)
         buffersToReturn += 1
     }
 }

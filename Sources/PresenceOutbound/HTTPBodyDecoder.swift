@@ -71,7 +71,8 @@ package struct HTTPBodyDecoder {
             for element in value.split(separator: ",", omittingEmptySubsequences: false) {
                 let digits = trimmed(element)
                 guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      found == nil || found == digits else { throw .protocolError("invalid Content-Length") }
+                    found == nil || found == digits
+                else { throw .protocolError("invalid Content-Length") }
                 found = digits
             }
         }
@@ -145,7 +146,11 @@ package struct HTTPBodyDecoder {
                 }
                 i += 1
             case .sizeExtension:
-                if byte == 13 { chunkState = .sizeLF } else if byte == 10 { endOfSizeLine() } else {
+                if byte == 13 {
+                    chunkState = .sizeLF
+                } else if byte == 10 {
+                    endOfSizeLine()
+                } else {
                     lineBytes += 1
                     guard lineBytes <= Self.maxLineBytes else { throw .protocolError("chunk extension too long") }
                 }
@@ -161,7 +166,11 @@ package struct HTTPBodyDecoder {
                 i += take
                 if chunkLeft == 0 { chunkState = .dataCR }
             case .dataCR:
-                if byte == 13 { chunkState = .dataLF } else if byte == 10 { startSize() } else {
+                if byte == 13 {
+                    chunkState = .dataLF
+                } else if byte == 10 {
+                    startSize()
+                } else {
                     throw .protocolError("chunk data not followed by CRLF")
                 }
                 i += 1
@@ -170,7 +179,11 @@ package struct HTTPBodyDecoder {
                 startSize()
                 i += 1
             case .trailerStart:
-                if byte == 13 { chunkState = .finalLF } else if byte == 10 { isComplete = true } else {
+                if byte == 13 {
+                    chunkState = .finalLF
+                } else if byte == 10 {
+                    isComplete = true
+                } else {
                     chunkState = .trailerLine
                     lineBytes += 1
                 }

@@ -12,8 +12,10 @@ package enum HTTPRequestEncoder {
     /// `headers` are ignored, as are fields whose name is not a token; CR, LF and NUL in values
     /// become spaces. An invalid method, a path without its `/` or a target with spaces or control
     /// characters is a `.protocolError`.
-    package static func encode(method: String, url: OutboundURL, path: String, headers: HTTPHeaders,
-                       body: [UInt8]) throws(OutboundError) -> [UInt8] {
+    package static func encode(
+        method: String, url: OutboundURL, path: String, headers: HTTPHeaders,
+        body: [UInt8]
+    ) throws(OutboundError) -> [UInt8] {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTPHeaders.isTokenByte) else {
             throw .protocolError("invalid request method")
         }

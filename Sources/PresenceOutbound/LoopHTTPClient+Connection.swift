@@ -29,8 +29,9 @@ extension LoopHTTPClient {
         init(client: LoopHTTPClient, origin: Origin.Key, caFile: String?) {
             self.client = client
             self.origin = origin
-            stream = LoopStream(loop: client.loop, host: origin.host, port: origin.port, tls: origin.isTLS,
-                                caFile: caFile, delegate: self)
+            stream = LoopStream(
+                loop: client.loop, host: origin.host, port: origin.port, tls: origin.isTLS,
+                caFile: caFile, delegate: self)
         }
 
         /// Opens the stream (resolve, connect, TLS); requests may be started before it is ready.
@@ -43,7 +44,7 @@ extension LoopHTTPClient {
             parser.reset()
             head = nil
             decoder = nil
-            persistent = true // until the response says otherwise
+            persistent = true  // until the response says otherwise
             answered = false
             stream.write(exchange.request)
         }
@@ -91,10 +92,15 @@ extension LoopHTTPClient {
             case .resolve(let message), .connect(let message): failure = .connect(message)
             case .tls(let message): failure = .tls(message)
             case .eof:
-                failure = answered ? .protocolError("connection closed before the response was complete")
-                                   : .connect("connection closed before a response")
-            case .io: failure = answered ? .protocolError("connection failed inside the response: \(reason)")
-                                         : .connect(reason.description)
+                failure =
+                    answered
+                    ? .protocolError("connection closed before the response was complete")
+                    : .connect("connection closed before a response")
+            case .io:
+                failure =
+                    answered
+                    ? .protocolError("connection failed inside the response: \(reason)")
+                    : .connect(reason.description)
             }
             // A reused connection that broke before answering was most likely closed by the server
             // while idle: the client may send the request again on a fresh connection.
@@ -121,14 +127,16 @@ extension LoopHTTPClient {
                             parser.reset()  // an interim answer (100 Continue, 103 Early Hints)
                             continue
                         }
-                        let framing = try HTTPBodyDecoder.framing(status: parsed.status, headers: parsed.headers,
-                                                                  isHeadRequest: exchange.method == "HEAD",
-                                                                  limit: client.maxResponseBytes)
+                        let framing = try HTTPBodyDecoder.framing(
+                            status: parsed.status, headers: parsed.headers,
+                            isHeadRequest: exchange.method == "HEAD",
+                            limit: client.maxResponseBytes)
                         head = parsed
                         decoder = HTTPBodyDecoder(framing: framing, limit: client.maxResponseBytes)
                         if parsed.versionMinor == 0 || parsed.headers.containsToken("close", in: "Connection")
                             || framing == .untilClose
-                            || (parsed.headers.contains("transfer-encoding") && parsed.headers.contains("content-length")) {
+                            || (parsed.headers.contains("transfer-encoding") && parsed.headers.contains("content-length"))
+                        {
                             persistent = false
                         }
                     }

@@ -18,8 +18,10 @@ extension LoopHTTPClient {
         var needsFreshConnection = false
         private var done: ((Result<Response, Failure>) -> Void)?
 
-        init(method: String, request: [UInt8], origin: Origin.Key,
-             done: @escaping (Result<Response, Failure>) -> Void) {
+        init(
+            method: String, request: [UInt8], origin: Origin.Key,
+            done: @escaping (Result<Response, Failure>) -> Void
+        ) {
             self.method = method
             self.request = request
             self.origin = origin

@@ -72,8 +72,10 @@ package final class LoopHTTPClient {
     private var origins: [Origin.Key: Origin] = [:]
     private var isShutDown = false
 
-    package init(loop: EventLoop, caFile: String? = nil, maxConnectionsPerOrigin: Int = 8, timeoutMillis: Int64 = 10_000,
-         idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = defaultMaxResponseBytes) {
+    package init(
+        loop: EventLoop, caFile: String? = nil, maxConnectionsPerOrigin: Int = 8, timeoutMillis: Int64 = 10_000,
+        idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = defaultMaxResponseBytes
+    ) {
         precondition(maxConnectionsPerOrigin > 0)
         self.loop = loop
         self.caFile = caFile
@@ -105,8 +107,10 @@ package final class LoopHTTPClient {
     /// is not a token; CR, LF and NUL in values become spaces. Any status is a response (`done`
     /// decides what a 5xx means). `timeoutMillis` replaces the client's overall timeout for this
     /// request.
-    package func send(method: String, url: OutboundURL, path: String, headers: HTTPHeaders, body: [UInt8],
-              timeoutMillis: Int64? = nil, _ done: @escaping (Result<Response, Failure>) -> Void) {
+    package func send(
+        method: String, url: OutboundURL, path: String, headers: HTTPHeaders, body: [UInt8],
+        timeoutMillis: Int64? = nil, _ done: @escaping (Result<Response, Failure>) -> Void
+    ) {
         assert(EventLoop.current == nil || EventLoop.current === loop, "LoopHTTPClient.send off its loop's thread")
         guard !isShutDown else { return later(done, .closed) }
         let request: [UInt8]

@@ -99,9 +99,10 @@ package final class LoopStream: OutboundHandler {
         let host = self.host, port = self.port
         if HostResolver.isIPLiteral(host) {
             // Numeric: no lookup and no helper thread.
-            resolved(Result { () throws(OutboundError) in
-                try HostResolver.resolve(host: host, port: port, timeoutMillis: 1_000)
-            })
+            resolved(
+                Result { () throws(OutboundError) in
+                    try HostResolver.resolve(host: host, port: port, timeoutMillis: 1_000)
+                })
             return
         }
         let mailbox = loop.mailbox

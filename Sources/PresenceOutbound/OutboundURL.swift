@@ -24,7 +24,8 @@ package struct OutboundURL: Sendable, Equatable {
             return nil
         }
         guard !rest.contains(where: { $0 == "?" || $0 == "#" || $0 == "@" || $0 == "\\" }),
-              rest.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else { return nil }
+            rest.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+        else { return nil }
         let authority = rest.prefix { $0 != "/" }
         var path = String(rest.dropFirst(authority.count))
         while path.hasSuffix("/") { path.removeLast() }
@@ -54,7 +55,8 @@ package struct OutboundURL: Sendable, Equatable {
         host = String(hostPart).lowercased()
         if let portPart {
             guard !portPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let value = UInt16(portPart), value > 0 else { return nil }
+                let value = UInt16(portPart), value > 0
+            else { return nil }
             port = value
         } else {
             port = isTLS ? 443 : 80

@@ -9,7 +9,8 @@ package enum RequestID {
     /// and a log line as it is); otherwise ``make()``.
     package static func accept(_ given: String?) -> String {
         if let given, !given.isEmpty, given.utf8.count <= 128,
-           given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
+        {
             return given
         }
         return make()

@@ -39,8 +39,8 @@ package final class TLSClientEngine {
     /// True after the peer's close_notify: no more plaintext will come (answer with `close`).
     private(set) var peerClosed = false
 
-    private static let scratchBytes = 16 * 1024   // a TLS record carries at most 16 KiB of plaintext
-    private static let maxWrite = 1 << 30         // SSL_write and BIO_write take an Int32 length
+    private static let scratchBytes = 16 * 1024  // a TLS record carries at most 16 KiB of plaintext
+    private static let maxWrite = 1 << 30  // SSL_write and BIO_write take an Int32 length
 
     /// `serverName`: SNI and the name (or IP literal) the certificate must match. `caFile`: PEM
     /// bundle to trust instead of the system store (nil = system store, which honours SSL_CERT_FILE).
@@ -106,8 +106,10 @@ package final class TLSClientEngine {
     /// byte per call; one call with several records yields all of their plaintext. Throws `.tls`
     /// on verification failure (`certificate verify failed: <reason>`), protocol error or peer
     /// alert. After the peer's close_notify (`peerClosed`) further ciphertext is ignored.
-    package func receive(_ ciphertext: UnsafeRawBufferPointer, plaintext: inout [UInt8],
-                 output: inout [UInt8]) throws(OutboundError) {
+    package func receive(
+        _ ciphertext: UnsafeRawBufferPointer, plaintext: inout [UInt8],
+        output: inout [UInt8]
+    ) throws(OutboundError) {
         if let failure { throw failure }
         guard !peerClosed else { return }
         defer { drain(into: &output) }
@@ -140,7 +142,10 @@ package final class TLSClientEngine {
             queued.append(contentsOf: plaintext)
             guard isEstablished else { return }
             defer { drain(into: &output) }
-            do throws(OutboundError) { try flushQueued() } catch { failure = error; throw error }
+            do throws(OutboundError) { try flushQueued() } catch {
+                failure = error
+                throw error
+            }
             return
         }
         defer { drain(into: &output) }

@@ -25,7 +25,8 @@ package enum TraceParent {
     package static func isValid(_ header: String) -> Bool {
         let b = Array(header.utf8)
         guard b.count == 55, b[0] == UInt8(ascii: "0"), b[1] == UInt8(ascii: "0"),
-              b[2] == UInt8(ascii: "-"), b[35] == UInt8(ascii: "-"), b[52] == UInt8(ascii: "-") else { return false }
+            b[2] == UInt8(ascii: "-"), b[35] == UInt8(ascii: "-"), b[52] == UInt8(ascii: "-")
+        else { return false }
         let trace = b[3..<35], span = b[36..<52], flags = b[53..<55]
         return trace.allSatisfy(isLowerHex) && span.allSatisfy(isLowerHex) && flags.allSatisfy(isLowerHex)
             && trace.contains { $0 != UInt8(ascii: "0") } && span.contains { $0 != UInt8(ascii: "0") }

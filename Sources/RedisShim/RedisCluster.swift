@@ -91,7 +91,8 @@ public final class RedisCluster: RedisCommanding {
             }
             let parts = message.split(separator: " ")
             guard parts.count == 3, let slot = Int(parts[1]), slot >= 0, slot < RedisSlotMap.slotCount,
-                  let address = RedisNodeAddress(parts[2], defaultHost: replyingHost) else { return nil }
+                let address = RedisNodeAddress(parts[2], defaultHost: replyingHost)
+            else { return nil }
             switch parts[0] {
             case "MOVED": self = .moved(slot: slot, address)
             case "ASK": self = .ask(slot: slot, address)
@@ -166,15 +167,19 @@ public final class RedisCluster: RedisCommanding {
 
     /// Sends `command` to the master that owns `routingKey`'s slot (nil: any connected master),
     /// following redirects; see the type's notes.
-    public func send(_ command: RedisCommand, routingKey: String?,
-                     _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
+    public func send(
+        _ command: RedisCommand, routingKey: String?,
+        _ completion: @escaping (Result<RedisValue, RedisError>) -> Void
+    ) {
         route(Request(command: command, routingKey: routingKey, completion: completion, redirectsLeft: maxRedirects))
     }
 
     /// Runs `command`, an `EVALSHA` of `script`, on the master of `routingKey` (every key must
     /// share its hash slot); on `NOSCRIPT` it retries once with `EVAL`.
-    public func evalScript(_ script: RedisScript, command: RedisCommand, routingKey: String?,
-                           _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
+    public func evalScript(
+        _ script: RedisScript, command: RedisCommand, routingKey: String?,
+        _ completion: @escaping (Result<RedisValue, RedisError>) -> Void
+    ) {
         send(command, routingKey: routingKey) { [weak self] result in
             if case .failure(.server(let message)) = result, message.hasPrefix("NOSCRIPT"), let self {
                 self.clusterStats.scriptFallbacks += 1
@@ -262,7 +267,8 @@ public final class RedisCluster: RedisCommanding {
 
     private func reply(_ result: Result<RedisValue, RedisError>, to request: Request, from: RedisNodeAddress) {
         guard case .failure(.server(let message)) = result,
-              let redirect = Redirect(message, replyingHost: from.host) else {
+            let redirect = Redirect(message, replyingHost: from.host)
+        else {
             return request.completion(result)
         }
         guard request.redirectsLeft > 0, life == .running else {
@@ -339,8 +345,11 @@ public final class RedisCluster: RedisCommanding {
         switch result {
         case .success(let value):
             guard let map = RedisSlotMap(clusterSlots: value, replyingHost: from.host), !map.isEmpty else {
-                refreshFailed(.protocolError(value.array == nil ? "CLUSTER SLOTS: unexpected reply"
-                                                                : "CLUSTER SLOTS: no slot is served"), report: true)
+                refreshFailed(
+                    .protocolError(
+                        value.array == nil
+                            ? "CLUSTER SLOTS: unexpected reply"
+                            : "CLUSTER SLOTS: no slot is served"), report: true)
                 return
             }
             refreshFailures = 0

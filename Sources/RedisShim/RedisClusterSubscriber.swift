@@ -175,8 +175,9 @@ public final class RedisClusterSubscriber: RedisSubscribing {
 
     private func subscriber(_ address: RedisNodeAddress) -> RedisSubscriber {
         if let existing = subscribers[address] { return existing }
-        let subscriber = RedisSubscriber(endpoint: cluster.endpoint(for: address), host: cluster.host,
-                                         options: options, sharded: true)
+        let subscriber = RedisSubscriber(
+            endpoint: cluster.endpoint(for: address), host: cluster.host,
+            options: options, sharded: true)
         subscriber.groupsBySlot = true
         subscriber.onMessage = { [weak self] channel, payload in
             guard let self, self.assignment[channel] == address else { return }
@@ -209,7 +210,8 @@ public final class RedisClusterSubscriber: RedisSubscribing {
         if case .server(let message) = error, message.hasPrefix("MOVED ") {
             let parts = message.split(separator: " ")
             if parts.count == 3, let slot = Int(parts[1]),
-               let owner = RedisNodeAddress(parts[2], defaultHost: address.host) {
+                let owner = RedisNodeAddress(parts[2], defaultHost: address.host)
+            {
                 for (channel, assigned) in assignment where assigned == address && RedisCluster.keySlot(channel) == slot {
                     subscribers[address]?.forget(channel)
                     assignment[channel] = nil

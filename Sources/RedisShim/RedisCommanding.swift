@@ -14,8 +14,9 @@ public protocol RedisCommanding: AnyObject {
     /// `command`, an `EVALSHA` of `script` (``RedisScript/command(keyCount:)`` with its keys and
     /// arguments appended), with a `NOSCRIPT` → `EVAL` fallback, routed by `routingKey` (every
     /// key must share its hash slot in a cluster).
-    func evalScript(_ script: RedisScript, command: RedisCommand, routingKey: String?,
-                    _ completion: @escaping (Result<RedisValue, RedisError>) -> Void)
+    func evalScript(
+        _ script: RedisScript, command: RedisCommand, routingKey: String?,
+        _ completion: @escaping (Result<RedisValue, RedisError>) -> Void)
     /// Called each time it becomes ready (a cluster: after every node it needs is connected again).
     var onReady: (() -> Void)? { get set }
     /// Called when a connection is lost or a connection attempt fails (a cluster: any node's).
@@ -60,16 +61,20 @@ public protocol RedisSubscribing: AnyObject {
 
 extension RedisCommanding {
     /// `EVALSHA` with a `NOSCRIPT` → `EVAL` fallback, routed by `keys[0]`.
-    public func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = [],
-                           _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
+    public func evalScript(
+        _ script: RedisScript, keys: [String] = [], args: [String] = [],
+        _ completion: @escaping (Result<RedisValue, RedisError>) -> Void
+    ) {
         evalScript(script, command: script.command(keys: keys, args: args), routingKey: keys.first, completion)
     }
 }
 
 extension RedisConnection: RedisCommanding {
     /// ``send(_:_:)``; a single node serves every key, so `routingKey` is ignored.
-    public func send(_ command: RedisCommand, routingKey: String?,
-                     _ completion: @escaping (Result<RedisValue, RedisError>) -> Void) {
+    public func send(
+        _ command: RedisCommand, routingKey: String?,
+        _ completion: @escaping (Result<RedisValue, RedisError>) -> Void
+    ) {
         send(command, completion)
     }
 }

@@ -120,8 +120,8 @@ public final class RedisConnection {
         }
         guard command.count > 0, !Self.refused.contains(where: command.hasName) else {
             stats.rejected += 1
-            completion(.failure(.protocolError(command.count == 0 ? "empty command" :
-                "\(command.name) cannot be sent on a RedisConnection")))
+            completion(
+                .failure(.protocolError(command.count == 0 ? "empty command" : "\(command.name) cannot be sent on a RedisConnection")))
             return
         }
         guard pending.count < options.maxPending else {
@@ -135,8 +135,10 @@ public final class RedisConnection {
     /// Sends a (S)(UN)SUBSCRIBE for ``RedisSubscriber``: `count` confirmations of `kind` are
     /// consumed silently; an error reply goes to `onError`. False when not ready.
     @discardableResult
-    func sendSubscription(_ command: RedisCommand, confirmations kind: [UInt8], count: Int,
-                          onError: ((RedisError) -> Void)?) -> Bool {
+    func sendSubscription(
+        _ command: RedisCommand, confirmations kind: [UInt8], count: Int,
+        onError: ((RedisError) -> Void)?
+    ) -> Bool {
         guard state == .ready, transport != nil, count > 0 else { return false }
         enqueue(command, .confirmations(kind: kind, remaining: count, onError: onError), isInternal: true)
         return true
@@ -191,9 +193,12 @@ public final class RedisConnection {
         let now = host.nowMillis
         for (command, step) in steps {
             command.encode(into: &bytes)
-            pending.append(Pending(sentAt: now, kind: .reply { [weak self] result in
-                self?.handshakeReply(step, result, a)
-            }, isInternal: true))
+            pending.append(
+                Pending(
+                    sentAt: now,
+                    kind: .reply { [weak self] result in
+                        self?.handshakeReply(step, result, a)
+                    }, isInternal: true))
             stats.commandsSent += 1
         }
         transport?.write(bytes)
@@ -332,7 +337,9 @@ public final class RedisConnection {
         }
         guard let entry = pending.popFirst() else {
             // e.g. "-ERR max number of clients reached" right after accept: keep the server's words.
-            if case .error(let message) = value { broken(.server(message)) } else {
+            if case .error(let message) = value {
+                broken(.server(message))
+            } else {
                 broken(.protocolError("a reply arrived that no command was waiting for"))
             }
             return

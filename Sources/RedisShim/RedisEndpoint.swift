@@ -2,7 +2,8 @@
 /// `redis://[user[:password]@]host[:port][/db][?db=N]` or `rediss://…` (TLS, which the host
 /// provides). Its descriptions never show the password.
 public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
-    CustomReflectable {
+    CustomReflectable
+{
     /// Host name or IP literal (IPv6 without brackets).
     public var host: String
     /// TCP port; 6379 unless given.
@@ -16,8 +17,10 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible, Custom
     /// Database index for `SELECT` (sent when not 0).
     public var database: Int
 
-    public init(host: String, port: Int = 6379, tls: Bool = false, username: String? = nil,
-                password: String? = nil, database: Int = 0) {
+    public init(
+        host: String, port: Int = 6379, tls: Bool = false, username: String? = nil,
+        password: String? = nil, database: Int = 0
+    ) {
         self.host = host
         self.port = port
         self.tls = tls
@@ -117,8 +120,9 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible, Custom
             database = db
         }
 
-        return RedisEndpoint(host: String(host), port: port, tls: tls, username: username,
-                             password: password, database: database ?? 0)
+        return RedisEndpoint(
+            host: String(host), port: port, tls: tls, username: username,
+            password: password, database: database ?? 0)
     }
 
     /// `rediss://user:***@host:6380/2`: the URL with the password masked.
@@ -139,15 +143,18 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible, Custom
 
     /// Keeps `dump()` and the debugger from showing the password.
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "host": host, "port": port, "tls": tls, "username": username as Any,
-            "password": password == nil ? "nil" : "***", "database": database,
-        ])
+        Mirror(
+            self,
+            children: [
+                "host": host, "port": port, "tls": tls, "username": username as Any,
+                "password": password == nil ? "nil" : "***", "database": database,
+            ])
     }
 
     private static func dropPrefix(_ s: Substring, _ prefix: String) -> Substring? {
         guard s.count >= prefix.count,
-              s.prefix(prefix.count).lowercased() == prefix else { return nil }
+            s.prefix(prefix.count).lowercased() == prefix
+        else { return nil }
         return s.dropFirst(prefix.count)
     }
 

@@ -18,10 +18,12 @@ public struct RedisOptions: Hashable, Sendable {
     /// (half-open TCP) shows up as a timeout. Useful on the otherwise silent subscriber connection.
     public var healthCheckIntervalMillis: Int64
 
-    public init(commandTimeoutMillis: Int64 = 2000, connectTimeoutMillis: Int64 = 2000,
-                backoffBaseMillis: Int64 = 100, backoffCapMillis: Int64 = 5000,
-                clientName: String? = "presenced", maxPending: Int = 100_000,
-                healthCheckIntervalMillis: Int64 = 0) {
+    public init(
+        commandTimeoutMillis: Int64 = 2000, connectTimeoutMillis: Int64 = 2000,
+        backoffBaseMillis: Int64 = 100, backoffCapMillis: Int64 = 5000,
+        clientName: String? = "presenced", maxPending: Int = 100_000,
+        healthCheckIntervalMillis: Int64 = 0
+    ) {
         self.commandTimeoutMillis = commandTimeoutMillis
         self.connectTimeoutMillis = connectTimeoutMillis
         self.backoffBaseMillis = backoffBaseMillis

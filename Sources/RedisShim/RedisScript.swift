@@ -33,8 +33,9 @@ public struct RedisScript: Hashable, Sendable {
     /// `EVALSHA sha1 n keys… args…`.
     public func command(keys: [String], args: [String]) -> RedisCommand {
         var command = command(keyCount: keys.count)
-        command.reserve(arguments: keys.count + args.count,
-                        bytes: keys.reduce(0) { $0 + $1.utf8.count } + args.reduce(0) { $0 + $1.utf8.count })
+        command.reserve(
+            arguments: keys.count + args.count,
+            bytes: keys.reduce(0) { $0 + $1.utf8.count } + args.reduce(0) { $0 + $1.utf8.count })
         for key in keys { command.append(key) }
         for arg in args { command.append(arg) }
         return command

@@ -43,8 +43,10 @@ extension RedisCluster {
     /// presenced's choice at start: `isCluster` → ``RedisCluster`` + ``RedisClusterSubscriber``;
     /// otherwise ``RedisConnection`` + ``RedisSubscriber`` (sharded when
     /// ``RedisServerInfo/supportsShardedPubSub``).
-    public static func detect(endpoint: RedisEndpoint, host: RedisHost, options: RedisOptions = RedisOptions(),
-                              _ completion: @escaping (Result<RedisServerInfo, RedisError>) -> Void) {
+    public static func detect(
+        endpoint: RedisEndpoint, host: RedisHost, options: RedisOptions = RedisOptions(),
+        _ completion: @escaping (Result<RedisServerInfo, RedisError>) -> Void
+    ) {
         var endpoint = endpoint
         endpoint.database = 0
         let connection = RedisConnection(endpoint: endpoint, host: host, options: options)

@@ -13,7 +13,8 @@ public struct RedisNodeAddress: Hashable, Sendable, CustomStringConvertible {
     /// (Redis 7 reports one when it does not know its own address) becomes `defaultHost`.
     public init?(_ text: Substring, defaultHost: String) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-              (1...65535).contains(port) else { return nil }
+            (1...65535).contains(port)
+        else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if host.isEmpty { host = defaultHost }
@@ -101,10 +102,11 @@ public struct RedisSlotMap: Hashable, Sendable {
         guard let ranges = reply.array else { return nil }
         for range in ranges {
             guard let items = range.array, items.count >= 3,
-                  let start = items[0].int, let end = items[1].int, start >= 0, start <= end,
-                  end < Int64(Self.slotCount),
-                  let master = items[2].array, master.count >= 2,
-                  var host = master[0].string, let port = master[1].int, (1...65535).contains(port) else { return nil }
+                let start = items[0].int, let end = items[1].int, start >= 0, start <= end,
+                end < Int64(Self.slotCount),
+                let master = items[2].array, master.count >= 2,
+                var host = master[0].string, let port = master[1].int, (1...65535).contains(port)
+            else { return nil }
             if host == "?" { continue }
             if host.isEmpty { host = replyingHost }
             assign(Int(start)...Int(end), to: RedisNodeAddress(host: host, port: Int(port)))

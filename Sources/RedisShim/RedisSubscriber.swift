@@ -154,15 +154,17 @@ public final class RedisSubscriber {
             // An unsolicited confirmation: nothing to do on a single node; in a cluster a
             // `sunsubscribe` means the channel's slot moved away from this node.
             if kind == Self.sunsubscribe, let onServerUnsubscribe, items.count >= 2,
-               case .bulk(let channelBytes) = items[1] {
+                case .bulk(let channelBytes) = items[1]
+            {
                 let channel = String(decoding: channelBytes, as: UTF8.self)
                 if channels.contains(channel) { onServerUnsubscribe(channel) }
             }
             return
         }
         guard items.count > channelIndex + 1,
-              case .bulk(let channelBytes) = items[channelIndex],
-              case .bulk(let payload) = items[channelIndex + 1] else { return }
+            case .bulk(let channelBytes) = items[channelIndex],
+            case .bulk(let payload) = items[channelIndex + 1]
+        else { return }
         let channel = String(decoding: channelBytes, as: UTF8.self)
         guard channels.contains(channel) else { return }
         onMessage?(channel, payload)

@@ -15,8 +15,10 @@ public enum Base64 {
     }
 
     /// The base64 text of `bytes` (by default standard alphabet, `=`-padded to a multiple of 4).
-    public static func encode<C: Collection>(_ bytes: C, alphabet: Alphabet = .standard,
-                                             padding: Bool = true) -> String where C.Element == UInt8 {
+    public static func encode<C: Collection>(
+        _ bytes: C, alphabet: Alphabet = .standard,
+        padding: Bool = true
+    ) -> String where C.Element == UInt8 {
         if let text = bytes.withContiguousStorageIfAvailable({ encode(UnsafeRawBufferPointer($0), alphabet: alphabet, padding: padding) }) {
             return text
         }
@@ -78,8 +80,10 @@ public enum Base64 {
     /// A 256-entry table per alphabet and one output allocation: the per-character `switch` and
     /// per-byte appends cost 4,700 instructions per upgrade (the key and the token's three
     /// parts; callgrind, issue 19).
-    public static func decode(_ text: UnsafeRawBufferPointer, alphabet: Alphabet = .standard,
-                              padding: Bool = true) -> [UInt8]? {
+    public static func decode(
+        _ text: UnsafeRawBufferPointer, alphabet: Alphabet = .standard,
+        padding: Bool = true
+    ) -> [UInt8]? {
         var count = text.count
         if padding {
             // Strip at most two trailing `=`; any other `=` is then refused as outside the alphabet.
@@ -98,7 +102,10 @@ public enum Base64 {
                 let v0 = values[Int(text[index])], v1 = values[Int(text[index + 1])]
                 let v2 = values[Int(text[index + 2])], v3 = values[Int(text[index + 3])]
                 // Values are 0...63; 0xFF marks a character outside the alphabet.
-                if (v0 | v1 | v2 | v3) & 0xC0 != 0 { valid = false; break }
+                if (v0 | v1 | v2 | v3) & 0xC0 != 0 {
+                    valid = false
+                    break
+                }
                 out[o] = v0 << 2 | v1 >> 4
                 out[o + 1] = v1 << 4 | v2 >> 2
                 out[o + 2] = v2 << 6 | v3
@@ -109,12 +116,18 @@ public enum Base64 {
                 switch count - whole {
                 case 2:
                     let v0 = values[Int(text[index])], v1 = values[Int(text[index + 1])]
-                    if (v0 | v1) & 0xC0 != 0 || v1 & 0x0F != 0 { valid = false; break }
+                    if (v0 | v1) & 0xC0 != 0 || v1 & 0x0F != 0 {
+                        valid = false
+                        break
+                    }
                     out[o] = v0 << 2 | v1 >> 4
                     o += 1
                 case 3:
                     let v0 = values[Int(text[index])], v1 = values[Int(text[index + 1])], v2 = values[Int(text[index + 2])]
-                    if (v0 | v1 | v2) & 0xC0 != 0 || v2 & 0x03 != 0 { valid = false; break }
+                    if (v0 | v1 | v2) & 0xC0 != 0 || v2 & 0x03 != 0 {
+                        valid = false
+                        break
+                    }
                     out[o] = v0 << 2 | v1 >> 4
                     out[o + 1] = v1 << 4 | v2 >> 2
                     o += 2

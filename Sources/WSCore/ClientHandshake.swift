@@ -48,7 +48,8 @@ public struct ClientHandshake: Sendable {
     public func verify(_ response: HTTPResponseHead) -> Result<Void, ClientHandshakeError> {
         guard response.status == 101 else { return .failure(.unexpectedStatus(response.status)) }
         guard response.headers.containsToken("websocket", in: "Upgrade"),
-              response.headers.containsToken("upgrade", in: "Connection") else {
+            response.headers.containsToken("upgrade", in: "Connection")
+        else {
             return .failure(.missingUpgrade)
         }
         guard response.headers.values("Sec-WebSocket-Accept") == [ServerHandshake.acceptValue(forKey: key)] else {

@@ -167,8 +167,9 @@ public struct FrameDecoder: Sendable {
             case .header:
                 let available = end &- consumed
                 if headerCount == 0, available >= 2,
-                   case let size = Self.headerSize(secondByte: base.load(fromByteOffset: consumed &+ 1, as: UInt8.self)),
-                   available >= size {
+                    case let size = Self.headerSize(secondByte: base.load(fromByteOffset: consumed &+ 1, as: UInt8.self)),
+                    available >= size
+                {
                     // Fast path: the whole header is in the input.
                     if let output = beginFrame(header: base + consumed) { return output }
                     consumed &+= size
@@ -402,7 +403,8 @@ public struct FrameDecoder: Sendable {
     private mutating func copyPayload(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int) {
         guard count > 0 else { return }
         if role == .server {
-            maskOffset = UInt8(truncatingIfNeeded: Masking.apply(key: maskKey, offset: Int(maskOffset), from: source, to: destination, count: count))
+            maskOffset = UInt8(
+                truncatingIfNeeded: Masking.apply(key: maskKey, offset: Int(maskOffset), from: source, to: destination, count: count))
         } else {
             destination.copyMemory(from: source, byteCount: count)
         }
@@ -435,7 +437,8 @@ public struct FrameDecoder: Sendable {
         let grown = ReassemblyStorage.make(capacity: newCapacity)
         if let storage {
             // Keep the message so far and the part of a control payload already received.
-            let used = frameOpcode.isControl && state.isPayload
+            let used =
+                frameOpcode.isControl && state.isPayload
                 ? Int(storageCount) &+ Int(controlLength) &- payloadRemaining
                 : Int(storageCount)
             if used > 0 { grown.elements.copyMemory(from: storage.elements, byteCount: used) }

@@ -12,7 +12,9 @@ public enum FrameEncoder {
 
     /// Writes a frame header at `into`; returns bytes written (`headerSize(payloadLength:masked:)`).
     /// RSV bits are zero. With a `maskKey` the mask bit is set and the key follows the length.
-    public static func writeHeader(opcode: WebSocketOpcode, fin: Bool, payloadLength: Int, maskKey: UInt32?, into: UnsafeMutableRawPointer) -> Int {
+    public static func writeHeader(
+        opcode: WebSocketOpcode, fin: Bool, payloadLength: Int, maskKey: UInt32?, into: UnsafeMutableRawPointer
+    ) -> Int {
         precondition(payloadLength >= 0, "FrameEncoder: negative payload length")
         into.storeBytes(of: (fin ? 0x80 : 0) | opcode.rawValue, as: UInt8.self)
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
@@ -47,7 +49,9 @@ public enum FrameEncoder {
 
     /// Same, but the payload is serialized straight into the frame (payloadLength exactly known up front):
     /// `writePayload` must fill the whole buffer it is given.
-    public static func serverFrame(_ opcode: WebSocketOpcode, payloadLength: Int, writePayload: (UnsafeMutableRawBufferPointer) -> Void) -> SharedBytes {
+    public static func serverFrame(
+        _ opcode: WebSocketOpcode, payloadLength: Int, writePayload: (UnsafeMutableRawBufferPointer) -> Void
+    ) -> SharedBytes {
         let header = headerSize(payloadLength: payloadLength, masked: false)
         return SharedBytes.make(count: header + payloadLength) { frame in
             let base = frame.baseAddress!
@@ -75,7 +79,8 @@ public enum FrameEncoder {
     }
 
     /// A masked client frame (for tests and the benchmark client).
-    public static func clientFrame(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, maskKey: UInt32, fin: Bool = true) -> [UInt8] {
+    public static func clientFrame(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, maskKey: UInt32, fin: Bool = true) -> [UInt8]
+    {
         let header = headerSize(payloadLength: payload.count, masked: true)
         return [UInt8](unsafeUninitializedCapacity: header + payload.count) { frame, initialized in
             let base = UnsafeMutableRawPointer(frame.baseAddress!)

@@ -90,7 +90,8 @@ public struct HTTPRequestHead: Sendable, Equatable {
                 out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 if index + 1 < raw.count, let high = HTTPHeaders.hexDigitValue(raw[index]),
-                   let low = HTTPHeaders.hexDigitValue(raw[index + 1]) {
+                    let low = HTTPHeaders.hexDigitValue(raw[index + 1])
+                {
                     out.append(high << 4 | low)
                     index += 2
                 } else {
@@ -149,23 +150,28 @@ private enum RequestSyntax: HTTPHeadSyntax {
     static let missingStartLine = HTTPParseError.malformed("missing request line")
 
     static func makeHead(_ requestLine: (method: String, target: String, minor: Int), headers: HTTPHeaders) -> HTTPRequestHead {
-        HTTPRequestHead(method: requestLine.method, target: requestLine.target, versionMajor: 1, versionMinor: requestLine.minor, headers: headers)
+        HTTPRequestHead(
+            method: requestLine.method, target: requestLine.target, versionMajor: 1, versionMinor: requestLine.minor, headers: headers)
     }
 
     /// `METHOD SP request-target SP HTTP-version`.
-    static func parseStartLine(_ line: UnsafeRawBufferPointer) -> Swift.Result<(method: String, target: String, minor: Int), HTTPParseError> {
+    static func parseStartLine(_ line: UnsafeRawBufferPointer) -> Swift.Result<(method: String, target: String, minor: Int), HTTPParseError>
+    {
         let count = line.count
         var methodEnd = 0
         while methodEnd < count && HTTPHeaders.isTokenByte(line[methodEnd]) { methodEnd += 1 }
         guard methodEnd > 0, methodEnd < count, line[methodEnd] == UInt8(ascii: " ") else {
-            return .failure(.malformed(methodEnd == count || line[methodEnd] == UInt8(ascii: " ")
-                ? "request line must be METHOD SP target SP version" : "invalid character in method"))
+            return .failure(
+                .malformed(
+                    methodEnd == count || line[methodEnd] == UInt8(ascii: " ")
+                        ? "request line must be METHOD SP target SP version" : "invalid character in method"))
         }
         let targetStart = methodEnd + 1
         var targetEnd = targetStart
         while targetEnd < count && line[targetEnd] > 0x20 && line[targetEnd] < 0x7F { targetEnd += 1 }
         guard targetEnd < count, line[targetEnd] == UInt8(ascii: " ") else {
-            return .failure(.malformed(targetEnd == count ? "request line must be METHOD SP target SP version" : "invalid character in request target"))
+            return .failure(
+                .malformed(targetEnd == count ? "request line must be METHOD SP target SP version" : "invalid character in request target"))
         }
         guard targetEnd > targetStart else { return .failure(.malformed("empty request target")) }
         guard let minor = HTTPVersion.parse(UnsafeRawBufferPointer(rebasing: line[(targetEnd + 1)...])) else {
@@ -182,9 +188,10 @@ enum HTTPVersion {
     /// The minor version when `bytes` is exactly `HTTP/1.0` or `HTTP/1.1`, else nil.
     static func parse(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard bytes.count == 8,
-              bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
-              bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
-              bytes[6] == UInt8(ascii: ".") else { return nil }
+            bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+            bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
+            bytes[6] == UInt8(ascii: ".")
+        else { return nil }
         switch bytes[7] {
         case UInt8(ascii: "0"): return 0
         case UInt8(ascii: "1"): return 1

@@ -62,13 +62,15 @@ private enum ResponseSyntax: HTTPHeadSyntax {
     static let missingStartLine = HTTPParseError.malformed("missing status line")
 
     static func makeHead(_ statusLine: (minor: Int, status: Int, reason: String), headers: HTTPHeaders) -> HTTPResponseHead {
-        HTTPResponseHead(versionMajor: 1, versionMinor: statusLine.minor, status: statusLine.status, reason: statusLine.reason, headers: headers)
+        HTTPResponseHead(
+            versionMajor: 1, versionMinor: statusLine.minor, status: statusLine.status, reason: statusLine.reason, headers: headers)
     }
 
     /// `HTTP-version SP status-code [SP reason-phrase]`.
     static func parseStartLine(_ line: UnsafeRawBufferPointer) -> Swift.Result<(minor: Int, status: Int, reason: String), HTTPParseError> {
         guard line.count >= 12, line[8] == UInt8(ascii: " "),
-              let minor = HTTPVersion.parse(UnsafeRawBufferPointer(rebasing: line[0..<8])) else {
+            let minor = HTTPVersion.parse(UnsafeRawBufferPointer(rebasing: line[0..<8]))
+        else {
             return .failure(.malformed("status line must start with HTTP/1.0 or HTTP/1.1 and a space"))
         }
         var status = 0

@@ -23,8 +23,10 @@ public enum SHA1 {
             offset += 64
         }
         // The last block(s): the rest, 0x80, zeros, and the length in bits (big-endian).
-        var tail = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
-                    UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var tail = (
+            UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+            UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0)
+        )
         withUnsafeMutableBytes(of: &tail) { block in
             let rest = buffer.count - whole
             if rest > 0 { block.baseAddress!.copyMemory(from: buffer.baseAddress! + whole, byteCount: rest) }
@@ -66,25 +68,45 @@ public enum SHA1 {
                 var t = 0
                 while t < 20 {
                     let temp = (a << 5 | a >> 27) &+ ((b & c) | (~b & d)) &+ e &+ 0x5A82_7999 &+ w[t]
-                    e = d; d = c; c = b << 30 | b >> 2; b = a; a = temp
+                    e = d
+                    d = c
+                    c = b << 30 | b >> 2
+                    b = a
+                    a = temp
                     t &+= 1
                 }
                 while t < 40 {
                     let temp = (a << 5 | a >> 27) &+ (b ^ c ^ d) &+ e &+ 0x6ED9_EBA1 &+ w[t]
-                    e = d; d = c; c = b << 30 | b >> 2; b = a; a = temp
+                    e = d
+                    d = c
+                    c = b << 30 | b >> 2
+                    b = a
+                    a = temp
                     t &+= 1
                 }
                 while t < 60 {
                     let temp = (a << 5 | a >> 27) &+ ((b & c) | (b & d) | (c & d)) &+ e &+ 0x8F1B_BCDC &+ w[t]
-                    e = d; d = c; c = b << 30 | b >> 2; b = a; a = temp
+                    e = d
+                    d = c
+                    c = b << 30 | b >> 2
+                    b = a
+                    a = temp
                     t &+= 1
                 }
                 while t < 80 {
                     let temp = (a << 5 | a >> 27) &+ (b ^ c ^ d) &+ e &+ 0xCA62_C1D6 &+ w[t]
-                    e = d; d = c; c = b << 30 | b >> 2; b = a; a = temp
+                    e = d
+                    d = c
+                    c = b << 30 | b >> 2
+                    b = a
+                    a = temp
                     t &+= 1
                 }
-                h0 &+= a; h1 &+= b; h2 &+= c; h3 &+= d; h4 &+= e
+                h0 &+= a
+                h1 &+= b
+                h2 &+= c
+                h3 &+= d
+                h4 &+= e
             }
         }
     }

@@ -45,15 +45,18 @@ public enum ServerHandshake {
         }
         let version = occurrences(of: "Sec-WebSocket-Version", in: headers)
         guard version.count == 1, version.first == "13" else {
-            return .failure(Rejection(status: 426, reason: "unsupported WebSocket version; only 13 is supported",
-                                      headers: ["Sec-WebSocket-Version": "13"]))
+            return .failure(
+                Rejection(
+                    status: 426, reason: "unsupported WebSocket version; only 13 is supported",
+                    headers: ["Sec-WebSocket-Version": "13"]))
         }
         guard occurrences(of: "Host", in: headers).count == 1 else {
             return .failure(Rejection(status: 400, reason: headers.contains("Host") ? "more than one Host header" : "missing Host header"))
         }
         let keys = occurrences(of: "Sec-WebSocket-Key", in: headers)
         guard keys.count == 1, let key = keys.first else {
-            return .failure(Rejection(status: 400, reason: keys.count == 0 ? "missing Sec-WebSocket-Key" : "more than one Sec-WebSocket-Key"))
+            return .failure(
+                Rejection(status: 400, reason: keys.count == 0 ? "missing Sec-WebSocket-Key" : "more than one Sec-WebSocket-Key"))
         }
         guard let nonce = Base64.decode(key), nonce.count == 16 else {
             return .failure(Rejection(status: 400, reason: "Sec-WebSocket-Key must be 16 bytes in base64"))

@@ -26,7 +26,8 @@ public struct UTF8Validator: Sendable {
                 if s == Table.accept {
                     // Fast path: skip whole words of ASCII, then single ASCII bytes.
                     while i &+ 8 <= count,
-                          base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                        base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+                    {
                         i &+= 8
                     }
                     while i < count, base.load(fromByteOffset: i, as: UInt8.self) < 0x80 {
@@ -64,25 +65,25 @@ public struct UTF8Validator: Sendable {
 /// States are stored premultiplied by 16 so a transition is `table[transitions + state + class]`.
 private enum Table {
     // Byte classes.
-    private static let ascii: UInt8 = 0          // 00–7F
-    private static let cont80: UInt8 = 1         // 80–8F
-    private static let cont90: UInt8 = 2         // 90–9F
-    private static let contA0: UInt8 = 3         // A0–BF
-    private static let lead2: UInt8 = 4          // C2–DF
-    private static let leadE0: UInt8 = 5         // E0: next must be A0–BF (no overlongs)
-    private static let lead3: UInt8 = 6          // E1–EC, EE–EF
-    private static let leadED: UInt8 = 7         // ED: next must be 80–9F (no surrogates)
-    private static let leadF0: UInt8 = 8         // F0: next must be 90–BF (no overlongs)
-    private static let lead4: UInt8 = 9          // F1–F3
-    private static let leadF4: UInt8 = 10        // F4: next must be 80–8F (≤ U+10FFFF)
-    private static let invalid: UInt8 = 11       // C0, C1, F5–FF
+    private static let ascii: UInt8 = 0  // 00–7F
+    private static let cont80: UInt8 = 1  // 80–8F
+    private static let cont90: UInt8 = 2  // 90–9F
+    private static let contA0: UInt8 = 3  // A0–BF
+    private static let lead2: UInt8 = 4  // C2–DF
+    private static let leadE0: UInt8 = 5  // E0: next must be A0–BF (no overlongs)
+    private static let lead3: UInt8 = 6  // E1–EC, EE–EF
+    private static let leadED: UInt8 = 7  // ED: next must be 80–9F (no surrogates)
+    private static let leadF0: UInt8 = 8  // F0: next must be 90–BF (no overlongs)
+    private static let lead4: UInt8 = 9  // F1–F3
+    private static let leadF4: UInt8 = 10  // F4: next must be 80–8F (≤ U+10FFFF)
+    private static let invalid: UInt8 = 11  // C0, C1, F5–FF
 
     // States (premultiplied by 16).
     static let accept: UInt8 = 0
     static let reject: UInt8 = 16
-    private static let need1: UInt8 = 32         // one continuation byte left
-    private static let need2: UInt8 = 48         // two continuation bytes left
-    private static let need3: UInt8 = 64         // three continuation bytes left
+    private static let need1: UInt8 = 32  // one continuation byte left
+    private static let need2: UInt8 = 48  // two continuation bytes left
+    private static let need3: UInt8 = 64  // three continuation bytes left
     private static let afterE0: UInt8 = 80
     private static let afterED: UInt8 = 96
     private static let afterF0: UInt8 = 112

@@ -1,17 +1,23 @@
 import Foundation
-@testable import PresenceForwarding
-@testable import PresenceOutbound
 import XCTest
 
+@testable import PresenceForwarding
+@testable import PresenceOutbound
+
 final class ForwardRequestTests: XCTestCase {
-    private let entry = ForwardEntry(id: "0192f3a0-0000-7000-8000-000000000001", channel: "family", sender: "alice",
-                                     content: "line \"one\"\nü", createdAt: "2026-11-28T10:24:41.123Z",
-                                     requestID: "req-1", traceParent: "")
+    private let entry = ForwardEntry(
+        id: "0192f3a0-0000-7000-8000-000000000001", channel: "family", sender: "alice",
+        content: "line \"one\"\nü", createdAt: "2026-11-28T10:24:41.123Z",
+        requestID: "req-1", traceParent: "")
 
     func testBodyHasTheRESTNamesOfChatMessage() throws {
         let json = try JSONSerialization.jsonObject(with: Data(ForwardRequest.body(entry))) as! [String: String]
-        XCTAssertEqual(json, ["id": entry.id, "channel_id": "family", "sender_id": "alice",
-                              "content": "line \"one\"\nü", "created_at": "2026-11-28T10:24:41.123Z"])
+        XCTAssertEqual(
+            json,
+            [
+                "id": entry.id, "channel_id": "family", "sender_id": "alice",
+                "content": "line \"one\"\nü", "created_at": "2026-11-28T10:24:41.123Z",
+            ])
     }
 
     func testHeadersCarryIdempotencyTracingAndTheToken() {

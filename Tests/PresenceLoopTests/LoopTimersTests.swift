@@ -1,5 +1,6 @@
-@testable import PresenceLoop
 import XCTest
+
+@testable import PresenceLoop
 
 final class LoopTimersTests: XCTestCase {
     func testDueTimersRunEarliestFirstAndCancelledOnesNever() {
@@ -9,7 +10,7 @@ final class LoopTimersTests: XCTestCase {
         for deadline in [50, 10, 40, 20, 30] {
             ids.append(timers.add(at: Int64(deadline)) { ran.append(deadline) })
         }
-        timers.cancel(ids[2]) // 40
+        timers.cancel(ids[2])  // 40
         XCTAssertEqual(timers.millisecondsUntilNext(now: 0), 10)
         for work in timers.takeDue(now: 45) { work() }
         XCTAssertEqual(ran, [10, 20, 30])

@@ -1,14 +1,17 @@
 import Glibc
-@testable import PresenceLoop
 import WSCore
 import XCTest
+
+@testable import PresenceLoop
 
 final class SendQueueTests: XCTestCase {
     func testPartialWritesAdvanceThroughSharedFrames() {
         let pool = FramePool(capacity: 2)
         let a = SharedBytes.copying([1, 2, 3]), b = SharedBytes.copying([4, 5]), c = SharedBytes.copying([6])
         var q = SendQueue()
-        q.append(a, pool); q.append(b, pool); q.append(c, pool)
+        q.append(a, pool)
+        q.append(b, pool)
+        q.append(c, pool)
         XCTAssertEqual(q.queuedBytes, 6)
         XCTAssertEqual(pool.used, 3)
         let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 8)

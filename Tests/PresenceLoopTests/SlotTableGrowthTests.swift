@@ -1,5 +1,6 @@
-@testable import PresenceLoop
 import XCTest
+
+@testable import PresenceLoop
 
 final class SlotTableGrowthTests: XCTestCase {
     func testGrowsByAnEighthNotByDoubling() {
@@ -14,7 +15,7 @@ final class SlotTableGrowthTests: XCTestCase {
         }
         XCTAssertTrue(table.allSatisfy { $0 == -1 })
         XCTAssertLessThanOrEqual(spareAtMost, 1.13, "at most an eighth (and malloc's rounding) spare")
-        table.extendForSlot(10, with: 7) // already covered: nothing changes
+        table.extendForSlot(10, with: 7)  // already covered: nothing changes
         XCTAssertEqual(table.count, 20_000)
         XCTAssertEqual(table[10], -1)
     }

@@ -1,5 +1,6 @@
-@testable import PresenceLoop
 import XCTest
+
+@testable import PresenceLoop
 
 final class TimerWheelTests: XCTestCase {
     private func expire(_ wheel: inout TimerWheel, _ now: Int64) -> [Int32] {
@@ -12,7 +13,7 @@ final class TimerWheelTests: XCTestCase {
         var wheel = TimerWheel(slots: 8, resolution: 10, now: 1000)
         wheel.reserve(4)
         wheel.schedule(0, at: 1015)
-        wheel.schedule(1, at: 1500) // beyond the wheel's 80 ms span: waits for its lap
+        wheel.schedule(1, at: 1500)  // beyond the wheel's 80 ms span: waits for its lap
         wheel.schedule(2, at: 1001)
         var fired: [Int32] = []
         fired += expire(&wheel, 1009)
@@ -32,14 +33,14 @@ final class TimerWheelTests: XCTestCase {
         var wheel = TimerWheel(slots: 16, resolution: 10, now: 0)
         wheel.reserve(3)
         wheel.schedule(0, at: 50)
-        wheel.schedule(0, at: 100) // moved
+        wheel.schedule(0, at: 100)  // moved
         wheel.schedule(1, at: 50)
         wheel.cancel(1)
         var fired: [(Int32, Int64)] = []
         for t in stride(from: 0, through: 400, by: 5) {
             for slot in expire(&wheel, Int64(t)) {
                 fired.append((slot, Int64(t)))
-                if fired.count < 3 { wheel.schedule(slot, at: Int64(t) + 100) } // a repeating ping
+                if fired.count < 3 { wheel.schedule(slot, at: Int64(t) + 100) }  // a repeating ping
             }
         }
         XCTAssertEqual(fired.map(\.0), [0, 0, 0])
@@ -70,7 +71,7 @@ final class TimerWheelTests: XCTestCase {
         let resolution: Int64 = 10
         var wheel = TimerWheel(slots: 16, resolution: resolution, now: 0)
         wheel.reserve(300)
-        var due: [Int32: Int64] = [:] // slot → the tick boundary it fires at
+        var due: [Int32: Int64] = [:]  // slot → the tick boundary it fires at
         for slot in 0..<300 {
             let deadline = Int64((slot &* 7_919) % 480) + 1
             wheel.schedule(Int32(slot), at: deadline)
@@ -78,10 +79,12 @@ final class TimerWheelTests: XCTestCase {
         }
         for slot in stride(from: 0, to: 300, by: 3) {
             if slot % 2 == 0 {
-                wheel.cancel(Int32(slot)); due[Int32(slot)] = nil
+                wheel.cancel(Int32(slot))
+                due[Int32(slot)] = nil
                 XCTAssertFalse(wheel.isScheduled(Int32(slot)))
             } else {
-                wheel.schedule(Int32(slot), at: 200); due[Int32(slot)] = 200
+                wheel.schedule(Int32(slot), at: 200)
+                due[Int32(slot)] = 200
             }
         }
         XCTAssertEqual(wheel.count, due.count)

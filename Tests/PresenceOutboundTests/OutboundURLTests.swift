@@ -1,5 +1,6 @@
-@testable import PresenceOutbound
 import XCTest
+
+@testable import PresenceOutbound
 
 /// `OutboundURL` parsing: schemes, hosts, ports, path prefixes and what is refused.
 final class OutboundURLTests: XCTestCase {
@@ -32,9 +33,11 @@ final class OutboundURLTests: XCTestCase {
     }
 
     func testRefusals() {
-        for bad in ["", "auth.internal", "ftp://x", "http://", "http:///path", "http://host:0", "http://host:65536",
-                    "http://host:", "http://host:8a", "http://user:pw@host", "http://host/?q=1", "http://host/#f",
-                    "http://ho st", "http://[::1", "http://[::1]x", "http://[host]", "http://hö.st", "http://host\\x"] {
+        for bad in [
+            "", "auth.internal", "ftp://x", "http://", "http:///path", "http://host:0", "http://host:65536",
+            "http://host:", "http://host:8a", "http://user:pw@host", "http://host/?q=1", "http://host/#f",
+            "http://ho st", "http://[::1", "http://[::1]x", "http://[host]", "http://hö.st", "http://host\\x",
+        ] {
             XCTAssertNil(OutboundURL(bad), bad)
         }
     }

@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
-@testable import PresenceOutbound
 import RedisTestSupport
 import TestSupport
 import XCTest
+
+@testable import PresenceOutbound
 
 /// `TLSClientEngine` against real TLS servers (redis-server built with TLS) on loopback, driven
 /// from a plain non-blocking TCP socket by a small pump: the engine only ever sees bytes.
@@ -11,15 +12,19 @@ import XCTest
 /// never trusted.
 final class TLSClientEngineTests: XCTestCase {
     /// The trusted CA and its certificates, and an untrusted CA, made once for the whole class.
-    private static let pki: (trusted: TestPKI, untrusted: TestPKI, localhost: (certificate: String, key: String),
-                             dnsOnly: (certificate: String, key: String),
-                             foreign: (certificate: String, key: String))? = {
-        guard let trusted = try? TestPKI(), let untrusted = try? TestPKI(),
-              let localhost = try? trusted.issue("localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1"),
-              let dnsOnly = try? trusted.issue("dnsonly", subjectAltName: "DNS:localhost"),
-              let foreign = try? untrusted.issue("foreign", subjectAltName: "DNS:localhost,IP:127.0.0.1") else { return nil }
-        return (trusted, untrusted, localhost, dnsOnly, foreign)
-    }()
+    private static let pki:
+        (
+            trusted: TestPKI, untrusted: TestPKI, localhost: (certificate: String, key: String),
+            dnsOnly: (certificate: String, key: String),
+            foreign: (certificate: String, key: String)
+        )? = {
+            guard let trusted = try? TestPKI(), let untrusted = try? TestPKI(),
+                let localhost = try? trusted.issue("localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1"),
+                let dnsOnly = try? trusted.issue("dnsonly", subjectAltName: "DNS:localhost"),
+                let foreign = try? untrusted.issue("foreign", subjectAltName: "DNS:localhost,IP:127.0.0.1")
+            else { return nil }
+            return (trusted, untrusted, localhost, dnsOnly, foreign)
+        }()
 
     private var servers: [RedisServerProcess] = []
 
@@ -38,12 +43,17 @@ final class TLSClientEngineTests: XCTestCase {
     private func trustedCA() throws -> String { try XCTUnwrap(Self.pki, "could not make the test PKI").trusted.caFile }
 
     /// A TLS-only redis-server serving `certificate` (default: the trusted `localhost` one).
-    private func redis(_ certificate: (certificate: String, key: String)? = nil, caFile: String? = nil,
-                       extra: [String] = []) throws -> UInt16 {
+    private func redis(
+        _ certificate: (certificate: String, key: String)? = nil, caFile: String? = nil,
+        extra: [String] = []
+    ) throws -> UInt16 {
         let pki = try XCTUnwrap(Self.pki, "could not make the test PKI with the openssl CLI")
         let served = certificate ?? pki.localhost
-        let server = try RedisServerProcess(extraArguments: extra, tls: .init(certificate: served.certificate, key: served.key,
-                                                                              caFile: caFile ?? pki.trusted.caFile))
+        let server = try RedisServerProcess(
+            extraArguments: extra,
+            tls: .init(
+                certificate: served.certificate, key: served.key,
+                caFile: caFile ?? pki.trusted.caFile))
         servers.append(server)
         return server.port
     }
@@ -159,8 +169,9 @@ final class TLSClientEngineTests: XCTestCase {
             XCTAssertFalse(pump.engine.isEstablished)
             // A dead engine keeps failing the same way.
             var output: [UInt8] = []
-            XCTAssertEqual(tlsFailure { try send("PING", to: pump.engine, output: &output) },
-                           message)
+            XCTAssertEqual(
+                tlsFailure { try send("PING", to: pump.engine, output: &output) },
+                message)
             XCTAssertEqual(output, [])
         }
         // The same server is fine for a client that trusts its CA: the refusal above is the CA's.
@@ -326,8 +337,9 @@ private final class TLSPump {
                 if byteAtATime {
                     for i in 0..<n {
                         receiveCalls += 1
-                        try engine.receive(UnsafeRawBufferPointer(rebasing: raw[i..<(i + 1)]), plaintext: &plaintext,
-                                           output: &output)
+                        try engine.receive(
+                            UnsafeRawBufferPointer(rebasing: raw[i..<(i + 1)]), plaintext: &plaintext,
+                            output: &output)
                     }
                 } else {
                     receiveCalls += 1

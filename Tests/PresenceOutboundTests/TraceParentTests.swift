@@ -1,5 +1,6 @@
-@testable import PresenceOutbound
 import XCTest
+
+@testable import PresenceOutbound
 
 /// `TraceParent`: W3C trace context headers derived from request ids.
 final class TraceParentTests: XCTestCase {
@@ -17,7 +18,8 @@ final class TraceParentTests: XCTestCase {
             let header = TraceParent.make(requestID: id)
             XCTAssertTrue(TraceParent.isValid(header), header)
         }
-        XCTAssertNotEqual(TraceParent.make(requestID: "x").dropFirst(3).prefix(32), TraceParent.make(requestID: "x").dropFirst(3).prefix(32))
+        XCTAssertNotEqual(
+            TraceParent.make(requestID: "x").dropFirst(3).prefix(32), TraceParent.make(requestID: "x").dropFirst(3).prefix(32))
     }
 
     func testValidation() {

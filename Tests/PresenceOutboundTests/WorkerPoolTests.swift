@@ -1,7 +1,8 @@
 import Foundation
-@testable import PresenceLoop
 import Synchronization
 import XCTest
+
+@testable import PresenceLoop
 
 /// `WorkerPool`: bounded queue, concurrency, order, shutdown.
 final class WorkerPoolTests: XCTestCase {
@@ -10,7 +11,12 @@ final class WorkerPoolTests: XCTestCase {
         defer { pool.shutdown() }
         XCTAssertEqual(pool.threadCount, 1)
         let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
-        XCTAssertTrue(pool.submit { started.signal(); release.wait(); finished.signal() })
+        XCTAssertTrue(
+            pool.submit {
+                started.signal()
+                release.wait()
+                finished.signal()
+            })
         XCTAssertEqual(started.wait(timeout: .now() + 5), .success)
         XCTAssertTrue(pool.submit { finished.signal() })
         XCTAssertTrue(pool.submit { finished.signal() })
@@ -28,13 +34,14 @@ final class WorkerPoolTests: XCTestCase {
         let arrived = Atomic<Int>(0)
         let done = DispatchSemaphore(value: 0)
         for _ in 0..<3 {
-            XCTAssertTrue(pool.submit {
-                // A barrier: passes only when all three jobs are running at the same time.
-                arrived.add(1, ordering: .relaxed)
-                let deadline = Date().addingTimeInterval(5)
-                while arrived.load(ordering: .relaxed) < 3 && Date() < deadline { usleep(1000) }
-                if arrived.load(ordering: .relaxed) == 3 { done.signal() }
-            })
+            XCTAssertTrue(
+                pool.submit {
+                    // A barrier: passes only when all three jobs are running at the same time.
+                    arrived.add(1, ordering: .relaxed)
+                    let deadline = Date().addingTimeInterval(5)
+                    while arrived.load(ordering: .relaxed) < 3 && Date() < deadline { usleep(1000) }
+                    if arrived.load(ordering: .relaxed) == 3 { done.signal() }
+                })
         }
         for _ in 0..<3 { XCTAssertEqual(done.wait(timeout: .now() + 6), .success) }
     }
@@ -47,11 +54,12 @@ final class WorkerPoolTests: XCTestCase {
         let offCaller = Atomic<Bool>(true)
         let done = DispatchSemaphore(value: 0)
         for i in 0..<50 {
-            XCTAssertTrue(pool.submit {
-                if pthread_equal(pthread_self(), caller) != 0 { offCaller.store(false, ordering: .relaxed) }
-                order.withLock { $0.append(i) }
-                if i == 49 { done.signal() }
-            })
+            XCTAssertTrue(
+                pool.submit {
+                    if pthread_equal(pthread_self(), caller) != 0 { offCaller.store(false, ordering: .relaxed) }
+                    order.withLock { $0.append(i) }
+                    if i == 49 { done.signal() }
+                })
         }
         XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
         XCTAssertEqual(order.withLock { $0 }, Array(0..<50))
@@ -62,7 +70,13 @@ final class WorkerPoolTests: XCTestCase {
         let pool = WorkerPool(threads: 2, queueLimit: 10)
         let count = Atomic<Int>(0)
         let gate = DispatchSemaphore(value: 0)
-        for _ in 0..<6 { XCTAssertTrue(pool.submit { gate.wait(); count.add(1, ordering: .relaxed) }) }
+        for _ in 0..<6 {
+            XCTAssertTrue(
+                pool.submit {
+                    gate.wait()
+                    count.add(1, ordering: .relaxed)
+                })
+        }
         pool.shutdown()
         XCTAssertFalse(pool.submit {})
         for _ in 0..<6 { gate.signal() }

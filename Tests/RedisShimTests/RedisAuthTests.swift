@@ -31,10 +31,13 @@ final class RedisAuthTests: XCTestCase {
         let server = try RedisServerProcess(password: "right")
         XCTAssertEqual(server.redisCLI("ACL", "SETUSER", "bob", "on", ">bobpw", "~*", "+@all"), "OK")
         let host = PollHost()
-        for url in ["redis://:wrong@127.0.0.1:\(server.port)", "redis://bob:wrong@127.0.0.1:\(server.port)",
-                    "redis://nobody:right@127.0.0.1:\(server.port)"] {
-            let c = RedisConnection(endpoint: try RedisEndpoint.parse(url), host: host,
-                                    options: RedisOptions(backoffBaseMillis: 10, backoffCapMillis: 30))
+        for url in [
+            "redis://:wrong@127.0.0.1:\(server.port)", "redis://bob:wrong@127.0.0.1:\(server.port)",
+            "redis://nobody:right@127.0.0.1:\(server.port)",
+        ] {
+            let c = RedisConnection(
+                endpoint: try RedisEndpoint.parse(url), host: host,
+                options: RedisOptions(backoffBaseMillis: 10, backoffCapMillis: 30))
             var downs: [RedisError] = []
             var readies = 0
             c.onDown = { downs.append($0) }

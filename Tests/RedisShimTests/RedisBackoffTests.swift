@@ -22,10 +22,26 @@ final class RedisBackoffTests: XCTestCase {
     func testRandomSourceSeesTheFullRangeAndIsClamped() {
         let backoff = RedisBackoff(baseMillis: 100, capMillis: 5000)
         var ranges: [ClosedRange<Int64>] = []
-        XCTAssertEqual(backoff.delay(attempt: 3) { ranges.append($0); return $0.upperBound }, 800)
-        XCTAssertEqual(backoff.delay(attempt: 3) { ranges.append($0); return $0.lowerBound }, 0)
-        XCTAssertEqual(backoff.delay(attempt: 9) { ranges.append($0); return 1_000_000 }, 5000)
-        XCTAssertEqual(backoff.delay(attempt: 0) { ranges.append($0); return -5 }, 0)
+        XCTAssertEqual(
+            backoff.delay(attempt: 3) {
+                ranges.append($0)
+                return $0.upperBound
+            }, 800)
+        XCTAssertEqual(
+            backoff.delay(attempt: 3) {
+                ranges.append($0)
+                return $0.lowerBound
+            }, 0)
+        XCTAssertEqual(
+            backoff.delay(attempt: 9) {
+                ranges.append($0)
+                return 1_000_000
+            }, 5000)
+        XCTAssertEqual(
+            backoff.delay(attempt: 0) {
+                ranges.append($0)
+                return -5
+            }, 0)
         XCTAssertEqual(ranges, [0...800, 0...800, 0...5000, 0...100])
     }
 

@@ -29,9 +29,10 @@ final class RedisClusterSubscriberTests: XCTestCase {
         for channel in channels { subscriber.subscribe(channel) }
         subscriber.subscribe(channels[0])  // idempotent
         subscriber.start()
-        XCTAssertTrue(host.run(until: {
-            subscriber.isReady && (0..<6).allSatisfy { process.shardSubscribers(channels[$0], node: $0 % 3) == 1 }
-        }))
+        XCTAssertTrue(
+            host.run(until: {
+                subscriber.isReady && (0..<6).allSatisfy { process.shardSubscribers(channels[$0], node: $0 % 3) == 1 }
+            }))
         for (i, channel) in channels.enumerated() {
             XCTAssertEqual(subscriber.node(ofChannel: channel), process.address(i % 3))
             XCTAssertEqual(process.shardSubscribers(channel, node: (i + 1) % 3), 0)
@@ -94,8 +95,9 @@ final class RedisClusterSubscriberTests: XCTestCase {
         cluster.onDown = { _ in clusterDowns += 1 }
         let inbox = Inbox()
         // Its own RedisCluster for the slot map, seeded from another node.
-        let subscriber = RedisClusterSubscriber(endpoint: try RedisEndpoint.parse(process.url(node: 2)), host: host,
-                                                options: fastRetry)
+        let subscriber = RedisClusterSubscriber(
+            endpoint: try RedisEndpoint.parse(process.url(node: 2)), host: host,
+            options: fastRetry)
         subscriber.onMessage = { inbox.messages.append($0 + "=" + String(decoding: $1, as: UTF8.self)) }
         var readies = 0, downs = 0
         subscriber.onReady = { readies += 1 }
@@ -111,16 +113,20 @@ final class RedisClusterSubscriberTests: XCTestCase {
         try process.restart(1)
         XCTAssertEqual(process.shardSubscribers(channels[1], node: 1), 0)
         XCTAssertTrue(host.run(until: { downs > 0 && clusterDowns > 0 }), "both noticed: \(downs) \(clusterDowns)")
-        XCTAssertTrue(host.run(until: { process.shardSubscribers(channels[1], node: 1) == 1 && subscriber.isReady },
-                               timeoutMillis: 5000), "re-subscribed on the restarted node")
+        XCTAssertTrue(
+            host.run(
+                until: { process.shardSubscribers(channels[1], node: 1) == 1 && subscriber.isReady },
+                timeoutMillis: 5000), "re-subscribed on the restarted node")
         XCTAssertEqual(readies, 2)
         // Messages arrive again within a few seconds (publishing while the node finishes rejoining).
         var published = 0
-        XCTAssertTrue(host.run(until: {
-            if inbox.count(channels[1], "back") > 0 { return true }
-            if process.redisCLI("SPUBLISH", channels[1], "back") == "1" { published += 1 }
-            return false
-        }, timeoutMillis: 8000), "\(inbox.messages)")
+        XCTAssertTrue(
+            host.run(
+                until: {
+                    if inbox.count(channels[1], "back") > 0 { return true }
+                    if process.redisCLI("SPUBLISH", channels[1], "back") == "1" { published += 1 }
+                    return false
+                }, timeoutMillis: 8000), "\(inbox.messages)")
         XCTAssertEqual(process.redisCLI("SPUBLISH", channels[0], "other"), "1")
         XCTAssertTrue(host.run(until: { inbox.count(channels[0], "other") == 1 }))
 
@@ -128,16 +134,19 @@ final class RedisClusterSubscriberTests: XCTestCase {
         XCTAssertTrue(host.run(until: { cluster.isReady }), "reconnected")
         XCTAssertEqual(clusterReadies, 1, "ready again once")
         var stored: Result<RedisValue, RedisError>?
-        XCTAssertTrue(host.run(until: {
-            if case .success? = stored { return true }
-            stored = host.call(cluster, key: keys[1], "SET", keys[1], "after")  // CLUSTERDOWN for ~2 s after a restart
-            return false
-        }, timeoutMillis: 8000), "\(String(describing: stored))")
+        XCTAssertTrue(
+            host.run(
+                until: {
+                    if case .success? = stored { return true }
+                    stored = host.call(cluster, key: keys[1], "SET", keys[1], "after")  // CLUSTERDOWN for ~2 s after a restart
+                    return false
+                }, timeoutMillis: 8000), "\(String(describing: stored))")
         XCTAssertEqual(host.call(cluster, key: keys[1], "GET", keys[1]), bulk("after"))
         XCTAssertEqual(process.nodes[1].redisCLI("GET", keys[1]), "after")
         XCTAssertEqual(inbox.messages.filter { $0.hasPrefix(channels[2]) }, [], "nothing spurious")
         subscriber.shutdown()
-        XCTAssertTrue(host.run(until: { process.shardSubscribers(channels[0], node: 0) == 0 }),
-                      process.nodes[0].redisCLI("CLIENT", "LIST"))
+        XCTAssertTrue(
+            host.run(until: { process.shardSubscribers(channels[0], node: 0) == 0 }),
+            process.nodes[0].redisCLI("CLIENT", "LIST"))
     }
 }

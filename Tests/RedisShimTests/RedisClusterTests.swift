@@ -39,15 +39,18 @@ final class RedisClusterTests: XCTestCase {
         for (i, name) in names.enumerated() { XCTAssertEqual(Int64(RedisCluster.keySlot(name)), serverSlots[i], name) }
 
         // A script on two keys with the same hash tag runs on their node; NOSCRIPT falls back once.
-        let script = RedisScript("""
+        let script = RedisScript(
+            """
             redis.call('SET', KEYS[1], ARGV[1]); redis.call('SADD', KEYS[2], ARGV[2])
             return {redis.call('GET', KEYS[1]), redis.call('SCARD', KEYS[2])}
             """)
         let scriptKeys = ["presence:{family}:last", "presence:{family}:members"]
-        XCTAssertEqual(host.eval(cluster, script, keys: scriptKeys, args: ["hello", "alice"]),
-                       .success(.array([.bulk(Array("hello".utf8)), .integer(1)])))
-        XCTAssertEqual(host.eval(cluster, script, keys: scriptKeys, args: ["again", "bob"]),
-                       .success(.array([.bulk(Array("again".utf8)), .integer(2)])))
+        XCTAssertEqual(
+            host.eval(cluster, script, keys: scriptKeys, args: ["hello", "alice"]),
+            .success(.array([.bulk(Array("hello".utf8)), .integer(1)])))
+        XCTAssertEqual(
+            host.eval(cluster, script, keys: scriptKeys, args: ["again", "bob"]),
+            .success(.array([.bulk(Array("again".utf8)), .integer(2)])))
         XCTAssertEqual(cluster.clusterStats.scriptFallbacks, 1)
         let familyNode = try XCTUnwrap(owners[RedisCluster.keySlot("family")])
         XCTAssertEqual(process.nodes[familyNode].redisCLI("SCARD", "presence:{family}:members"), "2")
@@ -219,8 +222,9 @@ final class RedisClusterTests: XCTestCase {
         let server = try RedisServerProcess()
         let host = PollHost()
         let commanding: RedisCommanding = RedisConnection(endpoint: try RedisEndpoint.parse(server.url()), host: host)
-        let subscribing: RedisSubscribing = RedisSubscriber(endpoint: try RedisEndpoint.parse(server.url()), host: host,
-                                                            sharded: true)
+        let subscribing: RedisSubscribing = RedisSubscriber(
+            endpoint: try RedisEndpoint.parse(server.url()), host: host,
+            sharded: true)
         var readies = 0
         var messages: [String] = []
         commanding.onReady = { readies += 1 }

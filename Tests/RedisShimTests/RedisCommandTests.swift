@@ -3,14 +3,16 @@ import XCTest
 
 final class RedisCommandTests: XCTestCase {
     func testEncodesAsMultiBulk() {
-        XCTAssertEqual(String(decoding: RedisCommand("SET", "key", "value").encoded, as: UTF8.self),
-                       "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
+        XCTAssertEqual(
+            String(decoding: RedisCommand("SET", "key", "value").encoded, as: UTF8.self),
+            "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
         XCTAssertEqual(String(decoding: RedisCommand("PING").encoded, as: UTF8.self), "*1\r\n$4\r\nPING\r\n")
     }
 
     func testEmptyAndUnicodeArguments() {
-        XCTAssertEqual(String(decoding: RedisCommand("SET", "", "é").encoded, as: UTF8.self),
-                       "*3\r\n$3\r\nSET\r\n$0\r\n\r\n$2\r\né\r\n")
+        XCTAssertEqual(
+            String(decoding: RedisCommand("SET", "", "é").encoded, as: UTF8.self),
+            "*3\r\n$3\r\nSET\r\n$0\r\n\r\n$2\r\né\r\n")
         XCTAssertEqual(String(decoding: RedisCommand("", "").encoded, as: UTF8.self), "*2\r\n$0\r\n\r\n$0\r\n\r\n")
     }
 
@@ -60,9 +62,11 @@ final class RedisCommandTests: XCTestCase {
         command.append(Int64.max)
         command.append(7, after: "epoch.")
         command.append(bytes: [0, 13, 10])
-        let expected = RedisCommand(arguments: [Array("EVALSHA".utf8), Array("abc".utf8), Array("presenced:{family-1}:log".utf8),
-                                                Array("0".utf8), Array("-42".utf8), Array(String(Int64.max).utf8),
-                                                Array("epoch.7".utf8), [0, 13, 10]])
+        let expected = RedisCommand(arguments: [
+            Array("EVALSHA".utf8), Array("abc".utf8), Array("presenced:{family-1}:log".utf8),
+            Array("0".utf8), Array("-42".utf8), Array(String(Int64.max).utf8),
+            Array("epoch.7".utf8), [0, 13, 10],
+        ])
         XCTAssertEqual(command, expected)
         XCTAssertEqual(command.encoded, expected.encoded)
         XCTAssertEqual(command.count, 8)

@@ -120,8 +120,9 @@ final class RedisConnectionTests: XCTestCase {
         XCTAssertEqual(server.redisCLI("EXISTS", "k"), "0")
 
         // A database the server does not have: every attempt fails with the server's error.
-        let bad = RedisConnection(endpoint: try RedisEndpoint.parse(server.url(database: 99)), host: host,
-                                  options: RedisOptions(backoffBaseMillis: 10, backoffCapMillis: 20))
+        let bad = RedisConnection(
+            endpoint: try RedisEndpoint.parse(server.url(database: 99)), host: host,
+            options: RedisOptions(backoffBaseMillis: 10, backoffCapMillis: 20))
         var downs: [RedisError] = []
         bad.onDown = { downs.append($0) }
         bad.start()
@@ -208,8 +209,9 @@ final class RedisConnectionTests: XCTestCase {
         let server = try RedisServerProcess()
         server.kill()
         let host = PollHost()
-        let c = RedisConnection(endpoint: try RedisEndpoint.parse(server.url()), host: host,
-                                options: RedisOptions(backoffBaseMillis: 20, backoffCapMillis: 100))
+        let c = RedisConnection(
+            endpoint: try RedisEndpoint.parse(server.url()), host: host,
+            options: RedisOptions(backoffBaseMillis: 20, backoffCapMillis: 100))
         var downs: [RedisError] = []
         c.onDown = { downs.append($0) }
         c.start()
@@ -246,7 +248,8 @@ final class RedisConnectionTests: XCTestCase {
         XCTAssertEqual(after, .failure(.notConnected))
         c.start()
         XCTAssertEqual(c.state, .closed)
-        XCTAssertTrue(host.run(until: { server.redisCLI("CLIENT", "LIST").components(separatedBy: "\n").count == 1 }),
-                      "the server saw the connection close")
+        XCTAssertTrue(
+            host.run(until: { server.redisCLI("CLIENT", "LIST").components(separatedBy: "\n").count == 1 }),
+            "the server saw the connection close")
     }
 }

@@ -16,8 +16,9 @@ final class RedisEndpointTests: XCTestCase {
     }
 
     func testTLSPortAndDatabase() throws {
-        XCTAssertEqual(try parse("rediss://cache.example.com:6380/2"),
-                       RedisEndpoint(host: "cache.example.com", port: 6380, tls: true, database: 2))
+        XCTAssertEqual(
+            try parse("rediss://cache.example.com:6380/2"),
+            RedisEndpoint(host: "cache.example.com", port: 6380, tls: true, database: 2))
         XCTAssertEqual(try parse("rediss://h").port, 6379)
         XCTAssertEqual(try parse("REDIS://h:1").port, 1)
         XCTAssertEqual(try parse("redis://h:65535/15").database, 15)
@@ -49,8 +50,9 @@ final class RedisEndpointTests: XCTestCase {
 
     func testIPv6() throws {
         XCTAssertEqual(try parse("redis://[::1]:6380/3"), RedisEndpoint(host: "::1", port: 6380, database: 3))
-        XCTAssertEqual(try parse("rediss://u:p@[2001:db8::7]"),
-                       RedisEndpoint(host: "2001:db8::7", tls: true, username: "u", password: "p"))
+        XCTAssertEqual(
+            try parse("rediss://u:p@[2001:db8::7]"),
+            RedisEndpoint(host: "2001:db8::7", tls: true, username: "u", password: "p"))
     }
 
     func testDatabaseFromQuery() throws {

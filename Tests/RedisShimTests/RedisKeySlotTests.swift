@@ -45,8 +45,10 @@ final class RedisKeySlotTests: XCTestCase {
     func testSlotMapFromClusterSlotsReply() {
         func b(_ s: String) -> RedisValue { .bulk(Array(s.utf8)) }
         let reply = RedisValue.array([
-            .array([.integer(0), .integer(5460), .array([b("10.0.0.1"), .integer(7000), b("id1"), .array([])]),
-                    .array([b("10.0.0.4"), .integer(7003), b("id4")])]),
+            .array([
+                .integer(0), .integer(5460), .array([b("10.0.0.1"), .integer(7000), b("id1"), .array([])]),
+                .array([b("10.0.0.4"), .integer(7003), b("id4")]),
+            ]),
             .array([.integer(5461), .integer(10922), .array([b(""), .integer(7001), b("id2")])]),
             .array([.integer(10923), .integer(16000), .array([b("10.0.0.3"), .integer(7002), b("id3")])]),
             .array([.integer(16001), .integer(16383), .array([b("?"), .integer(7009), b("id9")])]),
@@ -75,10 +77,14 @@ final class RedisKeySlotTests: XCTestCase {
         XCTAssertTrue(RedisSlotMap().isEmpty)
         XCTAssertEqual(RedisSlotMap(clusterSlots: .array([]), replyingHost: "h")?.isEmpty, true)
         XCTAssertNil(RedisSlotMap(clusterSlots: .simple("OK"), replyingHost: "h"))
-        XCTAssertNil(RedisSlotMap(clusterSlots: .array([.array([.integer(5), .integer(1), .array([b("h"), .integer(1)])])]),
-                                  replyingHost: "h"), "start after end")
-        XCTAssertNil(RedisSlotMap(clusterSlots: .array([.array([.integer(0), .integer(16384), .array([b("h"), .integer(1)])])]),
-                                  replyingHost: "h"), "slot out of range")
+        XCTAssertNil(
+            RedisSlotMap(
+                clusterSlots: .array([.array([.integer(5), .integer(1), .array([b("h"), .integer(1)])])]),
+                replyingHost: "h"), "start after end")
+        XCTAssertNil(
+            RedisSlotMap(
+                clusterSlots: .array([.array([.integer(0), .integer(16384), .array([b("h"), .integer(1)])])]),
+                replyingHost: "h"), "slot out of range")
     }
 
     func testNodeAddressParsing() {
@@ -93,7 +99,8 @@ final class RedisKeySlotTests: XCTestCase {
     }
 
     func testServerInfoParsing() {
-        let cluster = RedisServerInfo(info: "# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\n\n# Cluster\r\ncluster_enabled:1\r\n")
+        let cluster = RedisServerInfo(
+            info: "# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\n\n# Cluster\r\ncluster_enabled:1\r\n")
         XCTAssertEqual(cluster, RedisServerInfo(isCluster: true, version: "7.0.15"))
         XCTAssertTrue(cluster.supportsShardedPubSub)
         let single = RedisServerInfo(info: "# Server\nredis_version:6.2.14\n# Cluster\ncluster_enabled:0\n")

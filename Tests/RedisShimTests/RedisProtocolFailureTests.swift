@@ -49,8 +49,11 @@ final class RedisProtocolFailureTests: XCTestCase {
     func testSilentPeerTimesOutTheHandshake() throws {
         let listener = RawListener()
         let host = PollHost()
-        let c = try connection(listener, host, options: RedisOptions(connectTimeoutMillis: 200, backoffBaseMillis: 10,
-                                                                    backoffCapMillis: 20))
+        let c = try connection(
+            listener, host,
+            options: RedisOptions(
+                connectTimeoutMillis: 200, backoffBaseMillis: 10,
+                backoffCapMillis: 20))
         var downs: [RedisError] = []
         c.onDown = { downs.append($0) }
         let started = host.nowMillis
@@ -71,7 +74,10 @@ final class RedisProtocolFailureTests: XCTestCase {
         XCTAssertTrue(host.run(until: { c.isReady }))
         let peer = listener.accept()
         var results: [Result<RedisValue, RedisError>] = []
-        c.send(RedisCommand("PING")) { results.append($0); c.shutdown() }
+        c.send(RedisCommand("PING")) {
+            results.append($0)
+            c.shutdown()
+        }
         c.send(RedisCommand("PING")) { results.append($0) }
         c.send(RedisCommand("PING")) { results.append($0) }
         listener.write(peer, "+PONG\r\n+PONG\r\n+PONG\r\n")  // all three in one read

@@ -18,16 +18,21 @@ final class RedisSubscriberTests: XCTestCase {
         var messages: [Message] = []
     }
 
-    private func subscriber(_ server: RedisServerProcess, _ host: PollHost, sharded: Bool = false,
-                            into inbox: Inbox) throws -> RedisSubscriber {
-        let sub = RedisSubscriber(endpoint: try RedisEndpoint.parse(server.url()), host: host,
-                                  options: RedisOptions(backoffBaseMillis: 20, backoffCapMillis: 200), sharded: sharded)
+    private func subscriber(
+        _ server: RedisServerProcess, _ host: PollHost, sharded: Bool = false,
+        into inbox: Inbox
+    ) throws -> RedisSubscriber {
+        let sub = RedisSubscriber(
+            endpoint: try RedisEndpoint.parse(server.url()), host: host,
+            options: RedisOptions(backoffBaseMillis: 20, backoffCapMillis: 200), sharded: sharded)
         sub.onMessage = { inbox.messages.append(Message($0, $1)) }
         return sub
     }
 
-    private func publish(_ host: PollHost, _ c: RedisConnection, _ channel: String, _ payload: [UInt8],
-                         sharded: Bool = false) -> Result<RedisValue, RedisError>? {
+    private func publish(
+        _ host: PollHost, _ c: RedisConnection, _ channel: String, _ payload: [UInt8],
+        sharded: Bool = false
+    ) -> Result<RedisValue, RedisError>? {
         var result: Result<RedisValue, RedisError>?
         c.send(RedisCommand(arguments: [Array((sharded ? "SPUBLISH" : "PUBLISH").utf8), Array(channel.utf8), payload])) {
             result = $0
@@ -143,9 +148,10 @@ final class RedisSubscriberTests: XCTestCase {
         sub.subscribe("{family}:events")
         sub.subscribe("{work}:events")
         sub.start()
-        XCTAssertTrue(host.run(until: {
-            server.subscribers("{family}:events", sharded: true) == 1 && server.subscribers("{work}:events", sharded: true) == 1
-        }))
+        XCTAssertTrue(
+            host.run(until: {
+                server.subscribers("{family}:events", sharded: true) == 1 && server.subscribers("{work}:events", sharded: true) == 1
+            }))
         XCTAssertEqual(server.subscribers("{family}:events"), 0, "not a classic subscription")
         XCTAssertEqual(publish(host, publisher, "{family}:events", Array("joined".utf8), sharded: true), .success(.integer(1)))
         XCTAssertEqual(publish(host, publisher, "{family}:events", Array("classic".utf8)), .success(.integer(0)))

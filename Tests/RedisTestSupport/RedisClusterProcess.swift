@@ -24,8 +24,10 @@ public final class RedisClusterProcess {
     /// With `redisCLICreate` the join is `redis-cli --cluster create … --cluster-yes` (at least 3
     /// masters); it polls once a second and takes 1–5 s. The default sends the same commands
     /// itself (`CLUSTER ADDSLOTSRANGE`, `SET-CONFIG-EPOCH`, `MEET`) and polls every 20 ms.
-    public init(masters: Int = 3, password: String? = nil, readyTimeoutMillis: Int = 10_000,
-                redisCLICreate: Bool = false) throws {
+    public init(
+        masters: Int = 3, password: String? = nil, readyTimeoutMillis: Int = 10_000,
+        redisCLICreate: Bool = false
+    ) throws {
         precondition(masters >= (redisCLICreate ? 3 : 1), "redis-cli --cluster create needs at least 3 masters")
         self.password = password
         var started: [(RedisServerProcess, UInt16)] = []
@@ -56,8 +58,8 @@ public final class RedisClusterProcess {
             }
         }
         guard waitUntilOK(timeoutMillis: readyTimeoutMillis) else {
-            throw RedisServerError("cluster not ok within \(readyTimeoutMillis) ms: " +
-                                   nodes.map { $0.redisCLI("CLUSTER", "INFO") }.joined(separator: " | "))
+            throw RedisServerError(
+                "cluster not ok within \(readyTimeoutMillis) ms: " + nodes.map { $0.redisCLI("CLUSTER", "INFO") }.joined(separator: " | "))
         }
     }
 
@@ -95,7 +97,8 @@ public final class RedisClusterProcess {
             guard fields.count >= 8, fields[2].contains("master") else { continue }
             let address = fields[1].split(separator: "@")[0]
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-                  let index = index(ofPort: port) else { continue }
+                let index = index(ofPort: port)
+            else { continue }
             for range in fields.dropFirst(8) where !range.hasPrefix("[") {
                 let bounds = range.split(separator: "-").compactMap { Int($0) }
                 guard let low = bounds.first, let high = bounds.last, low <= high, high < 16384 else { continue }
@@ -144,7 +147,8 @@ public final class RedisClusterProcess {
         if let password { auth = ["AUTH", password] }
         if let keys {
             guard !keys.isEmpty else { return }
-            let out = nodes[source].redisCLI(["MIGRATE", "127.0.0.1", String(nodes[target].port), "", "0", "5000"] + auth + ["KEYS"] + keys)
+            let out = nodes[source].redisCLI(
+                ["MIGRATE", "127.0.0.1", String(nodes[target].port), "", "0", "5000"] + auth + ["KEYS"] + keys)
             try expectOK(out)
             return
         }
@@ -152,7 +156,8 @@ public final class RedisClusterProcess {
             let batch = nodes[source].redisCLI("CLUSTER", "GETKEYSINSLOT", String(slot), "100")
                 .split(separator: "\n").map(String.init)
             if batch.isEmpty { return }
-            let out = nodes[source].redisCLI(["MIGRATE", "127.0.0.1", String(nodes[target].port), "", "0", "5000"] + auth + ["KEYS"] + batch)
+            let out = nodes[source].redisCLI(
+                ["MIGRATE", "127.0.0.1", String(nodes[target].port), "", "0", "5000"] + auth + ["KEYS"] + batch)
             try expectOK(out)
         }
     }
@@ -204,8 +209,10 @@ public final class RedisClusterProcess {
         var lastError: Error = RedisServerError("no attempt")
         for _ in 0..<3 {
             let busPort = try RedisServerProcess.freePort()
-            var args = ["--cluster-enabled", "yes", "--cluster-config-file", configFile,
-                        "--cluster-port", String(busPort)]
+            var args = [
+                "--cluster-enabled", "yes", "--cluster-config-file", configFile,
+                "--cluster-port", String(busPort),
+            ]
             if let password { args += ["--masterauth", password] }
             do {
                 return (try RedisServerProcess(extraArguments: args, password: password), busPort)

@@ -82,11 +82,15 @@ public final class RedisServerProcess {
     /// Starts the server again on the same port (after ``stop()`` or ``kill()``).
     public func start(readyTimeoutMillis: Int = 5000) throws {
         guard pid == 0 else { return }
-        var args = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", directory, "--logfile", directory + "/redis.log", "--daemonize", "no"]
+        var args = [
+            "redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory, "--logfile", directory + "/redis.log", "--daemonize", "no",
+        ]
         if let tls {
-            args += ["--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.certificate,
-                     "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no"]
+            args += [
+                "--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.certificate,
+                "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no",
+            ]
         } else {
             args += ["--port", String(port)]
         }
@@ -182,7 +186,10 @@ public final class RedisServerProcess {
                 return true
             }
             if r < 0 && errno == EINTR { continue }
-            if r < 0 { pid = 0; return true }
+            if r < 0 {
+                pid = 0
+                return true
+            }
             return false
         }
     }
@@ -191,8 +198,10 @@ public final class RedisServerProcess {
     /// stderr to /dev/null, `passing` (when given) as descriptor 3, every other descriptor
     /// closed; `environment` (`NAME=value`) replaces the test's when given. Also for other
     /// throwaway children of tests (a presenced daemon, socket activation).
-    public static func spawn(_ args: [String], environment: [String]? = nil, stdout: Int32 = -1,
-                             closeInChild: Int32 = -1, passing: Int32? = nil) throws -> pid_t {
+    public static func spawn(
+        _ args: [String], environment: [String]? = nil, stdout: Int32 = -1,
+        closeInChild: Int32 = -1, passing: Int32? = nil
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -215,8 +224,10 @@ public final class RedisServerProcess {
         var pid: pid_t = 0
         var envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup($0) } + [nil] }
         defer { for p in envp ?? [] { free(p) } }
-        let rc = envp == nil ? posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ)
-                             : posix_spawnp(&pid, argv[0]!, &actions, nil, argv, &envp!)
+        let rc =
+            envp == nil
+            ? posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ)
+            : posix_spawnp(&pid, argv[0]!, &actions, nil, argv, &envp!)
         guard rc == 0 else { throw RedisServerError("posix_spawnp \(args[0]) failed: \(String(cString: strerror(rc)))") }
         return pid
     }

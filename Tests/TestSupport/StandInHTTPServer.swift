@@ -75,8 +75,10 @@ package final class StandInHTTPServer: @unchecked Sendable {
     }
 
     /// A complete response with Content-Length.
-    package static func response(status: Int, reason: String = "Whatever", headers: [(String, String)] = [("Content-Type", "application/json")],
-                         body: String) -> Reply {
+    package static func response(
+        status: Int, reason: String = "Whatever", headers: [(String, String)] = [("Content-Type", "application/json")],
+        body: String
+    ) -> Reply {
         var text = "HTTP/1.1 \(status) \(reason)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
@@ -180,8 +182,10 @@ open class StandInServerTestCase: XCTestCase {
     }
 
     /// A new stand-in server (see `StandInHTTPServer.init`), stopped when the test ends.
-    package func startServer(answerWithoutReading: Bool = false,
-                     _ respond: @escaping @Sendable (StandInHTTPServer.Request) -> StandInHTTPServer.Reply) throws -> StandInHTTPServer {
+    package func startServer(
+        answerWithoutReading: Bool = false,
+        _ respond: @escaping @Sendable (StandInHTTPServer.Request) -> StandInHTTPServer.Reply
+    ) throws -> StandInHTTPServer {
         let server = try StandInHTTPServer(answerWithoutReading: answerWithoutReading, respond)
         servers.append(server)
         return server
@@ -226,19 +230,20 @@ package final class PythonTLSServer {
     /// Serves `certificate`/`key` on 127.0.0.1 with `handler`: Python source defining a
     /// `Handler` class for `http.server` (`os`, `sys` and `http.server` are imported).
     package init(certificate: String, key: String, handler: String, environment: [String: String] = [:]) throws {
-        let script = "import http.server, os, ssl, sys\n" + handler + """
+        let script =
+            "import http.server, os, ssl, sys\n" + handler + """
 
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
-            def remember_sni(sock, name, ctx):
-                sock.sni = name
-            context.sni_callback = remember_sni
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            sys.stdout.write("%d\\n" % server.server_address[1])
-            sys.stdout.flush()
-            server.serve_forever()
-            """
+                server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
+                def remember_sni(sock, name, ctx):
+                    sock.sni = name
+                context.sni_callback = remember_sni
+                server.socket = context.wrap_socket(server.socket, server_side=True)
+                sys.stdout.write("%d\\n" % server.server_address[1])
+                sys.stdout.flush()
+                server.serve_forever()
+                """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["-c", script]
@@ -280,9 +285,11 @@ package struct TestPKI {
     package init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("presenced-pki-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=presenced test CA",
-                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        try openssl([
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=presenced test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ])
     }
 
     /// A server certificate signed by the CA for `subjectAltName` (e.g. `DNS:localhost,IP:127.0.0.1`);
@@ -290,15 +297,19 @@ package struct TestPKI {
     package func issue(_ name: String, subjectAltName: String) throws -> (certificate: String, key: String) {
         let ext = directory.appendingPathComponent("\(name).ext")
         try """
-            subjectAltName=\(subjectAltName)
-            basicConstraints=CA:FALSE
-            keyUsage=critical,digitalSignature
-            extendedKeyUsage=serverAuth
-            """.write(to: ext, atomically: true, encoding: .utf8)
-        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)"])
-        try openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                     "-out", "\(name).pem", "-days", "2", "-extfile", "\(name).ext"])
+        subjectAltName=\(subjectAltName)
+        basicConstraints=CA:FALSE
+        keyUsage=critical,digitalSignature
+        extendedKeyUsage=serverAuth
+        """.write(to: ext, atomically: true, encoding: .utf8)
+        try openssl([
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name)",
+        ])
+        try openssl([
+            "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "\(name).pem", "-days", "2", "-extfile", "\(name).ext",
+        ])
         return (directory.appendingPathComponent("\(name).pem").path, directory.appendingPathComponent("\(name).key").path)
     }
 

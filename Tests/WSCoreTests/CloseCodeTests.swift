@@ -1,5 +1,5 @@
-import XCTest
 import WSCore
+import XCTest
 
 final class CloseCodeTests: XCTestCase {
     func testNamedCodes() {
@@ -34,8 +34,10 @@ final class CloseCodeTests: XCTestCase {
     func testNamedCodesThatMayBeSent() {
         XCTAssertFalse(CloseCode.isValidOnWire(CloseCode.noStatusReceived.rawValue))
         XCTAssertFalse(CloseCode.isValidOnWire(CloseCode.abnormalClosure.rawValue))
-        for code: CloseCode in [.normal, .goingAway, .protocolError, .unsupportedData, .invalidPayload, .policyViolation,
-                                .messageTooBig, .mandatoryExtension, .internalError, .slowConsumer] {
+        for code: CloseCode in [
+            .normal, .goingAway, .protocolError, .unsupportedData, .invalidPayload, .policyViolation,
+            .messageTooBig, .mandatoryExtension, .internalError, .slowConsumer,
+        ] {
             XCTAssertTrue(CloseCode.isValidOnWire(code.rawValue), "\(code.rawValue)")
         }
     }

@@ -1,6 +1,7 @@
 import TestSupport
-@testable import WSCore
 import XCTest
+
+@testable import WSCore
 
 /// Test support shared by the frame codec tests (namespaced to stay clear of other test files).
 enum FrameTesting {
@@ -63,7 +64,9 @@ enum FrameTesting {
     /// Feeds `chunks` in order, each through its own buffer (as separate receive calls), collecting events
     /// until the input runs out or a failure. Also returns, for a failure, the index of the chunk that
     /// produced it.
-    static func decode(_ chunks: [[UInt8]], _ decoder: inout FrameDecoder, file: StaticString = #filePath, line: UInt = #line) -> (events: [Event], failedChunk: Int?) {
+    static func decode(
+        _ chunks: [[UInt8]], _ decoder: inout FrameDecoder, file: StaticString = #filePath, line: UInt = #line
+    ) -> (events: [Event], failedChunk: Int?) {
         var events: [Event] = []
         for (index, chunk) in chunks.enumerated() {
             var buffer = chunk
@@ -129,8 +132,10 @@ final class FrameDecoderTests: XCTestCase {
         FrameTesting.decode(bytes, role: role, maxMessageSize: max)
     }
 
-    private func assertFailure(_ bytes: [UInt8], _ code: CloseCode, role: FrameDecoder.Role = .server, max: Int = 65536,
-                               file: StaticString = #filePath, line: UInt = #line) {
+    private func assertFailure(
+        _ bytes: [UInt8], _ code: CloseCode, role: FrameDecoder.Role = .server, max: Int = 65536,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         let got = events(bytes, role: role, max: max)
         XCTAssertEqual(got.last, .failure(code.rawValue), "events: \(got)", file: file, line: line)
         assertSplitsAgree(bytes, role: role, max: max, file: file, line: line)
@@ -138,8 +143,10 @@ final class FrameDecoderTests: XCTestCase {
 
     /// Decodes `bytes` whole, byte at a time and at random split points; the events (and the byte at which
     /// a failure is detected) must not depend on the split.
-    private func assertSplitsAgree(_ bytes: [UInt8], role: FrameDecoder.Role = .server, max: Int = 65536, seeds: Range<UInt64> = 0..<40,
-                                   file: StaticString = #filePath, line: UInt = #line) {
+    private func assertSplitsAgree(
+        _ bytes: [UInt8], role: FrameDecoder.Role = .server, max: Int = 65536, seeds: Range<UInt64> = 0..<40,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         var whole = FrameDecoder(role: role, maxMessageSize: max)
         let expected = FrameTesting.decode([bytes], &whole).events
         var single = FrameDecoder(role: role, maxMessageSize: max)
@@ -154,9 +161,10 @@ final class FrameDecoderTests: XCTestCase {
             if let failedByte, let failedChunk {
                 // Fail fast: the failure comes with the chunk that holds the offending byte.
                 let before = chunks[..<failedChunk].reduce(0) { $0 + $1.count }
-                XCTAssert(before <= failedByte && failedByte < before + chunks[failedChunk].count,
-                          "seed \(seed): failure at byte \(failedByte) reported in chunk \(before)..<\(before + chunks[failedChunk].count)",
-                          file: file, line: line)
+                XCTAssert(
+                    before <= failedByte && failedByte < before + chunks[failedChunk].count,
+                    "seed \(seed): failure at byte \(failedByte) reported in chunk \(before)..<\(before + chunks[failedChunk].count)",
+                    file: file, line: line)
             }
         }
     }
@@ -166,7 +174,7 @@ final class FrameDecoderTests: XCTestCase {
     func testDecoderIsSmall() {
         let size = MemoryLayout<FrameDecoder>.size
         print("MemoryLayout<FrameDecoder>.size = \(size), stride = \(MemoryLayout<FrameDecoder>.stride)")
-        XCTAssertLessThanOrEqual(size, 46) // every upgraded connection carries one (issue 19)
+        XCTAssertLessThanOrEqual(size, 46)  // every upgraded connection carries one (issue 19)
     }
 
     // MARK: Round trips
@@ -177,7 +185,8 @@ final class FrameDecoderTests: XCTestCase {
         for length in Self.roundTripLengths {
             let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
             let text = [UInt8](repeating: UInt8(ascii: "a"), count: length)
-            let bytes = FrameEncoder.clientFrame(.binary, payload: payload, maskKey: 0xA1B2_C3D4)
+            let bytes =
+                FrameEncoder.clientFrame(.binary, payload: payload, maskKey: 0xA1B2_C3D4)
                 + FrameEncoder.clientFrame(.text, payload: text, maskKey: 0x0102_0304)
             XCTAssertEqual(events(bytes, max: 100_000), [.binary(payload), .text(text)], "length \(length)")
             assertSplitsAgree(bytes, max: 100_000, seeds: 0..<(length > 1000 ? 4 : 20))
@@ -211,7 +220,8 @@ final class FrameDecoderTests: XCTestCase {
     }
 
     func testSeveralFramesInOneBufferAndEmptyInput() {
-        let bytes = frame(0x1, FrameTesting.ascii("a"), true, 0, FrameTesting.maskKey, nil, nil)
+        let bytes =
+            frame(0x1, FrameTesting.ascii("a"), true, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x2, [1, 2], true, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x9, [], true, 0, FrameTesting.maskKey, nil, nil)
             + frame(0xA, [9], true, 0, FrameTesting.maskKey, nil, nil)
@@ -226,7 +236,8 @@ final class FrameDecoderTests: XCTestCase {
     }
 
     func testNonMinimalLengthEncodingIsAccepted() {
-        let bytes = frame(0x2, [1, 2, 3], true, 0, FrameTesting.maskKey, nil, 2)
+        let bytes =
+            frame(0x2, [1, 2, 3], true, 0, FrameTesting.maskKey, nil, 2)
             + frame(0x2, [4], true, 0, FrameTesting.maskKey, nil, 8)
         XCTAssertEqual(events(bytes), [.binary([1, 2, 3]), .binary([4])])
         assertSplitsAgree(bytes)
@@ -257,8 +268,9 @@ final class FrameDecoderTests: XCTestCase {
         for opcode: UInt8 in [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
             assertFailure(frame(opcode, [], true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
             // Also in the middle of a fragmented message.
-            assertFailure(frame(0x1, [0x61], false, 0, FrameTesting.maskKey, nil, nil)
-                + frame(opcode, [1, 2], true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
+            assertFailure(
+                frame(0x1, [0x61], false, 0, FrameTesting.maskKey, nil, nil)
+                    + frame(opcode, [1, 2], true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
         }
     }
 
@@ -274,8 +286,9 @@ final class FrameDecoderTests: XCTestCase {
             // 125 with a 16-bit length field is still ≤ 125 bytes, but the 7-bit field says 126: fail.
             assertFailure(frame(opcode, [UInt8](repeating: 0, count: 125), true, 0, FrameTesting.maskKey, nil, 2), .protocolError)
         }
-        XCTAssertEqual(events(frame(0x9, [UInt8](repeating: 7, count: 125), true, 0, FrameTesting.maskKey, nil, nil)),
-                       [.ping([UInt8](repeating: 7, count: 125))])
+        XCTAssertEqual(
+            events(frame(0x9, [UInt8](repeating: 7, count: 125), true, 0, FrameTesting.maskKey, nil, nil)),
+            [.ping([UInt8](repeating: 7, count: 125))])
     }
 
     func testFragmentedControlFrameFails() {
@@ -288,8 +301,9 @@ final class FrameDecoderTests: XCTestCase {
         assertFailure(frame(0x0, FrameTesting.ascii("x"), true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
         assertFailure(frame(0x0, [], false, 0, FrameTesting.maskKey, nil, nil), .protocolError)
         // After a complete message, too.
-        assertFailure(frame(0x1, FrameTesting.ascii("a"), true, 0, FrameTesting.maskKey, nil, nil)
-            + frame(0x0, FrameTesting.ascii("b"), true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
+        assertFailure(
+            frame(0x1, FrameTesting.ascii("a"), true, 0, FrameTesting.maskKey, nil, nil)
+                + frame(0x0, FrameTesting.ascii("b"), true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
     }
 
     func testNewDataFrameDuringFragmentedMessageFails() {
@@ -312,8 +326,11 @@ final class FrameDecoderTests: XCTestCase {
         XCTAssertEqual(got, [.failure(1009)])
         XCTAssertEqual(failedChunk, 9)
         // 7-bit lengths against a small limit.
-        assertFailure(frame(0x1, FrameTesting.ascii("hello"), true, 0, FrameTesting.maskKey, nil, nil).prefix(2).map { $0 }, .messageTooBig, max: 4)
-        XCTAssertEqual(events(frame(0x1, FrameTesting.ascii("hell"), true, 0, FrameTesting.maskKey, nil, nil), max: 4), [.text(FrameTesting.ascii("hell"))])
+        assertFailure(
+            frame(0x1, FrameTesting.ascii("hello"), true, 0, FrameTesting.maskKey, nil, nil).prefix(2).map { $0 }, .messageTooBig, max: 4)
+        XCTAssertEqual(
+            events(frame(0x1, FrameTesting.ascii("hell"), true, 0, FrameTesting.maskKey, nil, nil), max: 4),
+            [.text(FrameTesting.ascii("hell"))])
     }
 
     func testMessageTooBigAcrossFragments() {
@@ -322,15 +339,17 @@ final class FrameDecoderTests: XCTestCase {
         let third = frame(0x0, [UInt8](repeating: 3, count: 1), true, 0, FrameTesting.maskKey, nil, nil)
         // Exactly at the limit: fine. Control frames do not count.
         let ping = frame(0x9, [UInt8](repeating: 9, count: 100), true, 0, FrameTesting.maskKey, nil, nil)
-        XCTAssertEqual(events(first + ping + second + frame(0x0, [], true, 0, FrameTesting.maskKey, nil, nil), max: 100),
-                       [.ping([UInt8](repeating: 9, count: 100)), .binary([UInt8](repeating: 1, count: 60) + [UInt8](repeating: 2, count: 40))])
+        XCTAssertEqual(
+            events(first + ping + second + frame(0x0, [], true, 0, FrameTesting.maskKey, nil, nil), max: 100),
+            [.ping([UInt8](repeating: 9, count: 100)), .binary([UInt8](repeating: 1, count: 60) + [UInt8](repeating: 2, count: 40))])
         // One byte over: fails on the third header.
         assertFailure(first + second + Array(third.prefix(2)), .messageTooBig, max: 100)
     }
 
     func testLargeMaxMessageSize() {
         let payload = [UInt8](repeating: 0x42, count: 300_000)
-        let bytes = FrameEncoder.clientFrame(.binary, payload: Array(payload[..<100_000]), maskKey: 1, fin: false)
+        let bytes =
+            FrameEncoder.clientFrame(.binary, payload: Array(payload[..<100_000]), maskKey: 1, fin: false)
             + FrameEncoder.clientFrame(.continuation, payload: Array(payload[100_000...]), maskKey: 2)
         XCTAssertEqual(events(bytes, max: 300_000), [.binary(payload)])
         assertSplitsAgree(bytes, max: 300_000, seeds: 0..<2)
@@ -339,20 +358,26 @@ final class FrameDecoderTests: XCTestCase {
     // MARK: Fragmentation
 
     func testFragmentedTextWithInterleavedControlFrames() {
-        let bytes = frame(0x1, FrameTesting.ascii("Hel"), false, 0, 0x0101_0101, nil, nil)
+        let bytes =
+            frame(0x1, FrameTesting.ascii("Hel"), false, 0, 0x0101_0101, nil, nil)
             + frame(0x9, FrameTesting.ascii("ping!"), true, 0, 0xDEAD_BEEF, nil, nil)
             + frame(0x0, FrameTesting.ascii("lo, "), false, 0, 0x1234_5678, nil, nil)
             + frame(0xA, FrameTesting.ascii("pong"), true, 0, 0x9ABC_DEF0, nil, nil)
             + frame(0x0, [], false, 0, 0x1111_1111, nil, nil)
             + frame(0x0, FrameTesting.ascii("world"), true, 0, 0x2222_2222, nil, nil)
             + frame(0x2, [0xFF], true, 0, 0x3333_3333, nil, nil)
-        XCTAssertEqual(events(bytes), [.ping(FrameTesting.ascii("ping!")), .pong(FrameTesting.ascii("pong")),
-                                       .text(FrameTesting.ascii("Hello, world")), .binary([0xFF])])
+        XCTAssertEqual(
+            events(bytes),
+            [
+                .ping(FrameTesting.ascii("ping!")), .pong(FrameTesting.ascii("pong")),
+                .text(FrameTesting.ascii("Hello, world")), .binary([0xFF]),
+            ])
         assertSplitsAgree(bytes, seeds: 0..<200)
     }
 
     func testCloseInTheMiddleOfAFragmentedMessage() {
-        let bytes = frame(0x2, [1, 2, 3], false, 0, FrameTesting.maskKey, nil, nil)
+        let bytes =
+            frame(0x2, [1, 2, 3], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x8, FrameTesting.closePayload(1000, FrameTesting.ascii("bye")), true, 0, FrameTesting.maskKey, nil, nil)
         XCTAssertEqual(events(bytes), [.close(1000, FrameTesting.ascii("bye"))])
         assertSplitsAgree(bytes)
@@ -402,7 +427,8 @@ final class FrameDecoderTests: XCTestCase {
 
     func testInvalidUTF8FailsInAnUnfinishedFragmentedMessage() {
         // "κόσμε" then a surrogate, split over fragments; the message never finishes.
-        let bytes = frame(0x1, [0xCE, 0xBA, 0xE1], false, 0, FrameTesting.maskKey, nil, nil)
+        let bytes =
+            frame(0x1, [0xCE, 0xBA, 0xE1], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x0, [0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x0, [0xA0, 0x80, 0x65, 0x64, 0x69, 0x74, 0x65, 0x64], false, 0, FrameTesting.maskKey, nil, nil)
         assertFailure(bytes, .invalidPayload)
@@ -410,7 +436,8 @@ final class FrameDecoderTests: XCTestCase {
 
     func testCodePointSplitAcrossFragmentsIsValid() {
         let euro: [UInt8] = [0xE2, 0x82, 0xAC]
-        let bytes = frame(0x1, [euro[0]], false, 0, FrameTesting.maskKey, nil, nil)
+        let bytes =
+            frame(0x1, [euro[0]], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x0, [euro[1]], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x9, [], true, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x0, [euro[2]], true, 0, FrameTesting.maskKey, nil, nil)
@@ -420,14 +447,16 @@ final class FrameDecoderTests: XCTestCase {
 
     func testIncompleteCodePointAtEndOfMessageFails() {
         assertFailure(frame(0x1, [0x61, 0xE2, 0x82], true, 0, FrameTesting.maskKey, nil, nil), .invalidPayload)
-        assertFailure(frame(0x1, [0x61, 0xE2], false, 0, FrameTesting.maskKey, nil, nil)
-            + frame(0x0, [0x82], true, 0, FrameTesting.maskKey, nil, nil), .invalidPayload)
+        assertFailure(
+            frame(0x1, [0x61, 0xE2], false, 0, FrameTesting.maskKey, nil, nil)
+                + frame(0x0, [0x82], true, 0, FrameTesting.maskKey, nil, nil), .invalidPayload)
         // The frame ends on an incomplete code point, but the message is not over: fine so far.
         XCTAssertEqual(events(frame(0x1, [0xF0, 0x9F], false, 0, FrameTesting.maskKey, nil, nil)), [])
     }
 
     func testTextValidationRestartsForEachMessage() {
-        let bytes = frame(0x1, [0xE2], false, 0, FrameTesting.maskKey, nil, nil)
+        let bytes =
+            frame(0x1, [0xE2], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x0, [0x82, 0xAC], true, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x1, [0x41], true, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x1, [0x42], false, 0, FrameTesting.maskKey, nil, nil)
@@ -455,7 +484,8 @@ final class FrameDecoderTests: XCTestCase {
 
     func testCloseCodesOnTheWire() {
         for code: UInt16 in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
-            XCTAssertEqual(events(frame(0x8, FrameTesting.closePayload(code), true, 0, FrameTesting.maskKey, nil, nil)), [.close(code, [])], "\(code)")
+            XCTAssertEqual(
+                events(frame(0x8, FrameTesting.closePayload(code), true, 0, FrameTesting.maskKey, nil, nil)), [.close(code, [])], "\(code)")
         }
         for code: UInt16 in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
             assertFailure(frame(0x8, FrameTesting.closePayload(code), true, 0, FrameTesting.maskKey, nil, nil), .protocolError)
@@ -463,11 +493,13 @@ final class FrameDecoderTests: XCTestCase {
     }
 
     func testCloseReasonMustBeUTF8() {
-        assertFailure(frame(0x8, FrameTesting.closePayload(1000, [0x61, 0xCE, 0xBA, 0xED, 0xA0, 0x80]), true, 0, FrameTesting.maskKey, nil, nil),
-                      .invalidPayload)
+        assertFailure(
+            frame(0x8, FrameTesting.closePayload(1000, [0x61, 0xCE, 0xBA, 0xED, 0xA0, 0x80]), true, 0, FrameTesting.maskKey, nil, nil),
+            .invalidPayload)
         assertFailure(frame(0x8, FrameTesting.closePayload(1000, [0xCE]), true, 0, FrameTesting.maskKey, nil, nil), .invalidPayload)
         // A close interleaved in a text message does not disturb the message's validator and vice versa.
-        let bytes = frame(0x1, [0xCE], false, 0, FrameTesting.maskKey, nil, nil)
+        let bytes =
+            frame(0x1, [0xCE], false, 0, FrameTesting.maskKey, nil, nil)
             + frame(0x8, FrameTesting.closePayload(1000, [0xCE, 0xBA]), true, 0, FrameTesting.maskKey, nil, nil)
         XCTAssertEqual(events(bytes), [.close(1000, [0xCE, 0xBA])])
     }
@@ -512,7 +544,8 @@ final class FrameDecoderTests: XCTestCase {
         XCTAssertEqual(FrameTesting.decode([fragment], &decoder).events, [])
         XCTAssertTrue(decoder.hasPartialData)
         XCTAssertGreaterThan(decoder.bufferedBytes, 0)
-        XCTAssertEqual(FrameTesting.decode([frame(0x0, [4], true, 0, FrameTesting.maskKey, nil, nil)], &decoder).events, [.binary([1, 2, 3, 4])])
+        XCTAssertEqual(
+            FrameTesting.decode([frame(0x0, [4], true, 0, FrameTesting.maskKey, nil, nil)], &decoder).events, [.binary([1, 2, 3, 4])])
         XCTAssertEqual(decoder.bufferedBytes, 0)
         let ping = frame(0x9, [7, 7, 7], true, 0, FrameTesting.maskKey, nil, nil)
         XCTAssertEqual(FrameTesting.decode([Array(ping[..<7]), Array(ping[7...])], &decoder).events, [.ping([7, 7, 7])])
@@ -568,13 +601,16 @@ final class FrameDecoderTests: XCTestCase {
         XCTAssertEqual(FrameTesting.decode([frame(0x2, [1, 2], false, 0, FrameTesting.maskKey, nil, nil)], &original).events, [])
         var copy = original
         XCTAssertEqual(FrameTesting.decode([frame(0x0, [3], true, 0, FrameTesting.maskKey, nil, nil)], &copy).events, [.binary([1, 2, 3])])
-        XCTAssertEqual(FrameTesting.decode([frame(0x0, [9, 9], true, 0, FrameTesting.maskKey, nil, nil)], &original).events, [.binary([1, 2, 9, 9])])
+        XCTAssertEqual(
+            FrameTesting.decode([frame(0x0, [9, 9], true, 0, FrameTesting.maskKey, nil, nil)], &original).events, [.binary([1, 2, 9, 9])])
     }
 
     func testClientRoleDecodesServerFramesIncludingClose() {
         var bytes: [UInt8] = []
-        for shared in [Array("héllo".utf8).withUnsafeBytes { FrameEncoder.serverFrame(.text, payload: $0) },
-                       FrameEncoder.closeFrame(.goingAway, reason: "restart")] {
+        for shared in [
+            Array("héllo".utf8).withUnsafeBytes { FrameEncoder.serverFrame(.text, payload: $0) },
+            FrameEncoder.closeFrame(.goingAway, reason: "restart"),
+        ] {
             bytes += shared.withBytes { Array($0) }
         }
         XCTAssertEqual(events(bytes, role: .client), [.text(Array("héllo".utf8)), .close(1001, FrameTesting.ascii("restart"))])
@@ -589,13 +625,24 @@ final class FrameDecoderTests: XCTestCase {
         let f = FrameTesting.frame
         let streams: [(bytes: [UInt8], last: Event)] = [
             (f(0x1, FrameTesting.ascii("abc"), true, 0, k, nil, nil), .text(FrameTesting.ascii("abc"))),
-            (f(0x1, FrameTesting.ascii("a"), false, 0, k, nil, nil) + f(0xA, [1], true, 0, k, nil, nil) + f(0x0, [0xC3, 0xA9], true, 0, k, nil, nil),
-             .text([0x61, 0xC3, 0xA9])),
+            (
+                f(0x1, FrameTesting.ascii("a"), false, 0, k, nil, nil) + f(0xA, [1], true, 0, k, nil, nil)
+                    + f(0x0, [0xC3, 0xA9], true, 0, k, nil, nil),
+                .text([0x61, 0xC3, 0xA9])
+            ),
             (f(0x2, [UInt8](repeating: 5, count: 300), true, 0, k, nil, nil), .binary([UInt8](repeating: 5, count: 300))),
-            (f(0x2, [UInt8](repeating: 5, count: 300), true, 0, k, nil, nil) + f(0x1, [0xE0, 0x80, 0x80], true, 0, k, nil, nil), .failure(1007)),
-            (f(0x1, [UInt8](repeating: 0x61, count: 200) + [0xF5] + [UInt8](repeating: 0x61, count: 200), true, 0, k, nil, nil), .failure(1007)),
-            (f(0x1, [UInt8](repeating: 0x61, count: 200), false, 0, k, nil, nil) + f(0x9, [1, 2], true, 0, k, nil, nil)
-                + f(0x0, [0xC2], true, 0, k, nil, nil), .failure(1007)),
+            (
+                f(0x2, [UInt8](repeating: 5, count: 300), true, 0, k, nil, nil) + f(0x1, [0xE0, 0x80, 0x80], true, 0, k, nil, nil),
+                .failure(1007)
+            ),
+            (
+                f(0x1, [UInt8](repeating: 0x61, count: 200) + [0xF5] + [UInt8](repeating: 0x61, count: 200), true, 0, k, nil, nil),
+                .failure(1007)
+            ),
+            (
+                f(0x1, [UInt8](repeating: 0x61, count: 200), false, 0, k, nil, nil) + f(0x9, [1, 2], true, 0, k, nil, nil)
+                    + f(0x0, [0xC2], true, 0, k, nil, nil), .failure(1007)
+            ),
             (f(0x9, [], false, 0, k, nil, nil), .failure(1002)),
             (f(0x2, [1], true, 2, k, nil, nil), .failure(1002)),
             (f(0x2, [1], true, 0, nil, nil, nil), .failure(1002)),
@@ -607,7 +654,10 @@ final class FrameDecoderTests: XCTestCase {
             (f(0x8, [3], true, 0, k, nil, nil), .failure(1002)),
             (f(0x8, FrameTesting.closePayload(1005), true, 0, k, nil, nil), .failure(1002)),
             (f(0x8, FrameTesting.closePayload(1000, [0xFF]), true, 0, k, nil, nil), .failure(1007)),
-            (f(0x8, FrameTesting.closePayload(3000, FrameTesting.ascii("done")), true, 0, k, nil, nil), .close(3000, FrameTesting.ascii("done"))),
+            (
+                f(0x8, FrameTesting.closePayload(3000, FrameTesting.ascii("done")), true, 0, k, nil, nil),
+                .close(3000, FrameTesting.ascii("done"))
+            ),
             (f(0xA, [UInt8](repeating: 1, count: 126), true, 0, k, nil, nil), .failure(1002)),
             (f(0xB, [], true, 0, k, nil, nil), .failure(1002)),
         ]

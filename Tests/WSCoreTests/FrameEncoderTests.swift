@@ -1,6 +1,7 @@
 import TestSupport
-@testable import WSCore
 import XCTest
+
+@testable import WSCore
 
 final class FrameEncoderTests: XCTestCase {
     private func bytes(_ shared: SharedBytes) -> [UInt8] {
@@ -41,8 +42,9 @@ final class FrameEncoderTests: XCTestCase {
     /// RFC 6455 §5.7 examples.
     func testRFCExamples() {
         XCTAssertEqual(serverFrame(.text, Array("Hello".utf8)), [0x81, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])
-        XCTAssertEqual(FrameEncoder.clientFrame(.text, payload: Array("Hello".utf8), maskKey: 0x37FA_213D),
-                       [0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])
+        XCTAssertEqual(
+            FrameEncoder.clientFrame(.text, payload: Array("Hello".utf8), maskKey: 0x37FA_213D),
+            [0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])
         XCTAssertEqual(FrameEncoder.clientFrame(.text, payload: Array("Hel".utf8), maskKey: 0x37FA_213D, fin: false)[0], 0x01)
         XCTAssertEqual(serverFrame(.ping, Array("Hello".utf8)), [0x89, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])
         let large = serverFrame(.binary, [UInt8](repeating: 0, count: 256))
@@ -75,11 +77,11 @@ final class FrameEncoderTests: XCTestCase {
         let cases: [(String, Int)] = [
             (String(repeating: "a", count: 200), 123),
             (String(repeating: "a", count: 123), 123),
-            (String(repeating: "é", count: 100), 122),              // 2 bytes each
-            (String(repeating: "€", count: 50), 123),               // 3 bytes each: 41 fit
-            ("a" + String(repeating: "€", count: 50), 121),         // 1 + 40 × 3
-            (String(repeating: "👍🏽", count: 30), 120),             // 8-byte grapheme clusters: 15 fit
-            ("e" + String(repeating: "\u{301}", count: 100), 0),    // one 201-byte character: nothing fits
+            (String(repeating: "é", count: 100), 122),  // 2 bytes each
+            (String(repeating: "€", count: 50), 123),  // 3 bytes each: 41 fit
+            ("a" + String(repeating: "€", count: 50), 121),  // 1 + 40 × 3
+            (String(repeating: "👍🏽", count: 30), 120),  // 8-byte grapheme clusters: 15 fit
+            ("e" + String(repeating: "\u{301}", count: 100), 0),  // one 201-byte character: nothing fits
         ]
         for (reason, expected) in cases {
             let frame = bytes(FrameEncoder.closeFrame(.policyViolation, reason: reason))
@@ -124,8 +126,9 @@ final class FrameEncoderTests: XCTestCase {
                     var output = [UInt8](repeating: 0, count: count + 1)
                     let next = input.withUnsafeBytes { source in
                         output.withUnsafeMutableBytes { destination in
-                            Masking.apply(key: key, offset: offset, from: source.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!,
-                                          to: destination.baseAddress! + 1, count: count)
+                            Masking.apply(
+                                key: key, offset: offset, from: source.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!,
+                                to: destination.baseAddress! + 1, count: count)
                         }
                     }
                     XCTAssertEqual(Array(output[1...]), expected, "count \(count) offset \(offset)")
@@ -133,7 +136,9 @@ final class FrameEncoderTests: XCTestCase {
                     // In place.
                     var inPlace = input
                     if count > 0 {
-                        _ = inPlace.withUnsafeMutableBytes { Masking.apply(key: key, offset: offset, from: $0.baseAddress!, to: $0.baseAddress!, count: count) }
+                        _ = inPlace.withUnsafeMutableBytes {
+                            Masking.apply(key: key, offset: offset, from: $0.baseAddress!, to: $0.baseAddress!, count: count)
+                        }
                     }
                     XCTAssertEqual(inPlace, expected)
                 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import WSCore
 
 final class HTTPHeadersTests: XCTestCase {

@@ -1,6 +1,7 @@
 import TestSupport
-@testable import WSCore
 import XCTest
+
+@testable import WSCore
 
 // MARK: - Split-feeding harness (shared with HTTPResponseParserTests)
 
@@ -51,8 +52,10 @@ enum HTTPSplits {
 }
 
 /// Feeds `input` in chunks of `sizes`, stopping at the first complete/failure.
-func httpFeed<P: HTTPTestableParser>(_ parser: P, _ input: [UInt8], sizes: [Int],
-                                     file: StaticString = #filePath, line: UInt = #line) -> HTTPFeedOutcome<P.Head> {
+func httpFeed<P: HTTPTestableParser>(
+    _ parser: P, _ input: [UInt8], sizes: [Int],
+    file: StaticString = #filePath, line: UInt = #line
+) -> HTTPFeedOutcome<P.Head> {
     var parser = parser
     var offset = 0
     for size in sizes {
@@ -73,8 +76,10 @@ func httpFeed<P: HTTPTestableParser>(_ parser: P, _ input: [UInt8], sizes: [Int]
 /// Feeds `input` whole, byte at a time and at 40 seeded random splits; asserts every way gives the
 /// same outcome and returns it.
 @discardableResult
-func httpAssertSplitInvariant<P: HTTPTestableParser>(_ make: @autoclosure () -> P, _ input: [UInt8],
-                                                     file: StaticString = #filePath, line: UInt = #line) -> HTTPFeedOutcome<P.Head> {
+func httpAssertSplitInvariant<P: HTTPTestableParser>(
+    _ make: @autoclosure () -> P, _ input: [UInt8],
+    file: StaticString = #filePath, line: UInt = #line
+) -> HTTPFeedOutcome<P.Head> {
     let reference = httpFeed(make(), input, sizes: HTTPSplits.whole(input.count), file: file, line: line)
     let byteWise = httpFeed(make(), input, sizes: HTTPSplits.bytes(input.count), file: file, line: line)
     XCTAssertEqual(byteWise, reference, "byte-at-a-time differs from whole", file: file, line: line)
@@ -94,7 +99,9 @@ extension Array where Element == UInt8 {
 // MARK: - Tests
 
 final class HTTPRequestParserTests: XCTestCase {
-    private func parse(_ text: String, maxHeadSize: Int = 8192, file: StaticString = #filePath, line: UInt = #line) -> HTTPFeedOutcome<HTTPRequestHead> {
+    private func parse(
+        _ text: String, maxHeadSize: Int = 8192, file: StaticString = #filePath, line: UInt = #line
+    ) -> HTTPFeedOutcome<HTTPRequestHead> {
         httpAssertSplitInvariant(HTTPRequestParser(maxHeadSize: maxHeadSize), [UInt8](http: text), file: file, line: line)
     }
 
@@ -226,15 +233,15 @@ final class HTTPRequestParserTests: XCTestCase {
 
     func testMalformedRequestLines() {
         let cases = [
-            "GE(T / HTTP/1.1\r\n\r\n",          // non-token method
-            "GET\t/ HTTP/1.1\r\n\r\n",           // tab separator
-            " / HTTP/1.1\r\n\r\n",               // empty method
-            "GET HTTP/1.1\r\n\r\n",              // missing target
-            "GET  / HTTP/1.1\r\n\r\n",           // two spaces
-            "GET / HTTP/1.1 \r\n\r\n",           // trailing space
-            "GET /a\tb HTTP/1.1\r\n\r\n",        // CTL in target
-            "GET /a\u{7f} HTTP/1.1\r\n\r\n",     // DEL in target
-            "GET /caf\u{e9} HTTP/1.1\r\n\r\n",   // non-ASCII in target
+            "GE(T / HTTP/1.1\r\n\r\n",  // non-token method
+            "GET\t/ HTTP/1.1\r\n\r\n",  // tab separator
+            " / HTTP/1.1\r\n\r\n",  // empty method
+            "GET HTTP/1.1\r\n\r\n",  // missing target
+            "GET  / HTTP/1.1\r\n\r\n",  // two spaces
+            "GET / HTTP/1.1 \r\n\r\n",  // trailing space
+            "GET /a\tb HTTP/1.1\r\n\r\n",  // CTL in target
+            "GET /a\u{7f} HTTP/1.1\r\n\r\n",  // DEL in target
+            "GET /caf\u{e9} HTTP/1.1\r\n\r\n",  // non-ASCII in target
             "GET / HTTP/2.0\r\n\r\n",
             "GET / HTTP/1.2\r\n\r\n",
             "GET / HTTP/0.9\r\n\r\n",
@@ -243,10 +250,10 @@ final class HTTPRequestParserTests: XCTestCase {
             "GET / HTTP/1\r\n\r\n",
             "GET /\r\n\r\n",
             "GET\r\n\r\n",
-            "GET / HTTP/1.1\r\r\n\r\n",          // bare CR in the request line
+            "GET / HTTP/1.1\r\r\n\r\n",  // bare CR in the request line
             "GET /\r HTTP/1.1\r\n\r\n",
             "\rGET / HTTP/1.1\r\n\r\n",
-            "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\u{fc}\u{3}\u{3}\n\n", // TLS ClientHello-ish
+            "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\u{fc}\u{3}\u{3}\n\n",  // TLS ClientHello-ish
         ]
         for text in cases { assertMalformed(text) }
     }
@@ -261,19 +268,19 @@ final class HTTPRequestParserTests: XCTestCase {
 
     func testMalformedHeaderLines() {
         let cases = [
-            "GET / HTTP/1.1\r\nHost example.com\r\n\r\n",      // no colon
-            "GET / HTTP/1.1\r\nHost : example.com\r\n\r\n",    // space before colon
-            "GET / HTTP/1.1\r\nHost\t: example.com\r\n\r\n",   // tab before colon
-            "GET / HTTP/1.1\r\n: value\r\n\r\n",               // empty name
-            "GET / HTTP/1.1\r\nA: 1\r\n continued\r\n\r\n",    // obs-fold
-            "GET / HTTP/1.1\r\nA: 1\r\n\tcontinued\r\n\r\n",   // obs-fold with tab
-            "GET / HTTP/1.1\r\n Host: h\r\n\r\n",              // whitespace after the start line
-            "GET / HTTP/1.1\r\nA(b: 1\r\n\r\n",                // separator in name
-            "GET / HTTP/1.1\r\nA\u{0}: 1\r\n\r\n",             // NUL in name
-            "GET / HTTP/1.1\r\nA: 1\u{0}2\r\n\r\n",            // NUL in value
-            "GET / HTTP/1.1\r\nA: 1\r2\r\n\r\n",               // bare CR in value
-            "GET / HTTP/1.1\r\nA: 1\r\r\n\r\n",                // CR CR LF
-            "GET / HTTP/1.1\r\nA: 1\r\n\r \r\n",               // lone CR line before the end
+            "GET / HTTP/1.1\r\nHost example.com\r\n\r\n",  // no colon
+            "GET / HTTP/1.1\r\nHost : example.com\r\n\r\n",  // space before colon
+            "GET / HTTP/1.1\r\nHost\t: example.com\r\n\r\n",  // tab before colon
+            "GET / HTTP/1.1\r\n: value\r\n\r\n",  // empty name
+            "GET / HTTP/1.1\r\nA: 1\r\n continued\r\n\r\n",  // obs-fold
+            "GET / HTTP/1.1\r\nA: 1\r\n\tcontinued\r\n\r\n",  // obs-fold with tab
+            "GET / HTTP/1.1\r\n Host: h\r\n\r\n",  // whitespace after the start line
+            "GET / HTTP/1.1\r\nA(b: 1\r\n\r\n",  // separator in name
+            "GET / HTTP/1.1\r\nA\u{0}: 1\r\n\r\n",  // NUL in name
+            "GET / HTTP/1.1\r\nA: 1\u{0}2\r\n\r\n",  // NUL in value
+            "GET / HTTP/1.1\r\nA: 1\r2\r\n\r\n",  // bare CR in value
+            "GET / HTTP/1.1\r\nA: 1\r\r\n\r\n",  // CR CR LF
+            "GET / HTTP/1.1\r\nA: 1\r\n\r \r\n",  // lone CR line before the end
         ]
         for text in cases { assertMalformed(text) }
     }
@@ -288,7 +295,9 @@ final class HTTPRequestParserTests: XCTestCase {
 
     func testSpecificErrorMessages() {
         XCTAssertEqual(parse("GET / HTTP/1.1\r\nA : 1\r\n\r\n"), .failure(.malformed("whitespace between header name and colon")))
-        XCTAssertEqual(parse("GET / HTTP/1.1\r\nA: 1\r\n b\r\n\r\n"), .failure(.malformed("obsolete line folding (header line starts with whitespace)")))
+        XCTAssertEqual(
+            parse("GET / HTTP/1.1\r\nA: 1\r\n b\r\n\r\n"),
+            .failure(.malformed("obsolete line folding (header line starts with whitespace)")))
         XCTAssertEqual(parse("GET / HTTP/3\r\n\r\n"), .failure(.malformed("HTTP version must be HTTP/1.0 or HTTP/1.1")))
     }
 
@@ -413,8 +422,12 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertFalse(parser.isIdle)
         parser.reset()
         XCTAssertTrue(parser.isIdle)
-        XCTAssertEqual([UInt8](http: "BAD LINE\r\n").withUnsafeBytes { parser.feed($0) }, .failure(.malformed("request line must be METHOD SP target SP version")))
-        XCTAssertEqual([UInt8](http: "GET / HTTP/1.1\r\n\r\n").withUnsafeBytes { parser.feed($0) }, .failure(.malformed("request line must be METHOD SP target SP version")))
+        XCTAssertEqual(
+            [UInt8](http: "BAD LINE\r\n").withUnsafeBytes { parser.feed($0) },
+            .failure(.malformed("request line must be METHOD SP target SP version")))
+        XCTAssertEqual(
+            [UInt8](http: "GET / HTTP/1.1\r\n\r\n").withUnsafeBytes { parser.feed($0) },
+            .failure(.malformed("request line must be METHOD SP target SP version")))
         parser.reset()
         guard case .complete = [UInt8](http: "GET / HTTP/1.1\r\n\r\n").withUnsafeBytes({ parser.feed($0) }) else { return XCTFail() }
     }
@@ -431,7 +444,8 @@ final class HTTPRequestParserTests: XCTestCase {
         var responses = HTTPResponseParser()
         let response = [UInt8](http: "HTTP/1.1 204 No Content\r\n\r\n")
         let responseResult: HTTPResponseParser.Result = response.withUnsafeBytes { responses.feed($0) }
-        XCTAssertEqual(responseResult, HTTPResponseParser.Result.complete(HTTPResponseHead(status: 204, reason: "No Content"), consumed: 27))
+        XCTAssertEqual(
+            responseResult, HTTPResponseParser.Result.complete(HTTPResponseHead(status: 204, reason: "No Content"), consumed: 27))
         switch HTTPResponseParser(maxHeadSize: 4).feedAll([UInt8](http: "HTTP/1.1")) {
         case .needMoreData, .complete: XCTFail("expected headTooLarge")
         case .failure(let error): XCTAssertEqual(error, .headTooLarge)
@@ -460,7 +474,11 @@ final class HTTPRequestParserTests: XCTestCase {
     }
 
     func testQueryParameterDecoding() {
-        let head = HTTPRequestHead(method: "GET", target: "/ws?token=a%2Bb%3D%3D&name=J%C3%B6rg+Smith&empty=&flag&a=1&a=2&bad=%zz%4&sp%61ce=x&plus+name=p&check=%E2%9C%93&lower=%e2%9c%93")
+        let head = HTTPRequestHead(
+            method: "GET",
+            target:
+                "/ws?token=a%2Bb%3D%3D&name=J%C3%B6rg+Smith&empty=&flag&a=1&a=2&bad=%zz%4&sp%61ce=x&plus+name=p&check=%E2%9C%93&lower=%e2%9c%93"
+        )
         XCTAssertEqual(head.queryParameter("token"), "a+b==")
         XCTAssertEqual(head.queryParameter("name"), "Jörg Smith")
         XCTAssertEqual(head.queryParameter("empty"), "")

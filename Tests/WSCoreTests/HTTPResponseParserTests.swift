@@ -1,12 +1,17 @@
 import XCTest
+
 @testable import WSCore
 
 final class HTTPResponseParserTests: XCTestCase {
-    private func parse(_ bytes: [UInt8], maxHeadSize: Int = 65536, file: StaticString = #filePath, line: UInt = #line) -> HTTPFeedOutcome<HTTPResponseHead> {
+    private func parse(
+        _ bytes: [UInt8], maxHeadSize: Int = 65536, file: StaticString = #filePath, line: UInt = #line
+    ) -> HTTPFeedOutcome<HTTPResponseHead> {
         httpAssertSplitInvariant(HTTPResponseParser(maxHeadSize: maxHeadSize), bytes, file: file, line: line)
     }
 
-    private func parse(_ text: String, maxHeadSize: Int = 65536, file: StaticString = #filePath, line: UInt = #line) -> HTTPFeedOutcome<HTTPResponseHead> {
+    private func parse(
+        _ text: String, maxHeadSize: Int = 65536, file: StaticString = #filePath, line: UInt = #line
+    ) -> HTTPFeedOutcome<HTTPResponseHead> {
         parse([UInt8](http: text), maxHeadSize: maxHeadSize, file: file, line: line)
     }
 
@@ -21,9 +26,15 @@ final class HTTPResponseParserTests: XCTestCase {
     }
 
     func testSwitchingProtocols() throws {
-        let head = try XCTUnwrap(parseHead("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
-        XCTAssertEqual(head, HTTPResponseHead(versionMajor: 1, versionMinor: 1, status: 101, reason: "Switching Protocols",
-                                              headers: ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]))
+        let head = try XCTUnwrap(
+            parseHead(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+            ))
+        XCTAssertEqual(
+            head,
+            HTTPResponseHead(
+                versionMajor: 1, versionMinor: 1, status: 101, reason: "Switching Protocols",
+                headers: ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]))
     }
 
     func testStatusLineVariants() throws {
@@ -61,7 +72,10 @@ final class HTTPResponseParserTests: XCTestCase {
         ]
         for text in cases {
             let outcome = parse(text)
-            guard case .failure(.malformed) = outcome else { XCTFail("\(text.debugDescription): \(outcome)"); continue }
+            guard case .failure(.malformed) = outcome else {
+                XCTFail("\(text.debugDescription): \(outcome)")
+                continue
+            }
         }
     }
 
@@ -87,7 +101,8 @@ final class HTTPResponseParserTests: XCTestCase {
     func testHeaderCountLimit() {
         var text = "HTTP/1.1 200 OK\r\n"
         for i in 0..<1000 { text += "Set-Cookie: c\(i)=1\r\n" }
-        guard case .complete(let head, _) = httpFeed(HTTPResponseParser(), [UInt8](http: text + "\r\n"), sizes: [text.utf8.count + 2]) else { return XCTFail() }
+        guard case .complete(let head, _) = httpFeed(HTTPResponseParser(), [UInt8](http: text + "\r\n"), sizes: [text.utf8.count + 2])
+        else { return XCTFail() }
         XCTAssertEqual(head.headers.values("set-cookie").count, 1000)
         text += "X: 1\r\n\r\n"
         XCTAssertEqual(httpFeed(HTTPResponseParser(), [UInt8](http: text), sizes: [text.utf8.count]), .failure(.headTooLarge))

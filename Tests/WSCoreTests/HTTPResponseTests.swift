@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import WSCore
 
 final class HTTPResponseTests: XCTestCase {
@@ -17,7 +18,9 @@ final class HTTPResponseTests: XCTestCase {
     }
 
     func testNoBodyStatuses() {
-        XCTAssertEqual(text(HTTPResponse(status: 101, headers: ["Upgrade": "websocket"])), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+        XCTAssertEqual(
+            text(HTTPResponse(status: 101, headers: ["Upgrade": "websocket"])),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
         XCTAssertEqual(text(HTTPResponse(status: 204, body: [1, 2, 3])), "HTTP/1.1 204 No Content\r\n\r\n")
         XCTAssertEqual(text(HTTPResponse(status: 304, body: [1])), "HTTP/1.1 304 Not Modified\r\n\r\n")
         XCTAssertEqual(text(HTTPResponse(status: 100)), "HTTP/1.1 100 Continue\r\n\r\n")
@@ -25,19 +28,23 @@ final class HTTPResponseTests: XCTestCase {
 
     func testExplicitFramingHeadersRespected() {
         XCTAssertEqual(text(HTTPResponse(status: 200, headers: ["content-length": "10"])), "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
-        XCTAssertEqual(text(HTTPResponse(status: 200, headers: ["Transfer-Encoding": "chunked"], body: Array("0\r\n\r\n".utf8))),
-                       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        XCTAssertEqual(
+            text(HTTPResponse(status: 200, headers: ["Transfer-Encoding": "chunked"], body: Array("0\r\n\r\n".utf8))),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     }
 
     func testHeaderInjectionIsNeutralized() {
-        let response = HTTPResponse(status: 400, headers: [
-            "X-Request-ID": "abc\r\nSet-Cookie: evil=1\u{0}",
-            "Bad Name": "dropped",
-            "": "dropped",
-            "X\r\nInjected": "dropped",
-            "X-Ok": "kept",
-        ])
-        XCTAssertEqual(text(response), "HTTP/1.1 400 Bad Request\r\nX-Request-ID: abc  Set-Cookie: evil=1 \r\nX-Ok: kept\r\nContent-Length: 0\r\n\r\n")
+        let response = HTTPResponse(
+            status: 400,
+            headers: [
+                "X-Request-ID": "abc\r\nSet-Cookie: evil=1\u{0}",
+                "Bad Name": "dropped",
+                "": "dropped",
+                "X\r\nInjected": "dropped",
+                "X-Ok": "kept",
+            ])
+        XCTAssertEqual(
+            text(response), "HTTP/1.1 400 Bad Request\r\nX-Request-ID: abc  Set-Cookie: evil=1 \r\nX-Ok: kept\r\nContent-Length: 0\r\n\r\n")
     }
 
     func testReasonPhrases() {

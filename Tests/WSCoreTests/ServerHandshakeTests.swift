@@ -1,11 +1,14 @@
 import XCTest
+
 @testable import WSCore
 
 final class ServerHandshakeTests: XCTestCase {
     private let sampleKey = "dGhlIHNhbXBsZSBub25jZQ=="
 
     /// A valid upgrade request, with `edit` applied to its headers.
-    private func request(method: String = "GET", minor: Int = 1, _ edit: (inout [(name: String, value: String)]) -> Void = { _ in }) -> HTTPRequestHead {
+    private func request(
+        method: String = "GET", minor: Int = 1, _ edit: (inout [(name: String, value: String)]) -> Void = { _ in }
+    ) -> HTTPRequestHead {
         var fields: [(name: String, value: String)] = [
             (name: "Host", value: "server.example.com"),
             (name: "Upgrade", value: "websocket"),
@@ -27,7 +30,9 @@ final class ServerHandshakeTests: XCTestCase {
         }
     }
 
-    private func assertRejected(_ head: HTTPRequestHead, status: Int, reasonContains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertRejected(
+        _ head: HTTPRequestHead, status: Int, reasonContains: String? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) {
         guard let rejection = rejection(head, file: file, line: line) else { return }
         XCTAssertEqual(rejection.status, status, rejection.reason, file: file, line: line)
         if let reasonContains {
@@ -60,10 +65,12 @@ final class ServerHandshakeTests: XCTestCase {
     func testRFC6455AcceptValue() {
         // RFC 6455 §1.3 (and the second well-known example key).
         XCTAssertEqual(ServerHandshake.acceptValue(forKey: sampleKey), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-        XCTAssertEqual(Base64.encode(SHA1.digest(Array((sampleKey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        XCTAssertEqual(
+            Base64.encode(SHA1.digest(Array((sampleKey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
         // The SHA-1 bytes printed in RFC 6455 §1.3.
-        XCTAssertEqual(SHA1.digest(Array((sampleKey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8)),
-                       [0xb3, 0x7a, 0x4f, 0x2c, 0xc0, 0x62, 0x4f, 0x16, 0x90, 0xf6, 0x46, 0x06, 0xcf, 0x38, 0x59, 0x45, 0xb2, 0xbe, 0xc4, 0xea])
+        XCTAssertEqual(
+            SHA1.digest(Array((sampleKey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8)),
+            [0xb3, 0x7a, 0x4f, 0x2c, 0xc0, 0x62, 0x4f, 0x16, 0x90, 0xf6, 0x46, 0x06, 0xcf, 0x38, 0x59, 0x45, 0xb2, 0xbe, 0xc4, 0xea])
         // Mis-remembered variants of the example must not match.
         XCTAssertNotEqual(ServerHandshake.acceptValue(forKey: sampleKey), "s3pPLMBiTxaK9kQGzVOo0YLfhM0=")
         XCTAssertNotEqual(ServerHandshake.acceptValue(forKey: sampleKey), "s3pPLMBiTxaK9kQGzVOo+xbmo0=")
@@ -76,14 +83,18 @@ final class ServerHandshakeTests: XCTestCase {
         let accepted = try ServerHandshake.validate(request()).get()
         XCTAssertEqual(accepted.key, sampleKey)
         XCTAssertEqual(accepted.acceptValue, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-        XCTAssertEqual(String(decoding: accepted.response(), as: UTF8.self),
-                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+        XCTAssertEqual(
+            String(decoding: accepted.response(), as: UTF8.self),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        )
     }
 
     func testResponseWithExtraHeaders() throws {
         let accepted = try ServerHandshake.validate(request()).get()
-        XCTAssertEqual(String(decoding: accepted.response(extraHeaders: ["X-Request-ID": "r-42", "Sec-WebSocket-Protocol": "chat"]), as: UTF8.self),
-                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Request-ID: r-42\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
+        XCTAssertEqual(
+            String(decoding: accepted.response(extraHeaders: ["X-Request-ID": "r-42", "Sec-WebSocket-Protocol": "chat"]), as: UTF8.self),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Request-ID: r-42\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+        )
     }
 
     func testLenientTokenMatching() throws {
@@ -91,14 +102,18 @@ final class ServerHandshakeTests: XCTestCase {
         XCTAssertNoThrow(try ServerHandshake.validate(request(set("Connection", "UPGRADE"))).get())
         XCTAssertNoThrow(try ServerHandshake.validate(request(set("Upgrade", "WebSocket"))).get())
         XCTAssertNoThrow(try ServerHandshake.validate(request(set("Upgrade", "h2c, websocket"))).get())
-        XCTAssertNoThrow(try ServerHandshake.validate(request { fields in
-            fields = fields.map { (name: $0.name.lowercased(), value: $0.value) }
-        }).get())
-        XCTAssertNoThrow(try ServerHandshake.validate(request(add("Connection", "upgrade")) ).get())
+        XCTAssertNoThrow(
+            try ServerHandshake.validate(
+                request { fields in
+                    fields = fields.map { (name: $0.name.lowercased(), value: $0.value) }
+                }
+            ).get())
+        XCTAssertNoThrow(try ServerHandshake.validate(request(add("Connection", "upgrade"))).get())
     }
 
     func testParsedRequestAccepted() throws {
-        let text = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==  \r\nOrigin: http://example.com\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let text =
+            "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==  \r\nOrigin: http://example.com\r\nSec-WebSocket-Version: 13\r\n\r\n"
         guard case .complete(let head, _) = httpAssertSplitInvariant(HTTPRequestParser(), [UInt8](http: text)) else { return XCTFail() }
         XCTAssertEqual(try ServerHandshake.validate(head).get().acceptValue, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     }
@@ -153,11 +168,11 @@ final class ServerHandshakeTests: XCTestCase {
         assertRejected(request(add("Sec-WebSocket-Key", sampleKey)), status: 400, reasonContains: "Sec-WebSocket-Key")
         assertRejected(request(set("Sec-WebSocket-Key", "")), status: 400)
         assertRejected(request(set("Sec-WebSocket-Key", "not base64!")), status: 400)
-        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25j")), status: 400)       // 15 bytes
-        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZTE=")), status: 400)   // 17 bytes
-        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ")), status: 400)     // no padding
-        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZR==")), status: 400)   // non-zero pad bits
-        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ-_")), status: 400)   // URL alphabet
+        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25j")), status: 400)  // 15 bytes
+        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZTE=")), status: 400)  // 17 bytes
+        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ")), status: 400)  // no padding
+        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZR==")), status: 400)  // non-zero pad bits
+        assertRejected(request(set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ-_")), status: 400)  // URL alphabet
     }
 
     func testRejectionResponse() {

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import WSCore
+import XCTest
 
 final class SharedBytesTests: XCTestCase {
     func testMakeAndRead() {

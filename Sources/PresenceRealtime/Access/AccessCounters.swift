@@ -25,8 +25,10 @@ final class AccessCounters {
     let latency = LatencyHistogram(boundsNanos: AccessCounters.latencyBoundsNanos)
 
     /// 1 ms … 2 s (the check's timeout).
-    static let latencyBoundsNanos: [Int64] = [1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
-                                              100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_000_000_000]
+    static let latencyBoundsNanos: [Int64] = [
+        1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000,
+        100_000_000, 250_000_000, 500_000_000, 1_000_000_000, 2_000_000_000,
+    ]
 
     deinit { checks.base.deallocate() }
 

@@ -53,8 +53,10 @@ final class ChannelAccess: @unchecked Sendable {
 
     /// Asks CHANNEL_AUTH_URL about (`subject.user`, `channel`), or waits for the question already
     /// in flight; `done` runs on `loop`'s thread with the answer (at once if it was cached meanwhile).
-    func ask(_ subject: AccessSubject, channel: String, requestID: String, on loop: EventLoop,
-             _ done: @escaping (AccessDecision) -> Void) {
+    func ask(
+        _ subject: AccessSubject, channel: String, requestID: String, on loop: EventLoop,
+        _ done: @escaping (AccessDecision) -> Void
+    ) {
         let key = ChannelAccessCache.Key(user: subject.user, channel: channel)
         let waiter = ChannelAccessCache.Waiter(loop: loop.index, mailbox: loop.mailbox, done: done)
         switch cache.lookup(key, now: loop.now, waiter: waiter) {
@@ -66,10 +68,13 @@ final class ChannelAccess: @unchecked Sendable {
         case .ask:
             guard let target, let http = client(loop) else { return finish(key, .unavailable, on: loop) }
             let started = EventLoop.monotonicNanos()
-            let headers = ChannelAccessCheck.headers(token: token, requestID: requestID,
-                                                     traceparent: TraceParent.make(requestID: requestID))
-            http.send(method: "POST", url: target, path: "", headers: headers, body: ChannelAccessCheck.body(subject, channel: channel),
-                      timeoutMillis: ChannelAccessCheck.timeoutMillis) { [self] result in
+            let headers = ChannelAccessCheck.headers(
+                token: token, requestID: requestID,
+                traceparent: TraceParent.make(requestID: requestID))
+            http.send(
+                method: "POST", url: target, path: "", headers: headers, body: ChannelAccessCheck.body(subject, channel: channel),
+                timeoutMillis: ChannelAccessCheck.timeoutMillis
+            ) { [self] result in
                 let decision = ChannelAccessCheck.interpret(result)
                 if let counters = counters[loop.index] {
                     counters.checks.add(AccessCheckResult(decision))
@@ -101,7 +106,8 @@ final class ChannelAccess: @unchecked Sendable {
         case .failure(let failure): why = failure.description
         case .success(let response): why = "answered \(response.status)"
         }
-        Log.warn("channel access check unavailable: joins answer unavailable", requestID: requestID,
-                 ["reason": why, "loop": "\(loop.index)"])
+        Log.warn(
+            "channel access check unavailable: joins answer unavailable", requestID: requestID,
+            ["reason": why, "loop": "\(loop.index)"])
     }
 }

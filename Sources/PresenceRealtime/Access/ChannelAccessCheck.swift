@@ -13,8 +13,9 @@ enum ChannelAccessCheck {
     static func body(_ subject: AccessSubject, channel: String) -> [UInt8] {
         let role = subject.role.map(JSONWriter.quoted) ?? "null"
         let session = subject.sessionID.map(JSONWriter.quoted) ?? "null"
-        return Array(("{\"user_id\":\(JSONWriter.quoted(subject.user)),\"channel\":\(JSONWriter.quoted(channel)),"
-            + "\"role\":\(role),\"session_id\":\(session)}").utf8)
+        return Array(
+            ("{\"user_id\":\(JSONWriter.quoted(subject.user)),\"channel\":\(JSONWriter.quoted(channel)),"
+                + "\"role\":\(role),\"session_id\":\(session)}").utf8)
     }
 
     static func headers(token: String?, requestID: String, traceparent: String) -> HTTPHeaders {

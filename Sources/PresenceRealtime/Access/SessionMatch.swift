@@ -34,7 +34,8 @@ enum SessionMatch: Equatable, Sendable {
     /// Reads a `controlMessage`.
     init?(controlMessage bytes: [UInt8]) {
         guard let document = try? bytes.withUnsafeBytes({ raw throws(JSONError) in try JSONValue.parse(raw, maxDepth: 4) }),
-              let target = document["disconnect"] else { return nil }
+            let target = document["disconnect"]
+        else { return nil }
         if let user = target["user_id"]?.stringValue, !user.isEmpty {
             self = .user(user)
         } else if let session = target["session_id"]?.stringValue, !session.isEmpty {

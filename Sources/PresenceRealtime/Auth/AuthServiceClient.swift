@@ -51,8 +51,10 @@ final class AuthServiceClient: Sendable {
 
     /// `done` runs on `client`'s loop thread, from a later loop event. A `traceparent` that is not
     /// a well-formed W3C version-00 header is replaced by `TraceParent.make(requestID:)`.
-    func lookup(cookie: String, requestID: String, traceparent: String, client: LoopHTTPClient,
-                done: @escaping (SessionLookup) -> Void) {
+    func lookup(
+        cookie: String, requestID: String, traceparent: String, client: LoopHTTPClient,
+        done: @escaping (SessionLookup) -> Void
+    ) {
         guard let url = baseURL else {
             _ = client.loop.schedule(after: 0) { done(.failed("invalid AUTH_SERVICE_URL")) }
             return
@@ -63,8 +65,10 @@ final class AuthServiceClient: Sendable {
         if !cookie.isEmpty { headers.add("Cookie", cookie) }
         headers.add("X-Request-ID", requestID)
         headers.add("traceparent", TraceParent.isValid(traceparent) ? traceparent : TraceParent.make(requestID: requestID))
-        client.send(method: "GET", url: url, path: AuthServiceClient.sessionPath, headers: headers, body: [],
-                    timeoutMillis: timeoutMillis) { result in
+        client.send(
+            method: "GET", url: url, path: AuthServiceClient.sessionPath, headers: headers, body: [],
+            timeoutMillis: timeoutMillis
+        ) { result in
             done(AuthServiceClient.interpret(result.mapError(AuthServiceClient.outboundError), nowMillis: UnixTime.nowMillis()))
         }
     }
@@ -110,8 +114,9 @@ final class AuthServiceClient: Sendable {
         if user["banned"]?.boolValue == true, isBanActive(user["banExpires"], nowMillis: nowMillis) {
             return .banned
         }
-        return .user(id: id, name: user["name"]?.stringValue, role: user["role"]?.stringValue,
-                     sessionID: document["session"]?["id"]?.stringValue)
+        return .user(
+            id: id, name: user["name"]?.stringValue, role: user["role"]?.stringValue,
+            sessionID: document["session"]?["id"]?.stringValue)
     }
 
     /// A ban without an end (absent, null), or ending after `nowMillis` (ms number or ISO 8601

@@ -37,10 +37,12 @@ final class HMACSHA256Key: @unchecked Sendable {
         defer { EVP_MD_CTX_free(context) }
         var innerHash = [UInt8](repeating: 0, count: Self.tagBytes)
         var tag = [UInt8](repeating: 0, count: Self.tagBytes)
-        var ok = EVP_MD_CTX_copy_ex(context, inner) == 1
+        var ok =
+            EVP_MD_CTX_copy_ex(context, inner) == 1
             && EVP_DigestUpdate(context, message.baseAddress, message.count) == 1  // nil with 0 bytes: a no-op
             && EVP_DigestFinal_ex(context, &innerHash, nil) == 1
-        ok = ok && EVP_MD_CTX_copy_ex(context, outer) == 1
+        ok =
+            ok && EVP_MD_CTX_copy_ex(context, outer) == 1
             && EVP_DigestUpdate(context, innerHash, Self.tagBytes) == 1
             && EVP_DigestFinal_ex(context, &tag, nil) == 1
         precondition(ok, "HMAC-SHA256 failed in OpenSSL")

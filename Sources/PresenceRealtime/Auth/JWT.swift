@@ -35,12 +35,13 @@ enum JWT {
             let second = first + 1 + secondInRest
             let tail = UnsafeRawBufferPointer(rebasing: bytes[(second + 1)...])
             guard !tail.contains(UInt8(ascii: ".")), first > 0, second > first + 1,
-                  let header = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[..<first])),
-                  let payload = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[(first + 1)..<second])),
-                  let signature = Base64URL.decode(tail)
+                let header = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[..<first])),
+                let payload = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[(first + 1)..<second])),
+                let signature = Base64URL.decode(tail)
             else { return nil }
-            return Parts(header: header, payload: payload, signature: signature,
-                         signingInput: Array(bytes[..<second]))
+            return Parts(
+                header: header, payload: payload, signature: signature,
+                signingInput: Array(bytes[..<second]))
         }
     }
 

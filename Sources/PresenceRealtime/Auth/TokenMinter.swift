@@ -19,8 +19,10 @@ package struct TokenMinter: Sendable {
     }
 
     /// A token for `userID` valid from `now` for `ttl` seconds (clamped to 1...300), and its `exp`.
-    package func mint(userID: String, ttl: Int64 = 60, role: String? = nil, name: String? = nil, sessionID: String? = nil,
-              channels: [String]? = nil, now: Int64) -> (token: String, expiresAt: Int64) {
+    package func mint(
+        userID: String, ttl: Int64 = 60, role: String? = nil, name: String? = nil, sessionID: String? = nil,
+        channels: [String]? = nil, now: Int64
+    ) -> (token: String, expiresAt: Int64) {
         let expiresAt = now + min(max(ttl, 1), Self.maxTTL)
         var payload = "{\"sub\":" + JSONWriter.quoted(userID)
         payload += ",\"aud\":" + JSONWriter.quoted(audience)

@@ -113,9 +113,9 @@ package struct TokenVerifier: Sendable {
         let parsedPayload = parts.payload.withUnsafeBytes { try? JSONValue.parse($0) }
         guard case .object(let claims)? = parsedPayload else { return .failure(.malformed) }
         guard let sub = claims["sub"]?.stringValue, !sub.isEmpty,
-              let exp = claims["exp"]?.integerValue,
-              let iat = claims["iat"]?.integerValue,
-              let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= Self.maxJTIBytes
+            let exp = claims["exp"]?.integerValue,
+            let iat = claims["iat"]?.integerValue,
+            let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= Self.maxJTIBytes
         else { return .failure(.claims) }
         var notBefore: Int64?
         if let value = claims["nbf"] {
@@ -162,8 +162,10 @@ package struct TokenVerifier: Sendable {
         if let notBefore, notBefore > latest { return .failure(.notYetValid) }
         if exp < earliest { return .failure(.expired) }
 
-        return .success(TokenClaims(userID: sub, jti: jti, issuedAt: iat, expiresAt: exp, notBefore: notBefore,
-                                    sessionID: sessionID, role: role, name: name, channels: channels, keyID: keyIDs[matched]))
+        return .success(
+            TokenClaims(
+                userID: sub, jti: jti, issuedAt: iat, expiresAt: exp, notBefore: notBefore,
+                sessionID: sessionID, role: role, name: name, channels: channels, keyID: keyIDs[matched]))
     }
 
     /// A name for a secret that is not the secret (FNV-1a over its bytes, never logged): which
@@ -182,8 +184,8 @@ package struct TokenVerifier: Sendable {
         return utf8.allSatisfy { c in
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                 UInt8(ascii: ":"), UInt8(ascii: "-"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: ":"), UInt8(ascii: "-"):
                 return true
             default:
                 return false

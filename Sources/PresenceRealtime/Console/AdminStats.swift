@@ -78,69 +78,70 @@ package struct AdminStats {
 
     /// The JSON text of `r`: its fields in this order, numbers with two decimals (null when unknown).
     static func json(_ r: Report) -> String {
-        String(decoding: JSONByteCursor.document { out in
-            out.raw(#"{"instance_id":"#)
-            out.string(r.instanceID)
-            out.raw(#","version":"#)
-            out.string(r.version)
-            out.raw(#","mode":"#)
-            out.string(r.mode)
-            out.raw(#","io_backend":"#)
-            out.string(r.ioBackend)
-            out.raw(#","uptime_seconds":"#)
-            out.integer(Int64(r.uptimeSeconds))
-            out.raw(#","connections":"#)
-            out.integer(Int64(r.connections))
-            out.raw(#","draining":"#)
-            out.bool(r.draining)
-            out.raw(#","dev_tokens":"#)
-            out.bool(r.devTokens)
-            out.raw(#","loops":["#)
-            for (i, l) in r.loops.enumerated() {
-                out.raw(i == 0 ? #"{"index":"# : #",{"index":"#)
-                out.integer(Int64(l.index))
+        String(
+            decoding: JSONByteCursor.document { out in
+                out.raw(#"{"instance_id":"#)
+                out.string(r.instanceID)
+                out.raw(#","version":"#)
+                out.string(r.version)
+                out.raw(#","mode":"#)
+                out.string(r.mode)
+                out.raw(#","io_backend":"#)
+                out.string(r.ioBackend)
+                out.raw(#","uptime_seconds":"#)
+                out.integer(Int64(r.uptimeSeconds))
                 out.raw(#","connections":"#)
-                out.integer(Int64(l.connections))
-                out.raw(#","events_per_second":"#)
-                hundredths(l.eventsPerSecond, &out)
-                out.raw("}")
-            }
-            out.raw(#"],"channels":["#)
-            for (i, c) in r.channels.enumerated() {
-                out.raw(i == 0 ? #"{"channel":"# : #",{"channel":"#)
-                out.string(c.channel)
-                out.raw(#","members":"#)
-                out.integer(Int64(c.members))
-                out.raw("}")
-            }
-            out.raw(#"],"history":{"interval_seconds":"#)
-            out.integer(Int64(r.historyIntervalSeconds))
-            out.raw(#","samples":["#)
-            for (i, sample) in r.samples.enumerated() {
-                out.raw(i == 0 ? #"{"time":"# : #",{"time":"#)
-                out.integer(sample.time)
-                out.raw(#","upgrades_per_second":"#)
-                hundredths(sample.upgradesPerSecond, &out)
-                out.raw(#","deliveries_per_second":"#)
-                hundredths(sample.deliveriesPerSecond, &out)
-                out.raw("}")
-            }
-            out.raw(#"]},"redis":{"configured":"#)
-            out.bool(r.redis != nil)
-            out.raw(#","reachable":"#)
-            if let seen = r.redis { out.bool(seen.reachable) } else { out.raw("null") }
-            out.raw(#","rtt_ms":"#)
-            hundredths(r.redis?.rttMillis, &out)
-            out.raw(#"},"forwarding":{"mode":"#)
-            out.string(r.forwardingMode)
-            out.raw(#","queue_depth":"#)
-            out.integer(Int64(r.queueDepth))
-            out.raw(#","oldest_age_seconds":"#)
-            out.integer(Int64(r.oldestAgeSeconds))
-            out.raw(#","dead_letters":"#)
-            out.integer(Int64(r.deadLetters))
-            out.raw("}}")
-        }, as: UTF8.self)
+                out.integer(Int64(r.connections))
+                out.raw(#","draining":"#)
+                out.bool(r.draining)
+                out.raw(#","dev_tokens":"#)
+                out.bool(r.devTokens)
+                out.raw(#","loops":["#)
+                for (i, l) in r.loops.enumerated() {
+                    out.raw(i == 0 ? #"{"index":"# : #",{"index":"#)
+                    out.integer(Int64(l.index))
+                    out.raw(#","connections":"#)
+                    out.integer(Int64(l.connections))
+                    out.raw(#","events_per_second":"#)
+                    hundredths(l.eventsPerSecond, &out)
+                    out.raw("}")
+                }
+                out.raw(#"],"channels":["#)
+                for (i, c) in r.channels.enumerated() {
+                    out.raw(i == 0 ? #"{"channel":"# : #",{"channel":"#)
+                    out.string(c.channel)
+                    out.raw(#","members":"#)
+                    out.integer(Int64(c.members))
+                    out.raw("}")
+                }
+                out.raw(#"],"history":{"interval_seconds":"#)
+                out.integer(Int64(r.historyIntervalSeconds))
+                out.raw(#","samples":["#)
+                for (i, sample) in r.samples.enumerated() {
+                    out.raw(i == 0 ? #"{"time":"# : #",{"time":"#)
+                    out.integer(sample.time)
+                    out.raw(#","upgrades_per_second":"#)
+                    hundredths(sample.upgradesPerSecond, &out)
+                    out.raw(#","deliveries_per_second":"#)
+                    hundredths(sample.deliveriesPerSecond, &out)
+                    out.raw("}")
+                }
+                out.raw(#"]},"redis":{"configured":"#)
+                out.bool(r.redis != nil)
+                out.raw(#","reachable":"#)
+                if let seen = r.redis { out.bool(seen.reachable) } else { out.raw("null") }
+                out.raw(#","rtt_ms":"#)
+                hundredths(r.redis?.rttMillis, &out)
+                out.raw(#"},"forwarding":{"mode":"#)
+                out.string(r.forwardingMode)
+                out.raw(#","queue_depth":"#)
+                out.integer(Int64(r.queueDepth))
+                out.raw(#","oldest_age_seconds":"#)
+                out.integer(Int64(r.oldestAgeSeconds))
+                out.raw(#","dead_letters":"#)
+                out.integer(Int64(r.deadLetters))
+                out.raw("}}")
+            }, as: UTF8.self)
     }
 
     /// `value` with two decimals (`12.35`, `-1.50`, `0.00`); `null` when absent or not finite;
@@ -172,7 +173,9 @@ extension AdminStats.Report {
         connections = hub.sessions.load(ordering: .relaxed)
         draining = hub.draining.load(ordering: .relaxed)
         devTokens = console.devTokens
-        self.loops = loops.map { Loop(index: $0.index, connections: $0.connections, eventsPerSecond: console.history?.eventsPerSecond(loop: $0.index)) }
+        self.loops = loops.map {
+            Loop(index: $0.index, connections: $0.connections, eventsPerSecond: console.history?.eventsPerSecond(loop: $0.index))
+        }
         channels = TopChannels.merge(loops.map(\.channels), limit: AdminStats.topChannels)
         historyIntervalSeconds = Int(ConsoleHistory.intervalMillis / 1000)
         samples = console.history?.samples ?? []

@@ -7,13 +7,16 @@ import WSCore
 /// while CONSOLE_DEV_TOKENS is on) and the instance view's data (`GET /api/v1/admin/stats`, only with CONSOLE_ADMIN_TOKEN). A route that is off does not
 /// exist: the caller answers 404 as for any unknown path.
 enum ConsoleEndpoints {
-    static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
+    static let contentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
         + "img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
     static let devTokenTTL: Int64 = 60
 
     /// Answers the request when it is a console route (true), else leaves it to the caller.
-    static func respond(to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
-                        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) -> Bool {
+    static func respond(
+        to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void
+    ) -> Bool {
         let console = hub.console
         // A WebSocket client that got the path wrong (`ws://host:8082/`) is told 404, not given a page.
         if head.headers.containsToken("websocket", in: "upgrade") { return false }
@@ -29,8 +32,10 @@ enum ConsoleEndpoints {
         case "/api/v1/dev-token" where console.devTokens:
             guard head.method == "POST" else { return methodNotAllowed("POST", headers: headers, reply) }
             guard isLocalRequest(head) else {
-                reply(HTTPEndpoints.errorResponse(status: 403, code: "forbidden",
-                                                  message: "dev tokens are for a browser on this machine only", headers: headers))
+                reply(
+                    HTTPEndpoints.errorResponse(
+                        status: 403, code: "forbidden",
+                        message: "dev tokens are for a browser on this machine only", headers: headers))
                 return true
             }
             reply(devToken(head, body: body, hub: hub, requestID: requestID, headers: headers))
@@ -77,17 +82,21 @@ enum ConsoleEndpoints {
     }
 
     /// `{"user_id": ID}` → a single-use token for ID, minted as `POST /api/v1/ws-token` mints.
-    private static func devToken(_ head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String,
-                                 headers: HTTPHeaders) -> HTTPResponse {
+    private static func devToken(
+        _ head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String,
+        headers: HTTPHeaders
+    ) -> HTTPResponse {
         func bad(_ message: String) -> HTTPResponse {
             HTTPEndpoints.errorResponse(status: 400, code: "bad_request", message: message, headers: headers)
         }
         let contentType = head.headers["content-type"]?.lowercased() ?? ""
         guard contentType == "application/json" || contentType.hasPrefix("application/json;") else {
-            return HTTPEndpoints.errorResponse(status: 415, code: "unsupported_media_type", message: "send application/json", headers: headers)
+            return HTTPEndpoints.errorResponse(
+                status: 415, code: "unsupported_media_type", message: "send application/json", headers: headers)
         }
         guard let body, !body.isEmpty else { return bad("a JSON body of at most \(WebSocketServer.maxBodyBytes) bytes is required") }
-        guard case .object(let fields)? = try? body.withUnsafeBytes({ bytes throws(JSONError) in try JSONValue.parse(bytes, maxDepth: 4) }) else {
+        guard case .object(let fields)? = try? body.withUnsafeBytes({ bytes throws(JSONError) in try JSONValue.parse(bytes, maxDepth: 4) })
+        else {
             return bad("the body is not a JSON object")
         }
         guard case .string(let user)? = fields["user_id"], isValidUserID(user) else {
@@ -96,8 +105,9 @@ enum ConsoleEndpoints {
         let minted = hub.minter.mint(userID: user, ttl: devTokenTTL, now: UnixTime.now())
         let expires = Timestamp.iso8601(seconds: Int(minted.expiresAt), millis: 0)
         Log.debug("dev token issued", requestID: requestID, ["user": user])
-        return HTTPEndpoints.json(200, "{\"token\":\(JSONWriter.quoted(minted.token)),\"expires_at\":\(JSONWriter.quoted(expires))}",
-                                  headers: headers)
+        return HTTPEndpoints.json(
+            200, "{\"token\":\(JSONWriter.quoted(minted.token)),\"expires_at\":\(JSONWriter.quoted(expires))}",
+            headers: headers)
     }
 
     /// A request straight from this machine (docs/protocol.md, "Console routes"): nothing a proxy
@@ -120,9 +130,10 @@ enum ConsoleEndpoints {
     /// 1–64 characters of `[A-Za-z0-9_.-]`.
     static func isValidUserID(_ s: String) -> Bool {
         let utf8 = s.utf8
-        return (1...64).contains(utf8.count) && utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == UInt8(ascii: "_")
-                || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
-        }
+        return (1...64).contains(utf8.count)
+            && utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == UInt8(ascii: "_")
+                    || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
+            }
     }
 }

@@ -65,8 +65,9 @@ final class ConsoleHistory: Sendable {
             }
             s.eventsPerSecond = perLoop
             s.recentRTTMillis = rttCount > 0 ? Double(rttSum) / Double(rttCount) : nil
-            let sample = Sample(time: unixMillis, upgradesPerSecond: Double(upgrades) / seconds,
-                                deliveriesPerSecond: Double(deliveries) / seconds)
+            let sample = Sample(
+                time: unixMillis, upgradesPerSecond: Double(upgrades) / seconds,
+                deliveriesPerSecond: Double(deliveries) / seconds)
             if s.ring.count < ConsoleHistory.capacity {
                 s.ring.append(sample)
             } else {
@@ -95,10 +96,13 @@ final class ConsoleHistory: Sendable {
         let read: (EventLoop) -> [LoopTotals] = { loop in
             let traffic = loop.counters
             let redis = hub.redis?.stats(on: loop)
-            return [LoopTotals(index: loop.index, upgrades: traffic.upgrades.values.reduce(0, &+),
-                               deliveries: traffic.fanOutDeliveries,
-                               events: traffic.framesIn.values.reduce(0, &+) &+ traffic.framesOut.values.reduce(0, &+),
-                               redisRTTSumMillis: redis?.rttSumMillis ?? 0, redisRTTCount: redis?.rttCount ?? 0)]
+            return [
+                LoopTotals(
+                    index: loop.index, upgrades: traffic.upgrades.values.reduce(0, &+),
+                    deliveries: traffic.fanOutDeliveries,
+                    events: traffic.framesIn.values.reduce(0, &+) &+ traffic.framesOut.values.reduce(0, &+),
+                    redisRTTSumMillis: redis?.rttSumMillis ?? 0, redisRTTCount: redis?.rttCount ?? 0)
+            ]
         }
         func tick() {
             hub.gather(from: loop, [], read: read, combine: { $0 += $1 }) { [self] totals in

@@ -23,4 +23,3 @@ final class ConsoleState: Sendable {
     /// Whether an `Authorization` header carries the admin token.
     func isAdmin(authorization: String?) -> Bool { adminToken?.accepts(authorization: authorization) ?? false }
 }
-

@@ -119,8 +119,9 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
     /// The synchronous `append`.
     func append(_ message: ChatMessage, now: Int64) -> HistoryAppend {
         var handle: Handle?
-        return append(id: message.id, channel: message.channel, sender: message.sender, content: message.content,
-                      timestamp: message.timestamp, nonce: message.nonce, now: now, handle: &handle)
+        return append(
+            id: message.id, channel: message.channel, sender: message.sender, content: message.content,
+            timestamp: message.timestamp, nonce: message.nonce, now: now, handle: &handle)
     }
 
     /// Where a channel's history is, kept by a loop's channel so that its messages find it without
@@ -133,12 +134,16 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
 
     /// `append` with the message's fields as they are (the message path of embedded mode: no
     /// struct of six strings copied on the way) and the channel's `handle`, filled in on first use.
-    func append(id: String, channel: String, sender: String, content: String, timestamp: String, nonce: String?,
-                now: Int64, handle: inout Handle?) -> HistoryAppend {
+    func append(
+        id: String, channel: String, sender: String, content: String, timestamp: String, nonce: String?,
+        now: Int64, handle: inout Handle?
+    ) -> HistoryAppend {
         if size == 0 && nonce == nil {
             // Nothing to keep: no lock, no lookup.
-            return HistoryAppend(frame: ServerMessage.message(id: id, sender: sender, content: content, channel: channel,
-                                                              timestamp: timestamp), position: nil, duplicate: false, published: false)
+            return HistoryAppend(
+                frame: ServerMessage.message(
+                    id: id, sender: sender, content: content, channel: channel,
+                    timestamp: timestamp), position: nil, duplicate: false, published: false)
         }
         let shard = handle?.shard ?? self.shard(channel)
         let known = handle?.log
@@ -163,8 +168,9 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
                 used = log
             }
             let position = log.map { StreamPosition(offset: $0.latest, epoch: $0.epoch) }
-            let frame = ServerMessage.message(id: id, sender: sender, content: content, channel: channel, timestamp: timestamp,
-                                              nonce: nonce, position: position)
+            let frame = ServerMessage.message(
+                id: id, sender: sender, content: content, channel: channel, timestamp: timestamp,
+                nonce: nonce, position: position)
             if let log, let position {
                 log.store(Entry(offset: position.offset, atMillis: now, frame: frame))
             }
@@ -200,7 +206,9 @@ final class EmbeddedHistory: ChannelHistory, @unchecked Sendable {
     /// The message a (sender, nonce) produced in `channel` within NONCE_WINDOW, if any.
     func original(channel: String, sender: String, nonce: String, now: Int64 = UnixTime.nowMillis()) -> HistoryAppend? {
         shard(channel).state.withLock { shard in
-            guard let seen = shard.nonces[NonceKey(channel: channel, sender: sender, nonce: nonce)], seen.expiresMillis > now else { return nil }
+            guard let seen = shard.nonces[NonceKey(channel: channel, sender: sender, nonce: nonce)], seen.expiresMillis > now else {
+                return nil
+            }
             return HistoryAppend(frame: seen.frame, position: seen.position, duplicate: true, published: false)
         }
     }

@@ -37,8 +37,9 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
         appendConstants = ["PUBLISH", "SPUBLISH"].map { publish in
             RedisCommand(String(size), String(ttlMillis), String(nonceWindowMillis), fanOut.envelopeHead, publish)
         }
-        fallback = EmbeddedHistory(size: size, ttlMillis: ttlMillis, nonceWindowMillis: nonceWindowMillis,
-                                   epochPrefix: "local-" + String(fanOut.instanceHex.prefix(12)))
+        fallback = EmbeddedHistory(
+            size: size, ttlMillis: ttlMillis, nonceWindowMillis: nonceWindowMillis,
+            epochPrefix: "local-" + String(fanOut.instanceHex.prefix(12)))
         connections = LoopSlots(count: loops, initial: nil)
         epochPrefix = String(fanOut.instanceHex.prefix(8)) + "."
     }
@@ -63,10 +64,12 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
     func append(_ message: ChatMessage, publish: Bool, _ done: @escaping (HistoryAppend?) -> Void) {
         guard let redis = current else { return done(fallback.append(message, now: UnixTime.nowMillis())) }
         let now = UnixTime.nowMillis()
-        let text = ServerMessage.messageText(id: message.id, sender: message.sender, content: message.content, channel: message.channel,
-                                             timestamp: message.timestamp, nonce: message.nonce, withOffset: size > 0)
-        var command = HistoryScripts.command(HistoryScripts.appendHead, channel: message.channel, sender: message.sender,
-                                             nonce: message.nonce, argumentBytes: text.count + 192)
+        let text = ServerMessage.messageText(
+            id: message.id, sender: message.sender, content: message.content, channel: message.channel,
+            timestamp: message.timestamp, nonce: message.nonce, withOffset: size > 0)
+        var command = HistoryScripts.command(
+            HistoryScripts.appendHead, channel: message.channel, sender: message.sender,
+            nonce: message.nonce, argumentBytes: text.count + 192)
         command.append(bytes: text)
         command.append(nextEpochCandidate(), after: epochPrefix)
         command.append(now)
@@ -80,16 +83,20 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
                 return done(fallback.append(message, now: UnixTime.nowMillis()))
             }
             if fresh == 0, let frame = items[1].bytes {
-                return done(HistoryAppend(frame: SharedBytes.copying(frame), position: Self.position(inFrame: frame),
-                                          duplicate: true, published: false))
+                return done(
+                    HistoryAppend(
+                        frame: SharedBytes.copying(frame), position: Self.position(inFrame: frame),
+                        duplicate: true, published: false))
             }
             var position: StreamPosition?
             if items.count >= 3, let offset = items[1].int, offset > 0, let epoch = items[2].string {
                 position = StreamPosition(offset: offset, epoch: epoch)
             }
             guard (position != nil) == (size > 0) else { return done(fallback.append(message, now: UnixTime.nowMillis())) }
-            done(HistoryAppend(frame: ServerMessage.message(text: text, position: position), position: position,
-                               duplicate: false, published: publish))
+            done(
+                HistoryAppend(
+                    frame: ServerMessage.message(text: text, position: position), position: position,
+                    duplicate: false, published: publish))
         }
     }
 
@@ -102,9 +109,11 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
         command.append(UnixTime.nowMillis())
         command.append(ttlMillis)
         command.append(nextEpochCandidate(), after: epochPrefix)
-        redis.evalScript(HistoryScripts.read, command: command, routingKey: HistoryScripts.routingKey(channel: channel)) { [fallback] result in
+        redis.evalScript(HistoryScripts.read, command: command, routingKey: HistoryScripts.routingKey(channel: channel)) {
+            [fallback] result in
             guard case .success(.array(let items)) = result, items.count >= 2, let latest = items[0].int,
-                  let epoch = items[1].string else {
+                let epoch = items[1].string
+            else {
                 return fallback.read(channel: channel, since: since, done)
             }
             let position = StreamPosition(offset: latest, epoch: epoch)
@@ -161,7 +170,8 @@ final class RedisHistory: ChannelHistory, @unchecked Sendable {
         guard at >= 0 else { return nil }
         let rest = frame[(at + marker.count)...]
         guard let comma = rest.firstIndex(of: UInt8(ascii: ",")),
-              let offset = Int64(String(decoding: rest[..<comma], as: UTF8.self)) else { return nil }
+            let offset = Int64(String(decoding: rest[..<comma], as: UTF8.self))
+        else { return nil }
         let tail = String(decoding: rest[comma...], as: UTF8.self)
         let head = #","epoch":""#
         guard tail.hasPrefix(head), tail.hasSuffix("\"}") else { return nil }

@@ -222,7 +222,7 @@ package struct JSONReader: ~Copyable {
                     scalar = 0x10000 &+ ((scalar &- 0xD800) << 10) &+ (low &- 0xDC00)
                     advance = 12
                 }
-            default: scalar = UInt32(e) // '"', '\\', '/'
+            default: scalar = UInt32(e)  // '"', '\\', '/'
             }
             out &+= Self.writeUTF8(scalar, into + out)
             i = j &+ advance
@@ -445,7 +445,8 @@ package struct JSONReader: ~Copyable {
                 // Fewer than 8 bytes left: look at the input's last word, dropping the lanes before `i`.
                 // (A lane can be marked by a borrow from a dropped one; the bytewise code below copes.)
                 let lanes = i &- (count &- 8)
-                let special = Self.specialBytes(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)))
+                let special =
+                    Self.specialBytes(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)))
                     &>> UInt64(lanes &<< 3)
                 i = special == 0 ? count : i &+ (special.trailingZeroBitCount &>> 3)
             }
@@ -471,7 +472,7 @@ package struct JSONReader: ~Copyable {
         guard i &+ 1 < count else { throw JSONError(message: "unterminated string", offset: i) }
         switch byte(i &+ 1) {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-             UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
             i &+= 2
             return 1
         case UInt8(ascii: "u"):
@@ -481,11 +482,12 @@ package struct JSONReader: ~Copyable {
             }
             if unit >= 0xD800, unit <= 0xDBFF {
                 guard i &+ 12 <= count, byte(i &+ 6) == UInt8(ascii: "\\"), byte(i &+ 7) == UInt8(ascii: "u"),
-                      let low = hex4(i &+ 8), low >= 0xDC00, low <= 0xDFFF else {
+                    let low = hex4(i &+ 8), low >= 0xDC00, low <= 0xDFFF
+                else {
                     throw JSONError(message: "lone high surrogate", offset: i)
                 }
                 i &+= 12
-                return 8 // 12 bytes of escapes become 4 bytes of UTF-8
+                return 8  // 12 bytes of escapes become 4 bytes of UTF-8
             }
             i &+= 6
             return unit < 0x80 ? 5 : (unit < 0x800 ? 4 : 3)
@@ -520,12 +522,20 @@ package struct JSONReader: ~Copyable {
         var high: UInt8 = 0xBF
         switch b0 {
         case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; low = 0xA0
+        case 0xE0:
+            length = 3
+            low = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; high = 0x9F
-        case 0xF0: length = 4; low = 0x90
+        case 0xED:
+            length = 3
+            high = 0x9F
+        case 0xF0:
+            length = 4
+            low = 0x90
         case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; high = 0x8F
+        case 0xF4:
+            length = 4
+            high = 0x8F
         default: throw JSONError(message: "invalid UTF-8", offset: i)
         }
         guard i &+ length <= count else { throw JSONError(message: "invalid UTF-8", offset: i) }

@@ -109,7 +109,8 @@ package enum JSONValue: Equatable, Sendable {
     /// so `1e2` and `100.0` are 100).
     package var integerValue: Int64? {
         guard case .number(let value) = self, value.rounded(.towardZero) == value,
-              value.magnitude <= 9_007_199_254_740_992 else { return nil }
+            value.magnitude <= 9_007_199_254_740_992
+        else { return nil }
         return Int64(value)
     }
 

@@ -20,8 +20,10 @@ extension Config {
 
         /// `default` describes the default for `--help` when the value alone does not say it
         /// ("one per core", "unset = not forwarded"); otherwise the format shows the default value.
-        package init(wrappedValue defaultValue: Value, _ name: String, flag: String? = nil, _ format: Format<Value>,
-             default defaultText: String? = nil, help: String) {
+        package init(
+            wrappedValue defaultValue: Value, _ name: String, flag: String? = nil, _ format: Format<Value>,
+            default defaultText: String? = nil, help: String
+        ) {
             declaration = SettingDeclaration(name: name, flag: flag, format: format, defaultText: defaultText, help: help)
             wrappedValue = ConfigSource.current?.value(of: declaration, default: defaultValue) ?? defaultValue
         }
@@ -69,13 +71,14 @@ extension Config.Format where Value == Int64 {
     /// A duration (`500ms`, `30s`, `2m`, `1h` or plain seconds) in milliseconds within `range`;
     /// with `offOrAtLeast`, a value above 0 must also be at least that many milliseconds.
     package static func duration(_ range: ClosedRange<Int64>, offOrAtLeast floor: Int64? = nil) -> Self {
-        Self(parse: { text, variable in
-            let millis = try Config.duration(text, variable, minimum: range.lowerBound, maximum: range.upperBound)
-            if let floor, millis > 0 && millis < floor {
-                throw ConfigError(variable: variable, problem: "must be 0 (off) or at least \(Config.millis(floor))")
-            }
-            return millis
-        }, show: { value, _ in Config.millis(value) })
+        Self(
+            parse: { text, variable in
+                let millis = try Config.duration(text, variable, minimum: range.lowerBound, maximum: range.upperBound)
+                if let floor, millis > 0 && millis < floor {
+                    throw ConfigError(variable: variable, problem: "must be 0 (off) or at least \(Config.millis(floor))")
+                }
+                return millis
+            }, show: { value, _ in Config.millis(value) })
     }
 }
 
@@ -110,10 +113,12 @@ extension Config.Format where Value == String? {
 
     /// A Redis URL (empty = unset), shown without its password.
     package static var redisURL: Self {
-        Self(parse: Config.redisURL, show: { value, _ in
-            // The password never shows: the endpoint's description masks it.
-            value.map { url in (try? RedisEndpoint.parse(url)).map { "\($0)" } ?? "set" } ?? "unset"
-        }, emptyIsUnset: true)
+        Self(
+            parse: Config.redisURL,
+            show: { value, _ in
+                // The password never shows: the endpoint's description masks it.
+                value.map { url in (try? RedisEndpoint.parse(url)).map { "\($0)" } ?? "set" } ?? "unset"
+            }, emptyIsUnset: true)
     }
 }
 
@@ -231,9 +236,10 @@ package protocol ListedSetting {
 
 extension Config.Setting: ListedSetting {
     package func variable(label: String, defaults: Config) -> ConfigVariable {
-        ConfigVariable(name: declaration.name, flag: declaration.flag,
-                       defaultValue: declaration.defaultText ?? declaration.format.show(wrappedValue, defaults),
-                       meaning: declaration.help, label: label)
+        ConfigVariable(
+            name: declaration.name, flag: declaration.flag,
+            defaultValue: declaration.defaultText ?? declaration.format.show(wrappedValue, defaults),
+            meaning: declaration.help, label: label)
     }
 
     package func shownValue(in config: Config) -> String { declaration.format.show(wrappedValue, config) }
@@ -277,7 +283,8 @@ package struct ConfigVariable: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    package static let tableStart = "<!-- configuration table: generated from the declarations in Sources/PresenceRealtime/Ops/Config.swift; PRESENCED_UPDATE_DOCS=1 swift test --filter ConfigTests rewrites it -->"
+    package static let tableStart =
+        "<!-- configuration table: generated from the declarations in Sources/PresenceRealtime/Ops/Config.swift; PRESENCED_UPDATE_DOCS=1 swift test --filter ConfigTests rewrites it -->"
     package static let tableEnd = "<!-- end of the configuration table -->"
 
     /// `text` as literal Markdown table-cell text: the characters that would end the cell or

@@ -19,7 +19,10 @@ enum EnvironmentFile {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = Glibc.read(fd, &chunk, chunk.count)
-            if n < 0 { if errno == EINTR { continue }; throw SystemError(call: "read \(path)", errno: errno) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "read \(path)", errno: errno)
+            }
             if n == 0 { break }
             bytes += chunk[0..<n]
         }
@@ -35,7 +38,11 @@ enum EnvironmentFile {
             if line.hasPrefix("export ") { line = Substring(line.dropFirst("export ".count)).trimmingSpaces() }
             guard let eq = line.firstIndex(of: "=") else { throw Malformed(line: number + 1) }
             let key = Substring(line[..<eq]).trimmingSpaces()
-            guard !key.isEmpty, key.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
+            guard !key.isEmpty,
+                key.utf8.allSatisfy({
+                    $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
+                })
+            else {
                 throw Malformed(line: number + 1)
             }
             result[key] = try value(Substring(line[line.index(after: eq)...]).trimmingSpaces(), line: number + 1)

@@ -27,9 +27,11 @@ final class LoopCounters {
     let fanOutLatency = LatencyHistogram(boundsNanos: LoopCounters.fanOutLatencyBoundsNanos)
 
     /// 50 µs … 1 s.
-    static let fanOutLatencyBoundsNanos: [Int64] = [50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
-                                                    10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000,
-                                                    500_000_000, 1_000_000_000]
+    static let fanOutLatencyBoundsNanos: [Int64] = [
+        50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+        10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000,
+        500_000_000, 1_000_000_000,
+    ]
 
     /// Arrival times of chat messages fanned out this turn, observed when the turn ends.
     private let pendingArrivals: UnsafeMutablePointer<Int64>
@@ -43,8 +45,10 @@ final class LoopCounters {
 
     deinit {
         pendingArrivals.deallocate()
-        for counts in [upgrades.base, framesIn.base, framesOut.base, messagesIn.base, messagesOut.base,
-                       tokenRejections.base, wsTokenRequests.base] { counts.deallocate() }
+        for counts in [
+            upgrades.base, framesIn.base, framesOut.base, messagesIn.base, messagesOut.base,
+            tokenRejections.base, wsTokenRequests.base,
+        ] { counts.deallocate() }
     }
 
     /// A frame queued on `count` connections (direct replies: 1).
@@ -83,12 +87,13 @@ final class LoopCounters {
 
     /// A copy of every counter (on the loop's thread).
     func snapshot(refusedPerIP: UInt64) -> LoopCountersSnapshot {
-        LoopCountersSnapshot(upgrades: upgrades.values, framesIn: framesIn.values, framesOut: framesOut.values,
-                             messagesIn: messagesIn.values, messagesOut: messagesOut.values,
-                             tokenRejections: tokenRejections.values, wsTokenRequests: wsTokenRequests.values,
-                             fanOutDeliveries: fanOutDeliveries, droppedFrames: droppedFrames,
-                             slowConsumerCloses: slowConsumerCloses, rateLimited: rateLimited, refusedPerIP: refusedPerIP,
-                             tokensCheckedInProcessOnly: tokensCheckedInProcessOnly, fanOutLatency: fanOutLatency.snapshot())
+        LoopCountersSnapshot(
+            upgrades: upgrades.values, framesIn: framesIn.values, framesOut: framesOut.values,
+            messagesIn: messagesIn.values, messagesOut: messagesOut.values,
+            tokenRejections: tokenRejections.values, wsTokenRequests: wsTokenRequests.values,
+            fanOutDeliveries: fanOutDeliveries, droppedFrames: droppedFrames,
+            slowConsumerCloses: slowConsumerCloses, rateLimited: rateLimited, refusedPerIP: refusedPerIP,
+            tokensCheckedInProcessOnly: tokensCheckedInProcessOnly, fanOutLatency: fanOutLatency.snapshot())
     }
 }
 
@@ -145,8 +150,9 @@ final class LatencyHistogram {
     }
 
     func snapshot() -> HistogramSnapshot {
-        HistogramSnapshot(boundsNanos: boundsNanos, buckets: Array(UnsafeBufferPointer(start: buckets, count: boundsNanos.count + 1)),
-                          sumNanos: sumNanos, count: count)
+        HistogramSnapshot(
+            boundsNanos: boundsNanos, buckets: Array(UnsafeBufferPointer(start: buckets, count: boundsNanos.count + 1)),
+            sumNanos: sumNanos, count: count)
     }
 }
 

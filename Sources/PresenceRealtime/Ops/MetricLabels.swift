@@ -93,7 +93,7 @@ enum OutboundMessageType: Int, CounterLabel, CaseIterable {
         let length = frame.load(fromByteOffset: 1, as: UInt8.self) & 0x7F
         let header = length < 126 ? 2 : (length == 126 ? 4 : 10)
         guard count >= header + 11, frame.load(fromByteOffset: header, as: UInt8.self) == UInt8(ascii: "{"),
-              UInt64(littleEndian: frame.loadUnaligned(fromByteOffset: header + 1, as: UInt64.self)) == typePrefix
+            UInt64(littleEndian: frame.loadUnaligned(fromByteOffset: header + 1, as: UInt64.self)) == typePrefix
         else { return .other }
         switch frame.load(fromByteOffset: header + 9, as: UInt8.self) {
         case UInt8(ascii: "m"): return .message
@@ -123,8 +123,10 @@ extension TokenRejection: CounterLabel {
         case .replayed: 10
         }
     }
-    static let labels = ["missing", "malformed", "algorithm", "signature", "expired", "not_yet_valid",
-                         "issued_in_future", "lifetime", "audience", "claims", "replayed"]
+    static let labels = [
+        "missing", "malformed", "algorithm", "signature", "expired", "not_yet_valid",
+        "issued_in_future", "lifetime", "audience", "claims", "replayed",
+    ]
 }
 
 /// How a `POST /api/v1/ws-token` ended (`presenced_ws_token_requests_total{result}`).

@@ -27,10 +27,38 @@ enum Metrics {
         }
 
         mutating func add(_ other: LoopFigures) {
-            if let t = other.traffic { traffic = traffic.map { var sum = $0; sum.add(t); return sum } ?? t }
-            if let r = other.redis { redis = redis.map { var sum = $0; sum.add(r); return sum } ?? r }
-            if let a = other.access { access = access.map { var sum = $0; sum.add(a); return sum } ?? a }
-            if let r = other.realtime { realtime = realtime.map { var sum = $0; sum.add(r); return sum } ?? r }
+            if let t = other.traffic {
+                traffic =
+                    traffic.map {
+                        var sum = $0
+                        sum.add(t)
+                        return sum
+                    } ?? t
+            }
+            if let r = other.redis {
+                redis =
+                    redis.map {
+                        var sum = $0
+                        sum.add(r)
+                        return sum
+                    } ?? r
+            }
+            if let a = other.access {
+                access =
+                    access.map {
+                        var sum = $0
+                        sum.add(a)
+                        return sum
+                    } ?? a
+            }
+            if let r = other.realtime {
+                realtime =
+                    realtime.map {
+                        var sum = $0
+                        sum.add(r)
+                        return sum
+                    } ?? r
+            }
             if let f = other.forwarding {
                 var sum = forwarding ?? ForwardingFigures()
                 sum.add(f)
@@ -39,11 +67,14 @@ enum Metrics {
         }
     }
 
-    static func render(hub: RealtimeHub?, loops: LoopFigures?, process: ProcessStats? = ProcessStats.read(),
-                       heap: HeapUsage? = HeapUsage.current()) -> String {
+    static func render(
+        hub: RealtimeHub?, loops: LoopFigures?, process: ProcessStats? = ProcessStats.read(),
+        heap: HeapUsage? = HeapUsage.current()
+    ) -> String {
         var out = PrometheusText()
-        out.gauge("presenced_build_info", "Always 1; the version label says which build runs.", 1,
-                  labels: [("version", BuildInfo.version)])
+        out.gauge(
+            "presenced_build_info", "Always 1; the version label says which build runs.", 1,
+            labels: [("version", BuildInfo.version)])
         if let hub {
             out.gauge("presenced_connections", "WebSocket sessions open.", hub.sessions.load(ordering: .relaxed))
             out.gauge("presenced_draining", "1 while draining after SIGTERM.", hub.draining.load(ordering: .relaxed) ? 1 : 0)
@@ -52,29 +83,41 @@ enum Metrics {
             renderTraffic(traffic, into: &out)
         }
         if let hub, let realtime = loops?.realtime {
-            out.counter("presenced_recoveries_total", "Joins with since by result (not_recovered: the client reloads from chat-service).",
-                        label: "result", RecoveryResult.self, realtime.recoveries)
-            out.counter("presenced_nonce_duplicates_total", "Messages whose (sender, nonce) was sent before: the original answered, nothing sent again.",
-                        realtime.nonceDuplicates)
+            out.counter(
+                "presenced_recoveries_total", "Joins with since by result (not_recovered: the client reloads from chat-service).",
+                label: "result", RecoveryResult.self, realtime.recoveries)
+            out.counter(
+                "presenced_nonce_duplicates_total",
+                "Messages whose (sender, nonce) was sent before: the original answered, nothing sent again.",
+                realtime.nonceDuplicates)
             out.counter("presenced_publishes_total", "Messages published through POST /api/v1/publish.", realtime.publishes)
-            out.counter("presenced_offset_gaps_skipped_total",
-                        "Gaps in a channel's offsets that did not close within a second and were skipped (a message lost between instances).",
-                        realtime.orderGapsSkipped)
+            out.counter(
+                "presenced_offset_gaps_skipped_total",
+                "Gaps in a channel's offsets that did not close within a second and were skipped (a message lost between instances).",
+                realtime.orderGapsSkipped)
             if let history = (hub.history as? EmbeddedHistory) ?? (hub.history as? RedisHistory)?.fallback {
-                out.gauge("presenced_history_channels", hub.redis == nil
-                          ? "Channels with a history in this process." : "Channels with a history in this process's outage fallback.",
-                          history.channelCount)
+                out.gauge(
+                    "presenced_history_channels",
+                    hub.redis == nil
+                        ? "Channels with a history in this process." : "Channels with a history in this process's outage fallback.",
+                    history.channelCount)
             }
         }
         if let hub, hub.access.target != nil, let access = loops?.access {
-            out.counter("presenced_channel_auth_checks_total", "CHANNEL_AUTH_URL calls by result (unavailable: timeout, connection error, 5xx or an unusable answer).",
-                        label: "result", AccessCheckResult.self, access.checks)
-            out.counter("presenced_channel_auth_cache_hits_total", "Joins and presence reads answered from the channel access cache.", access.cacheHits)
-            out.counter("presenced_channel_auth_coalesced_total",
-                        "Joins and presence reads that waited for a call already made for the same user and channel.", access.coalesced)
-            out.histogram("presenced_channel_auth_duration_seconds", "CHANNEL_AUTH_URL call time.",
-                          bounds: access.latency.boundsNanos.map { Double($0) / 1e9 }, buckets: access.latency.buckets,
-                          sum: Double(access.latency.sumNanos) / 1e9, count: access.latency.count)
+            out.counter(
+                "presenced_channel_auth_checks_total",
+                "CHANNEL_AUTH_URL calls by result (unavailable: timeout, connection error, 5xx or an unusable answer).",
+                label: "result", AccessCheckResult.self, access.checks)
+            out.counter(
+                "presenced_channel_auth_cache_hits_total", "Joins and presence reads answered from the channel access cache.",
+                access.cacheHits)
+            out.counter(
+                "presenced_channel_auth_coalesced_total",
+                "Joins and presence reads that waited for a call already made for the same user and channel.", access.coalesced)
+            out.histogram(
+                "presenced_channel_auth_duration_seconds", "CHANNEL_AUTH_URL call time.",
+                bounds: access.latency.boundsNanos.map { Double($0) / 1e9 }, buckets: access.latency.buckets,
+                sum: Double(access.latency.sumNanos) / 1e9, count: access.latency.count)
         }
         if let hub, let runtime = hub.redis {
             out.gauge("presenced_redis_up", "1 when Redis answers (command and subscription connections).", runtime.isReady ? 1 : 0)
@@ -82,39 +125,49 @@ enum Metrics {
         if let redis = loops?.redis {
             out.counter("presenced_redis_commands_total", "Commands written to Redis.", redis.commandsSent)
             out.counter("presenced_redis_error_replies_total", "Error replies from Redis.", redis.errorReplies)
-            out.counter("presenced_redis_failed_commands_total",
-                        "Commands that failed without a reply (not connected, timeout, connection lost).",
-                        redis.rejected &+ redis.failedPending)
+            out.counter(
+                "presenced_redis_failed_commands_total",
+                "Commands that failed without a reply (not connected, timeout, connection lost).",
+                redis.rejected &+ redis.failedPending)
             out.counter("presenced_redis_timeouts_total", "Connections declared broken by a reply or handshake timeout.", redis.timeouts)
             out.counter("presenced_redis_disconnects_total", "Failed connection attempts and lost connections.", redis.disconnects)
             out.counter("presenced_redis_reconnects_total", "Connections that became ready again.", redis.reconnects)
-            out.histogram("presenced_redis_rtt_seconds", "Redis command round-trip time.",
-                          bounds: RedisStats.rttBucketBoundsMillis.map { Double($0) / 1000 },
-                          buckets: redis.rttBuckets, sum: Double(redis.rttSumMillis) / 1000, count: redis.rttCount)
+            out.histogram(
+                "presenced_redis_rtt_seconds", "Redis command round-trip time.",
+                bounds: RedisStats.rttBucketBoundsMillis.map { Double($0) / 1000 },
+                buckets: redis.rttBuckets, sum: Double(redis.rttSumMillis) / 1000, count: redis.rttCount)
         }
         if let forward = loops?.forwarding {
             out.gauge("presenced_forward_queue_depth", "Chat messages waiting for chat-service.", forward.queueDepth)
             out.gauge("presenced_forward_oldest_age_seconds", "Age of the oldest waiting chat message.", forward.oldestAgeMillis / 1000)
-            out.gauge("presenced_forward_dead_letters", "Chat messages chat-service refused for good (presenced dead-letters).", forward.deadLetters)
+            out.gauge(
+                "presenced_forward_dead_letters", "Chat messages chat-service refused for good (presenced dead-letters).",
+                forward.deadLetters)
             out.counter("presenced_forward_delivered_total", "Forwards answered 2xx or 409.", forward.delivered)
             out.counter("presenced_forward_retries_total", "Forwards answered 408/429/5xx or failed, to be retried.", forward.retried)
-            out.counter("presenced_forward_dead_lettered_total",
-                        "Forwards moved to the dead letters (refused with another 4xx, or answered 5xx FORWARD_MAX_ATTEMPTS times).",
-                        forward.deadLettered)
-            out.counter("presenced_forward_poison_dead_lettered_total",
-                        "Forwards moved to the dead letters after FORWARD_MAX_ATTEMPTS 5xx answers (poison messages; part of dead_lettered).",
-                        forward.poisoned)
-            out.counter("presenced_forward_refused_total", "Chat messages refused with unavailable (queue full or unusable).", forward.refused)
+            out.counter(
+                "presenced_forward_dead_lettered_total",
+                "Forwards moved to the dead letters (refused with another 4xx, or answered 5xx FORWARD_MAX_ATTEMPTS times).",
+                forward.deadLettered)
+            out.counter(
+                "presenced_forward_poison_dead_lettered_total",
+                "Forwards moved to the dead letters after FORWARD_MAX_ATTEMPTS 5xx answers (poison messages; part of dead_lettered).",
+                forward.poisoned)
+            out.counter(
+                "presenced_forward_refused_total", "Chat messages refused with unavailable (queue full or unusable).", forward.refused)
             if let backlog = forward.localBacklog {
-                out.gauge("presenced_forward_local_depth",
-                          "Redis mode: chat messages in this instance's local queue, kept while Redis was unreachable and not yet moved to the stream.",
-                          backlog)
-                out.counter("presenced_forward_queued_locally_total",
-                            "Redis mode: chat messages kept in the local queue because Redis could not take them.",
-                            forward.queuedLocally)
-                out.counter("presenced_forward_moved_to_stream_total",
-                            "Redis mode: chat messages moved from the local queue to the shared stream.",
-                            forward.movedToStream)
+                out.gauge(
+                    "presenced_forward_local_depth",
+                    "Redis mode: chat messages in this instance's local queue, kept while Redis was unreachable and not yet moved to the stream.",
+                    backlog)
+                out.counter(
+                    "presenced_forward_queued_locally_total",
+                    "Redis mode: chat messages kept in the local queue because Redis could not take them.",
+                    forward.queuedLocally)
+                out.counter(
+                    "presenced_forward_moved_to_stream_total",
+                    "Redis mode: chat messages moved from the local queue to the shared stream.",
+                    forward.movedToStream)
             }
         }
         if let process {
@@ -127,45 +180,59 @@ enum Metrics {
         }
         if let heap {
             out.gauge("presenced_heap_in_use_bytes", "C heap bytes allocated (malloc), mmap'd blocks included.", heap.inUseBytes)
-            out.gauge("presenced_heap_free_bytes", "C heap bytes the allocator holds free (free pages go back to the kernel every 10 s).", heap.freeBytes)
+            out.gauge(
+                "presenced_heap_free_bytes", "C heap bytes the allocator holds free (free pages go back to the kernel every 10 s).",
+                heap.freeBytes)
         }
         return out.text
     }
 
     private static func renderTraffic(_ t: LoopCountersSnapshot, into out: inout PrometheusText) {
-        out.counter("presenced_upgrades_total", "WebSocket upgrade requests on /ws by result (ok = 101).",
-                    label: "result", UpgradeResult.self, t.upgrades)
-        out.counter("presenced_frames_in_total",
-                    "WebSocket frames received by opcode (a fragmented message counts once, when complete).",
-                    label: "opcode", FrameOpcode.self, t.framesIn)
-        out.counter("presenced_frames_out_total", "WebSocket frames queued for sending by opcode.",
-                    label: "opcode", FrameOpcode.self, t.framesOut)
-        out.counter("presenced_messages_in_total",
-                    "Client messages by JSON type (other = bad JSON, unknown type, binary).",
-                    label: "type", InboundMessageType.self, t.messagesIn)
-        out.counter("presenced_messages_out_total", "Server messages queued by JSON type (fan-out and direct replies).",
-                    label: "type", OutboundMessageType.self, t.messagesOut)
+        out.counter(
+            "presenced_upgrades_total", "WebSocket upgrade requests on /ws by result (ok = 101).",
+            label: "result", UpgradeResult.self, t.upgrades)
+        out.counter(
+            "presenced_frames_in_total",
+            "WebSocket frames received by opcode (a fragmented message counts once, when complete).",
+            label: "opcode", FrameOpcode.self, t.framesIn)
+        out.counter(
+            "presenced_frames_out_total", "WebSocket frames queued for sending by opcode.",
+            label: "opcode", FrameOpcode.self, t.framesOut)
+        out.counter(
+            "presenced_messages_in_total",
+            "Client messages by JSON type (other = bad JSON, unknown type, binary).",
+            label: "type", InboundMessageType.self, t.messagesIn)
+        out.counter(
+            "presenced_messages_out_total", "Server messages queued by JSON type (fan-out and direct replies).",
+            label: "type", OutboundMessageType.self, t.messagesOut)
         out.counter("presenced_rate_limited_total", "Client messages refused by MESSAGE_RATE.", t.rateLimited)
-        out.counter("presenced_fanout_deliveries_total",
-                    "Frames queued on channel members by fan-out (message, presence, typing), all sources.", t.fanOutDeliveries)
-        out.counter("presenced_dropped_frames_total",
-                    "Frames not queued because the recipient's backlog was over its limit (typing under backpressure, or the frame that closed a slow consumer).",
-                    t.droppedFrames)
+        out.counter(
+            "presenced_fanout_deliveries_total",
+            "Frames queued on channel members by fan-out (message, presence, typing), all sources.", t.fanOutDeliveries)
+        out.counter(
+            "presenced_dropped_frames_total",
+            "Frames not queued because the recipient's backlog was over its limit (typing under backpressure, or the frame that closed a slow consumer).",
+            t.droppedFrames)
         out.counter("presenced_slow_consumer_closes_total", "Connections closed with 4008 (slow consumer).", t.slowConsumerCloses)
-        out.counter("presenced_connections_refused_per_ip_total",
-                    "Connections closed at accept because their address already held MAX_CONNECTIONS_PER_IP.", t.refusedPerIP)
+        out.counter(
+            "presenced_connections_refused_per_ip_total",
+            "Connections closed at accept because their address already held MAX_CONNECTIONS_PER_IP.", t.refusedPerIP)
         let latency = t.fanOutLatency
-        out.histogram("presenced_fanout_latency_seconds",
-                      "Chat message fan-out on the receiving loop: from the start of the loop turn that read the message to the end of the turn that queued it on its last local member and handed the sends to the kernel (other loops and instances not included).",
-                      bounds: latency.boundsNanos.map { Double($0) / 1e9 }, buckets: latency.buckets,
-                      sum: Double(latency.sumNanos) / 1e9, count: latency.count)
-        out.counter("presenced_token_rejections_total", "Tokens refused on /ws and /api/v1/presence by reason.",
-                    label: "reason", TokenRejection.self, t.tokenRejections)
-        out.counter("presenced_tokens_checked_in_process_only_total",
-                    "Tokens accepted on /ws while Redis was unreachable: their single use was checked in this process only, so each could be used once more on another instance.",
-                    t.tokensCheckedInProcessOnly)
-        out.counter("presenced_ws_token_requests_total", "POST /api/v1/ws-token requests by result.",
-                    label: "result", WSTokenResult.self, t.wsTokenRequests)
+        out.histogram(
+            "presenced_fanout_latency_seconds",
+            "Chat message fan-out on the receiving loop: from the start of the loop turn that read the message to the end of the turn that queued it on its last local member and handed the sends to the kernel (other loops and instances not included).",
+            bounds: latency.boundsNanos.map { Double($0) / 1e9 }, buckets: latency.buckets,
+            sum: Double(latency.sumNanos) / 1e9, count: latency.count)
+        out.counter(
+            "presenced_token_rejections_total", "Tokens refused on /ws and /api/v1/presence by reason.",
+            label: "reason", TokenRejection.self, t.tokenRejections)
+        out.counter(
+            "presenced_tokens_checked_in_process_only_total",
+            "Tokens accepted on /ws while Redis was unreachable: their single use was checked in this process only, so each could be used once more on another instance.",
+            t.tokensCheckedInProcessOnly)
+        out.counter(
+            "presenced_ws_token_requests_total", "POST /api/v1/ws-token requests by result.",
+            label: "result", WSTokenResult.self, t.wsTokenRequests)
     }
 }
 

@@ -16,8 +16,9 @@ struct ProcessStats: Equatable {
     /// Nil when `/proc` is not readable (not Linux, or hidden).
     static func read() -> ProcessStats? {
         guard let stat = readFile("/proc/self/stat"), let procStat = readFile("/proc/stat") else { return nil }
-        return parse(stat: stat, procStat: procStat, ticksPerSecond: Int(sysconf(Int32(_SC_CLK_TCK))),
-                     pageSize: Int(sysconf(Int32(_SC_PAGESIZE))), openFDs: countOpenFDs(), maxFDs: maxOpenFDs())
+        return parse(
+            stat: stat, procStat: procStat, ticksPerSecond: Int(sysconf(Int32(_SC_CLK_TCK))),
+            pageSize: Int(sysconf(Int32(_SC_PAGESIZE))), openFDs: countOpenFDs(), maxFDs: maxOpenFDs())
     }
 
     /// From `/proc/self/stat` and `/proc/stat` (for `btime`); pure, for tests.
@@ -27,16 +28,18 @@ struct ProcessStats: Equatable {
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state): field n is fields[n - 3].
         guard fields.count > 21, ticksPerSecond > 0,
-              let utime = Double(fields[11]), let stime = Double(fields[12]), let start = Double(fields[19]),
-              let vsize = Int(fields[20]), let rss = Int(fields[21]) else { return nil }
+            let utime = Double(fields[11]), let stime = Double(fields[12]), let start = Double(fields[19]),
+            let vsize = Int(fields[20]), let rss = Int(fields[21])
+        else { return nil }
         var bootTime: Double?
         for line in procStat.split(separator: "\n") where line.hasPrefix("btime ") {
             bootTime = Double(line.dropFirst(6).trimmingSpaces())
         }
         guard let bootTime else { return nil }
         let ticks = Double(ticksPerSecond)
-        return ProcessStats(startTimeSeconds: bootTime + start / ticks, cpuSeconds: (utime + stime) / ticks,
-                            residentBytes: rss * pageSize, virtualBytes: vsize, openFDs: openFDs, maxFDs: maxFDs)
+        return ProcessStats(
+            startTimeSeconds: bootTime + start / ticks, cpuSeconds: (utime + stime) / ticks,
+            residentBytes: rss * pageSize, virtualBytes: vsize, openFDs: openFDs, maxFDs: maxFDs)
     }
 
     /// Entries of `/proc/self/fd`, less the one this count opens.

@@ -21,8 +21,10 @@ package final class ProcessSupervisor {
     private var previousSecret: String?
     private var origins: [String]
 
-    package init(config: Config, environment: [String: String], arguments: [String], group: LoopGroup, hub: RealtimeHub?,
-         secret: String) {
+    package init(
+        config: Config, environment: [String: String], arguments: [String], group: LoopGroup, hub: RealtimeHub?,
+        secret: String
+    ) {
         self.config = config
         self.environment = environment
         self.arguments = arguments
@@ -124,7 +126,7 @@ package final class ProcessSupervisor {
         hub.drain(windowMillis: config.drainWindowMillis)
         let deadline = start + config.drainWindowMillis + min(config.closeTimeoutMillis, 1_500)
         while hub.sessions.load(ordering: .relaxed) > 0 && EventLoop.monotonicMillis() < deadline { usleep(20_000) }
-        usleep(100_000) // the last close frames leave the queues
+        usleep(100_000)  // the last close frames leave the queues
         hub.stopForwarding(timeoutMillis: 1_000)
         Log.info("drained", ["millis": "\(EventLoop.monotonicMillis() - start)", "left": "\(hub.sessions.load(ordering: .relaxed))"])
     }
@@ -150,8 +152,9 @@ package final class ProcessSupervisor {
             return Log.error("reload refused: the running configuration stays", ["file": path, "error": "\(error)"])
         }
         guard let newSecret = fresh.tokenSecret ?? (config.tokenSecret == nil ? secret : nil) else {
-            return Log.error("reload refused: the running configuration stays",
-                             ["file": path, "error": "WS_TOKEN_SECRET is not in ENV_FILE"])
+            return Log.error(
+                "reload refused: the running configuration stays",
+                ["file": path, "error": "WS_TOKEN_SECRET is not in ENV_FILE"])
         }
         var changed: [String] = []
         if newSecret != secret { changed.append("WS_TOKEN_SECRET") }
@@ -162,7 +165,11 @@ package final class ProcessSupervisor {
         origins = fresh.allowedOrigins
         hub.reload(secrets: [newSecret] + (fresh.tokenSecretPrevious.map { [$0] } ?? []), allowedOrigins: fresh.allowedOrigins)
         let later = file.keys.filter { !Self.reloadable.contains($0) && environment[$0] != file[$0] }.sorted()
-        Log.info("reloaded", ["changed": changed.isEmpty ? "nothing" : changed.joined(separator: ","),
-                              "restart_needed_for": later.joined(separator: ",")])
+        Log.info(
+            "reloaded",
+            [
+                "changed": changed.isEmpty ? "nothing" : changed.joined(separator: ","),
+                "restart_needed_for": later.joined(separator: ","),
+            ])
     }
 }

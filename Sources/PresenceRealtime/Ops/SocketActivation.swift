@@ -17,7 +17,8 @@ package enum SocketActivation {
     package static func listener(environment: [String: String]) throws(Refusal) -> Int32? {
         defer { for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { unsetenv(name) } }
         guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
-              let count = environment["LISTEN_FDS"].flatMap(Int32.init), count > 0 else { return nil }
+            let count = environment["LISTEN_FDS"].flatMap(Int32.init), count > 0
+        else { return nil }
         guard count == 1 else { throw Refusal(reason: "LISTEN_FDS=\(count): presenced serves exactly one socket") }
         let fd = firstDescriptor
         var value: Int32 = 0

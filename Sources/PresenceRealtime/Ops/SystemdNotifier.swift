@@ -13,7 +13,7 @@ final class SystemdNotifier: Sendable {
     init?(environment: [String: String]) {
         guard let name = environment["NOTIFY_SOCKET"], !name.isEmpty else { return nil }
         var path = Array(name.utf8)
-        if path[0] == UInt8(ascii: "@") { path[0] = 0 } // abstract namespace
+        if path[0] == UInt8(ascii: "@") { path[0] = 0 }  // abstract namespace
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)

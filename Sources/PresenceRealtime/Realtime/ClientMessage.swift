@@ -146,11 +146,11 @@ enum ClientMessage: Equatable, Sendable {
     /// Reads the rest of the object and the document (so any malformation is reported), recording the
     /// known fields.
     private static func readFields(_ reader: inout JSONReader, into fields: inout Fields) throws(JSONError) {
-        while try reader.next() == .key { // else .objectEnd: the grammar allows nothing else
+        while try reader.next() == .key {  // else .objectEnd: the grammar allows nothing else
             let name = reader.stringToken
             let field = field(named: name, reader)
             let kind = try reader.next()
-            let value = reader.stringToken // meaningful when kind is .string (read before any skipping)
+            let value = reader.stringToken  // meaningful when kind is .string (read before any skipping)
             if field == .since && kind == .objectStart && fields.since.kind == nil {
                 fields.sinceValue = try readPosition(&reader)
             } else {
@@ -166,7 +166,7 @@ enum ClientMessage: Equatable, Sendable {
             case nil: if fields.unknown == nil { fields.unknown = name }
             }
         }
-        _ = try reader.next() // .end, or throws on trailing data
+        _ = try reader.next()  // .end, or throws on trailing data
     }
 
     /// `{"offset":N,"epoch":E}` (the object's start already read): N a whole number 0...2^53, E an
@@ -180,10 +180,18 @@ enum ClientMessage: Equatable, Sendable {
             if namesOffset && offset == nil && kind == .number {
                 let number = reader.numberToken
                 let value = number.isPlainInteger ? (try? reader.double(number)) : nil
-                if let value, value >= 0, value <= 9_007_199_254_740_992 { offset = Int64(value) } else { problem = "since.offset must be a whole number" }
+                if let value, value >= 0, value <= 9_007_199_254_740_992 {
+                    offset = Int64(value)
+                } else {
+                    problem = "since.offset must be a whole number"
+                }
             } else if namesEpoch && epoch == nil && kind == .string {
                 let token = reader.stringToken
-                if !token.hasEscapes && isEpoch(reader.rawBytes(token)) { epoch = reader.string(token) } else { problem = "since.epoch is not an epoch" }
+                if !token.hasEscapes && isEpoch(reader.rawBytes(token)) {
+                    epoch = reader.string(token)
+                } else {
+                    problem = "since.epoch is not an epoch"
+                }
             } else {
                 problem = problem ?? "since must be {\"offset\":N,\"epoch\":E}"
             }
@@ -195,8 +203,10 @@ enum ClientMessage: Equatable, Sendable {
     }
 
     @inline(__always)
-    private static func record(_ slot: inout Slot, _ kind: JSONReader.Token, _ value: JSONReader.StringToken, _ field: Field,
-                               _ duplicate: inout Field?) {
+    private static func record(
+        _ slot: inout Slot, _ kind: JSONReader.Token, _ value: JSONReader.StringToken, _ field: Field,
+        _ duplicate: inout Field?
+    ) {
         if slot.kind == nil {
             slot.kind = kind
             slot.string = value
@@ -270,7 +280,8 @@ enum ClientMessage: Equatable, Sendable {
             ?? presence(.content, fields.content, allowed.content, kind)
             ?? presence(.typing, fields.typing, allowed.typing, kind)
             ?? (kind == .message ? nil : presence(.nonce, fields.nonce, false, kind))
-            ?? (kind == .join ? nil : presence(.since, fields.since, false, kind)) {
+            ?? (kind == .join ? nil : presence(.since, fields.since, false, kind))
+        {
             return .failure(error)
         }
         if kind == .ping { return .success(.ping) }

@@ -107,8 +107,9 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
             let first = s.channels[channel, default: SmallUserTable()].modify(user, default: .unseen) {
                 $0.join(name: name)
             }
-            return PresenceJoin(firstConnection: first,
-                                online: s.channels[channel]!.map { PresenceUser(userID: $0.key, name: $0.value.name) })
+            return PresenceJoin(
+                firstConnection: first,
+                online: s.channels[channel]!.map { PresenceUser(userID: $0.key, name: $0.value.name) })
         }
         done(result)
     }
@@ -125,8 +126,10 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
                 let entry = s.removeUser(user, from: channel)
                 return PresenceDeparture(channel: channel, userID: user, name: entry?.name, lastSeen: wall)
             }
-            s.pending.append(Pending(channel: channel, user: user, deadline: now + graceMillis, leftAt: wall,
-                                     generation: generation))
+            s.pending.append(
+                Pending(
+                    channel: channel, user: user, deadline: now + graceMillis, leftAt: wall,
+                    generation: generation))
             return nil
         }
         if let gone { offlineSink?(gone) }
@@ -158,8 +161,10 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
                 s.users[user] = nil
                 s.lastSeen.record(user, at: wall)
             } else {
-                s.pending.append(Pending(channel: nil, user: user, deadline: now + graceMillis, leftAt: wall,
-                                         generation: generation))
+                s.pending.append(
+                    Pending(
+                        channel: nil, user: user, deadline: now + graceMillis, leftAt: wall,
+                        generation: generation))
             }
         }
     }
@@ -183,7 +188,10 @@ final class EmbeddedPresenceStore: PresenceStore, @unchecked Sendable {
             var gone: [PresenceDeparture] = []
             var keep: [Pending] = []
             for p in s.pending {
-                guard p.deadline <= now else { keep.append(p); continue }
+                guard p.deadline <= now else {
+                    keep.append(p)
+                    continue
+                }
                 if let departure = s.depart(p) { gone.append(departure) }
             }
             s.pending = keep

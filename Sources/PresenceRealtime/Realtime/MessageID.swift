@@ -15,7 +15,10 @@ package struct MessageIDGenerator {
             // Same millisecond (or the clock stepped back): keep order with the counter.
             millis = lastMillis
             counter &+= 1
-            if counter > 0x0FFF { millis += 1; counter = 0 }
+            if counter > 0x0FFF {
+                millis += 1
+                counter = 0
+            }
         } else {
             counter = UInt16(truncatingIfNeeded: rng.next() as UInt64) & 0x01FF
         }
@@ -36,8 +39,12 @@ package struct MessageIDGenerator {
         String(unsafeUninitializedCapacity: 36) { out in
             var o = 0
             for (i, b) in bytes.enumerated() {
-                if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
-                out[o] = hex[Int(b >> 4)]; out[o + 1] = hex[Int(b & 0x0F)]
+                if i == 4 || i == 6 || i == 8 || i == 10 {
+                    out[o] = UInt8(ascii: "-")
+                    o += 1
+                }
+                out[o] = hex[Int(b >> 4)]
+                out[o + 1] = hex[Int(b & 0x0F)]
                 o += 2
             }
             return o

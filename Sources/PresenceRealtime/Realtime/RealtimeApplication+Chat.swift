@@ -25,14 +25,17 @@ extension RealtimeApplication {
             // no callback, no struct of strings copied along, the channel looked up once).
             let (messageID, millis) = ids.next()
             let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
-            let appended = embedded.append(id: messageID, channel: channel, sender: session.user, content: content,
-                                           timestamp: timestamp, nonce: nonce, now: millis, handle: &local.history)
+            let appended = embedded.append(
+                id: messageID, channel: channel, sender: session.user, content: content,
+                timestamp: timestamp, nonce: nonce, now: millis, handle: &local.history)
             if appended.duplicate { return sendOriginal(appended.frame, to: id) }
             fanOut(channel: channel, frame: appended.frame, position: appended.position, local: local)
             return loop.counters.fanOutQueued(arrivedAt: arrived)
         }
-        publish(channel: channel, sender: session.user, content: content, nonce: nonce, forward: true,
-                requestID: session.requestID) { [unowned self] published in
+        publish(
+            channel: channel, sender: session.user, content: content, nonce: nonce, forward: true,
+            requestID: session.requestID
+        ) { [unowned self] published in
             switch published {
             case .stored(let stored, _, _) where stored.duplicate:
                 self.sendOriginal(stored.frame, to: id)
@@ -52,8 +55,10 @@ extension RealtimeApplication {
 
     /// Stores and fans out one chat message from `sender`; `done` runs on this loop's thread.
     /// `forward` false keeps it from chat-service (the server API's `forward:false`).
-    func publish(channel: String, sender: String, content: String, nonce: String?, forward: Bool, requestID: String,
-                 _ done: @escaping (Published) -> Void) {
+    func publish(
+        channel: String, sender: String, content: String, nonce: String?, forward: Bool, requestID: String,
+        _ done: @escaping (Published) -> Void
+    ) {
         let (messageID, millis) = ids.next()
         let timestamp = Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
         let message = ChatMessage(id: messageID, channel: channel, sender: sender, content: content, timestamp: timestamp, nonce: nonce)
@@ -66,8 +71,9 @@ extension RealtimeApplication {
                 if let nonce { history.releaseForward(channel: channel, sender: sender, nonce: nonce) }
                 done(.refused)
             }
-            let forwarded = ForwardedMessage(id: messageID, channel: channel, sender: sender, content: content, createdAt: timestamp,
-                                             requestID: requestID)
+            let forwarded = ForwardedMessage(
+                id: messageID, channel: channel, sender: sender, content: content, createdAt: timestamp,
+                requestID: requestID)
             forwarding.store(forwarded, on: self.loop) { stored in stored ? store() : refused() }
         }
         guard let nonce else { return forwardThenStore() }

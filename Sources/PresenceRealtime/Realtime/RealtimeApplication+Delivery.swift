@@ -10,12 +10,15 @@ extension RealtimeApplication {
     /// Delivers here at once, then to the other loops through their rings and to the other
     /// instances through Redis (unless the history script published it already).
     /// `local`: the channel here, when the caller has it already.
-    func fanOut(channel: String, frame: SharedBytes, exceptUser: String? = nil, exceptConnection: ConnectionID? = nil,
-                droppable: Bool = false, position: StreamPosition? = nil, publishedToRedis: Bool = false,
-                local: LocalChannels.Channel? = nil) {
+    func fanOut(
+        channel: String, frame: SharedBytes, exceptUser: String? = nil, exceptConnection: ConnectionID? = nil,
+        droppable: Bool = false, position: StreamPosition? = nil, publishedToRedis: Bool = false,
+        local: LocalChannels.Channel? = nil
+    ) {
         if let local = local ?? channels.channel(channel) {
-            deliver(channel, local, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
-                    position: position)
+            deliver(
+                channel, local, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
+                position: position)
         }
         hub.publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, position: position, fromLoop: loop.index)
         if !publishedToRedis {
@@ -25,15 +28,20 @@ extension RealtimeApplication {
 
     /// Hands `frame` to the members of `channel` on this loop, skipping `exceptUser`'s connections
     /// and `exceptConnection`; a chat message (`position`) first passes the channel's order here.
-    func deliver(channel name: String, frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?, droppable: Bool,
-                 position: StreamPosition? = nil) {
+    func deliver(
+        channel name: String, frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?, droppable: Bool,
+        position: StreamPosition? = nil
+    ) {
         guard let channel = channels.channel(name) else { return }
-        deliver(name, channel, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
-                position: position)
+        deliver(
+            name, channel, frame: frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable,
+            position: position)
     }
 
-    private func deliver(_ name: String, _ channel: LocalChannels.Channel, frame: SharedBytes, exceptUser: String?,
-                         exceptConnection: ConnectionID?, droppable: Bool, position: StreamPosition?) {
+    private func deliver(
+        _ name: String, _ channel: LocalChannels.Channel, frame: SharedBytes, exceptUser: String?,
+        exceptConnection: ConnectionID?, droppable: Bool, position: StreamPosition?
+    ) {
         guard let position, keepsHistory else {
             return send(channel, frame, exceptUser: exceptUser, exceptConnection: exceptConnection, droppable: droppable, position: nil)
         }
@@ -72,8 +80,10 @@ extension RealtimeApplication {
 
     /// Queues `frame` on the channel's members here, and hands it to its joins under way.
     /// Nothing is copied per recipient.
-    private func send(_ channel: LocalChannels.Channel, _ frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?,
-                      droppable: Bool, position: StreamPosition?) {
+    private func send(
+        _ channel: LocalChannels.Channel, _ frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?,
+        droppable: Bool, position: StreamPosition?
+    ) {
         let members = channel.members
         if exceptUser == nil && exceptConnection == nil && !droppable {
             // The message path: every member, no per-member test beyond the backlog.
@@ -98,8 +108,10 @@ extension RealtimeApplication {
 
     /// A frame for a channel with joins under way: kept for those still waiting (bounded), sent to
     /// those catching up unless their replay had it; a join caught up with becomes a member.
-    private func handOver(_ channel: LocalChannels.Channel, _ frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?,
-                          droppable: Bool, position: StreamPosition?) {
+    private func handOver(
+        _ channel: LocalChannels.Channel, _ frame: SharedBytes, exceptUser: String?, exceptConnection: ConnectionID?,
+        droppable: Bool, position: StreamPosition?
+    ) {
         var promoted: [ConnectionID] = []
         for i in channel.joining.indices {
             let id = channel.joining[i].id

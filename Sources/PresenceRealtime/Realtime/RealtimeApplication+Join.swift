@@ -14,12 +14,13 @@ extension RealtimeApplication {
         guard let session = sessions[s] else { return }
         if session.joined.contains(channel) { return confirmAgain(id, channel) }
         let awaiting = AwaitingJoin(connection: id, channel: channel)
-        if awaitingAccess[awaiting] != nil { return } // its answer will come
+        if awaitingAccess[awaiting] != nil { return }  // its answer will come
         guard session.joined.count + Int(session.joinsAwaitingAccess) < RealtimeApplication.maxChannelsPerConnection else {
             return fail(id, .tooLarge, "at most \(RealtimeApplication.maxChannelsPerConnection) channels per connection", channel: channel)
         }
-        let subject = AccessSubject(user: session.user, role: session.role?.claim, sessionID: session.sessionID,
-                                    channels: channelClaims[id.slot])
+        let subject = AccessSubject(
+            user: session.user, role: session.role?.claim, sessionID: session.sessionID,
+            channels: channelClaims[id.slot])
         if let decision = hub.access.immediate(subject, channel: channel, on: loop) {
             return admit(id, channel, since: since, decision)
         }
@@ -28,7 +29,9 @@ extension RealtimeApplication {
         let requestID = session.requestID.isEmpty ? RequestID.make() : session.requestID
         hub.access.ask(subject, channel: channel, requestID: requestID, on: loop) { [unowned self] decision in
             // Left, or gone, meanwhile: the answer is cached for the next join, nothing else.
-            guard let since = self.awaitingAccess.removeValue(forKey: awaiting), self.loop.isOpen(id), self.sessions[s] != nil else { return }
+            guard let since = self.awaitingAccess.removeValue(forKey: awaiting), self.loop.isOpen(id), self.sessions[s] != nil else {
+                return
+            }
             self.sessions[s]!.joinsAwaitingAccess -= 1
             self.admit(id, channel, since: since, decision)
         }
@@ -83,21 +86,29 @@ extension RealtimeApplication {
             guard let presence = answers.presence, let history = answers.history else { return }
             self.complete(id, channel, since: since, presence: presence, history: history)
         }
-        hub.presence.join(channel: channel, user: session.user, name: session.name, now: loop.now) { answers.presence = $0; completeWhenBoth() }
-        hub.history.read(channel: channel, since: since) { answers.history = $0; completeWhenBoth() }
+        hub.presence.join(channel: channel, user: session.user, name: session.name, now: loop.now) {
+            answers.presence = $0
+            completeWhenBoth()
+        }
+        hub.history.read(channel: channel, since: since) {
+            answers.history = $0
+            completeWhenBoth()
+        }
     }
 
     /// The join's frames, in this order: the presence snapshot, the messages after `since`, `joined`,
     /// then what the channel delivered while the join was under way (only what the replay did not
     /// cover). The connection becomes a member once this loop has delivered everything the replay
     /// covered, so no message reaches it twice.
-    private func complete(_ id: ConnectionID, _ channel: String, since: StreamPosition?, presence: PresenceJoin, history read: HistoryRead) {
+    private func complete(_ id: ConnectionID, _ channel: String, since: StreamPosition?, presence: PresenceJoin, history read: HistoryRead)
+    {
         let s = Int(id.slot)
         guard loop.isOpen(id), let session = sessions[s], session.joined.contains(channel),
-              let c = channels.channel(channel), let j = c.joiningIndex(id) else { return }
+            let c = channels.channel(channel), let j = c.joiningIndex(id)
+        else { return }
         let joiner = c.takeJoining(at: j)
         var recovered = read.recovered
-        if joiner.overflowed && recovered == true { recovered = false } // too much arrived meanwhile to replay in order
+        if joiner.overflowed && recovered == true { recovered = false }  // too much arrived meanwhile to replay in order
         var frames = presence.online.map { ServerMessage.presence(userID: $0.userID, name: $0.name, online: true, channel: channel) }
         if recovered == true { frames += read.frames }
         frames.append(ServerMessage.joined(channel: channel, position: read.latest, recovered: recovered))
@@ -119,8 +130,9 @@ extension RealtimeApplication {
             release(channel, c, c.order.start(at: latest))
         }
         if presence.firstConnection {
-            fanOut(channel: channel, frame: ServerMessage.presence(userID: session.user, name: session.name, online: true, channel: channel),
-                   exceptConnection: id)
+            fanOut(
+                channel: channel, frame: ServerMessage.presence(userID: session.user, name: session.name, online: true, channel: channel),
+                exceptConnection: id)
         }
     }
 

@@ -12,7 +12,7 @@ extension RealtimeApplication {
         if !typing { return stopTyping(id, channel) }
         let until = loop.now + RealtimeApplication.typingTimeoutMillis
         if let i = typingChannels[id.slot]?.firstIndex(where: { $0.channel == channel }) {
-            typingChannels[id.slot]![i].until = until // still typing: only the auto-stop moves
+            typingChannels[id.slot]![i].until = until  // still typing: only the auto-stop moves
         } else {
             typingChannels[id.slot, default: []].append((channel, until))
             announceTyping(true, user: session.user, channel: channel, from: id)
@@ -21,7 +21,9 @@ extension RealtimeApplication {
     }
 
     func stopTyping(_ id: ConnectionID, _ channel: String) {
-        guard let session = sessions[Int(id.slot)], let i = typingChannels[id.slot]?.firstIndex(where: { $0.channel == channel }) else { return }
+        guard let session = sessions[Int(id.slot)], let i = typingChannels[id.slot]?.firstIndex(where: { $0.channel == channel }) else {
+            return
+        }
         typingChannels[id.slot]!.remove(at: i)
         if typingChannels[id.slot]!.isEmpty { typingChannels[id.slot] = nil }
         announceTyping(false, user: session.user, channel: channel, from: id)
@@ -29,7 +31,8 @@ extension RealtimeApplication {
 
     func announceTyping(_ typing: Bool, user: String, channel: String, from id: ConnectionID) {
         // To the other users' connections only, and droppable under backpressure.
-        fanOut(channel: channel, frame: ServerMessage.typing(userID: user, channel: channel, typing: typing),
-               exceptUser: user, droppable: true)
+        fanOut(
+            channel: channel, frame: ServerMessage.typing(userID: user, channel: channel, typing: typing),
+            exceptUser: user, droppable: true)
     }
 }

@@ -76,8 +76,10 @@ final class RealtimeApplication: WebSocketApplication {
 
     func acceptsUpgrade(path: String) -> Bool { path == "/ws" }
 
-    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
-                   _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void) {
+    func authorize(
+        _ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
+        _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void
+    ) {
         guard !hub.draining.load(ordering: .relaxed) else {
             return done(.failure(UpgradeRefusal(status: 503, code: "draining", message: "server draining")))
         }
@@ -101,8 +103,11 @@ final class RealtimeApplication: WebSocketApplication {
         }
         if let perUser = hub.connectionsPerUser, !perUser.acquire(claims.userID) {
             hub.sessions.subtract(1, ordering: .relaxed)
-            return done(.failure(UpgradeRefusal(status: 503, code: "too_many_connections",
-                                                message: "at most \(perUser.limit) connections per user")))
+            return done(
+                .failure(
+                    UpgradeRefusal(
+                        status: 503, code: "too_many_connections",
+                        message: "at most \(perUser.limit) connections per user")))
         }
         hub.replayGuard.firstUse(jti: claims.jti, expiresAt: claims.expiresAt, now: now) { check in
             guard check != .replayed else {
@@ -135,12 +140,13 @@ final class RealtimeApplication: WebSocketApplication {
         sessions.extendForSlot(s, with: nil)
         let claims = grant.claims!
         let keepsRequestID = hub.forwarding != nil || hub.access.target != nil
-        sessions[s] = Session(user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
-                              sessionID: claims.sessionID, keyID: claims.keyID,
-                              limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now),
-                              role: claims.role)
+        sessions[s] = Session(
+            user: claims.userID, name: claims.name, requestID: keepsRequestID ? grant.requestID : "",
+            sessionID: claims.sessionID, keyID: claims.keyID,
+            limiter: RateLimiter(rate: hub.config.messageRate, now: loop.now),
+            role: claims.role)
         channelClaims[id.slot] = claims.channels.map(Set.init)
-        hub.presence.connected(user: claims.userID, now: loop.now) // user presence (server API)
+        hub.presence.connected(user: claims.userID, now: loop.now)  // user presence (server API)
         if hub.config.maxConnectionAgeMillis > 0 { scheduleAgeLimit(id) }
     }
 
@@ -190,7 +196,8 @@ final class RealtimeApplication: WebSocketApplication {
         var closed = 0
         for slot in sessions.indices {
             guard let session = sessions[slot],
-                  match.matches(user: session.user, sessionID: session.sessionID, keyID: session.keyID) else { continue }
+                match.matches(user: session.user, sessionID: session.sessionID, keyID: session.keyID)
+            else { continue }
             let id = ConnectionID(slot: UInt32(slot), generation: loop.generation(ofSlot: UInt32(slot)))
             server.close(id, code: code, reason: reason)
             closed += 1

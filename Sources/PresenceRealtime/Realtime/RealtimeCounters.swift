@@ -21,8 +21,9 @@ final class RealtimeCounters {
     deinit { recoveries.base.deallocate() }
 
     func snapshot() -> RealtimeCountersSnapshot {
-        RealtimeCountersSnapshot(recoveries: recoveries.values, nonceDuplicates: nonceDuplicates, publishes: publishes,
-                                 orderGapsSkipped: orderGapsSkipped)
+        RealtimeCountersSnapshot(
+            recoveries: recoveries.values, nonceDuplicates: nonceDuplicates, publishes: publishes,
+            orderGapsSkipped: orderGapsSkipped)
     }
 }
 

@@ -49,9 +49,11 @@ package final class RealtimeHub: @unchecked Sendable {
     /// Loop-to-loop delivery rings (the hot path); mailboxes carry only rare control work.
     let fanOut: CrossLoopFanOut
 
-    init(config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
-         history: any ChannelHistory, authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil,
-         forwarding: (any ChatForwarding)? = nil) {
+    init(
+        config: Config, secrets: [String], loops: Int, presence: any PresenceStore, replayGuard: any ReplayGuard,
+        history: any ChannelHistory, authService: AuthServiceClient? = nil, redis: RedisRuntime? = nil,
+        forwarding: (any ChatForwarding)? = nil
+    ) {
         self.config = config
         self.presence = presence
         self.replayGuard = replayGuard
@@ -72,13 +74,15 @@ package final class RealtimeHub: @unchecked Sendable {
         mailboxes = Array(repeating: nil, count: loops)
         fanOut = CrossLoopFanOut(loops: loops)
         presence.offlineSink = { [unowned self] gone in
-            let frame = ServerMessage.presence(userID: gone.userID, name: gone.name, online: false, channel: gone.channel,
-                                               lastSeen: Timestamp.iso8601(millis: gone.lastSeen))
+            let frame = ServerMessage.presence(
+                userID: gone.userID, name: gone.name, online: false, channel: gone.channel,
+                lastSeen: Timestamp.iso8601(millis: gone.lastSeen))
             self.announce(channel: gone.channel, frame: frame)
         }
         if let redis {
             redis.presence.onlineSink = { [unowned self] channel, user in
-                self.announce(channel: channel, frame: ServerMessage.presence(userID: user.userID, name: user.name, online: true, channel: channel))
+                self.announce(
+                    channel: channel, frame: ServerMessage.presence(userID: user.userID, name: user.name, online: true, channel: channel))
             }
             // From other instances (on loop 0): every member of this instance.
             redis.fanOut.deliver = { [unowned self] channel, frame, exceptUser, droppable, position in
@@ -106,8 +110,9 @@ package final class RealtimeHub: @unchecked Sendable {
         let index = loop.index, fanOut = self.fanOut, forwarding = self.forwarding
         let drain = { [unowned application] in
             fanOut.drain(into: index) { d in
-                application.deliver(channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil,
-                                    droppable: d.droppable, position: d.position)
+                application.deliver(
+                    channel: d.channel, frame: d.frame, exceptUser: d.exceptUser, exceptConnection: nil,
+                    droppable: d.droppable, position: d.position)
             }
         }
         // Before the turn's I/O (what other loops published earlier reaches only earlier members)
@@ -142,8 +147,10 @@ package final class RealtimeHub: @unchecked Sendable {
 
     /// Asks every loop for a value on its own thread (`read`), folds them with `combine`, and
     /// hands the total to `done` on `loop`'s thread (metrics of per-loop state).
-    func gather<T>(from loop: EventLoop, _ initial: T, read: @escaping (EventLoop) -> T,
-                   combine: @escaping (inout T, T) -> Void, _ done: @escaping (T) -> Void) {
+    func gather<T>(
+        from loop: EventLoop, _ initial: T, read: @escaping (EventLoop) -> T,
+        combine: @escaping (inout T, T) -> Void, _ done: @escaping (T) -> Void
+    ) {
         let targets = mailboxes.compactMap { $0 }
         let state = Lock<(total: UnsafeSendable<T>, left: Int)>((UnsafeSendable(initial), targets.count))
         let back = loop.mailbox
@@ -170,11 +177,15 @@ package final class RealtimeHub: @unchecked Sendable {
 
     /// Closes the sessions `match` names on every loop of this instance with `code`; `done` gets
     /// how many, on `loop`'s thread.
-    func closeSessions(_ match: SessionMatch, code: CloseCode, reason: String, from loop: EventLoop,
-                       _ done: @escaping (Int) -> Void) {
-        gather(from: loop, 0, read: { [unowned self] target in
-            self.applications[target.index]?.closeSessions(match, code: code, reason: reason) ?? 0
-        }, combine: { $0 += $1 }, done)
+    func closeSessions(
+        _ match: SessionMatch, code: CloseCode, reason: String, from loop: EventLoop,
+        _ done: @escaping (Int) -> Void
+    ) {
+        gather(
+            from: loop, 0,
+            read: { [unowned self] target in
+                self.applications[target.index]?.closeSessions(match, code: code, reason: reason) ?? 0
+            }, combine: { $0 += $1 }, done)
     }
 
     /// `POST /api/v1/disconnect`: closes the user's or session's connections here with 4403, and
@@ -213,9 +224,11 @@ package final class RealtimeHub: @unchecked Sendable {
     }
 
     private static func security(secrets: [String], config: Config, origins: [String]) -> (TokenVerifier, TokenMinter, OriginPolicy) {
-        (TokenVerifier(secrets: secrets, audience: config.tokenAudience),
-         TokenMinter(secret: secrets[0], audience: config.tokenAudience),
-         OriginPolicy(origins))
+        (
+            TokenVerifier(secrets: secrets, audience: config.tokenAudience),
+            TokenMinter(secret: secrets[0], audience: config.tokenAudience),
+            OriginPolicy(origins)
+        )
     }
 
     var verifier: TokenVerifier { security.withLock { $0.verifier } }
@@ -243,8 +256,10 @@ package final class RealtimeHub: @unchecked Sendable {
         }
         for case let mailbox? in mailboxes {
             mailbox.post { [unowned self] loop in
-                let closed = self.applications[loop.index]?.closeSessions(.signedWithout(kept), code: .reauthenticate,
-                                                                          reason: "token secret retired") ?? 0
+                let closed =
+                    self.applications[loop.index]?.closeSessions(
+                        .signedWithout(kept), code: .reauthenticate,
+                        reason: "token secret retired") ?? 0
                 if closed > 0 { Log.info("closed connections of a retired token secret", ["loop": "\(loop.index)", "count": "\(closed)"]) }
             }
         }
@@ -252,28 +267,36 @@ package final class RealtimeHub: @unchecked Sendable {
 
     /// On loop `fromLoop`'s thread: sends one shared frame to the members of `channel` on every
     /// other loop (that loop has delivered locally already), skipping `exceptUser`'s connections.
-    func publish(channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, position: StreamPosition? = nil,
-                 fromLoop: Int) {
-        fanOut.publish(CrossLoopFanOut.Delivery(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable,
-                                                position: position), from: fromLoop)
+    func publish(
+        channel: String, frame: SharedBytes, exceptUser: String?, droppable: Bool = false, position: StreamPosition? = nil,
+        fromLoop: Int
+    ) {
+        fanOut.publish(
+            CrossLoopFanOut.Delivery(
+                channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable,
+                position: position), from: fromLoop)
     }
 
     /// From any thread: sends `frame` to the members of `channel` on every loop of this instance
     /// (events no connection of the calling loop caused: a grace period ending, another
     /// instance's message). On a loop thread the rings carry it; elsewhere the mailboxes.
-    func publishEverywhere(channel: String, frame: SharedBytes, exceptUser: String? = nil, droppable: Bool = false,
-                           position: StreamPosition? = nil) {
+    func publishEverywhere(
+        channel: String, frame: SharedBytes, exceptUser: String? = nil, droppable: Bool = false,
+        position: StreamPosition? = nil
+    ) {
         if let loop = EventLoop.current, loop.index < applications.count, let application = applications[loop.index] {
-            application.deliver(channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable,
-                                position: position)
+            application.deliver(
+                channel: channel, frame: frame, exceptUser: exceptUser, exceptConnection: nil, droppable: droppable,
+                position: position)
             publish(channel: channel, frame: frame, exceptUser: exceptUser, droppable: droppable, position: position, fromLoop: loop.index)
             return
         }
         for case let mailbox? in mailboxes {
             let job = UnsafeSendable((channel, frame, exceptUser))
             mailbox.post { [unowned self] loop in
-                self.applications[loop.index]?.deliver(channel: job.value.0, frame: job.value.1, exceptUser: job.value.2,
-                                                       exceptConnection: nil, droppable: droppable, position: position)
+                self.applications[loop.index]?.deliver(
+                    channel: job.value.0, frame: job.value.1, exceptUser: job.value.2,
+                    exceptConnection: nil, droppable: droppable, position: position)
             }
         }
     }

@@ -10,8 +10,10 @@ enum ServerMessage {
     /// `"nonce"` when the sender gave one and `"offset"`/`"epoch"` when the channel keeps history
     /// (docs/protocol.md, "Offsets and epochs"; last, so the Redis history script can complete a
     /// prefix).
-    static func message(id: String, sender: String, content: String, channel: String, timestamp: String,
-                        nonce: String? = nil, position: StreamPosition? = nil) -> SharedBytes {
+    static func message(
+        id: String, sender: String, content: String, channel: String, timestamp: String,
+        nonce: String? = nil, position: StreamPosition? = nil
+    ) -> SharedBytes {
         JSONWriter.withUTF8(id) { id in
             JSONWriter.withUTF8(sender) { sender in
                 JSONWriter.withUTF8(content) { content in
@@ -41,8 +43,10 @@ enum ServerMessage {
     /// The JSON text of a `message` up to and including `,"offset":` — what Redis' history script
     /// completes with the offset it assigns and the channel's epoch (`HistoryScripts.append`) —
     /// or, `withOffset` false (no history), the whole text.
-    static func messageText(id: String, sender: String, content: String, channel: String, timestamp: String,
-                            nonce: String?, withOffset: Bool) -> [UInt8] {
+    static func messageText(
+        id: String, sender: String, content: String, channel: String, timestamp: String,
+        nonce: String?, withOffset: Bool
+    ) -> [UInt8] {
         JSONWriter.withUTF8(id) { id in
             JSONWriter.withUTF8(sender) { sender in
                 JSONWriter.withUTF8(content) { content in
@@ -80,9 +84,11 @@ enum ServerMessage {
     }
 
     @inline(__always)
-    private static func messageFields(_ out: inout JSONByteCursor, _ id: UnsafeRawBufferPointer, _ sender: UnsafeRawBufferPointer,
-                                      _ content: UnsafeRawBufferPointer, _ channel: UnsafeRawBufferPointer,
-                                      _ timestamp: UnsafeRawBufferPointer, _ nonce: UnsafeRawBufferPointer?) {
+    private static func messageFields(
+        _ out: inout JSONByteCursor, _ id: UnsafeRawBufferPointer, _ sender: UnsafeRawBufferPointer,
+        _ content: UnsafeRawBufferPointer, _ channel: UnsafeRawBufferPointer,
+        _ timestamp: UnsafeRawBufferPointer, _ nonce: UnsafeRawBufferPointer?
+    ) {
         out.raw(#"{"type":"message","id":"#)
         out.string(id)
         out.raw(#","sender":"#)

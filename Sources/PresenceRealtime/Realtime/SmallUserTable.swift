@@ -64,8 +64,10 @@ struct SmallUserTable {
 
     /// Runs `body` on `user`'s value in place, `defaultValue()` stored first if it has none; what
     /// `body` returns.
-    mutating func modify<R>(_ user: String, default defaultValue: @autoclosure () -> Value,
-                            _ body: (inout Value) -> R) -> R {
+    mutating func modify<R>(
+        _ user: String, default defaultValue: @autoclosure () -> Value,
+        _ body: (inout Value) -> R
+    ) -> R {
         switch take() {
         case .pairs(var pairs):
             if let i = pairs.firstIndex(where: { $0.key == user }) {
@@ -115,7 +117,7 @@ struct SmallUserTable {
                 storage = .pairs(pairs)
                 return nil
             }
-            pairs.swapAt(i, pairs.count - 1) // the order is no one's business
+            pairs.swapAt(i, pairs.count - 1)  // the order is no one's business
             let value = pairs.removeLast().value
             if pairs.isEmpty {
                 pairs = []

@@ -7,8 +7,10 @@ import RedisShim
 package enum OneShotRedis {
     /// Runs `body` with a ready client and returns the code it passes to `finish`; nil when
     /// Redis cannot be reached within `timeoutMillis`.
-    package static func run(endpoint: RedisEndpoint, timeoutMillis: Int64,
-                    _ body: @escaping (any RedisCommanding, _ finish: @escaping (Int32) -> Void) -> Void) throws -> Int32? {
+    package static func run(
+        endpoint: RedisEndpoint, timeoutMillis: Int64,
+        _ body: @escaping (any RedisCommanding, _ finish: @escaping (Int32) -> Void) -> Void
+    ) throws -> Int32? {
         let loop = EventLoop(index: 0, backend: try EpollBackend())
         let host = LoopRedisHost(loop: loop)
         let options = RedisOptions(commandTimeoutMillis: timeoutMillis, clientName: "presenced-cli")
@@ -47,7 +49,12 @@ package enum OneShotRedis {
         client = probe
         probe.start()
         // Only reaching Redis is timed here: once `body` runs, its commands time out on their own.
-        _ = loop.schedule(after: timeoutMillis) { if !started { client?.shutdown(); loop.stop() } }
+        _ = loop.schedule(after: timeoutMillis) {
+            if !started {
+                client?.shutdown()
+                loop.stop()
+            }
+        }
         loop.run()
         return code
     }

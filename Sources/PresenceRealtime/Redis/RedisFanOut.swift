@@ -57,8 +57,13 @@ final class RedisFanOut: @unchecked Sendable {
     /// The subscription connection; lives on loop 0 (`start`), touched on its thread only.
     private var subscriber: (any RedisSubscribing)?
     /// Delivers a frame from another instance to this instance's members (set by the hub).
-    var deliver: ((_ channel: String, _ frame: SharedBytes, _ exceptUser: String?, _ droppable: Bool,
-                   _ position: StreamPosition?) -> Void)?
+    var deliver:
+        (
+            (
+                _ channel: String, _ frame: SharedBytes, _ exceptUser: String?, _ droppable: Bool,
+                _ position: StreamPosition?
+            ) -> Void
+        )?
     /// Receives a control message another instance published (`publishControl`), on loop 0.
     var control: ((_ message: [UInt8]) -> Void)?
     /// The pseudo-channel of control messages (revocations): its `!` is outside every channel id.
@@ -138,7 +143,7 @@ final class RedisFanOut: @unchecked Sendable {
         }
         switch next {
         case .now: ready()
-        case .later: break // a confirmation is already on its way
+        case .later: break  // a confirmation is already on its way
         case .ask(let mailbox, let epoch):
             // Behind the SUBSCRIBE that `activate` posted to the same mailbox.
             onSubscriberLoop(mailbox) { [unowned self] subscriber in

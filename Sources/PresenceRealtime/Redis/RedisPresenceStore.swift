@@ -82,7 +82,7 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
             for script in PresenceScripts.all {
                 redis.send(RedisCommand("SCRIPT", "LOAD", script.source), routingKey: nil) { _ in }
             }
-            state.nextRefresh = 0 // Redis (back): put every member back at the next tick
+            state.nextRefresh = 0  // Redis (back): put every member back at the next tick
         }
     }
 
@@ -116,8 +116,10 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
         joinMember(channel: UserPresence.redisBucket(of: user), user: user, name: nil, snapshot: false) { _ in }
     }
 
-    private func joinMember(channel: String, user: String, name: String?, snapshot: Bool,
-                            _ done: @escaping (PresenceJoin) -> Void) {
+    private func joinMember(
+        channel: String, user: String, name: String?, snapshot: Bool,
+        _ done: @escaping (PresenceJoin) -> Void
+    ) {
         let state = current
         var entry = state.local[channel]?[user] ?? LocalUser(connections: 0, name: nil)
         entry.connections += 1
@@ -173,8 +175,10 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
     func members(channel: String, _ done: @escaping ([PresenceMember]?) -> Void) {
         let state = current
         guard let redis = state.redis, redis.isReady else { return done(nil) }
-        redis.evalScript(PresenceScripts.members, keys: PresenceScripts.keys(channel: channel),
-                               args: [String(UnixTime.nowMillis())]) { result in
+        redis.evalScript(
+            PresenceScripts.members, keys: PresenceScripts.keys(channel: channel),
+            args: [String(UnixTime.nowMillis())]
+        ) { result in
             guard case .success(.array(let items)) = result else { return done(nil) }
             var list: [PresenceMember] = []
             var i = 0
@@ -199,13 +203,18 @@ final class RedisPresenceStore: PresenceStore, @unchecked Sendable {
             var list: [UserPresence?]
             var pending: Int
             var failed = false
-            init(count: Int, pending: Int) { list = Array(repeating: nil, count: count); self.pending = pending }
+            init(count: Int, pending: Int) {
+                list = Array(repeating: nil, count: count)
+                self.pending = pending
+            }
         }
         let answers = Answers(count: users.count, pending: byBucket.count)
         let head = [String(UnixTime.nowMillis()), String(ttlMillis), String(graceMillis)] + PresenceScripts.sweepBounds
         for (bucket, indices) in byBucket {
-            redis.evalScript(PresenceScripts.users, keys: PresenceScripts.userKeys(bucket: bucket),
-                             args: head + indices.map { users[$0] }) { result in
+            redis.evalScript(
+                PresenceScripts.users, keys: PresenceScripts.userKeys(bucket: bucket),
+                args: head + indices.map { users[$0] }
+            ) { result in
                 if case .success(.array(let items)) = result, items.count == 2 * indices.count {
                     for (j, i) in indices.enumerated() {
                         answers.list[i] = UserPresence(userID: users[i], online: items[2 * j].int == 1, lastSeen: items[2 * j + 1].int)

@@ -39,9 +39,11 @@ final class RedisRuntime: @unchecked Sendable {
     /// `instanceID` in hex (presence members, the forward stream's consumer name).
     let instanceHex: String
 
-    init(endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64,
-         historySize: Int = 200, historyTTLMillis: Int64 = 600_000, nonceWindowMillis: Int64 = 300_000,
-         forwarding: (any ChatForwarding)? = nil) {
+    init(
+        endpoint: RedisEndpoint, loops: Int, ttlMillis: Int64, graceMillis: Int64, commandTimeoutMillis: Int64,
+        historySize: Int = 200, historyTTLMillis: Int64 = 600_000, nonceWindowMillis: Int64 = 300_000,
+        forwarding: (any ChatForwarding)? = nil
+    ) {
         self.endpoint = endpoint
         self.forwarding = forwarding
         var id = [UInt8](repeating: 0, count: 16)
@@ -53,8 +55,9 @@ final class RedisRuntime: @unchecked Sendable {
         presence = RedisPresenceStore(instanceID: hex, loops: loops, ttlMillis: ttlMillis, graceMillis: graceMillis)
         replayGuard = RedisReplayGuard(loops: loops)
         fanOut = RedisFanOut(instanceID: id, loops: loops)
-        history = RedisHistory(size: historySize, ttlMillis: historyTTLMillis, nonceWindowMillis: nonceWindowMillis,
-                               loops: loops, fanOut: fanOut)
+        history = RedisHistory(
+            size: historySize, ttlMillis: historyTTLMillis, nonceWindowMillis: nonceWindowMillis,
+            loops: loops, fanOut: fanOut)
         options = RedisOptions(commandTimeoutMillis: commandTimeoutMillis, clientName: "presenced")
         clients = (0..<loops).map { _ in LoopClients() }
     }
@@ -102,8 +105,12 @@ final class RedisRuntime: @unchecked Sendable {
                 self.probe = nil
                 let info = RedisServerInfo(info: text)
                 let cluster = info.isCluster, sharded = info.supportsShardedPubSub
-                Log.info("Redis reached", ["url": "\(self.endpoint)", "version": info.version,
-                                           "cluster": "\(cluster)", "pubsub": sharded ? "sharded" : "plain"])
+                Log.info(
+                    "Redis reached",
+                    [
+                        "url": "\(self.endpoint)", "version": info.version,
+                        "cluster": "\(cluster)", "pubsub": sharded ? "sharded" : "plain",
+                    ])
                 let mailboxes = self.setup.withLock { state -> [Mailbox] in
                     state.server = (cluster, sharded)
                     return state.mailboxes
@@ -119,7 +126,8 @@ final class RedisRuntime: @unchecked Sendable {
 
     private func connect(_ loop: EventLoop, cluster: Bool, sharded: Bool) {
         let host = LoopRedisHost(loop: loop)
-        let commands: any RedisCommanding = cluster
+        let commands: any RedisCommanding =
+            cluster
             ? RedisCluster(seed: endpoint, host: host, options: options)
             : RedisConnection(endpoint: endpoint, host: host, options: options)
         let mine = clients[loop.index]
@@ -145,7 +153,8 @@ final class RedisRuntime: @unchecked Sendable {
         var subscriberOptions = options
         subscriberOptions.healthCheckIntervalMillis = 5_000
         // In a cluster the subscriber follows loop 0's slot map (one sharded subscriber per master).
-        let subscriber: any RedisSubscribing = (commands as? RedisCluster).map { RedisClusterSubscriber(cluster: $0, options: subscriberOptions) }
+        let subscriber: any RedisSubscribing =
+            (commands as? RedisCluster).map { RedisClusterSubscriber(cluster: $0, options: subscriberOptions) }
             ?? RedisSubscriber(endpoint: endpoint, host: host, options: subscriberOptions, sharded: sharded)
         clients[loop.index].subscriber = subscriber
         subscriber.onReady = { [unowned self] in self.subscriberUp.store(true, ordering: .relaxed) }

@@ -30,7 +30,10 @@ final class AddressPacer: Sendable {
         let (rate, burst, limit) = (self.rate, Self.burst, maxPerShard)
         return shard.buckets.withLock { buckets in
             if buckets[key] == nil && buckets.count >= limit {
-                buckets = buckets.filter { _, bucket in var b = bucket; return !b.isFull(rate: rate, burst: burst, now: now) }
+                buckets = buckets.filter { _, bucket in
+                    var b = bucket
+                    return !b.isFull(rate: rate, burst: burst, now: now)
+                }
                 // Still full (many addresses at once): forget them all rather than grow without bound.
                 if buckets.count >= limit { buckets = [:] }
             }

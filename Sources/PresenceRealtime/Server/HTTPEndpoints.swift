@@ -17,8 +17,10 @@ struct HTTPEndpoints: Sendable {
     /// Answers a request that is not a WebSocket upgrade; `reply` may run later (on this loop).
     /// `body` is the request body when it was small enough to read (`WebSocketServer.maxBodyBytes`);
     /// `connection` is the connection it came on (its address paces `POST /api/v1/ws-token`).
-    func respond(to head: HTTPRequestHead, body: [UInt8]? = nil, requestID: String, connection: ConnectionID, loop: EventLoop,
-                 reply: @escaping (HTTPResponse) -> Void) {
+    func respond(
+        to head: HTTPRequestHead, body: [UInt8]? = nil, requestID: String, connection: ConnectionID, loop: EventLoop,
+        reply: @escaping (HTTPResponse) -> Void
+    ) {
         var headers = HTTPHeaders()
         headers.add("X-Request-ID", requestID)
         let isAPI = head.path.hasPrefix("/api/v1/")
@@ -30,12 +32,18 @@ struct HTTPEndpoints: Sendable {
                 return reply(preflight(head, hub: hub, headers: headers))
             }
         }
-        if let hub, ConsoleEndpoints.respond(to: head, body: body, hub: hub, requestID: requestID, headers: headers,
-                                             loop: loop, reply: reply) {
+        if let hub,
+            ConsoleEndpoints.respond(
+                to: head, body: body, hub: hub, requestID: requestID, headers: headers,
+                loop: loop, reply: reply)
+        {
             return
         }
-        if let hub, ServerAPIEndpoints.respond(to: head, body: body, hub: hub, requestID: requestID, headers: headers,
-                                               loop: loop, reply: reply) {
+        if let hub,
+            ServerAPIEndpoints.respond(
+                to: head, body: body, hub: hub, requestID: requestID, headers: headers,
+                loop: loop, reply: reply)
+        {
             return
         }
         switch (head.method, head.path) {
@@ -45,7 +53,9 @@ struct HTTPEndpoints: Sendable {
             if hub?.draining.load(ordering: .relaxed) == true {
                 reply(HTTPEndpoints.errorResponse(status: 503, code: "draining", message: "server draining", headers: headers))
             } else if hub?.redisReady == false {
-                reply(HTTPEndpoints.errorResponse(status: 503, code: "redis_unavailable", message: "Redis is not reachable", headers: headers))
+                reply(
+                    HTTPEndpoints.errorResponse(status: 503, code: "redis_unavailable", message: "Redis is not reachable", headers: headers)
+                )
             } else {
                 reply(HTTPEndpoints.json(200, #"{"status":"ready"}"#, headers: headers))
             }
@@ -56,8 +66,10 @@ struct HTTPEndpoints: Sendable {
                 return reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: nil, loops: nil).utf8)))
             }
             // Per-loop counters, each read on its own loop.
-            hub.gather(from: loop, Metrics.LoopFigures(), read: { loop in Metrics.LoopFigures(hub: hub, loop: loop) },
-                       combine: { $0.add($1) }) { figures in
+            hub.gather(
+                from: loop, Metrics.LoopFigures(), read: { loop in Metrics.LoopFigures(hub: hub, loop: loop) },
+                combine: { $0.add($1) }
+            ) { figures in
                 var h = headers
                 h.add("Content-Type", Metrics.contentType)
                 reply(HTTPResponse(status: 200, headers: h, body: Array(Metrics.render(hub: hub, loops: figures).utf8)))
@@ -65,8 +77,9 @@ struct HTTPEndpoints: Sendable {
         case ("GET", "/api/v1/presence") where hub != nil:
             PresenceEndpoint.respond(to: head, hub: hub!, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case ("POST", "/api/v1/ws-token") where hub?.authService != nil:
-            WSTokenEndpoint.respond(to: head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers,
-                                    client: loop.peerAddress(connection), loop: loop, reply: reply)
+            WSTokenEndpoint.respond(
+                to: head, hub: hub!, auth: hub!.authService!, requestID: requestID, headers: headers,
+                client: loop.peerAddress(connection), loop: loop, reply: reply)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/api/v1/presence"):
             reply(HTTPEndpoints.methodNotAllowed("GET", headers: headers))
         case (_, "/api/v1/ws-token") where hub?.authService != nil:

@@ -20,13 +20,15 @@ struct OriginPolicy: Sendable {
             var authority = rest
             if authority.hasSuffix("/") { authority = authority.dropLast() }
             guard !scheme.isEmpty, !authority.isEmpty,
-                  authority.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !"/@?#\\".utf8.contains($0) }) else { return nil }
+                authority.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !"/@?#\\".utf8.contains($0) })
+            else { return nil }
             let hostEnd = authority.hasPrefix("[") ? authority.firstIndex(of: "]").map { authority.index(after: $0) } : nil
             let tail = hostEnd.map { authority[$0...] } ?? authority
             if let colon = tail.lastIndex(of: ":") {
                 let digits = authority[authority.index(after: colon)...]
                 guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let p = Int(digits),
-                      (1...65535).contains(p) else { return nil }
+                    (1...65535).contains(p)
+                else { return nil }
                 host = String(authority[..<colon])
                 port = p
             } else {
@@ -57,7 +59,10 @@ struct OriginPolicy: Sendable {
         var all = false
         for raw in entries {
             let entry = raw.lowercased()
-            if entry == "*" { all = true; continue }
+            if entry == "*" {
+                all = true
+                continue
+            }
             if let (scheme, rest) = OriginPolicy.splitScheme(entry), rest.hasPrefix("*.") {
                 // Parsed as if the "*" were a label, then the label is dropped from the host.
                 if let p = Parsed(scheme + "://x" + rest.dropFirst()) { wildcards.append((p.scheme, String(p.host.dropFirst()), p.port)) }
@@ -83,8 +88,10 @@ struct OriginPolicy: Sendable {
     func matches(_ origin: String) -> Match? {
         guard origin.lowercased() != "null", let o = Parsed(origin) else { return nil }
         if exact.contains(o) { return .listed }
-        for w in wildcards where w.scheme == o.scheme && w.port == o.port
-            && o.host.hasSuffix(w.suffix) && o.host.utf8.count > w.suffix.utf8.count && !o.host.hasPrefix(".") {
+        for w in wildcards
+        where w.scheme == o.scheme && w.port == o.port
+            && o.host.hasSuffix(w.suffix) && o.host.utf8.count > w.suffix.utf8.count && !o.host.hasPrefix(".")
+        {
             return .listed
         }
         return allowAll ? .anyOrigin : nil
@@ -105,8 +112,10 @@ struct OriginPolicy: Sendable {
     func corsHeaders(for origin: String) -> [(String, String)] {
         switch matches(origin) {
         case .listed?:
-            return [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true"), ("Vary", "Origin"),
-                    ("Access-Control-Expose-Headers", "X-Request-ID")]
+            return [
+                ("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true"), ("Vary", "Origin"),
+                ("Access-Control-Expose-Headers", "X-Request-ID"),
+            ]
         case .anyOrigin?:
             return [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", "X-Request-ID")]
         case nil:
@@ -126,7 +135,8 @@ struct OriginPolicy: Sendable {
     /// (case-insensitive; a missing port is the scheme's default).
     static func isSameOrigin(_ origin: String, host: String) -> Bool {
         guard let o = Parsed(origin), o.scheme == "http" || o.scheme == "https",
-              let h = Parsed(o.scheme + "://" + host) else { return false }
+            let h = Parsed(o.scheme + "://" + host)
+        else { return false }
         return o == h
     }
 }

@@ -9,8 +9,10 @@ import WSCore
 /// join is (`channels` claim, CHANNEL_AUTH_URL): 403 when refused, 503 when the check is
 /// unavailable.
 enum PresenceEndpoint {
-    static func respond(to head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
-                        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) {
+    static func respond(
+        to head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void
+    ) {
         func refuse(_ reason: TokenRejection) {
             loop.counters.tokenRejections.add(reason)
             Log.debug("presence token refused", requestID: requestID, ["reason": reason.rawValue])
@@ -24,20 +26,27 @@ enum PresenceEndpoint {
         case .failure(let reason): return refuse(reason)
         }
         guard let channel = head.queryParameter("channel"), ClientMessage.isValidChannel(channel) else {
-            return reply(HTTPEndpoints.errorResponse(status: 400, code: "invalid_channel", message: "channel must be 1-128 of [A-Za-z0-9_.:-]", headers: headers))
+            return reply(
+                HTTPEndpoints.errorResponse(
+                    status: 400, code: "invalid_channel", message: "channel must be 1-128 of [A-Za-z0-9_.:-]", headers: headers))
         }
         hub.replayGuard.wasUsed(jti: claims.jti, now: now) { spent in
             guard !spent else { return refuse(.replayed) }
-            let subject = AccessSubject(user: claims.userID, role: claims.role?.claim, sessionID: claims.sessionID,
-                                        channels: claims.channels.map(Set.init))
+            let subject = AccessSubject(
+                user: claims.userID, role: claims.role?.claim, sessionID: claims.sessionID,
+                channels: claims.channels.map(Set.init))
             let answer = { (decision: AccessDecision) in
                 switch decision {
                 case .allowed:
                     members(channel, hub: hub, requestID: requestID, headers: headers, reply: reply)
                 case .refused:
-                    reply(HTTPEndpoints.errorResponse(status: 403, code: "forbidden_channel", message: "not allowed in this channel", headers: headers))
+                    reply(
+                        HTTPEndpoints.errorResponse(
+                            status: 403, code: "forbidden_channel", message: "not allowed in this channel", headers: headers))
                 case .unavailable:
-                    reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "channel access could not be checked", headers: headers))
+                    reply(
+                        HTTPEndpoints.errorResponse(
+                            status: 503, code: "unavailable", message: "channel access could not be checked", headers: headers))
                 }
             }
             if let decision = hub.access.immediate(subject, channel: channel, on: loop) { return answer(decision) }
@@ -52,12 +61,15 @@ enum PresenceEndpoint {
         return token.isEmpty ? nil : token
     }
 
-    private static func members(_ channel: String, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
-                                reply: @escaping (HTTPResponse) -> Void) {
+    private static func members(
+        _ channel: String, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+        reply: @escaping (HTTPResponse) -> Void
+    ) {
         hub.presence.members(channel: channel) { members in
             guard let members else {
                 Log.warn("presence not reachable", requestID: requestID)
-                return reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
+                return reply(
+                    HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
             }
             var body = "["
             for (i, m) in members.enumerated() {

@@ -34,17 +34,21 @@ package enum ServerAssembly {
         }
         let endpoint = config.redisURL.flatMap { try? RedisEndpoint.parse($0) }
         if let endpoint {
-            let redis = RedisRuntime(endpoint: endpoint, loops: config.threads, ttlMillis: config.presenceTTLMillis,
-                                     graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis,
-                                     historySize: config.historySize, historyTTLMillis: config.historyTTLMillis,
-                                     nonceWindowMillis: config.nonceWindowMillis, forwarding: forwarding)
-            return RealtimeHub(config: config, secrets: secrets, loops: config.threads, presence: redis.presence,
-                               replayGuard: redis.replayGuard, history: redis.history, authService: auth, redis: redis,
-                               forwarding: forwarding)
+            let redis = RedisRuntime(
+                endpoint: endpoint, loops: config.threads, ttlMillis: config.presenceTTLMillis,
+                graceMillis: config.presenceGraceMillis, commandTimeoutMillis: config.redisTimeoutMillis,
+                historySize: config.historySize, historyTTLMillis: config.historyTTLMillis,
+                nonceWindowMillis: config.nonceWindowMillis, forwarding: forwarding)
+            return RealtimeHub(
+                config: config, secrets: secrets, loops: config.threads, presence: redis.presence,
+                replayGuard: redis.replayGuard, history: redis.history, authService: auth, redis: redis,
+                forwarding: forwarding)
         }
-        let history = EmbeddedHistory(size: config.historySize, ttlMillis: config.historyTTLMillis, nonceWindowMillis: config.nonceWindowMillis)
-        return RealtimeHub(config: config, secrets: secrets, loops: config.threads,
-                           presence: EmbeddedPresenceStore(graceMillis: config.presenceGraceMillis),
-                           replayGuard: MemoryReplayGuard(), history: history, authService: auth, forwarding: forwarding)
+        let history = EmbeddedHistory(
+            size: config.historySize, ttlMillis: config.historyTTLMillis, nonceWindowMillis: config.nonceWindowMillis)
+        return RealtimeHub(
+            config: config, secrets: secrets, loops: config.threads,
+            presence: EmbeddedPresenceStore(graceMillis: config.presenceGraceMillis),
+            replayGuard: MemoryReplayGuard(), history: history, authService: auth, forwarding: forwarding)
     }
 }

@@ -8,8 +8,9 @@ protocol WebSocketApplication: AnyObject {
     func acceptsUpgrade(path: String) -> Bool
     /// Decides a valid upgrade request (origin, token, capacity) before the 101 goes out. `done`
     /// runs on the loop's thread, at once or later (a single-use check in Redis).
-    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
-                   _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void)
+    func authorize(
+        _ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
+        _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void)
     /// The connection went away while `authorize` was deciding, after it granted the upgrade.
     func abandoned(grant: UpgradeGrant, server: WebSocketServer)
     /// A connection finished its handshake with what `authorize` granted.
@@ -37,8 +38,10 @@ struct UpgradeRefusal: Error, Sendable {
 /// A plain WebSocket echo at `/`: every message goes back as it came (`presenced --echo`).
 final class EchoApplication: WebSocketApplication {
     func acceptsUpgrade(path: String) -> Bool { path == "/" }
-    func authorize(_ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
-                   _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void) {
+    func authorize(
+        _ head: HTTPRequestHead, requestID: String, server: WebSocketServer,
+        _ done: @escaping (Result<UpgradeGrant, UpgradeRefusal>) -> Void
+    ) {
         done(.success(UpgradeGrant(claims: nil, requestID: requestID)))
     }
     func abandoned(grant: UpgradeGrant, server: WebSocketServer) {}

@@ -97,7 +97,7 @@ package final class WebSocketServer: ConnectionHandler {
         case .websocket:
             readFrames(id, bytes, from: 0)
         case .responding, .free:
-            break // an answer is still pending (ws-token): input meanwhile is dropped, never parsed as frames
+            break  // an answer is still pending (ws-token): input meanwhile is dropped, never parsed as frames
         }
     }
 
@@ -166,8 +166,9 @@ package final class WebSocketServer: ConnectionHandler {
             case .needMoreData:
                 return bytes.count
             case .failure(let error):
-                respond(id, error: error.status, code: error == .headTooLarge ? "header_too_large" : "bad_request",
-                        message: "\(error)", requestID: nil, keepAlive: false)
+                respond(
+                    id, error: error.status, code: error == .headTooLarge ? "header_too_large" : "bad_request",
+                    message: "\(error)", requestID: nil, keepAlive: false)
                 return bytes.count
             case .complete(let head, let used):
                 offset += used
@@ -193,7 +194,8 @@ package final class WebSocketServer: ConnectionHandler {
     /// Transfer-Encoding. Other bodies are not read (the connection closes after the answer).
     static func smallBodyLength(_ head: HTTPRequestHead) -> Int? {
         guard head.method == "POST", head.headers["transfer-encoding"] == nil,
-              let length = head.headers["content-length"].flatMap({ Int($0) }), length > 0, length <= maxBodyBytes else { return nil }
+            let length = head.headers["content-length"].flatMap({ Int($0) }), length > 0, length <= maxBodyBytes
+        else { return nil }
         return length
     }
 
@@ -225,8 +227,9 @@ package final class WebSocketServer: ConnectionHandler {
             Log.debug("upgrade refused", requestID: requestID, ["status": "\(rejection.status)", "reason": rejection.reason])
             var headers = rejection.headers
             headers.add("X-Request-ID", requestID)
-            respond(id, error: rejection.status, code: rejection.status == 426 ? "upgrade_required" : "bad_upgrade",
-                    message: rejection.reason, requestID: requestID, keepAlive: false, headers: headers)
+            respond(
+                id, error: rejection.status, code: rejection.status == 426 ? "upgrade_required" : "bad_upgrade",
+                message: rejection.reason, requestID: requestID, keepAlive: false, headers: headers)
         case .success(let accepted):
             guard let application else { return }
             let s = Int(id.slot)
@@ -247,8 +250,9 @@ package final class WebSocketServer: ConnectionHandler {
                     self.states[s].phase = .http
                     var headers = HTTPHeaders()
                     headers.add("X-Request-ID", requestID)
-                    self.respond(id, error: refusal.status, code: refusal.code, message: refusal.message,
-                                 requestID: requestID, keepAlive: false, headers: headers)
+                    self.respond(
+                        id, error: refusal.status, code: refusal.code, message: refusal.message,
+                        requestID: requestID, keepAlive: false, headers: headers)
                 }
             }
         }
@@ -269,8 +273,10 @@ package final class WebSocketServer: ConnectionHandler {
         application.opened(id, grant: grant, server: self)
     }
 
-    private func respond(_ id: ConnectionID, error status: Int, code: String, message: String,
-                         requestID: String?, keepAlive: Bool, headers: HTTPHeaders = HTTPHeaders()) {
+    private func respond(
+        _ id: ConnectionID, error status: Int, code: String, message: String,
+        requestID: String?, keepAlive: Bool, headers: HTTPHeaders = HTTPHeaders()
+    ) {
         var headers = headers
         if requestID == nil { headers.add("X-Request-ID", requestIDs.make()) }
         let response = HTTPEndpoints.errorResponse(status: status, code: code, message: message, headers: headers)
@@ -356,7 +362,7 @@ final class RequestIDSource {
     private let cipher: OpaquePointer?
 
     init() {
-        var key = [UInt8](repeating: 0, count: 48) // 32-byte key, 16-byte counter + nonce
+        var key = [UInt8](repeating: 0, count: 48)  // 32-byte key, 16-byte counter + nonce
         let keyed = RAND_bytes(&key, 48) == 1
         let ctx = keyed ? EVP_CIPHER_CTX_new() : nil
         if let ctx, EVP_EncryptInit_ex(ctx, EVP_chacha20(), nil, key, Array(key[32...])) == 1 {

@@ -17,20 +17,31 @@ import WSCore
 ///   like any other `GET /api/v1/presence`.
 enum ServerAPIEndpoints {
     /// Answers the request when it is a server API route (true), else leaves it to the caller.
-    static func respond(to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
-                        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void) -> Bool {
+    static func respond(
+        to head: HTTPRequestHead, body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+        loop: EventLoop, reply: @escaping (HTTPResponse) -> Void
+    ) -> Bool {
         guard let credential = hub.serverAPI else { return false }
         switch head.path {
         case "/api/v1/disconnect":
-            guard head.method == "POST" else { reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers)); return true }
+            guard head.method == "POST" else {
+                reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers))
+                return true
+            }
             guard authorized(head, credential, headers: headers, reply) else { return true }
             disconnect(body, hub: hub, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case "/api/v1/publish":
-            guard head.method == "POST" else { reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers)); return true }
+            guard head.method == "POST" else {
+                reply(HTTPEndpoints.methodNotAllowed("POST", headers: headers))
+                return true
+            }
             guard authorized(head, credential, headers: headers, reply) else { return true }
             publish(body, hub: hub, requestID: requestID, headers: headers, loop: loop, reply: reply)
         case "/api/v1/presence" where head.queryParameter("user") != nil:
-            guard head.method == "GET" else { reply(HTTPEndpoints.methodNotAllowed("GET", headers: headers)); return true }
+            guard head.method == "GET" else {
+                reply(HTTPEndpoints.methodNotAllowed("GET", headers: headers))
+                return true
+            }
             guard authorized(head, credential, headers: headers, reply) else { return true }
             userPresence(head, hub: hub, requestID: requestID, headers: headers, reply: reply)
         default:
@@ -39,8 +50,10 @@ enum ServerAPIEndpoints {
         return true
     }
 
-    private static func authorized(_ head: HTTPRequestHead, _ credential: BearerCredential, headers: HTTPHeaders,
-                                   _ reply: (HTTPResponse) -> Void) -> Bool {
+    private static func authorized(
+        _ head: HTTPRequestHead, _ credential: BearerCredential, headers: HTTPHeaders,
+        _ reply: (HTTPResponse) -> Void
+    ) -> Bool {
         guard credential.accepts(authorization: head.headers["authorization"]) else {
             var h = headers
             h.add("WWW-Authenticate", "Bearer realm=\"presenced\"")
@@ -53,27 +66,38 @@ enum ServerAPIEndpoints {
     /// The request body as a JSON object; nil after answering 400.
     static func object(_ body: [UInt8]?, headers: HTTPHeaders, _ reply: (HTTPResponse) -> Void) -> [String: JSONValue]? {
         guard let body, !body.isEmpty,
-              case .object(let fields)? = try? body.withUnsafeBytes({ raw throws(JSONError) in try JSONValue.parse(raw, maxDepth: 4) }) else {
-            reply(HTTPEndpoints.errorResponse(status: 400, code: "bad_json",
-                                              message: "a JSON object of at most \(WebSocketServer.maxBodyBytes) bytes is required", headers: headers))
+            case .object(let fields)? = try? body.withUnsafeBytes({ raw throws(JSONError) in try JSONValue.parse(raw, maxDepth: 4) })
+        else {
+            reply(
+                HTTPEndpoints.errorResponse(
+                    status: 400, code: "bad_json",
+                    message: "a JSON object of at most \(WebSocketServer.maxBodyBytes) bytes is required", headers: headers))
             return nil
         }
         return fields
     }
 
-    private static func publish(_ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
-                                reply: @escaping (HTTPResponse) -> Void) {
+    private static func publish(
+        _ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
+        reply: @escaping (HTTPResponse) -> Void
+    ) {
         guard let fields = object(body, headers: headers, reply) else { return }
-        func bad(_ code: String, _ message: String) { reply(HTTPEndpoints.errorResponse(status: 400, code: code, message: message, headers: headers)) }
+        func bad(_ code: String, _ message: String) {
+            reply(HTTPEndpoints.errorResponse(status: 400, code: code, message: message, headers: headers))
+        }
         let known: Set<String> = ["channel", "sender", "content", "nonce", "forward"]
-        if let unknown = fields.keys.first(where: { !known.contains($0) }) { return bad("bad_json", "unknown field '\(unknown.prefix(64))'") }
+        if let unknown = fields.keys.first(where: { !known.contains($0) }) {
+            return bad("bad_json", "unknown field '\(unknown.prefix(64))'")
+        }
         guard let channel = fields["channel"]?.stringValue, ClientMessage.isValidChannel(channel) else {
             return bad("invalid_channel", "channel must be 1-128 of [A-Za-z0-9_.:-]")
         }
         guard let sender = fields["sender"]?.stringValue, (1...256).contains(sender.utf8.count) else {
             return bad("bad_json", "sender must be a string of 1-256 bytes")
         }
-        guard let content = fields["content"]?.stringValue, !content.isEmpty else { return bad("bad_json", "content must be a non-empty string") }
+        guard let content = fields["content"]?.stringValue, !content.isEmpty else {
+            return bad("bad_json", "content must be a non-empty string")
+        }
         guard content.utf8.count <= ClientMessage.maxContentBytes else {
             return bad("too_large", "content is over \(ClientMessage.maxContentBytes) bytes")
         }
@@ -90,12 +114,16 @@ enum ServerAPIEndpoints {
             forward = flag
         }
         guard let application = hub.application(on: loop) else { return bad("unavailable", "not serving") }
-        application.publish(channel: channel, sender: sender, content: content, nonce: nonce, forward: forward,
-                            requestID: requestID) { published in
+        application.publish(
+            channel: channel, sender: sender, content: content, nonce: nonce, forward: forward,
+            requestID: requestID
+        ) { published in
             switch published {
             case .refused:
-                reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "the message could not be stored; try again",
-                                                  headers: headers))
+                reply(
+                    HTTPEndpoints.errorResponse(
+                        status: 503, code: "unavailable", message: "the message could not be stored; try again",
+                        headers: headers))
             case .stored(let stored, let id, let timestamp):
                 application.realtimeCounters.publishes &+= stored.duplicate ? 0 : 1
                 // A nonce seen before answers with the original's id and time.
@@ -125,16 +153,20 @@ enum ServerAPIEndpoints {
         }
     }
 
-    private static func disconnect(_ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
-                                   reply: @escaping (HTTPResponse) -> Void) {
+    private static func disconnect(
+        _ body: [UInt8]?, hub: RealtimeHub, requestID: String, headers: HTTPHeaders, loop: EventLoop,
+        reply: @escaping (HTTPResponse) -> Void
+    ) {
         guard let fields = object(body, headers: headers, reply) else { return }
         let match: SessionMatch
         switch (fields["user_id"]?.stringValue, fields["session_id"]?.stringValue) {
         case (let user?, nil) where !user.isEmpty && fields.count == 1: match = .user(user)
         case (nil, let session?) where !session.isEmpty && fields.count == 1: match = .session(session)
         default:
-            return reply(HTTPEndpoints.errorResponse(status: 400, code: "bad_request",
-                                                     message: "send exactly one of user_id or session_id (a non-empty string)", headers: headers))
+            return reply(
+                HTTPEndpoints.errorResponse(
+                    status: 400, code: "bad_request",
+                    message: "send exactly one of user_id or session_id (a non-empty string)", headers: headers))
         }
         hub.revoke(match, from: loop) { count in
             Log.info("connections revoked", requestID: requestID, ["count": "\(count)"])
@@ -144,8 +176,10 @@ enum ServerAPIEndpoints {
 
     /// `GET /api/v1/presence?user=U1,U2,…`: `[{"user_id","online","last_seen"}]` in request order
     /// (`last_seen` null while online, or when the user was never seen or is forgotten).
-    private static func userPresence(_ head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
-                                     reply: @escaping (HTTPResponse) -> Void) {
+    private static func userPresence(
+        _ head: HTTPRequestHead, hub: RealtimeHub, requestID: String, headers: HTTPHeaders,
+        reply: @escaping (HTTPResponse) -> Void
+    ) {
         func refuse(_ message: String) {
             reply(HTTPEndpoints.errorResponse(status: 400, code: "bad_request", message: message, headers: headers))
         }
@@ -160,7 +194,8 @@ enum ServerAPIEndpoints {
         hub.presence.users(users) { list in
             guard let list else {
                 Log.warn("user presence not reachable", requestID: requestID)
-                return reply(HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
+                return reply(
+                    HTTPEndpoints.errorResponse(status: 503, code: "unavailable", message: "presence is not reachable", headers: headers))
             }
             var body = "["
             for (i, user) in list.enumerated() {

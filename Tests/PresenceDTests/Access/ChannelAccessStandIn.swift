@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
-@testable import PresenceD
 import TestSupport
+
+@testable import PresenceD
 
 /// A real HTTP stand-in for family-hub's channel access endpoint (CHANNEL_AUTH_URL): a user may
 /// join the channels of their family. Special channels answer otherwise, to test every kind of
@@ -61,9 +62,10 @@ final class ChannelAccessStandIn: @unchecked Sendable {
                 guard let value = body[key] else { return .none }
                 return .some(value as? String)
             }
-            return Check(user: body["user_id"] as? String, channel: body["channel"] as? String, role: optional("role"),
-                         sessionID: optional("session_id"), requestID: request.header("x-request-id"),
-                         traceparent: request.header("traceparent"), authorization: request.header("authorization"))
+            return Check(
+                user: body["user_id"] as? String, channel: body["channel"] as? String, role: optional("role"),
+                sessionID: optional("session_id"), requestID: request.header("x-request-id"),
+                traceparent: request.header("traceparent"), authorization: request.header("authorization"))
         }
     }
 
@@ -81,7 +83,8 @@ final class ChannelAccessStandIn: @unchecked Sendable {
         if channel.hasPrefix("http403:") { return StandInHTTPServer.response(status: 403, body: #"{"error":"forbidden"}"#) }
         if channel.hasPrefix("garbage:") { return StandInHTTPServer.response(status: 200, body: #"{"allowed":"yes"}"#) }
         guard request.requestLine == "POST /internal/channel-access HTTP/1.1",
-              request.header("content-type") == "application/json" else {
+            request.header("content-type") == "application/json"
+        else {
             return StandInHTTPServer.response(status: 400, body: #"{"error":"bad request"}"#)
         }
         return StandInHTTPServer.response(status: 200, body: allowed ? #"{"allowed":true}"# : #"{"allowed":false}"#)

@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import WSCore
-import XCTest
 
 /// CHANNEL_AUTH_URL (docs/protocol.md, "The access check") over real sockets on every backend,
 /// against a real HTTP stand-in for family-hub's access endpoint: what it is asked, what each
@@ -13,8 +14,10 @@ import XCTest
 /// however many joins arrive, the cache, the presence endpoint behind the same check, metrics, and
 /// the start-up guard.
 final class ChannelAccessTests: XCTestCase {
-    private func server(_ backend: IOBackendKind, _ service: ChannelAccessStandIn, threads: Int = 2,
-                        configure: (inout Config) -> Void = { _ in }) throws -> TestServer {
+    private func server(
+        _ backend: IOBackendKind, _ service: ChannelAccessStandIn, threads: Int = 2,
+        configure: (inout Config) -> Void = { _ in }
+    ) throws -> TestServer {
         try TestServer(backend: backend, threads: threads, echo: false) {
             $0.channelAuthURL = service.url
             $0.channelAuthToken = "access-token-for-tests"
@@ -23,8 +26,10 @@ final class ChannelAccessTests: XCTestCase {
     }
 
     /// A client whose token carries a role and a session (sent to the service).
-    private func client(_ server: TestServer, _ user: String, role: String? = nil, session: String? = nil,
-                        channels: [String]? = nil) throws -> TestWebSocket {
+    private func client(
+        _ server: TestServer, _ user: String, role: String? = nil, session: String? = nil,
+        channels: [String]? = nil
+    ) throws -> TestWebSocket {
         let token = TokenMinter(secret: TestServer.secret, audience: "presenced")
             .mint(userID: user, role: role, sessionID: session, channels: channels, now: UnixTime.now()).token
         return try TestWebSocket(port: server.port, path: "/ws?token=" + token)
@@ -106,8 +111,9 @@ final class ChannelAccessTests: XCTestCase {
     /// While the check is in flight the join is nothing: no messages, no presence, not counted;
     /// a leave or a close meanwhile cancels it (the answer then does nothing).
     func testAJoinWaitingForTheCheckIsNothingUntilAdmitted() throws {
-        let service = try ChannelAccessStandIn(families: ["alice": ["family:1"], "bob": ["family:1"], "carol": ["family:1"]],
-                                               delayMillis: 600)
+        let service = try ChannelAccessStandIn(
+            families: ["alice": ["family:1"], "bob": ["family:1"], "carol": ["family:1"]],
+            delayMillis: 600)
         for backend in availableBackends {
             let server = try server(backend, service) { $0.channelAuthCacheMillis = 0 }
             defer { server.stop() }
@@ -142,9 +148,11 @@ final class ChannelAccessTests: XCTestCase {
             dave.disconnect()
             pause(millis: 900)
             bob.expectSilence()
-            let members = try ServerProbe.get(server.port, "/api/v1/presence?channel=family:1", bearer: server.token("bob", channels: ["family:1"]))
-            XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(members.body.utf8)) as? [[String: Any]])?.map { $0["user_id"] as? String },
-                           ["alice", "bob"], "\(backend): \(members.body)")
+            let members = try ServerProbe.get(
+                server.port, "/api/v1/presence?channel=family:1", bearer: server.token("bob", channels: ["family:1"]))
+            XCTAssertEqual(
+                (try JSONSerialization.jsonObject(with: Data(members.body.utf8)) as? [[String: Any]])?.map { $0["user_id"] as? String },
+                ["alice", "bob"], "\(backend): \(members.body)")
         }
     }
 
@@ -213,12 +221,12 @@ final class ChannelAccessTests: XCTestCase {
     func testAChannelsClaimEndsWithItsConnection() throws {
         let service = try ChannelAccessStandIn(families: ["alice": ["family:1"]])
         for backend in availableBackends {
-            let server = try server(backend, service, threads: 1) // one loop: the freed slot is the next one's
+            let server = try server(backend, service, threads: 1)  // one loop: the freed slot is the next one's
             defer { server.stop() }
             let claimed = try client(server, "alice", channels: ["family:9"])
             try claimed.join("family:9", expecting: ["alice"])
             claimed.disconnect()
-            Thread.sleep(forTimeInterval: 0.3) // the close is handled: its slot is free again
+            Thread.sleep(forTimeInterval: 0.3)  // the close is handled: its slot is free again
             let plain = try client(server, "alice")
             try plain.join("family:1", expecting: ["alice"])
             plain.disconnect()
@@ -265,15 +273,19 @@ final class ChannelAccessTests: XCTestCase {
         for backend in availableBackends {
             let server = try server(backend, service)
             defer { server.stop() }
-            XCTAssertEqual(try ServerProbe.get(server.port, "/api/v1/presence?channel=family:1", bearer: server.token("alice")).head.status, 200)
+            XCTAssertEqual(
+                try ServerProbe.get(server.port, "/api/v1/presence?channel=family:1", bearer: server.token("alice")).head.status, 200)
             let (refused, body) = try ServerProbe.get(server.port, "/api/v1/presence?channel=family:2", bearer: server.token("alice"))
             XCTAssertEqual(refused.status, 403, "\(backend)")
             XCTAssertEqual(ServerProbe.object(body)["code"] as? String, "forbidden_channel")
-            XCTAssertEqual(try ServerProbe.get(server.port, "/api/v1/presence?channel=http500:x", bearer: server.token("alice")).head.status, 503)
+            XCTAssertEqual(
+                try ServerProbe.get(server.port, "/api/v1/presence?channel=http500:x", bearer: server.token("alice")).head.status, 503)
             // Cached: the same answers without a call.
             let calls = service.checks.count
-            XCTAssertEqual(try ServerProbe.get(server.port, "/api/v1/presence?channel=family:2", bearer: server.token("alice")).head.status, 403)
-            XCTAssertEqual(try ServerProbe.get(server.port, "/api/v1/presence?channel=family:1", bearer: server.token("alice")).head.status, 200)
+            XCTAssertEqual(
+                try ServerProbe.get(server.port, "/api/v1/presence?channel=family:2", bearer: server.token("alice")).head.status, 403)
+            XCTAssertEqual(
+                try ServerProbe.get(server.port, "/api/v1/presence?channel=family:1", bearer: server.token("alice")).head.status, 200)
             XCTAssertEqual(service.checks.count, calls)
         }
     }
@@ -288,16 +300,22 @@ final class ChannelAccessTests: XCTestCase {
         XCTAssertEqual(refused.err.split(separator: "\n").count, 1, "one line")
         XCTAssertEqual(try DaemonProcess.run(["check-config"], environment: base).status, 78)
         XCTAssertEqual(try DaemonProcess.run(["check-config"], environment: base.merging(["CHANNELS_OPEN": "1"]) { $1 }).status, 0)
-        XCTAssertEqual(try DaemonProcess.run(["check-config"], environment: base.merging(["CHANNEL_AUTH_URL": "http://127.0.0.1:2/a"]) { $1 }).status, 0)
-        XCTAssertEqual(try DaemonProcess.run(["check-config"], environment: ["WS_TOKEN_SECRET": TestServer.secret]).status, 0,
-                       "without AUTH_SERVICE_URL family-hub mints the tokens (channels claim)")
+        XCTAssertEqual(
+            try DaemonProcess.run(["check-config"], environment: base.merging(["CHANNEL_AUTH_URL": "http://127.0.0.1:2/a"]) { $1 }).status,
+            0)
+        XCTAssertEqual(
+            try DaemonProcess.run(["check-config"], environment: ["WS_TOKEN_SECRET": TestServer.secret]).status, 0,
+            "without AUTH_SERVICE_URL family-hub mints the tokens (channels claim)")
 
         // Both set: the service decides and CHANNELS_OPEN is ignored (and said so).
         let service = try ChannelAccessStandIn(families: ["alice": ["family:1"]])
         let log = try TemporaryLogFile()
-        let daemon = try DaemonProcess(environment: ["WS_TOKEN_SECRET": TestServer.secret, "AUTH_SERVICE_URL": "http://127.0.0.1:1",
-                                                     "CHANNEL_AUTH_URL": service.url, "CHANNELS_OPEN": "1", "LOG_LEVEL": "info"],
-                                       stdout: log.fd)
+        let daemon = try DaemonProcess(
+            environment: [
+                "WS_TOKEN_SECRET": TestServer.secret, "AUTH_SERVICE_URL": "http://127.0.0.1:1",
+                "CHANNEL_AUTH_URL": service.url, "CHANNELS_OPEN": "1", "LOG_LEVEL": "info",
+            ],
+            stdout: log.fd)
         let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "alice", now: UnixTime.now()).token
         let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token)
         try join(alice, "family:2")

@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Revocation (docs/protocol.md, "Revocation") over real sockets on every backend:
 /// `POST /api/v1/disconnect` by user and by session (here and, through Redis, on another instance)
@@ -14,8 +15,10 @@ import XCTest
 final class RevocationTests: XCTestCase {
     static let apiToken = "server-api-token-0123456789"
 
-    private func client(_ port: UInt16, _ user: String, session: String? = nil, secret: String = TestServer.secret,
-                        timeoutMillis: Int = 5_000) throws -> TestWebSocket {
+    private func client(
+        _ port: UInt16, _ user: String, session: String? = nil, secret: String = TestServer.secret,
+        timeoutMillis: Int = 5_000
+    ) throws -> TestWebSocket {
         let token = TokenMinter(secret: secret, audience: "presenced").mint(userID: user, sessionID: session, now: UnixTime.now()).token
         return try TestWebSocket(port: port, path: "/ws?token=" + token, receiveTimeoutMillis: timeoutMillis)
     }
@@ -79,7 +82,10 @@ final class RevocationTests: XCTestCase {
                 return server
             }
             let a = try instance(), b = try instance()
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             let onA = try client(a.port, "alice", timeoutMillis: 15_000)
             let onB = try client(b.port, "alice", timeoutMillis: 15_000)
             let carolOnB = try client(b.port, "carol", timeoutMillis: 15_000)

@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import TestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// The holes issue 16's review found, one test each
 /// (docs/operations.md, "Trust boundaries (many families on one deployment)"), over real sockets on
@@ -14,13 +15,17 @@ final class TrustBoundaryTests: XCTestCase {
     static let secret = "trust-boundary-secret-0123456789abcdef"
 
     /// One request on a fresh connection (optionally from another loopback source address).
-    private func exchange(_ port: UInt16, _ request: String, source: String? = nil,
-                          timeoutMillis: Int = 10_000) throws -> (head: HTTPResponseHead, body: String) {
+    private func exchange(
+        _ port: UInt16, _ request: String, source: String? = nil,
+        timeoutMillis: Int = 10_000
+    ) throws -> (head: HTTPResponseHead, body: String) {
         try Self.exchange(port, request, source: source, timeoutMillis: timeoutMillis)
     }
 
-    private static func exchange(_ port: UInt16, _ request: String, source: String? = nil,
-                                 timeoutMillis: Int = 10_000) throws -> (head: HTTPResponseHead, body: String) {
+    private static func exchange(
+        _ port: UInt16, _ request: String, source: String? = nil,
+        timeoutMillis: Int = 10_000
+    ) throws -> (head: HTTPResponseHead, body: String) {
         let socket = try TestSocket(port: port, source: source, receiveTimeoutMillis: timeoutMillis)
         try socket.write(request)
         let (head, body) = try socket.readHTTPResponse()
@@ -29,7 +34,8 @@ final class TrustBoundaryTests: XCTestCase {
 
     private func devTokenRequest(host: String, extra: String = "") -> String {
         let body = #"{"user_id":"mallory"}"#
-        return "POST /api/v1/dev-token HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        return
+            "POST /api/v1/dev-token HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
     private func upgradeRequest(token: String, origin: String? = nil) -> String {
@@ -81,7 +87,8 @@ final class TrustBoundaryTests: XCTestCase {
         for backend in availableBackends {
             let server = try TestServer(backend: backend, echo: false) { $0.allowedOrigins = ["*"] }
             defer { server.stop() }
-            let presence = "GET /api/v1/presence?channel=room HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
+            let presence =
+                "GET /api/v1/presence?channel=room HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
                 + "Authorization: Bearer \(server.token("alice"))\r\n\r\n"
             let (head, _) = try exchange(server.port, presence)
             XCTAssertEqual(head.status, 200, "\(backend)")
@@ -89,7 +96,8 @@ final class TrustBoundaryTests: XCTestCase {
             XCTAssertNil(head.headers["access-control-allow-credentials"], "\(backend): * never with credentials")
             XCTAssertEqual(head.headers["access-control-expose-headers"], "X-Request-ID", "\(backend)")
 
-            let preflight = "OPTIONS /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
+            let preflight =
+                "OPTIONS /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
                 + "Access-Control-Request-Method: POST\r\n\r\n"
             let (pre, _) = try exchange(server.port, preflight)
             XCTAssertEqual(pre.status, 204, "\(backend)")
@@ -114,8 +122,11 @@ final class TrustBoundaryTests: XCTestCase {
             defer { server.stop() }
             func post(origin: String?) throws -> Int {
                 let originLine = origin.map { "Origin: \($0)\r\n" } ?? ""
-                return try exchange(server.port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\n\(originLine)"
-                                    + "Cookie: better-auth.session_token=abc\r\nContent-Length: 0\r\n\r\n").head.status
+                return try exchange(
+                    server.port,
+                    "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\n\(originLine)"
+                        + "Cookie: better-auth.session_token=abc\r\nContent-Length: 0\r\n\r\n"
+                ).head.status
             }
             let before = betterAuth.requests.count
             XCTAssertEqual(try post(origin: "https://evil.example"), 403, "\(backend)")
@@ -137,14 +148,17 @@ final class TrustBoundaryTests: XCTestCase {
             defer { server.stop() }
             let before = betterAuth.requests.count
             for cookie in ["theme=dark", "a=b; c=d", "better-auth.session_tokenx=1", "session_token=1"] {
-                let (head, body) = try exchange(server.port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\nContent-Length: 0\r\n\r\n")
+                let (head, body) = try exchange(
+                    server.port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\nContent-Length: 0\r\n\r\n")
                 XCTAssertEqual(head.status, 401, "\(backend) \(cookie)")
                 XCTAssertEqual(errorCode(body), "unauthorized", body)
             }
             XCTAssertEqual(betterAuth.requests.count, before, "\(backend): no session cookie, no call")
             for cookie in ["theme=dark; better-auth.session_token=abc", "__Secure-better-auth.session_token=abc"] {
-                XCTAssertEqual(try exchange(server.port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\nContent-Length: 0\r\n\r\n").head.status,
-                               401, "\(backend) \(cookie): asked, no session")
+                XCTAssertEqual(
+                    try exchange(server.port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: \(cookie)\r\nContent-Length: 0\r\n\r\n")
+                        .head.status,
+                    401, "\(backend) \(cookie): asked, no session")
             }
             XCTAssertEqual(betterAuth.requests.count, before + 2, "\(backend)")
         }
@@ -194,7 +208,8 @@ final class TrustBoundaryTests: XCTestCase {
             // One thread per caller, all at once (a dispatch pool would run only a few at a time).
             for i in 0..<callers {
                 Thread {
-                    let request = "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: better-auth.session_token=abc\r\nContent-Length: 0\r\n\r\n"
+                    let request =
+                        "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: better-auth.session_token=abc\r\nContent-Length: 0\r\n\r\n"
                     // Each from its own address: the per-address pacing is not what is tested here.
                     let status = (try? Self.exchange(port, request, source: "127.0.1.\(i + 1)", timeoutMillis: 8_000))?.head.status ?? -1
                     statuses.withLock { $0.append(status) }
@@ -216,8 +231,10 @@ final class TrustBoundaryTests: XCTestCase {
     /// too_many_connections; other users are not affected; a closed one frees its place.
     func testConnectionsPerUserAreCapped() throws {
         for backend in availableBackends {
-            let daemon = try DaemonProcess(environment: ["IO_BACKEND": backend.rawValue, "WS_TOKEN_SECRET": Self.secret,
-                                                         "MAX_CONNECTIONS_PER_USER": "2"])
+            let daemon = try DaemonProcess(environment: [
+                "IO_BACKEND": backend.rawValue, "WS_TOKEN_SECRET": Self.secret,
+                "MAX_CONNECTIONS_PER_USER": "2",
+            ])
             let minter = TokenMinter(secret: Self.secret, audience: "presenced")
             func token(_ user: String) -> String { minter.mint(userID: user, now: UnixTime.now()).token }
             let first = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token("carol"))

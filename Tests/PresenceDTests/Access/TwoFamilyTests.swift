@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Two families on one deployment (docs/protocol.md, "Channel access"): a member of family A can
 /// never join, read, post to or list family B — not through the WebSocket, not through the presence
@@ -45,7 +46,8 @@ final class TwoFamilyTests: XCTestCase {
                 XCTAssertFalse(body.contains("b1"), body)
             }
             // The server API: a user's JWT is not the server token.
-            XCTAssertEqual(try ServerProbe.post(a.port, "/api/v1/disconnect", json: #"{"user_id":"b1"}"#, bearer: a.token("a1")).head.status, 401)
+            XCTAssertEqual(
+                try ServerProbe.post(a.port, "/api/v1/disconnect", json: #"{"user_id":"b1"}"#, bearer: a.token("a1")).head.status, 401)
         }
         a1.expectSilence()
         b1.expectSilence()
@@ -70,7 +72,7 @@ final class TwoFamilyTests: XCTestCase {
     func testFamiliesStayApartAcrossInstances() throws {
         let service = try ChannelAccessStandIn(families: families)
         for backend in availableBackends {
-            let redis = try RedisServerProcess() // fresh: the previous run's presence would show
+            let redis = try RedisServerProcess()  // fresh: the previous run's presence would show
             func instance() throws -> TestServer {
                 let server = try TestServer(backend: backend, echo: false) {
                     $0.redisURL = redis.url()
@@ -82,7 +84,10 @@ final class TwoFamilyTests: XCTestCase {
                 return server
             }
             let a = try instance(), b = try instance()
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             try scenario(a, b, "\(backend) Redis")
         }
     }

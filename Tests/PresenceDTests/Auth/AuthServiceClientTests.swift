@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
+import TestSupport
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import TestSupport
-import XCTest
 
 /// `AuthServiceClient` on a real event loop's HTTP client against real stand-in better-auth
 /// servers (plain HTTP in-process, HTTPS through Python's `ssl`).
@@ -24,7 +25,7 @@ final class AuthServiceClientTests: StandInServerTestCase {
         """
 
     override func tearDown() {
-        super.tearDown()    // stops the servers first, so no lookup still waits on one
+        super.tearDown()  // stops the servers first, so no lookup still waits on one
         loopServer.stop()
     }
 
@@ -34,9 +35,11 @@ final class AuthServiceClientTests: StandInServerTestCase {
 
     /// Runs one lookup on the loop with a fresh HTTP client and waits for its answer (and
     /// whether it came on the loop's thread, from a later event than the call).
-    private func lookup(_ client: AuthServiceClient, cookie: String = "better-auth.session_token=abc.def; theme=dark",
-                        requestID: String = "0af7651916cd43dd8448eb211c80319c",
-                        traceparent: String = "", caFile: String? = nil) -> (SessionLookup, onLoop: Bool) {
+    private func lookup(
+        _ client: AuthServiceClient, cookie: String = "better-auth.session_token=abc.def; theme=dark",
+        requestID: String = "0af7651916cd43dd8448eb211c80319c",
+        traceparent: String = "", caFile: String? = nil
+    ) -> (SessionLookup, onLoop: Bool) {
         let box = Box()
         let semaphore = DispatchSemaphore(value: 0)
         loopServer.group.broadcast { loop in
@@ -120,19 +123,24 @@ final class AuthServiceClientTests: StandInServerTestCase {
     }
 
     func testBannedUserWithoutExpiryIsBanned() throws {
-        let server = try server(status: 200, body: #"{"session":{"id":"s"},"user":{"id":"u","banned":true,"banReason":"spam","banExpires":null}}"#)
+        let server = try server(
+            status: 200, body: #"{"session":{"id":"s"},"user":{"id":"u","banned":true,"banReason":"spam","banExpires":null}}"#)
         XCTAssertEqual(lookup(AuthServiceClient(baseURL: server.baseURL)).0, .banned)
     }
 
     func testBanExpiringInTheFutureIsBanned() throws {
-        let server = try server(status: 200, body: #"{"session":{"id":"s"},"user":{"id":"u","banned":true,"banExpires":"2099-12-31T23:59:59.000Z"}}"#)
+        let server = try server(
+            status: 200, body: #"{"session":{"id":"s"},"user":{"id":"u","banned":true,"banExpires":"2099-12-31T23:59:59.000Z"}}"#)
         XCTAssertEqual(lookup(AuthServiceClient(baseURL: server.baseURL)).0, .banned)
     }
 
     func testBanThatExpiredIsUser() throws {
-        let server = try server(status: 200, body: #"{"session":{"id":"s"},"user":{"id":"u","name":"Bo","banned":true,"banExpires":"2020-01-01T00:00:00.000Z"}}"#)
-        XCTAssertEqual(lookup(AuthServiceClient(baseURL: server.baseURL)).0,
-                       .user(id: "u", name: "Bo", role: nil, sessionID: "s"))
+        let server = try server(
+            status: 200,
+            body: #"{"session":{"id":"s"},"user":{"id":"u","name":"Bo","banned":true,"banExpires":"2020-01-01T00:00:00.000Z"}}"#)
+        XCTAssertEqual(
+            lookup(AuthServiceClient(baseURL: server.baseURL)).0,
+            .user(id: "u", name: "Bo", role: nil, sessionID: "s"))
     }
 
     func test500IsFailed() throws {
@@ -170,8 +178,9 @@ final class AuthServiceClientTests: StandInServerTestCase {
         wire += "0\r\nX-Trailer: yes\r\n\r\n"
         let bytes = Array(wire.utf8)
         let server = try startServer { _ in .raw(bytes) }
-        XCTAssertEqual(lookup(AuthServiceClient(baseURL: server.baseURL)).0,
-                       .user(id: "u-42", name: "Ada", role: "admin", sessionID: "sess-1"))
+        XCTAssertEqual(
+            lookup(AuthServiceClient(baseURL: server.baseURL)).0,
+            .user(id: "u-42", name: "Ada", role: "admin", sessionID: "sess-1"))
     }
 
     func testSilentServerTimesOut() throws {
@@ -230,7 +239,8 @@ final class AuthServiceClientTests: StandInServerTestCase {
         let now: Int64 = 1_750_000_000_000
         func answer(_ expires: String) -> SessionLookup {
             let body = #"{"session":{"id":"s"},"user":{"id":"u","banned":true,"banExpires":\#(expires)}}"#
-            return AuthServiceClient.interpret(.success(OutboundResponse(status: 200, headers: [:], body: Array(body.utf8))), nowMillis: now)
+            return AuthServiceClient.interpret(
+                .success(OutboundResponse(status: 200, headers: [:], body: Array(body.utf8))), nowMillis: now)
         }
         XCTAssertEqual(answer("\(now + 60_000)"), .banned)
         XCTAssertEqual(answer("\(now - 60_000)"), .user(id: "u", name: nil, role: nil, sessionID: "s"))

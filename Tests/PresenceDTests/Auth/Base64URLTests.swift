@@ -1,13 +1,16 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 /// Unpadded, strict base64url.
 final class Base64URLTests: XCTestCase {
     func testRFC4648Vectors() {
-        let vectors: [(String, String)] = [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"),
-                                           ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy")]
+        let vectors: [(String, String)] = [
+            ("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"),
+            ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy"),
+        ]
         for (plain, encoded) in vectors {
             XCTAssertEqual(Base64URL.encode(Array(plain.utf8)), encoded)
             XCTAssertEqual(Base64URL.decode(encoded), Array(plain.utf8))
@@ -33,15 +36,17 @@ final class Base64URLTests: XCTestCase {
     }
 
     func testRefusesPaddingStandardAlphabetWhitespaceAndBadLengths() {
-        for bad in ["Zg==", "Zm8=", "Zg=", "+/+/", "Zm9v+A", "Zm9v/A", "Zm 9v", "Zm9v\n", "Z", "Zm9vY", "Zm9v.",
-                    "Zm9\u{00E9}"] {
+        for bad in [
+            "Zg==", "Zm8=", "Zg=", "+/+/", "Zm9v+A", "Zm9v/A", "Zm 9v", "Zm9v\n", "Z", "Zm9vY", "Zm9v.",
+            "Zm9\u{00E9}",
+        ] {
             XCTAssertNil(Base64URL.decode(bad), bad)
         }
     }
 
     func testRefusesNonCanonicalTrailingBits() {
         XCTAssertEqual(Base64URL.decode("Zg"), [0x66])
-        XCTAssertNil(Base64URL.decode("Zh"))    // same byte, a non-zero unused bit
+        XCTAssertNil(Base64URL.decode("Zh"))  // same byte, a non-zero unused bit
         XCTAssertEqual(Base64URL.decode("Zm8"), [0x66, 0x6F])
         XCTAssertNil(Base64URL.decode("Zm9"))
     }

@@ -1,8 +1,9 @@
 import Dispatch
-@testable import PresenceD
-@testable import PresenceRealtime
 import Synchronization
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// HS256 signing, the structural split and the constant-time signature check.
 final class JWTTests: XCTestCase {
@@ -10,17 +11,22 @@ final class JWTTests: XCTestCase {
 
     func testHMACSHA256MatchesRFC4231() {
         // Test case 2.
-        XCTAssertEqual(hex(JWT.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))),
-                       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        XCTAssertEqual(
+            hex(JWT.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         // Test case 6: a key longer than the block size.
-        XCTAssertEqual(hex(JWT.hmacSHA256(key: [UInt8](repeating: 0xAA, count: 131),
-                                          message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
-                       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        XCTAssertEqual(
+            hex(
+                JWT.hmacSHA256(
+                    key: [UInt8](repeating: 0xAA, count: 131),
+                    message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 
     func testHMACSHA256OfNothingAndFromManyThreads() {
-        XCTAssertEqual(hex(JWT.hmacSHA256(key: [], message: [])),
-                       "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
+        XCTAssertEqual(
+            hex(JWT.hmacSHA256(key: [], message: [])),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad")
         // One prepared key shared by threads (as by the loops): each tag is right.
         let key = HMACSHA256Key([UInt8](repeating: UInt8(ascii: "k"), count: 64))
         let message = [UInt8](repeating: UInt8(ascii: "x"), count: 200)
@@ -37,16 +43,20 @@ final class JWTTests: XCTestCase {
 
     /// RFC 7515 appendix A.1: the HS256 example, verified and re-signed byte for byte.
     func testRFC7515AppendixA1() throws {
-        let key = try XCTUnwrap(Base64URL.decode(
-            "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"))
-        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+        let key = try XCTUnwrap(
+            Base64URL.decode(
+                "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"))
+        let token =
+            "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
             + ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
             + ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
         let parts = try XCTUnwrap(JWT.split(token))
         XCTAssertEqual(String(decoding: parts.header, as: UTF8.self), "{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}")
         XCTAssertTrue(JWT.signatureMatches(parts.signature, signingInput: parts.signingInput, secret: key))
-        XCTAssertEqual(JWT.sign(header: String(decoding: parts.header, as: UTF8.self),
-                                payload: String(decoding: parts.payload, as: UTF8.self), secret: key), token)
+        XCTAssertEqual(
+            JWT.sign(
+                header: String(decoding: parts.header, as: UTF8.self),
+                payload: String(decoding: parts.payload, as: UTF8.self), secret: key), token)
     }
 
     func testSignThenSplitRoundTrips() throws {
@@ -64,8 +74,10 @@ final class JWTTests: XCTestCase {
     func testSignatureMismatches() throws {
         let secret = Array("0123456789abcdef0123456789abcdef".utf8)
         let parts = try XCTUnwrap(JWT.split(JWT.sign(header: JWT.standardHeader, payload: "{}", secret: secret)))
-        XCTAssertFalse(JWT.signatureMatches(parts.signature, signingInput: parts.signingInput,
-                                            secret: Array("0123456789abcdef0123456789abcdeF".utf8)))
+        XCTAssertFalse(
+            JWT.signatureMatches(
+                parts.signature, signingInput: parts.signingInput,
+                secret: Array("0123456789abcdef0123456789abcdeF".utf8)))
         for index in [0, 15, 31] {
             var flipped = parts.signature
             flipped[index] ^= 0x01
@@ -81,9 +93,11 @@ final class JWTTests: XCTestCase {
         let h = Base64URL.encode(Array(JWT.standardHeader.utf8)), p = Base64URL.encode(Array("{}".utf8))
         XCTAssertNotNil(JWT.split("\(h).\(p).AAAA"))
         XCTAssertNotNil(JWT.split("\(h).\(p)."), "an empty signature is structurally fine (alg none)")
-        for bad in ["", "abc", "\(h).\(p)", "\(h).\(p).AAAA.AAAA", ".\(p).AAAA", "\(h)..AAAA", "..", "\(h).\(p).AA==",
-                    "\(h)=.\(p).AAAA", "\(h).\(p).AA+A", "\(h).\(p).AA/A", " \(h).\(p).AAAA", "\(h).\(p).AAAA\n",
-                    "\(h).\(p).A"] {
+        for bad in [
+            "", "abc", "\(h).\(p)", "\(h).\(p).AAAA.AAAA", ".\(p).AAAA", "\(h)..AAAA", "..", "\(h).\(p).AA==",
+            "\(h)=.\(p).AAAA", "\(h).\(p).AA+A", "\(h).\(p).AA/A", " \(h).\(p).AAAA", "\(h).\(p).AAAA\n",
+            "\(h).\(p).A",
+        ] {
             XCTAssertNil(JWT.split(bad), bad)
         }
     }

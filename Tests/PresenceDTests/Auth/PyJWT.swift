@@ -21,9 +21,12 @@ enum PyJWT {
         """
 
     /// Signs `claimsJSON` with HS256 (or `algorithm`) under `secret`, with extra `headers`; the token.
-    static func encode(claimsJSON: String, secret: String, algorithm: String = "HS256",
-                       headersJSON: String = "null") throws -> String {
-        try run("""
+    static func encode(
+        claimsJSON: String, secret: String, algorithm: String = "HS256",
+        headersJSON: String = "null"
+    ) throws -> String {
+        try run(
+            """
             claims = json.loads(os.environ["CLAIMS"])
             headers = json.loads(os.environ["HEADERS"])
             token = jwt.encode(claims, os.environ["SECRET"], algorithm=os.environ["ALG"], headers=headers)
@@ -34,7 +37,8 @@ enum PyJWT {
     /// Verifies `token` as PyJWT does (HS256 only, audience and the required claims checked);
     /// the decoded claims as JSON with sorted keys, or a `Failure` naming PyJWT's exception.
     static func decode(token: String, secret: String, audience: String) throws -> [String: Any] {
-        let json = try run("""
+        let json = try run(
+            """
             try:
                 claims = jwt.decode(os.environ["TOKEN"], os.environ["SECRET"], algorithms=["HS256"],
                                     audience=os.environ["AUDIENCE"],

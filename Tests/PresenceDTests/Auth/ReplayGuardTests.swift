@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import Synchronization
-import XCTest
 
 /// `MemoryReplayGuard`: single use, expiry, concurrency, and bounded memory.
 final class ReplayGuardTests: XCTestCase {

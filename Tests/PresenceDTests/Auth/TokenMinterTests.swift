@@ -1,8 +1,9 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import XCTest
 
 /// Minted tokens verify here and in PyJWT; ttl clamping; random jti.
 final class TokenMinterTests: XCTestCase {
@@ -11,8 +12,9 @@ final class TokenMinterTests: XCTestCase {
 
     func testMintedTokenVerifiesWithEveryClaim() throws {
         let minter = TokenMinter(secret: secret, audience: "presenced")
-        let minted = minter.mint(userID: "u\"1\\ é", ttl: 120, role: "member", name: "Ann \"A\"\n<b>",
-                                 sessionID: "sess-1", channels: ["family:1", "dm.a-b"], now: now)
+        let minted = minter.mint(
+            userID: "u\"1\\ é", ttl: 120, role: "member", name: "Ann \"A\"\n<b>",
+            sessionID: "sess-1", channels: ["family:1", "dm.a-b"], now: now)
         XCTAssertEqual(minted.expiresAt, now + 120)
         let claims = try TokenVerifier(secrets: [secret], audience: "presenced").verify(minted.token, now: now).get()
         XCTAssertEqual(claims.userID, "u\"1\\ é")
@@ -34,8 +36,11 @@ final class TokenMinterTests: XCTestCase {
         XCTAssertEqual(Set(payload.keys), ["sub", "aud", "iat", "exp", "jti"])
         XCTAssertEqual(payload["aud"] as? String, "casa")
         let claims = try TokenVerifier(secrets: [secret], audience: "casa").verify(minted.token, now: now).get()
-        XCTAssertEqual(claims, TokenClaims(userID: "dev", jti: claims.jti, issuedAt: now, expiresAt: now + 60,
-                                           keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
+        XCTAssertEqual(
+            claims,
+            TokenClaims(
+                userID: "dev", jti: claims.jti, issuedAt: now, expiresAt: now + 60,
+                keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
     }
 
     func testTTLIsClampedToTheContractLifetime() {
@@ -81,8 +86,11 @@ final class TokenMinterTests: XCTestCase {
         XCTAssertEqual(claims["channels"] as? [String], ["family:1"])
 
         // PyJWT refuses a presenced token under another secret or audience (the check is real).
-        XCTAssertThrowsError(try PyJWT.decode(token: minted.token, secret: "another-secret-0123456789-abcdefghij",
-                                              audience: "presenced")) { error in
+        XCTAssertThrowsError(
+            try PyJWT.decode(
+                token: minted.token, secret: "another-secret-0123456789-abcdefghij",
+                audience: "presenced")
+        ) { error in
             XCTAssertTrue("\(error)".contains("InvalidSignatureError"), "\(error)")
         }
         XCTAssertThrowsError(try PyJWT.decode(token: minted.token, secret: secret, audience: "other")) { error in

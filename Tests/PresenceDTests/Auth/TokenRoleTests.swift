@@ -1,6 +1,7 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 /// `TokenRole`: the three words of docs/protocol.md, "Token format", and nothing else.
 final class TokenRoleTests: XCTestCase {

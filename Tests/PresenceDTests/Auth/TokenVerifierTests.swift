@@ -1,8 +1,9 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import XCTest
 
 /// docs/protocol.md, "How a token is checked", rule by rule: each rejection from a crafted token,
 /// the leeway boundaries, key rotation, the verification order, and interoperability with PyJWT.
@@ -24,16 +25,20 @@ final class TokenVerifierTests: XCTestCase {
         JWT.sign(header: header, payload: payload, secret: Array((secret ?? self.secret).utf8))
     }
 
-    private func assertRejected(_ token: String, _ reason: TokenRejection, at time: Int64? = nil,
-                                file: StaticString = #filePath, line: UInt = #line) {
+    private func assertRejected(
+        _ token: String, _ reason: TokenRejection, at time: Int64? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         switch verifier.verify(token, now: time ?? now) {
         case .success(let claims): XCTFail("accepted, expected \(reason): \(claims)", file: file, line: line)
         case .failure(let got): XCTAssertEqual(got, reason, file: file, line: line)
         }
     }
 
-    private func assertAccepted(_ token: String, at time: Int64? = nil, file: StaticString = #filePath,
-                                line: UInt = #line) {
+    private func assertAccepted(
+        _ token: String, at time: Int64? = nil, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         if case .failure(let reason) = verifier.verify(token, now: time ?? now) {
             XCTFail("refused: \(reason)", file: file, line: line)
         }
@@ -42,12 +47,18 @@ final class TokenVerifierTests: XCTestCase {
     // MARK: accepted tokens
 
     func testAcceptsAValidTokenWithEveryClaim() throws {
-        let t = token(claims(["nbf": Int(now) - 1, "sid": "s-9", "role": "child", "name": "Zoë \"Z\"",
-                              "channels": ["family:1", "a.b_c-D"]]))
+        let t = token(
+            claims([
+                "nbf": Int(now) - 1, "sid": "s-9", "role": "child", "name": "Zoë \"Z\"",
+                "channels": ["family:1", "a.b_c-D"],
+            ]))
         let result = try verifier.verify(t, now: now).get()
-        XCTAssertEqual(result, TokenClaims(userID: "u1", jti: "j1", issuedAt: now, expiresAt: now + 60, notBefore: now - 1,
-                                           sessionID: "s-9", role: .child, name: "Zoë \"Z\"",
-                                           channels: ["family:1", "a.b_c-D"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
+        XCTAssertEqual(
+            result,
+            TokenClaims(
+                userID: "u1", jti: "j1", issuedAt: now, expiresAt: now + 60, notBefore: now - 1,
+                sessionID: "s-9", role: .child, name: "Zoë \"Z\"",
+                channels: ["family:1", "a.b_c-D"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
     }
 
     func testOptionalClaimsMayBeAbsentAndUnknownOnesAreIgnored() throws {
@@ -69,7 +80,7 @@ final class TokenVerifierTests: XCTestCase {
         assertAccepted(token(payload, header: #"{"alg":"HS256"}"#))
         assertAccepted(token(payload, header: #"{"typ":"jwt","alg":"HS256"}"#))
         assertAccepted(token(payload, header: #"{"alg":"HS256","typ":"JWT","kid":"2024-rotation"}"#))
-        assertAccepted(token(payload, header: #"{"alg":"HS256","kid":"previous"}"#)) // kid does not pick the secret
+        assertAccepted(token(payload, header: #"{"alg":"HS256","kid":"previous"}"#))  // kid does not pick the secret
     }
 
     func testAudienceAsArray() {
@@ -89,10 +100,12 @@ final class TokenVerifierTests: XCTestCase {
         assertRejected(token(claims(), secret: "some-other-secret-0123456789-abcdef"), .signature)
         let afterRotation = TokenVerifier(secrets: [secret], audience: "presenced")
         XCTAssertEqual(afterRotation.verify(token(claims(), secret: previous), now: now), .failure(.signature))
-        XCTAssertEqual(TokenVerifier(secrets: [], audience: "presenced").verify(token(claims()), now: now),
-                       .failure(.signature))
-        XCTAssertEqual(TokenVerifier(secrets: [""], audience: "presenced").verify(token(claims(), secret: ""), now: now),
-                       .failure(.signature), "an empty secret never verifies")
+        XCTAssertEqual(
+            TokenVerifier(secrets: [], audience: "presenced").verify(token(claims()), now: now),
+            .failure(.signature))
+        XCTAssertEqual(
+            TokenVerifier(secrets: [""], audience: "presenced").verify(token(claims(), secret: ""), now: now),
+            .failure(.signature), "an empty secret never verifies")
     }
 
     // MARK: missing and malformed
@@ -104,18 +117,22 @@ final class TokenVerifierTests: XCTestCase {
     func testMalformedStructure() {
         let good = token(claims())
         let segments = good.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        for bad in ["abc", "a.b", segments[0] + "." + segments[1], good + ".x", good + "=", good + "==",
-                    segments[0] + "=." + segments[1] + "." + segments[2], good.replacingOccurrences(of: "-", with: "+"),
-                    good + " ", "Bearer " + good, "." + segments[1] + "." + segments[2],
-                    segments[0] + ".." + segments[2]] where bad != good {
+        for bad in [
+            "abc", "a.b", segments[0] + "." + segments[1], good + ".x", good + "=", good + "==",
+            segments[0] + "=." + segments[1] + "." + segments[2], good.replacingOccurrences(of: "-", with: "+"),
+            good + " ", "Bearer " + good, "." + segments[1] + "." + segments[2],
+            segments[0] + ".." + segments[2],
+        ] where bad != good {
             assertRejected(bad, .malformed)
         }
     }
 
     func testMalformedHeader() {
         let payload = claims()
-        for header in ["not json", "[]", "\"HS256\"", "{", #"{"alg":"HS256","typ":"JWS"}"#, #"{"alg":"HS256","typ":1}"#,
-                       #"{"alg":"HS256","crit":["exp"]}"#, #"{"alg":"HS256","alg":"HS256"}"#] {
+        for header in [
+            "not json", "[]", "\"HS256\"", "{", #"{"alg":"HS256","typ":"JWS"}"#, #"{"alg":"HS256","typ":1}"#,
+            #"{"alg":"HS256","crit":["exp"]}"#, #"{"alg":"HS256","alg":"HS256"}"#,
+        ] {
             assertRejected(token(payload, header: header), .malformed)
         }
     }
@@ -145,8 +162,10 @@ final class TokenVerifierTests: XCTestCase {
             let unsigned = Base64URL.encode(Array(header.utf8)) + "." + payload + "."
             assertRejected(unsigned, .algorithm)
         }
-        for header in [#"{"alg":"HS512"}"#, #"{"alg":"hs256"}"#, #"{"alg":"RS256"}"#, #"{"alg":"ES256"}"#,
-                       #"{"alg":" HS256"}"#, #"{"alg":256}"#, #"{"alg":null}"#, #"{"alg":["HS256"]}"#] {
+        for header in [
+            #"{"alg":"HS512"}"#, #"{"alg":"hs256"}"#, #"{"alg":"RS256"}"#, #"{"alg":"ES256"}"#,
+            #"{"alg":" HS256"}"#, #"{"alg":256}"#, #"{"alg":null}"#, #"{"alg":["HS256"]}"#,
+        ] {
             assertRejected(token(claims(), header: header), .algorithm)
         }
     }
@@ -179,7 +198,7 @@ final class TokenVerifierTests: XCTestCase {
             assertRejected(token(claims(change)), .claims)
         }
         assertAccepted(token(claims(["jti": String(repeating: "j", count: 128)])))
-        assertRejected(token(claims(["jti": String(repeating: "é", count: 65)])), .claims) // 130 bytes
+        assertRejected(token(claims(["jti": String(repeating: "é", count: 65)])), .claims)  // 130 bytes
     }
 
     func testOptionalClaimsWithWrongTypesOrValues() {
@@ -266,9 +285,12 @@ final class TokenVerifierTests: XCTestCase {
     }
 
     func testRejectionLabels() {
-        XCTAssertEqual(TokenRejection.allCases.map(\.rawValue),
-                       ["missing", "malformed", "algorithm", "signature", "expired", "not_yet_valid", "issued_in_future",
-                        "lifetime", "audience", "claims", "replayed"])
+        XCTAssertEqual(
+            TokenRejection.allCases.map(\.rawValue),
+            [
+                "missing", "malformed", "algorithm", "signature", "expired", "not_yet_valid", "issued_in_future",
+                "lifetime", "audience", "claims", "replayed",
+            ])
         let t = token(claims())
         for reason in TokenRejection.allCases {
             XCTAssertFalse("\(reason)".contains(t))
@@ -284,13 +306,17 @@ final class TokenVerifierTests: XCTestCase {
 
     func testTokensMintedByPyJWTVerify() throws {
         let wallNow = UnixTime.now()
-        let payload = #"{"sub":"user-42","aud":"presenced","iat":\#(wallNow),"exp":\#(wallNow + 60),"jti":"py-1","#
+        let payload =
+            #"{"sub":"user-42","aud":"presenced","iat":\#(wallNow),"exp":\#(wallNow + 60),"jti":"py-1","#
             + #""nbf":\#(wallNow),"sid":"sess","role":"admin","name":"Zoë","channels":["family:7","dm.1-2"]}"#
         let minted = try PyJWT.encode(claimsJSON: payload, secret: secret)
         let claims = try verifier.verify(minted, now: wallNow).get()
-        XCTAssertEqual(claims, TokenClaims(userID: "user-42", jti: "py-1", issuedAt: wallNow, expiresAt: wallNow + 60,
-                                           notBefore: wallNow, sessionID: "sess", role: .admin, name: "Zoë",
-                                           channels: ["family:7", "dm.1-2"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
+        XCTAssertEqual(
+            claims,
+            TokenClaims(
+                userID: "user-42", jti: "py-1", issuedAt: wallNow, expiresAt: wallNow + 60,
+                notBefore: wallNow, sessionID: "sess", role: .admin, name: "Zoë",
+                channels: ["family:7", "dm.1-2"], keyID: TokenVerifier.keyID(of: Array(secret.utf8))))
 
         // With a kid header, an audience list, signed with the previous secret.
         let rotated = try PyJWT.encode(
@@ -302,16 +328,23 @@ final class TokenVerifierTests: XCTestCase {
     func testPyJWTTokensThatMustBeRefused() throws {
         let wallNow = UnixTime.now()
         let base = #"{"sub":"u","aud":"presenced","iat":\#(wallNow),"exp":\#(wallNow + 60),"jti":"py"}"#
-        XCTAssertEqual(verifier.verify(try PyJWT.encode(claimsJSON: base, secret: secret, algorithm: "HS512"), now: wallNow)
-            .map(\.jti), .failure(.algorithm))
-        XCTAssertEqual(verifier.verify(try PyJWT.encode(claimsJSON: base, secret: secret, algorithm: "HS384"), now: wallNow)
-            .map(\.jti), .failure(.algorithm))
-        XCTAssertEqual(verifier.verify(try PyJWT.encode(claimsJSON: base, secret: "", algorithm: "none"), now: wallNow)
-            .map(\.jti), .failure(.algorithm))
-        XCTAssertEqual(verifier.verify(try PyJWT.encode(claimsJSON: base, secret: "an-unknown-secret-0123456789abcdef"),
-                                       now: wallNow).map(\.jti), .failure(.signature))
+        XCTAssertEqual(
+            verifier.verify(try PyJWT.encode(claimsJSON: base, secret: secret, algorithm: "HS512"), now: wallNow)
+                .map(\.jti), .failure(.algorithm))
+        XCTAssertEqual(
+            verifier.verify(try PyJWT.encode(claimsJSON: base, secret: secret, algorithm: "HS384"), now: wallNow)
+                .map(\.jti), .failure(.algorithm))
+        XCTAssertEqual(
+            verifier.verify(try PyJWT.encode(claimsJSON: base, secret: "", algorithm: "none"), now: wallNow)
+                .map(\.jti), .failure(.algorithm))
+        XCTAssertEqual(
+            verifier.verify(
+                try PyJWT.encode(claimsJSON: base, secret: "an-unknown-secret-0123456789abcdef"),
+                now: wallNow
+            ).map(\.jti), .failure(.signature))
         let long = #"{"sub":"u","aud":"presenced","iat":\#(wallNow),"exp":\#(wallNow + 301),"jti":"py"}"#
-        XCTAssertEqual(verifier.verify(try PyJWT.encode(claimsJSON: long, secret: secret), now: wallNow).map(\.jti),
-                       .failure(.lifetime))
+        XCTAssertEqual(
+            verifier.verify(try PyJWT.encode(claimsJSON: long, secret: secret), now: wallNow).map(\.jti),
+            .failure(.lifetime))
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
-import XCTest
 
 /// The console in a real browser: the presenced binary in embedded mode, headless Chromium with
 /// two tabs as two users in one channel. Each sees the other come online, type and write; when
@@ -13,7 +14,8 @@ final class ConsoleBrowserTests: XCTestCase {
 
     func testTwoUsersSeeEachOtherLive() throws {
         guard let binary = HeadlessChromium.find() else {
-            throw XCTSkip("chromium not installed: apt-get install chromium (or set CHROMIUM=/path/to/chrome) to run the console browser test")
+            throw XCTSkip(
+                "chromium not installed: apt-get install chromium (or set CHROMIUM=/path/to/chrome) to run the console browser test")
         }
         let started = EventLoop.monotonicMillis()
         let screenshot = ProcessInfo.processInfo.environment["PRESENCED_CONSOLE_SCREENSHOT"]
@@ -30,7 +32,8 @@ final class ConsoleBrowserTests: XCTestCase {
         if screenshot != nil {
             // The instance view, filled before the users arrive so its chart has a few samples.
             try a.waitFor("the instance view is offered", #"!document.getElementById("instance-view").hidden"#)
-            _ = try a.evaluate("""
+            _ = try a.evaluate(
+                """
                 (() => { document.getElementById("admin-token").value = "\(adminToken)";
                          document.getElementById("admin-show").click(); return true })()
                 """)
@@ -54,8 +57,9 @@ final class ConsoleBrowserTests: XCTestCase {
         try a.waitFor("alice's own message is echoed to her", message(from: "alice", "hi bob, alice here"))
 
         if let screenshot {
-            try a.waitFor("the chart has samples", #"Number(document.getElementById("chart").dataset.samples || 0) >= 3"#,
-                          timeoutMillis: 30_000)
+            try a.waitFor(
+                "the chart has samples", #"Number(document.getElementById("chart").dataset.samples || 0) >= 3"#,
+                timeoutMillis: 30_000)
             try type(b, "typing again")
             try a.waitFor("alice sees bob typing again", typing("bob"))
             try a.call("Emulation.setDeviceMetricsOverride", ["width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false])
@@ -74,7 +78,8 @@ final class ConsoleBrowserTests: XCTestCase {
     }
 
     private func join(_ page: DevToolsPage, as user: String) throws {
-        _ = try page.evaluate("""
+        _ = try page.evaluate(
+            """
             (() => { document.getElementById("user").value = "\(user)";
                      document.getElementById("channel").value = "console-test";
                      document.getElementById("connect").click(); return true })()
@@ -83,7 +88,8 @@ final class ConsoleBrowserTests: XCTestCase {
     }
 
     private func type(_ page: DevToolsPage, _ text: String) throws {
-        _ = try page.evaluate("""
+        _ = try page.evaluate(
+            """
             (() => { const t = document.getElementById("text"); t.value = "\(text)";
                      t.dispatchEvent(new Event("input", { bubbles: true })); return true })()
             """)

@@ -1,7 +1,8 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import XCTest
 
 /// CONSOLE_DEV_TOKENS and CONSOLE_ADMIN_TOKEN: parsing, defaults, check-config's view (the token
 /// never shown), log redaction, and same-origin matching of `OriginPolicy`.
@@ -10,20 +11,25 @@ final class ConsoleConfigTests: XCTestCase {
 
     func testDevTokensFollowTheMode() throws {
         XCTAssertTrue(try Config.parse(environment: [:], arguments: []).devTokensEnabled, "auto: on in dev mode, embedded")
-        XCTAssertFalse(try Config.parse(environment: ["WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
-                       "auto: a real secret is not dev mode, even on loopback outside systemd")
-        XCTAssertFalse(try Config.parse(environment: ["REDIS_URL": "redis://127.0.0.1:6379"], arguments: []).devTokensEnabled,
-                       "auto: off in Redis mode")
+        XCTAssertFalse(
+            try Config.parse(environment: ["WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
+            "auto: a real secret is not dev mode, even on loopback outside systemd")
+        XCTAssertFalse(
+            try Config.parse(environment: ["REDIS_URL": "redis://127.0.0.1:6379"], arguments: []).devTokensEnabled,
+            "auto: off in Redis mode")
         for (value, embedded, redis) in [("auto", true, false), ("AUTO", true, false), ("1", true, true), ("0", false, false)] {
             XCTAssertEqual(try Config.parse(environment: ["CONSOLE_DEV_TOKENS": value], arguments: []).devTokensEnabled, embedded, value)
-            XCTAssertEqual(try Config.parse(environment: ["CONSOLE_DEV_TOKENS": value, "REDIS_URL": "redis://r:6379"], arguments: [])
-                .devTokensEnabled, redis, value)
+            XCTAssertEqual(
+                try Config.parse(environment: ["CONSOLE_DEV_TOKENS": value, "REDIS_URL": "redis://r:6379"], arguments: [])
+                    .devTokensEnabled, redis, value)
         }
         // auto is for a developer's machine only: a reachable bind or systemd turns it off.
-        XCTAssertFalse(try Config.parse(environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
-                       "auto: off on a non-loopback bind")
-        XCTAssertFalse(try Config.parse(environment: ["INVOCATION_ID": "abc", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
-                       "auto: off under systemd")
+        XCTAssertFalse(
+            try Config.parse(environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
+            "auto: off on a non-loopback bind")
+        XCTAssertFalse(
+            try Config.parse(environment: ["INVOCATION_ID": "abc", "WS_TOKEN_SECRET": secret], arguments: []).devTokensEnabled,
+            "auto: off under systemd")
         // 1 cannot put dev tokens beside a real secret: the start fails instead.
         for environment in [["WS_TOKEN_SECRET": secret], ["INVOCATION_ID": "abc", "BIND": "0.0.0.0", "WS_TOKEN_SECRET": secret]] {
             XCTAssertThrowsError(try Config.parse(environment: environment.merging(["CONSOLE_DEV_TOKENS": "1"]) { $1 }, arguments: [])) {
@@ -51,8 +57,12 @@ final class ConsoleConfigTests: XCTestCase {
         let config = try Config.parse(environment: ["CONSOLE_ADMIN_TOKEN": token], arguments: [])
         let shown = ConfigVariable.all.first { $0.name == "CONSOLE_ADMIN_TOKEN" }!.shown(config)
         XCTAssertEqual(shown, "set")
-        let check = try DaemonProcess.run(["check-config"], environment: ["CONSOLE_ADMIN_TOKEN": token, "WS_TOKEN_SECRET": secret,
-                                                                          "CONSOLE_DEV_TOKENS": "0"])
+        let check = try DaemonProcess.run(
+            ["check-config"],
+            environment: [
+                "CONSOLE_ADMIN_TOKEN": token, "WS_TOKEN_SECRET": secret,
+                "CONSOLE_DEV_TOKENS": "0",
+            ])
         XCTAssertEqual(check.status, 0, check.err)
         XCTAssertFalse((check.out + check.err).contains(token), "check-config printed the admin token")
         XCTAssertTrue(check.out.contains("CONSOLE_DEV_TOKENS") && check.out.contains("0 (off)"), check.out)
@@ -93,7 +103,9 @@ final class ConsoleConfigTests: XCTestCase {
         }
         close(pipe[0])
         let log = String(decoding: output, as: UTF8.self)
-        let warnings = log.split(separator: "\n").filter { $0.contains("dev tokens are on: anyone who reaches this port can connect as any user") }
+        let warnings = log.split(separator: "\n").filter {
+            $0.contains("dev tokens are on: anyone who reaches this port can connect as any user")
+        }
         XCTAssertEqual(warnings.count, 1, log)
         XCTAssertTrue(warnings.first?.contains(#""level":"warn""#) == true, log)
         XCTAssertFalse(log.contains(token), "the admin token was logged")

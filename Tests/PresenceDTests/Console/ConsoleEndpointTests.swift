@@ -1,10 +1,11 @@
 import Foundation
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// The console's HTTP side on an in-process server: the page's files (the bytes of
 /// `Sources/PresenceRealtime/Console/assets/`, valid JavaScript) and their security headers, the dev-token route (on in dev mode, absent with a real secret, when off or in Redis mode), the
@@ -19,8 +20,13 @@ final class ConsoleEndpointTests: XCTestCase {
         return (head, String(decoding: body, as: UTF8.self))
     }
 
-    private func post(_ server: TestServer, _ path: String, _ body: String, type: String = "application/json") throws -> (HTTPResponseHead, String) {
-        try request(server, "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    private func post(
+        _ server: TestServer, _ path: String, _ body: String, type: String = "application/json"
+    ) throws -> (HTTPResponseHead, String) {
+        try request(
+            server,
+            "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        )
     }
 
     private func object(_ body: String) throws -> [String: JSONValue] {
@@ -57,8 +63,10 @@ final class ConsoleEndpointTests: XCTestCase {
             let (head, body) = try request(server, "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
             XCTAssertEqual(head.status, 200, path)
             XCTAssertEqual(head.headers["content-type"], type, path)
-            XCTAssertEqual(head.headers["content-security-policy"],
-                           "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'none'", path)
+            XCTAssertEqual(
+                head.headers["content-security-policy"],
+                "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+                path)
             XCTAssertEqual(head.headers["x-frame-options"], "DENY", path)
             XCTAssertEqual(head.headers["x-content-type-options"], "nosniff", path)
             XCTAssertEqual(head.headers["referrer-policy"], "no-referrer", path)
@@ -66,8 +74,10 @@ final class ConsoleEndpointTests: XCTestCase {
             XCTAssertNotNil(head.headers["x-request-id"], path)
             XCTAssertTrue(body.contains(start), "\(path): \(body.prefix(80))")
         }
-        let (upgrade, _) = try request(server, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let (upgrade, _) = try request(
+            server,
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         XCTAssertEqual(upgrade.status, 404, "an upgrade to / is a wrong path, not a page request")
         let (post, _) = try request(server, "DELETE /console HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(post.status, 405)
@@ -104,8 +114,9 @@ final class ConsoleEndpointTests: XCTestCase {
     /// clients/js/test/build.test.mjs checks against a fresh build of its source).
     func testEmbeddedClientLibraryIsTheBuiltOne() throws {
         let built = Array(try Data(contentsOf: DaemonProcess.repository.appendingPathComponent("clients/js/dist/index.js")))
-        XCTAssertTrue(try Self.asset("presence-client.js") == built,
-                      "Console/assets/presence-client.js differs from clients/js/dist/index.js: run clients/js/scripts/build.sh")
+        XCTAssertTrue(
+            try Self.asset("presence-client.js") == built,
+            "Console/assets/presence-client.js differs from clients/js/dist/index.js: run clients/js/scripts/build.sh")
         XCTAssertTrue(ConsoleAssets.clientLibrary == built, "the embedded library is not clients/js/dist/index.js: rebuild presenced")
     }
 
@@ -114,8 +125,10 @@ final class ConsoleEndpointTests: XCTestCase {
     func testServedBytesAreTheAssetFiles() throws {
         let server = try TestServer(backend: availableBackends[0], echo: false)
         defer { server.stop() }
-        let embedded = ["console.html": ConsoleAssets.html, "console.css": ConsoleAssets.css, "console.js": ConsoleAssets.javascript,
-                        "presence-client.js": ConsoleAssets.clientLibrary]
+        let embedded = [
+            "console.html": ConsoleAssets.html, "console.css": ConsoleAssets.css, "console.js": ConsoleAssets.javascript,
+            "presence-client.js": ConsoleAssets.clientLibrary,
+        ]
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.assets.path).sorted()
         XCTAssertEqual(files, embedded.keys.sorted(), "every file in Console/assets is embedded and served (Package.swift resources)")
         for (path, file, type) in Self.pages {
@@ -187,8 +200,10 @@ final class ConsoleEndpointTests: XCTestCase {
         XCTAssertEqual(try socket.receiveMessage(), .text(#"{"type":"presence","user_id":"alice.b-2_x","online":true,"channel":"c"}"#))
         XCTAssertThrowsError(try TestWebSocket(port: server.port, path: "/ws?token=" + token), "a dev token is single use")
 
-        for bad in [#"{"user_id":""}"#, #"{"user_id":"a b"}"#, #"{"user_id":"\#(String(repeating: "x", count: 65))"}"#,
-                    #"{"user_id":7}"#, #"{"name":"x"}"#, "[]", "{", #"{"user_id":"é"}"#] {
+        for bad in [
+            #"{"user_id":""}"#, #"{"user_id":"a b"}"#, #"{"user_id":"\#(String(repeating: "x", count: 65))"}"#,
+            #"{"user_id":7}"#, #"{"name":"x"}"#, "[]", "{", #"{"user_id":"é"}"#,
+        ] {
             let (status, text) = try post(server, "/api/v1/dev-token", bad)
             XCTAssertEqual(status.status, 400, "\(bad): \(text)")
             XCTAssertEqual(try object(text)["code"], .string("bad_request"), bad)
@@ -206,7 +221,9 @@ final class ConsoleEndpointTests: XCTestCase {
         defer { server.stop() }
         let socket = try TestSocket(port: server.port)
         let body = #"{"user_id":"bob"}"#
-        try socket.write("POST /api/v1/dev-token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n{\"us")
+        try socket.write(
+            "POST /api/v1/dev-token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n{\"us"
+        )
         pause(millis: 50)
         try socket.write(String(body.dropFirst(4)) + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         let all = String(decoding: try socket.readToEnd(), as: UTF8.self)
@@ -221,13 +238,19 @@ final class ConsoleEndpointTests: XCTestCase {
     }
 
     func testDevTokenIsAbsentWhenOffAndInRedisMode() throws {
-        let off = try TestServer(backend: availableBackends[0], echo: false) { $0.tokenSecret = nil; $0.consoleDevTokens = .off }
+        let off = try TestServer(backend: availableBackends[0], echo: false) {
+            $0.tokenSecret = nil
+            $0.consoleDevTokens = .off
+        }
         defer { off.stop() }
         let (head, body) = try post(off, "/api/v1/dev-token", #"{"user_id":"alice"}"#)
         XCTAssertEqual(head.status, 404)
         XCTAssertEqual(try object(body)["code"], .string("not_found"))
         // Redis mode (nothing listens there: the route does not need Redis), auto: off.
-        let redis = try TestServer(backend: availableBackends[0], echo: false) { $0.tokenSecret = nil; $0.redisURL = "redis://127.0.0.1:1" }
+        let redis = try TestServer(backend: availableBackends[0], echo: false) {
+            $0.tokenSecret = nil
+            $0.redisURL = "redis://127.0.0.1:1"
+        }
         defer { redis.stop() }
         XCTAssertEqual(try post(redis, "/api/v1/dev-token", #"{"user_id":"alice"}"#).0.status, 404)
         let forced = try TestServer(backend: availableBackends[0], echo: false) {
@@ -255,8 +278,10 @@ final class ConsoleEndpointTests: XCTestCase {
     func testAdminStatsRefusesAWrongOrMissingToken() throws {
         let server = try TestServer(backend: availableBackends[0], echo: false) { $0.consoleAdminToken = self.admin }
         defer { server.stop() }
-        for auth in ["", "Authorization: Bearer wrong\r\n", "Authorization: Bearer \(admin)x\r\n", "Authorization: Bearer \(admin.dropLast())\r\n",
-                     "Authorization: \(admin)\r\n", "Authorization: Basic \(admin)\r\n"] {
+        for auth in [
+            "", "Authorization: Bearer wrong\r\n", "Authorization: Bearer \(admin)x\r\n", "Authorization: Bearer \(admin.dropLast())\r\n",
+            "Authorization: \(admin)\r\n", "Authorization: Basic \(admin)\r\n",
+        ] {
             let (head, body) = try request(server, "GET /api/v1/admin/stats HTTP/1.1\r\nHost: x\r\n\(auth)\r\n")
             XCTAssertEqual(head.status, 401, auth)
             XCTAssertEqual(try object(body)["code"], .string("unauthorized"))
@@ -267,7 +292,7 @@ final class ConsoleEndpointTests: XCTestCase {
     func testAdminStatsReportsTheInstance() throws {
         let server = try TestServer(backend: availableBackends[0], threads: 2, echo: false) {
             $0.consoleAdminToken = self.admin
-            $0.tokenSecret = nil // dev mode: dev tokens on
+            $0.tokenSecret = nil  // dev mode: dev tokens on
         }
         defer { server.stop() }
         var clients: [TestWebSocket] = []
@@ -299,14 +324,22 @@ final class ConsoleEndpointTests: XCTestCase {
             perLoop += n
         }
         XCTAssertEqual(perLoop, 4, "the loops' connections add up")
-        XCTAssertEqual(o["channels"], .array([.object(["channel": .string("big"), "members": .number(3)]),
-                                              .object(["channel": .string("small"), "members": .number(1)])]))
+        XCTAssertEqual(
+            o["channels"],
+            .array([
+                .object(["channel": .string("big"), "members": .number(3)]),
+                .object(["channel": .string("small"), "members": .number(1)]),
+            ]))
         guard case .object(let history)? = o["history"] else { return XCTFail(body) }
         XCTAssertEqual(history["interval_seconds"], .number(5))
         XCTAssertNotNil(history["samples"])
         XCTAssertEqual(o["redis"], .object(["configured": .bool(false), "reachable": .null, "rtt_ms": .null]))
-        XCTAssertEqual(o["forwarding"], .object(["mode": .string("off"), "queue_depth": .number(0), "oldest_age_seconds": .number(0),
-                                                 "dead_letters": .number(0)]))
+        XCTAssertEqual(
+            o["forwarding"],
+            .object([
+                "mode": .string("off"), "queue_depth": .number(0), "oldest_age_seconds": .number(0),
+                "dead_letters": .number(0),
+            ]))
         withExtendedLifetime(clients) {}
     }
 

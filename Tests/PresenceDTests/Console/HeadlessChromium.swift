@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
+import WSCore
+
 @testable import PresenceD
 @testable import PresenceLoop
-import WSCore
 
 /// Headless Chromium driven over the DevTools protocol (no chromedriver): started with a private
 /// profile directory and `--remote-debugging-port=0`, its port read from `DevToolsActivePort`.
@@ -25,12 +26,14 @@ final class HeadlessChromium {
         guard let made = mkdtemp(&template) else { throw SystemError(call: "mkdtemp", errno: errno) }
         directory = String(cString: made)
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--headless=new", "--no-sandbox", "--remote-debugging-port=0", "--user-data-dir=\(directory)",
-                             "--no-first-run", "--no-default-browser-check", "--disable-gpu", "--disable-extensions",
-                             "--disable-background-networking", "--disable-sync", "--disable-dev-shm-usage",
-                             "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                             "--disable-backgrounding-occluded-windows", "--hide-scrollbars", "--mute-audio",
-                             "--window-size=\(width),\(height)", "about:blank"]
+        process.arguments = [
+            "--headless=new", "--no-sandbox", "--remote-debugging-port=0", "--user-data-dir=\(directory)",
+            "--no-first-run", "--no-default-browser-check", "--disable-gpu", "--disable-extensions",
+            "--disable-background-networking", "--disable-sync", "--disable-dev-shm-usage",
+            "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows", "--hide-scrollbars", "--mute-audio",
+            "--window-size=\(width),\(height)", "about:blank",
+        ]
         _ = FileManager.default.createFile(atPath: directory + "/chromium.log", contents: nil)
         let log = FileHandle(forWritingAtPath: directory + "/chromium.log")
         process.standardOutput = log
@@ -47,7 +50,8 @@ final class HeadlessChromium {
         var found: UInt16?
         while found == nil && EventLoop.monotonicMillis() < end && process.isRunning {
             if let text = try? String(contentsOfFile: directory + "/DevToolsActivePort", encoding: .utf8),
-               let first = text.split(separator: "\n").first, let p = UInt16(first) {
+                let first = text.split(separator: "\n").first, let p = UInt16(first)
+            {
                 found = p
             } else {
                 pause(millis: 50)
@@ -77,7 +81,8 @@ final class HeadlessChromium {
     /// A new tab showing `url`, connected over its DevTools WebSocket.
     func open(_ url: String) throws -> DevToolsPage {
         guard let target = try http("PUT", "/json/new?" + url) as? [String: Any], let id = target["id"] as? String,
-              let debugger = target["webSocketDebuggerUrl"] as? String, let path = debugger.range(of: "/devtools/").map({ String(debugger[$0.lowerBound...]) })
+            let debugger = target["webSocketDebuggerUrl"] as? String,
+            let path = debugger.range(of: "/devtools/").map({ String(debugger[$0.lowerBound...]) })
         else { throw SystemError(call: "DevTools /json/new gave no target", errno: 0) }
         return try DevToolsPage(id: id, port: port, path: path)
     }
@@ -124,7 +129,8 @@ final class DevToolsPage {
                 throw SystemError(call: "DevTools \(method): the connection ended", errno: 0)
             }
             guard let reply = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                  reply["id"] as? Int == nextID else { continue } // an event
+                reply["id"] as? Int == nextID
+            else { continue }  // an event
             if let error = reply["error"] { throw SystemError(call: "DevTools \(method): \(error)", errno: 0) }
             return reply["result"] as? [String: Any] ?? [:]
         }
@@ -138,8 +144,10 @@ final class DevToolsPage {
     }
 
     /// Polls `expression` every 100 ms until it is `true`; fails with `what` after `timeoutMillis`.
-    func waitFor(_ what: String, _ expression: String, timeoutMillis: Int64 = 15_000, file: StaticString = #filePath,
-                 line: UInt = #line) throws {
+    func waitFor(
+        _ what: String, _ expression: String, timeoutMillis: Int64 = 15_000, file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let end = EventLoop.monotonicMillis() + timeoutMillis
         var last: Any?
         while EventLoop.monotonicMillis() < end {
@@ -147,6 +155,7 @@ final class DevToolsPage {
             if last as? Bool == true { return }
             pause(millis: 100)
         }
-        throw SystemError(call: "timed out after \(timeoutMillis) ms waiting until \(what) (last value: \(String(describing: last)))", errno: 0)
+        throw SystemError(
+            call: "timed out after \(timeoutMillis) ms waiting until \(what) (last value: \(String(describing: last)))", errno: 0)
     }
 }

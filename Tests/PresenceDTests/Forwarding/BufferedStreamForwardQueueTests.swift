@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import RedisShim
+import RedisTestSupport
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
 @testable import PresenceOutbound
-import RedisShim
-import RedisTestSupport
-import XCTest
 
 /// Redis mode's queue of one loop on a real loop and a real redis-server: the local queue takes
 /// over while Redis is down, and its backlog moves to the stream in order while appends go on.

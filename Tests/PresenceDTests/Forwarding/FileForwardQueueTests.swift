@@ -1,10 +1,11 @@
 import Glibc
-@testable import PresenceD
-@testable import PresenceRealtime
-@testable import PresenceForwarding
-@testable import PresenceLoop
 import TestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// A fresh directory under /tmp, removed with everything in it by `remove()`.
 final class ForwardQueueTempDirectory {
@@ -67,9 +68,10 @@ struct ForwardEntryFactory {
 
     mutating func make(_ channel: String, _ content: String, sender: String = "alice") -> ForwardEntry {
         let (id, millis) = generator.next()
-        return ForwardEntry(id: id, channel: channel, sender: sender, content: content,
-                            createdAt: Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000)),
-                            requestID: "req-" + content, traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        return ForwardEntry(
+            id: id, channel: channel, sender: sender, content: content,
+            createdAt: Timestamp.iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000)),
+            requestID: "req-" + content, traceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
     }
 }
 
@@ -85,8 +87,10 @@ final class FileForwardQueueTests: XCTestCase {
         dir.remove()
     }
 
-    private func open(_ index: Int = 0, _ options: FileForwardQueue.Options = .init(),
-                      adopting: [Int] = []) throws -> FileForwardQueue {
+    private func open(
+        _ index: Int = 0, _ options: FileForwardQueue.Options = .init(),
+        adopting: [Int] = []
+    ) throws -> FileForwardQueue {
         try FileForwardQueue.open(directory: dir.path, index: index, options: options, adopting: adopting)
     }
 
@@ -95,8 +99,10 @@ final class FileForwardQueueTests: XCTestCase {
     func testAppendPeekAcknowledgeKeepsAppendOrder() throws {
         let queue = try open()
         defer { queue.close() }
-        let entries = [factory.make("a", "a1"), factory.make("b", "b1"), factory.make("a", "a2"),
-                       factory.make("c", "c1"), factory.make("b", "b2")]
+        let entries = [
+            factory.make("a", "a1"), factory.make("b", "b1"), factory.make("a", "a2"),
+            factory.make("c", "c1"), factory.make("b", "b2"),
+        ]
         for entry in entries { try queue.append(entry) }
         XCTAssertEqual(queue.peek(limit: 10), entries)
         XCTAssertEqual(contents(queue.peek(limit: 2)), ["a1", "b1"])
@@ -232,9 +238,12 @@ final class FileForwardQueueTests: XCTestCase {
         XCTAssertEqual(results.count, 4)
         for name in ["m0", "m1", "m2"] { XCTAssertNoThrow(try results[name]!.get(), name) }
         XCTAssertEqual(contents(queue.peek(limit: 10)), ["m0", "m1", "m2"])
-        XCTAssertEqual(queue.fileBytes, QueueLogFile.headerSize + entries.prefix(3).reduce(0) {
-            $0 + QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize($1)
-        })
+        XCTAssertEqual(
+            queue.fileBytes,
+            QueueLogFile.headerSize
+                + entries.prefix(3).reduce(0) {
+                    $0 + QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize($1)
+                })
 
         try queue.acknowledge(all: [entries[0].id])
         var last: Result<Void, ForwardQueueError>?
@@ -286,8 +295,9 @@ final class FileForwardQueueTests: XCTestCase {
         defer { queue.close() }
         XCTAssertTrue(queue.recovery.compacted)
         XCTAssertEqual(queue.peek(limit: 1000), [late])
-        XCTAssertEqual(dir.size("forward-0.log"),
-                       QueueLogFile.headerSize + QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(late))
+        XCTAssertEqual(
+            dir.size("forward-0.log"),
+            QueueLogFile.headerSize + QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(late))
     }
 
     func testDeadLettersAreListedRetriedAndKeptAcrossReopening() throws {
@@ -448,7 +458,8 @@ final class FileForwardQueueTests: XCTestCase {
             let excluded = Set(channels.filter { _ in rng.next() % 3 == 0 })
             var seen = Set<String>()
             let expected = queue.peek(limit: .max).filter { !excluded.contains($0.channel) && seen.insert($0.channel).inserted }
-            XCTAssertEqual(contents(queue.peek(limit: 100, excluding: excluded, oneEntryPerChannel: true)), contents(expected), "step \(step)")
+            XCTAssertEqual(
+                contents(queue.peek(limit: 100, excluding: excluded, oneEntryPerChannel: true)), contents(expected), "step \(step)")
             XCTAssertEqual(queue.peek(limit: 2, excluding: excluded, oneEntryPerChannel: true), Array(expected.prefix(2)), "step \(step)")
         }
         XCTAssertGreaterThan(compactions + queue.compactions, 0)
@@ -478,9 +489,10 @@ final class FileForwardQueueTests: XCTestCase {
 
 final class ForwardQueueEntryTests: XCTestCase {
     func testEntryEncodingRoundTripsAndRejectsOtherVersions() {
-        let entry = ForwardEntry(id: "0190b8c4-0000-7000-8000-000000000001", channel: "famille 🏠", sender: "zoë",
-                                 content: "line 1\nline \"2\"\u{0}", createdAt: "2026-11-28T10:24:41.123Z",
-                                 requestID: "", traceParent: "", attempts: 7)
+        let entry = ForwardEntry(
+            id: "0190b8c4-0000-7000-8000-000000000001", channel: "famille 🏠", sender: "zoë",
+            content: "line 1\nline \"2\"\u{0}", createdAt: "2026-11-28T10:24:41.123Z",
+            requestID: "", traceParent: "", attempts: 7)
         let bytes = ForwardEntryCodec.encoded(entry)
         XCTAssertEqual(bytes.count, ForwardEntryCodec.encodedSize(entry))
         XCTAssertEqual(ForwardEntryCodec.decode(bytes), entry)

@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import RedisTestSupport
+import TestSupport
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import RedisTestSupport
-import TestSupport
-import XCTest
 
 /// FORWARD_MAX_ATTEMPTS (docs/operations.md, "Forward queue and dead letters"), with the file queue
 /// (embedded mode) and the Redis stream (Redis mode), on every backend: a message chat-service
@@ -28,8 +29,11 @@ final class ForwardPoisonTests: StandInServerTestCase {
 
     /// A presenced forwarding to `url` with FORWARD_MAX_ATTEMPTS=3 and 20…200 ms backoff; in Redis
     /// mode on a redis-server of its own, ready. Also the environment `presenced dead-letters` needs.
-    private func presenced(_ mode: Mode, _ backend: IOBackendKind, forwardingTo url: String) throws
-        -> (server: ForwardingTestServer, commandEnvironment: [String: String]) {
+    private func presenced(
+        _ mode: Mode, _ backend: IOBackendKind, forwardingTo url: String
+    ) throws
+        -> (server: ForwardingTestServer, commandEnvironment: [String: String])
+    {
         let directory = NSTemporaryDirectory() + "presenced-poison-" + RequestID.make()
         directories.append(directory)
         var redisURL: String?
@@ -66,17 +70,19 @@ final class ForwardPoisonTests: StandInServerTestCase {
                 let letters = listDeadLetters(environment)
                 XCTAssertEqual(letters.count, 1, what)
                 XCTAssertEqual(letters.first?["id"] as? String, poison, what)
-                XCTAssertEqual(letters.first?["reason"] as? String,
-                               "chat-service answered 500; 3 attempts answered 5xx (FORWARD_MAX_ATTEMPTS)", what)
+                XCTAssertEqual(
+                    letters.first?["reason"] as? String,
+                    "chat-service answered 500; 3 attempts answered 5xx (FORWARD_MAX_ATTEMPTS)", what)
                 XCTAssertEqual(letters.first?["attempts"] as? Int, 3, what)
                 let figures = try metrics(port: server.port)
                 XCTAssertEqual(figures["presenced_forward_poison_dead_lettered_total"], 1, what)
                 XCTAssertEqual(figures["presenced_forward_dead_lettered_total"], 1, what)
-                pause(millis: 300) // a fourth attempt would show up now
+                pause(millis: 300)  // a fourth attempt would show up now
                 let posted = deliveredIDs(service)
                 XCTAssertEqual(posted.filter { $0 == poison }.count, 3, "exactly FORWARD_MAX_ATTEMPTS attempts (\(what))")
-                XCTAssertGreaterThan(posted.firstIndex(of: next) ?? -1, posted.lastIndex(of: poison) ?? .max,
-                                     "the channel waited for the poison message, then moved on (\(what))")
+                XCTAssertGreaterThan(
+                    posted.firstIndex(of: next) ?? -1, posted.lastIndex(of: poison) ?? .max,
+                    "the channel waited for the poison message, then moved on (\(what))")
             }
         }
     }

@@ -1,9 +1,10 @@
 import Glibc
+import RedisShim
+
 @testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import RedisShim
 
 /// An in-process presenced like `TestServer` (embedded or, with `redisURL` set, Redis mode) whose
 /// forwards are retried after 20…200 ms, and which stops the way SIGTERM does (queues flushed,
@@ -18,8 +19,10 @@ final class ForwardingTestServer {
     /// Forwards retried after 20…200 ms instead of 250 ms…30 s.
     static let shortBackoff = RedisBackoff(baseMillis: 20, capMillis: 200)
 
-    init(backend: IOBackendKind, threads: Int = 2, backoff: RedisBackoff = ForwardingTestServer.shortBackoff,
-         configure: (inout Config) -> Void) throws {
+    init(
+        backend: IOBackendKind, threads: Int = 2, backoff: RedisBackoff = ForwardingTestServer.shortBackoff,
+        configure: (inout Config) -> Void
+    ) throws {
         var config = try Config.parse(environment: [:], arguments: [])
         config.port = 0
         config.threads = threads
@@ -40,7 +43,8 @@ final class ForwardingTestServer {
 
     /// A connected realtime client for `user`.
     func client(_ user: String) throws -> TestWebSocket {
-        let token = TokenMinter(secret: TestServer.secret, audience: config.tokenAudience).mint(userID: user, ttl: 60, now: UnixTime.now()).token
+        let token = TokenMinter(secret: TestServer.secret, audience: config.tokenAudience).mint(userID: user, ttl: 60, now: UnixTime.now())
+            .token
         return try TestWebSocket(port: port, path: "/ws?token=" + token, receiveTimeoutMillis: 15_000)
     }
 
@@ -52,6 +56,6 @@ final class ForwardingTestServer {
         hub.stopForwarding(timeoutMillis: 3_000)
         group.stop()
         group.join()
-        (hub.forwarding as? ForwardingRuntime)?.unlockDirectory() // the hub outlives this object (the loops' closures keep it)
+        (hub.forwarding as? ForwardingRuntime)?.unlockDirectory()  // the hub outlives this object (the loops' closures keep it)
     }
 }

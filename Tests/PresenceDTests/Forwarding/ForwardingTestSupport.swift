@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
 import TestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
 
 /// What the forwarding tests share: a chat-service stand-in, the message ids it received, chat
 /// messages sent and received, dead letters, a wait, and a `/metrics` scrape.
@@ -23,8 +24,10 @@ extension StandInServerTestCase {
 
     /// Sends a chat message and returns its id, from its echo (other frames are skipped); an
     /// `error` answer fails the test and throws.
-    func sendMessage(_ socket: TestWebSocket, _ content: String, channel: String = "family",
-                     file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    func sendMessage(
+        _ socket: TestWebSocket, _ content: String, channel: String = "family",
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> String {
         try socket.sendText(#"{"type":"message","channel":"\#(channel)","content":"\#(content)"}"#)
         while true {
             let json = try socket.nextJSON()

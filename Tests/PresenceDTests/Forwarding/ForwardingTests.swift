@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
+import Synchronization
+import TestSupport
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import Synchronization
-import TestSupport
-import XCTest
 
 /// Chat messages reach a real stand-in chat-service
 /// (docs/operations.md, "Forward queue and dead letters"): stored before fan-out, delivered at
@@ -28,8 +29,10 @@ final class ForwardingTests: StandInServerTestCase {
 
     /// A daemon's environment: forwarding to `service`, the queue in `directory`, no rate limit.
     private func daemonEnvironment(_ service: StandInHTTPServer, _ directory: String, threads: Int) -> [String: String] {
-        ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
-         "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "\(threads)"]
+        [
+            "CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
+            "WS_TOKEN_SECRET": TestServer.secret, "MESSAGE_RATE": "0", "THREADS": "\(threads)",
+        ]
     }
 
     /// `user` connected to `daemon` and joined to "family" (with `others` already there).
@@ -64,8 +67,12 @@ final class ForwardingTests: StandInServerTestCase {
             XCTAssertEqual(request.header("x-request-id")?.count, 32, "the upgrade's request id")
             XCTAssertTrue(TraceParent.isValid(request.header("traceparent") ?? ""))
             let body = try JSONSerialization.jsonObject(with: Data(request.body)) as! [String: String]
-            XCTAssertEqual(body, ["id": echoed["id"] as! String, "channel_id": "family", "sender_id": "alice",
-                                  "content": "dinner at 7", "created_at": echoed["timestamp"] as! String])
+            XCTAssertEqual(
+                body,
+                [
+                    "id": echoed["id"] as! String, "channel_id": "family", "sender_id": "alice",
+                    "content": "dinner at 7", "created_at": echoed["timestamp"] as! String,
+                ])
         }
     }
 
@@ -133,7 +140,7 @@ final class ForwardingTests: StandInServerTestCase {
         try alice.join("family", expecting: ["alice"])
         let bob = try server.client("bob")
         try bob.join("family", expecting: ["alice", "bob"])
-        _ = try alice.nextJSON() // bob's presence
+        _ = try alice.nextJSON()  // bob's presence
         var sent: [String] = []
         for i in 0..<12 {
             try alice.sendText(#"{"type":"message","channel":"family","content":"m\#(i)"}"#)
@@ -167,7 +174,9 @@ final class ForwardingTests: StandInServerTestCase {
         try alice.join("family", expecting: ["alice"])
         try alice.sendText(#"{"type":"message","channel":"family","content":"rejected"}"#)
         let id = try alice.nextJSON()["id"] as! String
-        waitUntil("the dead letter") { ((try? FileForwardQueue.readDeadLetters(directory: directory)) ?? []).contains { $0.letter.entry.id == id } }
+        waitUntil("the dead letter") {
+            ((try? FileForwardQueue.readDeadLetters(directory: directory)) ?? []).contains { $0.letter.entry.id == id }
+        }
         pause(millis: 500)
         XCTAssertEqual(service.requests.count, 1, "a 400 is not retried")
         let letter = try FileForwardQueue.readDeadLetters(directory: directory).first { $0.letter.entry.id == id }
@@ -216,7 +225,8 @@ final class ForwardingTests: StandInServerTestCase {
             let daemon = try DaemonProcess(environment: environment, shellLimits: "ulimit -f 32")
             let alice = try member("alice", of: daemon)
             for i in 0..<400 where refused < 3 {
-                try alice.sendText(#"{"type":"message","channel":"family","content":"message \#(i) \#(String(repeating: "x", count: 100))"}"#)
+                try alice.sendText(
+                    #"{"type":"message","channel":"family","content":"message \#(i) \#(String(repeating: "x", count: 100))"}"#)
                 let reply = try alice.nextJSON()
                 if reply["type"] as? String == "message" { accepted.append(reply["id"] as! String) }
                 if reply["type"] as? String == "error" {
@@ -235,7 +245,9 @@ final class ForwardingTests: StandInServerTestCase {
         }
         healthy.store(true, ordering: .relaxed)
         let again = try DaemonProcess(environment: environment)
-        waitUntil("every accepted message after the restart", timeoutMillis: 30_000) { Set(self.deliveredIDs(service)).isSuperset(of: accepted) }
+        waitUntil("every accepted message after the restart", timeoutMillis: 30_000) {
+            Set(self.deliveredIDs(service)).isSuperset(of: accepted)
+        }
         withExtendedLifetime(again) {}
     }
 
@@ -248,10 +260,13 @@ final class ForwardingTests: StandInServerTestCase {
             let issued = try pki.issue(expectDelivery ? "good" : "wrong", subjectAltName: name)
             let service = try PythonTLSServer(certificate: issued.certificate, key: issued.key, body: "{}")
             defer { service.stop() }
-            let daemon = try DaemonProcess(environment: ["CHAT_SERVICE_URL": "https://localhost:\(service.port)",
-                                                         "STATE_DIRECTORY": stateDirectory(), "SSL_CERT_FILE": pki.caFile,
-                                                         "WS_TOKEN_SECRET": TestServer.secret])
-            let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "alice", ttl: 60, now: UnixTime.now()).token
+            let daemon = try DaemonProcess(environment: [
+                "CHAT_SERVICE_URL": "https://localhost:\(service.port)",
+                "STATE_DIRECTORY": stateDirectory(), "SSL_CERT_FILE": pki.caFile,
+                "WS_TOKEN_SECRET": TestServer.secret,
+            ])
+            let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "alice", ttl: 60, now: UnixTime.now())
+                .token
             let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token)
             try alice.join("family", expecting: ["alice"])
             try alice.sendText(#"{"type":"message","channel":"family","content":"over https"}"#)
@@ -260,7 +275,11 @@ final class ForwardingTests: StandInServerTestCase {
             let end = EventLoop.monotonicMillis() + 8_000
             repeat {
                 figures = try metrics(port: daemon.port)
-                if expectDelivery ? figures["presenced_forward_delivered_total"] == 1 : (figures["presenced_forward_retries_total"] ?? 0) >= 1 { break }
+                if expectDelivery
+                    ? figures["presenced_forward_delivered_total"] == 1 : (figures["presenced_forward_retries_total"] ?? 0) >= 1
+                {
+                    break
+                }
                 pause(millis: 50)
             } while EventLoop.monotonicMillis() < end
             XCTAssertEqual(figures["presenced_forward_delivered_total"], expectDelivery ? 1 : 0, name)
@@ -276,19 +295,23 @@ final class DeadLettersCommandTests: StandInServerTestCase {
         let service = try startServer { _ in StandInHTTPServer.response(status: accept.load(ordering: .relaxed) ? 201 : 400, body: "{}") }
         let directory = NSTemporaryDirectory() + "presenced-state-" + RequestID.make()
         defer { _ = try? FileManager.default.removeItem(atPath: directory) }
-        let environment = ["CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
-                           "WS_TOKEN_SECRET": TestServer.secret]
+        let environment = [
+            "CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "STATE_DIRECTORY": directory,
+            "WS_TOKEN_SECRET": TestServer.secret,
+        ]
         func command(_ args: [String]) -> (Int32, [String], [String]) {
             var out: [String] = [], err: [String] = []
-            let code = DeadLettersCommand.run(arguments: args, environment: ["STATE_DIRECTORY": directory],
-                                              output: { out.append($0) }, errorOutput: { err.append($0) })
+            let code = DeadLettersCommand.run(
+                arguments: args, environment: ["STATE_DIRECTORY": directory],
+                output: { out.append($0) }, errorOutput: { err.append($0) })
             return (code, out, err)
         }
         let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
         var id = ""
         do {
             let daemon = try DaemonProcess(environment: environment)
-            let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
+            let alice = try TestWebSocket(
+                port: daemon.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token)
             try alice.join("family", expecting: ["alice"])
             try alice.sendText(#"{"type":"message","channel":"family","content":"refused first"}"#)
             id = try alice.nextJSON()["id"] as! String
@@ -300,8 +323,9 @@ final class DeadLettersCommandTests: StandInServerTestCase {
         let (code, lines, _) = command(["list"])
         XCTAssertEqual(code, 0)
         XCTAssertEqual(lines.count, 1)
-        XCTAssertTrue(lines.first?.contains(#""id":"\#(id)""#) == true && lines.first?.contains("chat-service answered 400") == true,
-                      lines.first ?? "")
+        XCTAssertTrue(
+            lines.first?.contains(#""id":"\#(id)""#) == true && lines.first?.contains("chat-service answered 400") == true,
+            lines.first ?? "")
         XCTAssertEqual(command(["retry", "no-such-id"]).0, 1)
         XCTAssertEqual(command(["retry", id]).0, 0)
         XCTAssertTrue(command(["list"]).1.isEmpty)

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceOutbound
-@testable import PresenceRealtime
 import RedisTestSupport
 import Synchronization
 import TestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
 
 /// Redis mode's forwarding (docs/operations.md, "Forward queue and dead letters"): every instance
 /// appends to one Redis stream, one reads it for all, a crashed instance's entries are taken over,
@@ -33,8 +34,10 @@ final class RedisForwardingTests: StandInServerTestCase {
     private func environment(_ service: StandInHTTPServer) -> [String: String] {
         let directory = NSTemporaryDirectory() + "presenced-state-" + RequestID.make()
         directories.append(directory)
-        return ["REDIS_URL": redis.url(), "CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "WS_TOKEN_SECRET": TestServer.secret,
-                "MESSAGE_RATE": "0", "THREADS": "2", "FORWARD_CLAIM_IDLE": "1s", "STATE_DIRECTORY": directory]
+        return [
+            "REDIS_URL": redis.url(), "CHAT_SERVICE_URL": "http://127.0.0.1:\(service.port)", "WS_TOKEN_SECRET": TestServer.secret,
+            "MESSAGE_RATE": "0", "THREADS": "2", "FORWARD_CLAIM_IDLE": "1s", "STATE_DIRECTORY": directory,
+        ]
     }
 
     /// A presenced forwarding to `service`, ready (its Redis connections up) before it is used.
@@ -43,8 +46,9 @@ final class RedisForwardingTests: StandInServerTestCase {
     }
 
     private func client(_ daemon: DaemonProcess, _ user: String) throws -> TestWebSocket {
-        try TestWebSocket(port: daemon.port, path: "/ws?token=" + minter.mint(userID: user, ttl: 60, now: UnixTime.now()).token,
-                          receiveTimeoutMillis: 15_000)
+        try TestWebSocket(
+            port: daemon.port, path: "/ws?token=" + minter.mint(userID: user, ttl: 60, now: UnixTime.now()).token,
+            receiveTimeoutMillis: 15_000)
     }
 
     /// Sends one message and returns its id (from its own echo; other frames are skipped).
@@ -57,7 +61,9 @@ final class RedisForwardingTests: StandInServerTestCase {
         }
     }
 
-    private func streamLength() -> Int { Int(redis.redisCLI("XLEN", "presenced:{forward}").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+    private func streamLength() -> Int {
+        Int(redis.redisCLI("XLEN", "presenced:{forward}").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
 
     /// Two instances, one channel: every message reaches chat-service exactly once (it always
     /// answers 201), in the order the channel's messages were accepted, whichever instance took
@@ -74,7 +80,7 @@ final class RedisForwardingTests: StandInServerTestCase {
             sent.append(try send(bob, "b\(i)"))
         }
         waitUntil("all 40 forwarded", timeoutMillis: 20_000) { Set(self.deliveredIDs(service)).isSuperset(of: sent) }
-        pause(millis: 500) // a second delivery would show up now
+        pause(millis: 500)  // a second delivery would show up now
         XCTAssertEqual(deliveredIDs(service), sent, "once each, in the channel's order")
         waitUntil("the stream emptied") { self.streamLength() == 0 }
         let figures = [try metrics(port: a.port), try metrics(port: b.port)]
@@ -123,15 +129,17 @@ final class RedisForwardingTests: StandInServerTestCase {
         let id = try send(alice, "refused first")
         func command(_ args: [String]) -> (code: Int32, out: [String], err: [String]) {
             var out: [String] = [], err: [String] = []
-            let code = DeadLettersCommand.run(arguments: args, environment: ["REDIS_URL": redis.url()],
-                                              output: { out.append($0) }, errorOutput: { err.append($0) })
+            let code = DeadLettersCommand.run(
+                arguments: args, environment: ["REDIS_URL": redis.url()],
+                output: { out.append($0) }, errorOutput: { err.append($0) })
             return (code, out, err)
         }
         waitUntil("the dead letter") { command(["list"]).out.count == 1 }
         let listed = command(["list"])
         XCTAssertEqual(listed.code, 0)
-        XCTAssertTrue(listed.out.first?.contains(#""id":"\#(id)""#) == true && listed.out.first?.contains("chat-service answered 400") == true,
-                      listed.out.first ?? "")
+        XCTAssertTrue(
+            listed.out.first?.contains(#""id":"\#(id)""#) == true && listed.out.first?.contains("chat-service answered 400") == true,
+            listed.out.first ?? "")
         XCTAssertEqual(command(["retry", "no-such-id"]).code, 1)
 
         accept.store(true, ordering: .relaxed)

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
+import RedisTestSupport
+import TestSupport
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceForwarding
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import RedisTestSupport
-import TestSupport
-import XCTest
 
 /// Chat through a Redis outage (docs/operations.md, "Through a Redis outage (Redis mode)"), Redis
 /// mode with forwarding on: messages are kept in the instance's local queue while Redis is away and
@@ -20,8 +21,10 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
         try super.setUpWithError()
         // Durable like a production Redis (AOF, every write synced): what it acknowledged survives
         // the SIGKILL, so whatever goes missing would be presenced's doing. DEBUG SLEEP freezes it.
-        redis = try RedisServerProcess(extraArguments: ["--appendonly", "yes", "--appendfsync", "always",
-                                                        "--enable-debug-command", "yes"])
+        redis = try RedisServerProcess(extraArguments: [
+            "--appendonly", "yes", "--appendfsync", "always",
+            "--enable-debug-command", "yes",
+        ])
     }
 
     override func tearDown() {
@@ -40,8 +43,10 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
 
     /// An instance in Redis mode forwarding to `service`, its local queue in `directory`. The
     /// reader lease outlasts the outage (30 s), so the reader does not change hands meanwhile.
-    private func instance(_ backend: IOBackendKind, _ service: StandInHTTPServer, directory: String? = nil,
-                          configure: (inout Config) -> Void = { _ in }) throws -> ForwardingTestServer {
+    private func instance(
+        _ backend: IOBackendKind, _ service: StandInHTTPServer, directory: String? = nil,
+        configure: (inout Config) -> Void = { _ in }
+    ) throws -> ForwardingTestServer {
         let directory = directory ?? stateDirectory()
         return try ForwardingTestServer(backend: backend) { config in
             config.redisURL = self.redis.url()
@@ -128,7 +133,7 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
             Set(self.deliveredIDs(service)).isSuperset(of: accepted)
         }
         waitUntil("the stream emptied") { self.streamLength() == 0 }
-        pause(millis: 500) // a second delivery would show up now
+        pause(millis: 500)  // a second delivery would show up now
         let posted = deliveredIDs(service)
         XCTAssertEqual(posted.count, Set(posted).count, "a message was posted twice")
         XCTAssertEqual(entriesAdded(), accepted.count, "a message was added to the stream twice")
@@ -191,7 +196,7 @@ final class RedisOutageForwardingTests: StandInServerTestCase {
             defer { first.stop() }
             let alice = try first.client("alice")
             try alice.sendText(#"{"type":"join","channel":"family"}"#)
-            _ = try alice.nextJSON() // her own presence (Redis down: this instance's view)
+            _ = try alice.nextJSON()  // her own presence (Redis down: this instance's view)
             for i in 0..<30 { kept.append(try sendMessage(alice, "kept \(i)", channel: "family")) }
             XCTAssertEqual(try metrics(port: first.port)["presenced_forward_local_depth"], 30)
         }

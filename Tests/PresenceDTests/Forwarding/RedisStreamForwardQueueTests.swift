@@ -1,13 +1,14 @@
 import Dispatch
 import Glibc
-@testable import PresenceD
-@testable import PresenceRealtime
-@testable import PresenceForwarding
-@testable import PresenceLoop
 import RedisShim
 import RedisTestSupport
 import Synchronization
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceForwarding
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Redis stream queues on a real loop (an in-process presenced loop with `LoopRedisHost`); the
 /// test thread posts each operation to the loop and waits for its completion.
@@ -20,8 +21,9 @@ final class RedisQueueHarness: @unchecked Sendable {
     init(redisURL: String) throws {
         server = try TestServer(backend: .epoll, threads: 1)
         let endpoint = try RedisEndpoint.parse(redisURL)
-        let options = RedisOptions(commandTimeoutMillis: 1000, connectTimeoutMillis: 500, backoffBaseMillis: 20,
-                                   backoffCapMillis: 100, clientName: nil)
+        let options = RedisOptions(
+            commandTimeoutMillis: 1000, connectTimeoutMillis: 500, backoffBaseMillis: 20,
+            backoffCapMillis: 100, clientName: nil)
         _ = onLoop { (loop, done: @escaping (Bool) -> Void) in
             let connection = RedisConnection(endpoint: endpoint, host: LoopRedisHost(loop: loop), options: options)
             self.connection = connection
@@ -76,7 +78,9 @@ final class RedisQueueHarness: @unchecked Sendable {
         run(name) { q, done in q.append(entry, done) }
     }
 
-    func peek(_ name: String, limit: Int = 100, excluding: Set<String> = [], one: Bool = false) -> Result<[ForwardEntry], ForwardQueueError>? {
+    func peek(
+        _ name: String, limit: Int = 100, excluding: Set<String> = [], one: Bool = false
+    ) -> Result<[ForwardEntry], ForwardQueueError>? {
         run(name) { q, done in q.peek(limit: limit, excluding: excluding, oneEntryPerChannel: one, done) }
     }
 
@@ -139,8 +143,10 @@ final class RedisStreamForwardQueueTests: XCTestCase {
 
     func testAppendPeekAcknowledgeInStreamOrder() throws {
         harness.makeQueue("i1/0", options())
-        let entries = [factory.make("a", "a1"), factory.make("b", "b1"), factory.make("a", "a2"),
-                       factory.make("c", "c1"), factory.make("b", "b2")]
+        let entries = [
+            factory.make("a", "a1"), factory.make("b", "b1"), factory.make("a", "a2"),
+            factory.make("c", "c1"), factory.make("b", "b2"),
+        ]
         appendAll("i1/0", entries)
         XCTAssertEqual(redis.redisCLI("XLEN", stream), "5")
         XCTAssertEqual(try harness.peek("i1/0")?.get(), entries)
@@ -245,7 +251,8 @@ final class RedisStreamForwardQueueTests: XCTestCase {
         XCTAssertEqual(harness.peeked("i/0"), ["m0", "m1", "m2"])
         XCTAssertTrue(succeeded(harness.run("i/0") { q, done in q.recordAttempt(entries[1].id, done) }))
         let before = UnixTime.nowMillis()
-        XCTAssertTrue(succeeded(harness.run("i/0") { q, done in q.moveToDeadLetters(entries[1].id, reason: "chat-service answered 422", done) }))
+        XCTAssertTrue(
+            succeeded(harness.run("i/0") { q, done in q.moveToDeadLetters(entries[1].id, reason: "chat-service answered 422", done) }))
         XCTAssertEqual(harness.peeked("i/0"), ["m0", "m2"])
         XCTAssertEqual(redis.redisCLI("XLEN", stream), "2")
         let letters = try XCTUnwrap(try harness.run("i/0") { q, done in q.deadLetters(limit: 10, done) }?.get())

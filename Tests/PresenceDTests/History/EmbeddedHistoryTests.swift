@@ -1,7 +1,8 @@
-@testable import PresenceD
-@testable import PresenceRealtime
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// `EmbeddedHistory`: offsets, the ring's bound, HISTORY_TTL, epochs, nonces.
 final class EmbeddedHistoryTests: XCTestCase {

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceOutbound
-@testable import PresenceRealtime
 import RedisTestSupport
 import TestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
 
 /// Nonces (docs/protocol.md, "Nonces") over real sockets on every backend: a re-send of the same
 /// (sender, nonce) is fanned out, stored and forwarded once; the sending connection alone gets the
@@ -97,7 +98,10 @@ final class NonceTests: StandInServerTestCase {
                 return server
             }
             let a = try instance(), b = try instance()
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             try scenario(a, b, chat: chat, label: "\(backend) Redis")
         }
     }

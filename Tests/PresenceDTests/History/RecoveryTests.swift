@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import RedisTestSupport
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import RedisTestSupport
-import WSCore
-import XCTest
 
 /// Recovery after a reconnect (docs/protocol.md, "Recovery after a reconnect") over real sockets on
 /// every backend: a client dropped by a TCP reset while 500 messages are sent, rejoining with
@@ -19,11 +20,14 @@ final class RecoveryTests: XCTestCase {
     static let patience = 20_000
 
     /// Equal sequences, or one failure naming the counts and the first difference (not both lists).
-    private func assertSame<T: Equatable>(_ got: [T], _ expected: [T], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertSame<T: Equatable>(_ got: [T], _ expected: [T], _ label: String, file: StaticString = #filePath, line: UInt = #line)
+    {
         guard got != expected else { return }
         let first = (0..<min(got.count, expected.count)).first { got[$0] != expected[$0] } ?? min(got.count, expected.count)
-        XCTFail("\(label): \(got.count) vs \(expected.count) expected; first difference at \(first): "
-                + "\(first < got.count ? "\(got[first])" : "end") vs \(first < expected.count ? "\(expected[first])" : "end")", file: file, line: line)
+        XCTFail(
+            "\(label): \(got.count) vs \(expected.count) expected; first difference at \(first): "
+                + "\(first < got.count ? "\(got[first])" : "end") vs \(first < expected.count ? "\(expected[first])" : "end")", file: file,
+            line: line)
     }
 
     private func embedded(_ backend: IOBackendKind, threads: Int = 2, configure: (inout Config) -> Void = { _ in }) throws -> TestServer {
@@ -44,8 +48,10 @@ final class RecoveryTests: XCTestCase {
 
     /// The scenario: bob on `receiving()` (asked again after the drop: a restarted instance may
     /// answer), alice sending 500 on `sending`, carol sending all along on `sending`.
-    private func dropAndRecover(sending: TestServer, receiving: () throws -> TestServer, beforeRejoin: () throws -> Void = {},
-                                label: String) throws {
+    private func dropAndRecover(
+        sending: TestServer, receiving: () throws -> TestServer, beforeRejoin: () throws -> Void = {},
+        label: String
+    ) throws {
         let room = "room-" + RequestID.make().prefix(8)
         let bob = try receiving().client("bob", receiveTimeoutMillis: Self.patience)
         let first = try bob.join(room, since: nil)
@@ -87,8 +93,9 @@ final class RecoveryTests: XCTestCase {
         let positions = all.compactMap(position(of:))
         XCTAssertEqual(positions.count, all.count, label)
         XCTAssertEqual(Set(positions.map(\.epoch)), [dropped.epoch], label)
-        assertSame(positions.map(\.offset), Array((dropped.offset + 1)...(dropped.offset + Int64(positions.count))),
-                   "\(label): a gap or a repeat")
+        assertSame(
+            positions.map(\.offset), Array((dropped.offset + 1)...(dropped.offset + Int64(positions.count))),
+            "\(label): a gap or a repeat")
         XCTAssertEqual(answer.latest, answer.replay.last.flatMap(position(of:)), "\(label): joined names the last replayed message")
         // Exactly alice's 500, in order, all in the replay; every one of carol's once.
         let missed = answer.replay.compactMap { $0["content"] as? String }.filter { $0.hasPrefix("missed ") }
@@ -111,7 +118,10 @@ final class RecoveryTests: XCTestCase {
         for backend in availableBackends {
             let redis = try RedisServerProcess()
             let a = try redisInstance(backend, redis), b = try redisInstance(backend, redis)
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             try dropAndRecover(sending: a, receiving: { b }, label: "\(backend) Redis")
         }
     }
@@ -123,11 +133,16 @@ final class RecoveryTests: XCTestCase {
             let redis = try RedisServerProcess()
             let a = try redisInstance(backend, redis)
             var b = try redisInstance(backend, redis)
-            defer { a.stop(); b.stop() }
-            try dropAndRecover(sending: a, receiving: { b }, beforeRejoin: {
+            defer {
+                a.stop()
                 b.stop()
-                b = try self.redisInstance(backend, redis)
-            }, label: "\(backend) Redis, restarted")
+            }
+            try dropAndRecover(
+                sending: a, receiving: { b },
+                beforeRejoin: {
+                    b.stop()
+                    b = try self.redisInstance(backend, redis)
+                }, label: "\(backend) Redis, restarted")
         }
     }
 

@@ -1,5 +1,6 @@
-@testable import PresenceRealtime
 import XCTest
+
+@testable import PresenceRealtime
 
 /// The pull tokenizer: token sequences, token decoding, skipping, deep nesting, the SWAR byte scan.
 final class JSONReaderTests: XCTestCase {
@@ -22,8 +23,9 @@ final class JSONReaderTests: XCTestCase {
     }
 
     func testTokenSequence() throws {
-        XCTAssertEqual(try tokens(" {\"a\": [1, true, false, null], \"b\": \"x\"} ").get(),
-                       [.objectStart, .key, .arrayStart, .number, .true, .false, .null, .arrayEnd, .key, .string, .objectEnd, .end])
+        XCTAssertEqual(
+            try tokens(" {\"a\": [1, true, false, null], \"b\": \"x\"} ").get(),
+            [.objectStart, .key, .arrayStart, .number, .true, .false, .null, .arrayEnd, .key, .string, .objectEnd, .end])
         var text = "{\"a\": 12.5}"
         try text.withUTF8 { utf8 in
             var reader = JSONReader(UnsafeRawBufferPointer(utf8))
@@ -101,8 +103,10 @@ final class JSONReaderTests: XCTestCase {
                 XCTAssertEqual(try reader.next(), .string)
                 let token = reader.stringToken
                 // Literals must be StaticStrings: check a table of near misses by position.
-                let table: [StaticString] = ["abcd", "xbcd", "abcx", "abcde", "xbcde", "abxde", "abcdx", "abcdef", "abcxef", "abcdex",
-                                             "abcdefg", "abcxefg", "abcdefx", "abcdefgh", "abcdexgh", "abcdefgx", "xbcdefgh"]
+                let table: [StaticString] = [
+                    "abcd", "xbcd", "abcx", "abcde", "xbcde", "abxde", "abcdx", "abcdef", "abcxef", "abcdex",
+                    "abcdefg", "abcxefg", "abcdefx", "abcdefgh", "abcdexgh", "abcdefgx", "xbcdefgh",
+                ]
                 for literal in table {
                     let expected = literal.description == word
                     XCTAssertEqual(reader.equals(token, literal), expected, "\(word) vs \(literal)")
@@ -138,7 +142,7 @@ final class JSONReaderTests: XCTestCase {
             XCTAssertEqual(try reader.next(), .key)
             XCTAssertTrue(reader.equals(reader.stringToken, "keep"))
             let seven = try reader.next()
-            try reader.skipValue(startedBy: seven) // scalars: nothing to skip
+            try reader.skipValue(startedBy: seven)  // scalars: nothing to skip
             XCTAssertEqual(try reader.next(), .objectEnd)
             XCTAssertEqual(try reader.next(), .end)
         }
@@ -166,8 +170,9 @@ final class JSONReaderTests: XCTestCase {
                     var bytes = Array("abcdefgh".utf8)
                     bytes[position] = special
                     if position < 7 { bytes[7] = later }
-                    XCTAssertEqual(JSONReader.specialBytes(word(bytes)).trailingZeroBitCount / 8, position,
-                                   "byte \(special) at \(position), later \(later)")
+                    XCTAssertEqual(
+                        JSONReader.specialBytes(word(bytes)).trailingZeroBitCount / 8, position,
+                        "byte \(special) at \(position), later \(later)")
                 }
             }
         }

@@ -1,6 +1,7 @@
+import XCTest
+
 @testable import PresenceJSON
 @testable import PresenceRealtime
-import XCTest
 
 /// JSONValue.parse against RFC 8259 / JSONTestSuite-style accepted and refused documents, depth, numbers, round trips.
 final class JSONValueTests: XCTestCase {
@@ -29,8 +30,10 @@ final class JSONValueTests: XCTestCase {
             ("[1E+2]", .array([.number(100)])),
             ("[123.456e78]", .array([.number(123.456e78)])),
             ("[123.456789]", .array([.number(123.456789)])),
-            ("[-0.000000000000000000000000000000000000000000000000000000000000000000000000000001]",
-             .array([.number(-1e-78)])),
+            (
+                "[-0.000000000000000000000000000000000000000000000000000000000000000000000000000001]",
+                .array([.number(-1e-78)])
+            ),
             ("[1e-999]", .array([.number(0)])),
             ("[12345678901234567890]", .array([.number(Double("12345678901234567890")!)])),
             ("[-9007199254740993]", .array([.number(-9007199254740992)])),
@@ -64,8 +67,10 @@ final class JSONValueTests: XCTestCase {
             ("-0.1", .number(-0.1)),
             ("0", .number(0)),
             ("[true, false]", .array([.bool(true), .bool(false)])),
-            ("{\"a\":{\"b\":{\"c\":[1,{\"d\":null}]}}}",
-             .object(["a": .object(["b": .object(["c": .array([.number(1), .object(["d": .null])])])])])),
+            (
+                "{\"a\":{\"b\":{\"c\":[1,{\"d\":null}]}}}",
+                .object(["a": .object(["b": .object(["c": .array([.number(1), .object(["d": .null])])])])])
+            ),
         ]
         for (text, expected) in cases {
             XCTAssertEqual(try JSONValue.parse(text), expected, "document: \(text)")
@@ -102,21 +107,21 @@ final class JSONValueTests: XCTestCase {
 
     func testRejectsInvalidUTF8() {
         let cases: [[UInt8]] = [
-            [0x5B, 0x22, 0xFF, 0x22, 0x5D],                  // ["\xFF"]
-            [0x22, 0xC0, 0xAF, 0x22],                        // overlong '/'
-            [0x22, 0xE0, 0x80, 0xAF, 0x22],                  // overlong 3-byte
-            [0x22, 0xF0, 0x80, 0x80, 0xAF, 0x22],            // overlong 4-byte
-            [0x22, 0xED, 0xA0, 0x80, 0x22],                  // encoded surrogate U+D800
-            [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],            // above U+10FFFF
+            [0x5B, 0x22, 0xFF, 0x22, 0x5D],  // ["\xFF"]
+            [0x22, 0xC0, 0xAF, 0x22],  // overlong '/'
+            [0x22, 0xE0, 0x80, 0xAF, 0x22],  // overlong 3-byte
+            [0x22, 0xF0, 0x80, 0x80, 0xAF, 0x22],  // overlong 4-byte
+            [0x22, 0xED, 0xA0, 0x80, 0x22],  // encoded surrogate U+D800
+            [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],  // above U+10FFFF
             [0x22, 0xF5, 0x80, 0x80, 0x80, 0x22],
-            [0x22, 0xE6, 0x97, 0x22],                        // truncated sequence
-            [0x22, 0x81, 0x22],                              // stray continuation byte
-            [0x22, 0xC3, 0x22],                              // missing continuation at the quote
-            [0x22, 0xC3],                                    // truncated at end of input
-            [0x5B, 0x61, 0xE5, 0x5D],                        // [a\xE5]
-            [0x5B, 0xFF, 0x5D],                              // [\xFF]
-            [0xEF, 0xBB, 0xBF, 0x7B, 0x7D],                  // UTF-8 BOM then {}
-            [0x22, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0xFE, 0x22], // after a fast-path word
+            [0x22, 0xE6, 0x97, 0x22],  // truncated sequence
+            [0x22, 0x81, 0x22],  // stray continuation byte
+            [0x22, 0xC3, 0x22],  // missing continuation at the quote
+            [0x22, 0xC3],  // truncated at end of input
+            [0x5B, 0x61, 0xE5, 0x5D],  // [a\xE5]
+            [0x5B, 0xFF, 0x5D],  // [\xFF]
+            [0xEF, 0xBB, 0xBF, 0x7B, 0x7D],  // UTF-8 BOM then {}
+            [0x22, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0xFE, 0x22],  // after a fast-path word
         ]
         for bytes in cases {
             XCTAssertThrowsError(try JSONValue.parse(bytes: bytes), "bytes: \(bytes)")
@@ -193,7 +198,8 @@ final class JSONValueTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse("1e-999999"), .number(0))
         let longDigits = "1" + String(repeating: "0", count: 5_000)
         XCTAssertThrowsError(try JSONValue.parse(longDigits))
-        XCTAssertEqual(try JSONValue.parse("0." + String(repeating: "1", count: 5_000)).doubleValue ?? 0, 0.1111111111111111, accuracy: 1e-15)
+        XCTAssertEqual(
+            try JSONValue.parse("0." + String(repeating: "1", count: 5_000)).doubleValue ?? 0, 0.1111111111111111, accuracy: 1e-15)
         XCTAssertEqual(try JSONValue.parse("1.7976931348623157e308"), .number(.greatestFiniteMagnitude))
     }
 
@@ -238,8 +244,10 @@ final class JSONValueTests: XCTestCase {
     // MARK: Round trips
 
     func testRoundTripsThroughJSONWriter() throws {
-        var strings = ["", "plain", "quote \" and backslash \\", "tab\tnewline\ncr\r", "😀 emoji 👩‍👩‍👧", "é€π",
-                       "\u{2028}\u{2029}", "\u{7F}\u{80}\u{FFFF}\u{10FFFF}", "/slash/", String(repeating: "long ", count: 300)]
+        var strings = [
+            "", "plain", "quote \" and backslash \\", "tab\tnewline\ncr\r", "😀 emoji 👩‍👩‍👧", "é€π",
+            "\u{2028}\u{2029}", "\u{7F}\u{80}\u{FFFF}\u{10FFFF}", "/slash/", String(repeating: "long ", count: 300),
+        ]
         strings.append(String((0..<0x20).map { Character(Unicode.Scalar(UInt8($0))) }))
         for s in strings {
             let quoted = JSONWriter.quoted(s)

@@ -1,6 +1,7 @@
+import XCTest
+
 @testable import PresenceJSON
 @testable import PresenceRealtime
-import XCTest
 
 /// String escaping: exact lengths, every byte value, no writes past the computed length.
 final class JSONWriterTests: XCTestCase {

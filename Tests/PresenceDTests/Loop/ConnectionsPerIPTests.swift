@@ -1,7 +1,8 @@
 import Glibc
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
-import XCTest
 
 /// The shared per-address connection count behind MAX_CONNECTIONS_PER_IP.
 final class ConnectionsPerIPTests: XCTestCase {
@@ -15,7 +16,7 @@ final class ConnectionsPerIPTests: XCTestCase {
         table.release(a)
         XCTAssertTrue(table.acquire(a))
         for _ in 0..<3 { table.release(a) }
-        table.release(a) // one too many: stays at zero, never negative
+        table.release(a)  // one too many: stays at zero, never negative
         XCTAssertEqual(table.count(a), 0)
         for _ in 0..<3 { XCTAssertTrue(table.acquire(a)) }
         XCTAssertFalse(table.acquire(a))
@@ -50,7 +51,10 @@ final class ConnectionsPerIPTests: XCTestCase {
         defer { close(listener) }
         let client = try TestSocket(port: Sockets.localPort(listener), host: "::1")
         var fd: Int32 = -1
-        for _ in 0..<100 where fd < 0 { fd = accept(listener, nil, nil); if fd < 0 { usleep(10_000) } }
+        for _ in 0..<100 where fd < 0 {
+            fd = accept(listener, nil, nil)
+            if fd < 0 { usleep(10_000) }
+        }
         XCTAssertGreaterThanOrEqual(fd, 0)
         defer { close(fd) }
         XCTAssertEqual(PeerAddress.peer(of: fd), PeerAddress(ipv6: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)))

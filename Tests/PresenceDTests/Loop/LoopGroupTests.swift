@@ -1,8 +1,9 @@
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
 import Synchronization
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
 
 /// LoopGroup on a listener passed in (socket activation): every loop accepts from its own
 /// duplicate of the one socket, made non-blocking, and the loops take turns.
@@ -30,7 +31,8 @@ final class LoopGroupTests: XCTestCase {
             defer { close(listener) }
             var address = sockaddr_storage()
             let length = try Sockets.fillAddress("127.0.0.1", port: 0, into: &address)
-            XCTAssertEqual(withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }, 0)
+            XCTAssertEqual(
+                withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }, 0)
             XCTAssertEqual(listen(listener, 128), 0)
             let port = Sockets.localPort(listener)
 
@@ -40,7 +42,10 @@ final class LoopGroupTests: XCTestCase {
             XCTAssertNotEqual(fcntl(listener, F_GETFL) & O_NONBLOCK, 0, "\(backend): made non-blocking")
             let shared = UnsafeSendable(handler)
             try group.start { _ in shared.value }
-            defer { group.stop(); group.join() }
+            defer {
+                group.stop()
+                group.join()
+            }
 
             let connections = 200
             for _ in 0..<connections {

@@ -1,8 +1,9 @@
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import WSCore
-import XCTest
 
 /// What every connection carries in the loop's and the server's tables (issue 19: idle memory per
 /// connection). A field added there costs 19,000 × its size at the fd limit: these bounds make

@@ -1,13 +1,18 @@
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
 import Synchronization
 import WSCore
 import XCTest
 
+@testable import PresenceD
+@testable import PresenceLoop
+
 /// Records what the loop reports about one outbound connection (from the loop's thread).
 private final class RecordingOutbound: OutboundHandler, @unchecked Sendable {
-    struct Seen { var connected = false; var received: [UInt8] = []; var closedError: Int32? }
+    struct Seen {
+        var connected = false
+        var received: [UInt8] = []
+        var closedError: Int32?
+    }
     let seen = Lock(Seen())
     func outboundConnected(_ id: ConnectionID, loop: EventLoop) { seen.withLock { $0.connected = true } }
     func outboundReceived(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer, loop: EventLoop) {
@@ -47,7 +52,9 @@ final class OutboundConnectionTests: XCTestCase {
             let handler = RecordingOutbound()
             server.group.broadcast { loop in
                 let id = address.withUnsafeBytes {
-                    try? loop.connect(to: $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length: socklen_t($0.count), handler: handler).get()
+                    try? loop.connect(
+                        to: $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length: socklen_t($0.count), handler: handler
+                    ).get()
                 }
                 if let id { loop.sendOutbound(id, SharedBytes.copying(Array("hello".utf8))) }
             }

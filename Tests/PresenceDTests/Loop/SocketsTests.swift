@@ -1,7 +1,8 @@
 import Glibc
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
-import XCTest
 
 final class SocketsTests: XCTestCase {
     /// Accepted connections get TCP_NODELAY from the listener (no setsockopt per accept).

@@ -1,8 +1,9 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import XCTest
 
 /// `presenced check-config`: "config ok" and a summary without secrets (exit 0), or the one line
 /// a start would give (exit 78).
@@ -11,15 +12,19 @@ final class CheckConfigCommandTests: XCTestCase {
 
     private func run(_ environment: [String: String], _ arguments: [String] = []) -> (status: Int32, out: [String], err: [String]) {
         var out: [String] = [], err: [String] = []
-        let status = CheckConfigCommand.run(arguments: arguments, environment: environment,
-                                            output: { out.append($0) }, errorOutput: { err.append($0) })
+        let status = CheckConfigCommand.run(
+            arguments: arguments, environment: environment,
+            output: { out.append($0) }, errorOutput: { err.append($0) })
         return (status, out, err)
     }
 
     func testAGoodConfigurationIsSummarizedWithoutSecrets() {
-        let r = run(["WS_TOKEN_SECRET": secret, "WS_TOKEN_SECRET_PREVIOUS": secret + "-old",
-                     "REDIS_URL": "redis://ops:redis-pass-1@10.1.2.3:6380/2", "CHAT_SERVICE_TOKEN": "chat-token-xyz",
-                     "BIND": "0.0.0.0", "PORT": "9000"], ["--threads", "3"])
+        let r = run(
+            [
+                "WS_TOKEN_SECRET": secret, "WS_TOKEN_SECRET_PREVIOUS": secret + "-old",
+                "REDIS_URL": "redis://ops:redis-pass-1@10.1.2.3:6380/2", "CHAT_SERVICE_TOKEN": "chat-token-xyz",
+                "BIND": "0.0.0.0", "PORT": "9000",
+            ], ["--threads", "3"])
         XCTAssertEqual(r.status, 0, "\(r.err)")
         XCTAssertEqual(r.err, [])
         XCTAssertEqual(r.out.first, "config ok")
@@ -51,7 +56,10 @@ final class CheckConfigCommandTests: XCTestCase {
             ([:], ["--port", "eighty"], "--port"),
             (["BIND": "0.0.0.0"], [], "WS_TOKEN_SECRET"),
             (["INVOCATION_ID": "abc"], [], "WS_TOKEN_SECRET"),
-            (["WS_TOKEN_SECRET": secret, "CHAT_SERVICE_URL": "http://chat:8080", "STATE_DIRECTORY": file + "/queue"], [], "STATE_DIRECTORY"),
+            (
+                ["WS_TOKEN_SECRET": secret, "CHAT_SERVICE_URL": "http://chat:8080", "STATE_DIRECTORY": file + "/queue"], [],
+                "STATE_DIRECTORY"
+            ),
             (["WS_TOKEN_SECRET": secret, "CHAT_SERVICE_URL": "http://chat:8080", "STATE_DIRECTORY": file], [], "STATE_DIRECTORY"),
             (["ALLOWED_ORIGINS": "casa.devarno.cloud"], [], "ALLOWED_ORIGINS"),
         ]

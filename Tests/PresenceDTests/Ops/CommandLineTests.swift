@@ -1,6 +1,7 @@
 import Foundation
-@testable import PresenceD
 import XCTest
+
+@testable import PresenceD
 
 /// The built `presenced` binary as an operator runs it.
 final class CommandLineTests: XCTestCase {

@@ -1,8 +1,9 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import XCTest
 
 final class ConfigTests: XCTestCase {
     func testDefaultsFollowTheContract() throws {
@@ -23,8 +24,9 @@ final class ConfigTests: XCTestCase {
     }
 
     func testDurationsAndFlagsOverrideEnvironment() throws {
-        let c = try Config.parse(environment: ["PORT": "9000", "PING_INTERVAL": "500ms", "PRESENCE_TTL": "2m", "PRESENCE_GRACE": "3"],
-                                 arguments: ["--port", "9100", "--io=epoll", "--threads", "3"])
+        let c = try Config.parse(
+            environment: ["PORT": "9000", "PING_INTERVAL": "500ms", "PRESENCE_TTL": "2m", "PRESENCE_GRACE": "3"],
+            arguments: ["--port", "9100", "--io=epoll", "--threads", "3"])
         XCTAssertEqual(c.port, 9100)
         XCTAssertEqual(c.io, .epoll)
         XCTAssertEqual(c.threads, 3)
@@ -145,7 +147,8 @@ final class ConfigTests: XCTestCase {
     /// Flags override the environment, the last of a repeated flag wins, and with several bad
     /// values the first bad variable is reported before any bad argument.
     func testFlagsAndTheFirstProblem() throws {
-        let c = try Config.parse(environment: ["PORT": "9000", "BIND": "::1"], arguments: ["--port=9001", "--port", "9002", "--bind", "0.0.0.0"])
+        let c = try Config.parse(
+            environment: ["PORT": "9000", "BIND": "::1"], arguments: ["--port=9001", "--port", "9002", "--bind", "0.0.0.0"])
         XCTAssertEqual(c.port, 9002)
         XCTAssertEqual(c.bind, "0.0.0.0")
         let cases: [([String: String], [String], String, String)] = [
@@ -174,9 +177,11 @@ final class ConfigTests: XCTestCase {
         for _ in 0..<4 { path = String(path[..<path.lastIndex(of: "/")!]) }
         path += "/docs/operations.md"
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let start = try XCTUnwrap(text.range(of: ConfigVariable.tableStart), "docs/operations.md lacks the line \(ConfigVariable.tableStart)")
-        let end = try XCTUnwrap(text.range(of: ConfigVariable.tableEnd, range: start.upperBound..<text.endIndex),
-                                "docs/operations.md lacks the line \(ConfigVariable.tableEnd)")
+        let start = try XCTUnwrap(
+            text.range(of: ConfigVariable.tableStart), "docs/operations.md lacks the line \(ConfigVariable.tableStart)")
+        let end = try XCTUnwrap(
+            text.range(of: ConfigVariable.tableEnd, range: start.upperBound..<text.endIndex),
+            "docs/operations.md lacks the line \(ConfigVariable.tableEnd)")
         let table = "\n" + ConfigVariable.markdownTable + "\n"
         if ProcessInfo.processInfo.environment["PRESENCED_UPDATE_DOCS"] == "1" {
             try (text[..<start.upperBound] + table + text[end.lowerBound...]).write(toFile: path, atomically: true, encoding: .utf8)
@@ -186,7 +191,8 @@ final class ConfigTests: XCTestCase {
         let generated = table.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         func line(_ lines: [String], _ i: Int) -> String { i < lines.count ? lines[i] : "(end of the table)" }
         if let first = (0..<max(written.count, generated.count)).first(where: { line(written, $0) != line(generated, $0) }) {
-            XCTFail("""
+            XCTFail(
+                """
                 docs/operations.md's configuration table differs from the declarations in Config.swift \
                 (run PRESENCED_UPDATE_DOCS=1 swift test --filter ConfigTests to rewrite it); first difference:
                   docs:      \(line(written, first))
@@ -199,31 +205,38 @@ final class ConfigTests: XCTestCase {
         let file = NSTemporaryDirectory() + "presenced-env-" + RequestID.make()
         XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("WS_TOKEN_SECRET=x\n".utf8)))
         defer { _ = try? FileManager.default.removeItem(atPath: file) }
-        let c = try Config.parse(environment: [
-            "ALLOWED_ORIGINS": " https://casa.devarno.cloud , https://*.example.org:8443,http://[::1]:3000, http://localhost:3000/ ",
-            "ENV_FILE": file, "DRAIN_WINDOW": "10m", "PRESENCE_TTL": "24h", "CHAT_SERVICE_TOKEN": "Abc-123_x.y~z",
-            "STATE_DIRECTORY": "/var/lib/presenced:/var/lib/other", "IO_BACKEND": "EPOLL", "THREADS": "1024",
-        ], arguments: [])
-        XCTAssertEqual(c.allowedOrigins, ["https://casa.devarno.cloud", "https://*.example.org:8443", "http://[::1]:3000", "http://localhost:3000/"])
+        let c = try Config.parse(
+            environment: [
+                "ALLOWED_ORIGINS": " https://casa.devarno.cloud , https://*.example.org:8443,http://[::1]:3000, http://localhost:3000/ ",
+                "ENV_FILE": file, "DRAIN_WINDOW": "10m", "PRESENCE_TTL": "24h", "CHAT_SERVICE_TOKEN": "Abc-123_x.y~z",
+                "STATE_DIRECTORY": "/var/lib/presenced:/var/lib/other", "IO_BACKEND": "EPOLL", "THREADS": "1024",
+            ], arguments: [])
+        XCTAssertEqual(
+            c.allowedOrigins, ["https://casa.devarno.cloud", "https://*.example.org:8443", "http://[::1]:3000", "http://localhost:3000/"])
         XCTAssertEqual(c.environmentFile, file)
         XCTAssertEqual(c.drainWindowMillis, 600_000)
         XCTAssertEqual(c.presenceTTLMillis, 86_400_000)
         XCTAssertEqual(c.stateDirectory, "/var/lib/presenced")
         XCTAssertEqual(c.io, .epoll)
         XCTAssertEqual(try Config.parse(environment: ["ALLOWED_ORIGINS": "*"], arguments: []).allowedOrigins, ["*"])
-        XCTAssertEqual(try Config.parse(environment: ["SSL_CERT_FILE": "/dev/null"], arguments: []).certificateFile, "/dev/null",
-                       "an empty CA list is a choice, not a typo")
+        XCTAssertEqual(
+            try Config.parse(environment: ["SSL_CERT_FILE": "/dev/null"], arguments: []).certificateFile, "/dev/null",
+            "an empty CA list is a choice, not a typo")
         XCTAssertEqual(try Config.parse(environment: ["PORT": "0"], arguments: []).port, 0, "0 = any free port (tests)")
     }
 
     func testOriginPatterns() {
-        for good in ["*", "https://casa.devarno.cloud", "http://localhost:3000", "https://*.example.org", "https://*.example.org:8443",
-                     "http://[::1]:3000", "https://casa.devarno.cloud/", "chrome-extension://abcdef"] {
+        for good in [
+            "*", "https://casa.devarno.cloud", "http://localhost:3000", "https://*.example.org", "https://*.example.org:8443",
+            "http://[::1]:3000", "https://casa.devarno.cloud/", "chrome-extension://abcdef",
+        ] {
             XCTAssertTrue(Config.isOriginPattern(good), good)
         }
-        for bad in ["casa.devarno.cloud", "https://", "https:///", "https://a/b", "https://user@a", "https://*", "https://*.",
-                    "https://a.*.b", "https://a:0", "https://a:99999", "https://a:", "ftp//x", "https://a b", "https://.a",
-                    "https://a..b", "1http://a", "https://[zz]:1", "https://a?x", "https://a#f", "**"] {
+        for bad in [
+            "casa.devarno.cloud", "https://", "https:///", "https://a/b", "https://user@a", "https://*", "https://*.",
+            "https://a.*.b", "https://a:0", "https://a:99999", "https://a:", "ftp//x", "https://a b", "https://.a",
+            "https://a..b", "1http://a", "https://[zz]:1", "https://a?x", "https://a#f", "**",
+        ] {
             XCTAssertFalse(Config.isOriginPattern(bad), bad)
         }
     }
@@ -232,11 +245,13 @@ final class ConfigTests: XCTestCase {
         let loopback = try Config.parse(environment: [:], arguments: [])
         XCTAssertNil(loopback.tokenSecretProblem, "dev mode")
         XCTAssertTrue(loopback.isDevMode)
-        XCTAssertEqual(try Config.parse(environment: ["INVOCATION_ID": "x"], arguments: []).tokenSecretProblem?.variable,
-                       "WS_TOKEN_SECRET", "under systemd")
+        XCTAssertEqual(
+            try Config.parse(environment: ["INVOCATION_ID": "x"], arguments: []).tokenSecretProblem?.variable,
+            "WS_TOKEN_SECRET", "under systemd")
         let exposed = try Config.parse(environment: ["BIND": "0.0.0.0"], arguments: [])
         XCTAssertEqual(exposed.tokenSecretProblem?.variable, "WS_TOKEN_SECRET")
-        let configured = try Config.parse(environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": String(repeating: "s", count: 32)], arguments: [])
+        let configured = try Config.parse(
+            environment: ["BIND": "0.0.0.0", "WS_TOKEN_SECRET": String(repeating: "s", count: 32)], arguments: [])
         XCTAssertNil(configured.tokenSecretProblem)
         XCTAssertFalse(configured.isDevMode)
     }

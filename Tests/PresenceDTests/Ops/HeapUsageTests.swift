@@ -1,7 +1,8 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 final class HeapUsageTests: XCTestCase {
     /// 40 MB in 4 KiB blocks (arena memory, below the mmap threshold) shows up as in use, is free
@@ -37,8 +38,9 @@ final class HeapUsageTests: XCTestCase {
         XCTAssertTrue(ProcessSupervisor.shouldTrim(previous: nil, now: quiet))
         XCTAssertTrue(ProcessSupervisor.shouldTrim(previous: quiet, now: quiet))
         XCTAssertFalse(ProcessSupervisor.shouldTrim(previous: quiet, now: HeapUsage(inUseBytes: 10_000_000, freeBytes: minimum - 1)))
-        XCTAssertFalse(ProcessSupervisor.shouldTrim(previous: quiet, now: HeapUsage(inUseBytes: 10_200_000, freeBytes: minimum)),
-                       "a heap still growing (a storm) is left alone")
+        XCTAssertFalse(
+            ProcessSupervisor.shouldTrim(previous: quiet, now: HeapUsage(inUseBytes: 10_200_000, freeBytes: minimum)),
+            "a heap still growing (a storm) is left alone")
         XCTAssertLessThanOrEqual(minimum, 900_000, "below what 19,000 set-ups leave free (issue 19)")
     }
 

@@ -1,7 +1,8 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 /// The Makefile's `install` and `uninstall`, staged into a DESTDIR with the already built debug
 /// binary (BINARY=) so that no release build runs.
@@ -9,7 +10,8 @@ final class InstallTests: XCTestCase {
     private var stage: URL!
 
     override func setUpWithError() throws {
-        stage = FileManager.default.temporaryDirectory.appendingPathComponent("presenced-install-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        stage = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "presenced-install-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: stage, withIntermediateDirectories: true)
     }
 
@@ -45,8 +47,9 @@ final class InstallTests: XCTestCase {
         XCTAssertEqual(try mode("/etc/presenced/env"), 0o640)
         XCTAssertEqual(try mode("/usr/local/share/doc/presenced/operations.md"), 0o644)
         XCTAssertTrue(FileManager.default.contentsEqual(atPath: file("/usr/local/bin/presenced").path, andPath: DaemonProcess.binary))
-        XCTAssertEqual(try String(contentsOf: file("/etc/systemd/system/presenced.service"), encoding: .utf8),
-                       try String(contentsOf: SystemdUnitTests.systemdDirectory.appendingPathComponent("presenced.service"), encoding: .utf8))
+        XCTAssertEqual(
+            try String(contentsOf: file("/etc/systemd/system/presenced.service"), encoding: .utf8),
+            try String(contentsOf: SystemdUnitTests.systemdDirectory.appendingPathComponent("presenced.service"), encoding: .utf8))
 
         // The live file: a fresh 32-byte secret that presenced accepts, the rest as in the example.
         let generated = try XCTUnwrap(try secret(in: "/etc/presenced/env"))
@@ -64,16 +67,20 @@ final class InstallTests: XCTestCase {
         // Uninstall removes what install put there except the secrets.
         let uninstall = try make(["uninstall", "DESTDIR=\(stage.path)"])
         XCTAssertEqual(uninstall.status, 0, uninstall.output)
-        for gone in ["/usr/local/bin/presenced", "/etc/systemd/system/presenced.service", "/etc/systemd/system/presenced.socket",
-                     "/etc/presenced/env.example", "/usr/local/share/doc/presenced/operations.md"] {
+        for gone in [
+            "/usr/local/bin/presenced", "/etc/systemd/system/presenced.service", "/etc/systemd/system/presenced.socket",
+            "/etc/presenced/env.example", "/usr/local/share/doc/presenced/operations.md",
+        ] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: file(gone).path), "\(gone) left behind")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: file("/etc/presenced/env").path))
     }
 
     func testPrefixAndConfigurationDirectoryReachTheUnit() throws {
-        let result = try make(["install", "DESTDIR=\(stage.path)", "BINARY=\(DaemonProcess.binary)",
-                               "PREFIX=/opt/presenced", "CONFDIR=/etc/presenced-b"])
+        let result = try make([
+            "install", "DESTDIR=\(stage.path)", "BINARY=\(DaemonProcess.binary)",
+            "PREFIX=/opt/presenced", "CONFDIR=/etc/presenced-b",
+        ])
         XCTAssertEqual(result.status, 0, result.output)
         let unit = try String(contentsOf: file("/etc/systemd/system/presenced.service"), encoding: .utf8)
         XCTAssertTrue(unit.contains("\nExecStart=/opt/presenced/bin/presenced\n"), unit)

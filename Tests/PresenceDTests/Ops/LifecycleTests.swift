@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import WSCore
-import XCTest
 
 /// A datagram socket standing in for systemd's `NOTIFY_SOCKET`.
 final class NotifySocketStandIn {
@@ -84,8 +85,10 @@ final class LifecycleTests: XCTestCase {
 
     func testReadyWatchdogAndStoppingReachTheNotifySocket() throws {
         let notify = try NotifySocketStandIn()
-        let daemon = try DaemonProcess(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000",
-                                                     "WS_TOKEN_SECRET": secretA])
+        let daemon = try DaemonProcess(environment: [
+            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000",
+            "WS_TOKEN_SECRET": secretA,
+        ])
         let ready = notify.await("READY=1")
         XCTAssertNotNil(ready)
         XCTAssertTrue(ready?.contains("MAINPID=\(daemon.pid)") == true, ready ?? "")
@@ -100,8 +103,10 @@ final class LifecycleTests: XCTestCase {
     /// and the other loop are fine, so systemd would restart it.
     func testAStalledLoopStopsTheWatchdogPings() throws {
         let notify = try NotifySocketStandIn()
-        let daemon = try DaemonProcess(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000", "THREADS": "2",
-                                                     "PRESENCED_TEST_STALL_LOOP": "1", "WS_TOKEN_SECRET": secretA])
+        let daemon = try DaemonProcess(environment: [
+            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "600000", "THREADS": "2",
+            "PRESENCED_TEST_STALL_LOOP": "1", "WS_TOKEN_SECRET": secretA,
+        ])
         XCTAssertNotNil(notify.await("READY=1"))
         let pings = notify.collect(forMillis: 1_500).filter { $0 == "WATCHDOG=1" }.count
         XCTAssertLessThanOrEqual(pings, 1, "at most the round that was answered before the loop stalled")
@@ -115,8 +120,11 @@ final class LifecycleTests: XCTestCase {
             let listener = try Sockets.listen(address: "127.0.0.1", port: 0)
             defer { close(listener) }
             let notify = try NotifySocketStandIn()
-            let daemon = try DaemonProcess(environment: ["IO_BACKEND": backend.rawValue, "WS_TOKEN_SECRET": secretA,
-                                                         "NOTIFY_SOCKET": notify.path], listener: listener)
+            let daemon = try DaemonProcess(
+                environment: [
+                    "IO_BACKEND": backend.rawValue, "WS_TOKEN_SECRET": secretA,
+                    "NOTIFY_SOCKET": notify.path,
+                ], listener: listener)
             XCTAssertNotNil(notify.await("READY=1"), backend.rawValue)
             let alice = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token(secretA, "alice"))
             try alice.join("family", expecting: ["alice"])
@@ -147,7 +155,10 @@ final class LifecycleTests: XCTestCase {
                     closes.append((EventLoop.monotonicMillis() - start, code))
                     break
                 }
-                if case .eof = frame { closes.append((EventLoop.monotonicMillis() - start, nil)); break }
+                if case .eof = frame {
+                    closes.append((EventLoop.monotonicMillis() - start, nil))
+                    break
+                }
             }
         }
         XCTAssertEqual(closes.map(\.code), Array(repeating: 1001, count: 20))

@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import RedisTestSupport
+import TestSupport
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import RedisTestSupport
-import TestSupport
-import XCTest
 
 /// JSON-lines logs (docs/operations.md, "Logs"): one object per line with ts, level, msg and
 /// request_id, and never a token, cookie, secret or password — checked on a real daemon's whole
@@ -19,9 +20,13 @@ final class LogTests: XCTestCase {
     // MARK: Line format
 
     func testLineCarriesRequestIDFirstClass() throws {
-        let line = Log.line(.warn, "auth service call failed", requestID: "req-1", ["error": "refused", "loop": "0"],
-                            timestamp: "2026-01-02T03:04:05.678Z")
-        XCTAssertEqual(line, #"{"ts":"2026-01-02T03:04:05.678Z","level":"warn","msg":"auth service call failed","request_id":"req-1","error":"refused","loop":"0"}"# + "\n")
+        let line = Log.line(
+            .warn, "auth service call failed", requestID: "req-1", ["error": "refused", "loop": "0"],
+            timestamp: "2026-01-02T03:04:05.678Z")
+        XCTAssertEqual(
+            line,
+            #"{"ts":"2026-01-02T03:04:05.678Z","level":"warn","msg":"auth service call failed","request_id":"req-1","error":"refused","loop":"0"}"#
+                + "\n")
         // A request_id passed among the fields (older callers) becomes the first-class one, once.
         let legacy = Log.line(.info, "m", requestID: nil, ["request_id": "req-2", "a": "b"], timestamp: "t")
         XCTAssertEqual(legacy, #"{"ts":"t","level":"info","msg":"m","request_id":"req-2","a":"b"}"# + "\n")
@@ -74,8 +79,10 @@ final class LogTests: XCTestCase {
         for (input, expected) in cases {
             XCTAssertEqual(LogRedaction.clean(input), expected, input)
         }
-        for harmless in ["listening", "https://casa.devarno.cloud", "redis://10.0.0.5:6379", "token refused", "reason: expired",
-                         "forward queue: no longer the reader", "eyes only", "the keyJ"] {
+        for harmless in [
+            "listening", "https://casa.devarno.cloud", "redis://10.0.0.5:6379", "token refused", "reason: expired",
+            "forward queue: no longer the reader", "eyes only", "the keyJ",
+        ] {
             XCTAssertEqual(LogRedaction.clean(harmless), harmless)
         }
         XCTAssertEqual(LogRedaction.clean("anything", key: "CHAT_SERVICE_TOKEN"), LogRedaction.mask)
@@ -117,35 +124,52 @@ final class LogTests: XCTestCase {
         let stdoutPath = directory + ".out", stderrPath = directory + ".err"
         XCTAssertTrue(FileManager.default.createFile(atPath: stdoutPath, contents: nil))
         XCTAssertTrue(FileManager.default.createFile(atPath: stderrPath, contents: nil))
-        defer { _ = try? FileManager.default.removeItem(atPath: stdoutPath); _ = try? FileManager.default.removeItem(atPath: stderrPath) }
+        defer {
+            _ = try? FileManager.default.removeItem(atPath: stdoutPath)
+            _ = try? FileManager.default.removeItem(atPath: stderrPath)
+        }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: DaemonProcess.binary)
         daemon.environment = [
             "PORT": "\(port)", "BIND": "127.0.0.1", "LOG_LEVEL": "debug", "THREADS": "2", "PATH": "/usr/bin:/bin",
             "WS_TOKEN_SECRET": secret, "WS_TOKEN_SECRET_PREVIOUS": previous, "REDIS_URL": redisURL,
-            "AUTH_SERVICE_URL": betterAuth.baseURL, "CHANNELS_OPEN": "1", "CHAT_SERVICE_URL": "http://127.0.0.1:9", "CHAT_SERVICE_TOKEN": chatToken,
+            "AUTH_SERVICE_URL": betterAuth.baseURL, "CHANNELS_OPEN": "1", "CHAT_SERVICE_URL": "http://127.0.0.1:9",
+            "CHAT_SERVICE_TOKEN": chatToken,
             "STATE_DIRECTORY": directory,
         ]
         for name in DaemonProcess.sanitizerOptions { daemon.environment?[name] = ProcessInfo.processInfo.environment[name] }
         daemon.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         daemon.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         try daemon.run()
-        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() } }
+        defer {
+            if daemon.isRunning {
+                kill(daemon.processIdentifier, SIGKILL)
+                daemon.waitUntilExit()
+            }
+        }
         try waitForHealth(port: port)
 
         let minter = TokenMinter(secret: secret, audience: "presenced")
         let valid = minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token
-        let forged = TokenMinter(secret: String(repeating: "z", count: 40), audience: "presenced").mint(userID: "mallory", now: UnixTime.now()).token
+        let forged = TokenMinter(secret: String(repeating: "z", count: 40), audience: "presenced").mint(
+            userID: "mallory", now: UnixTime.now()
+        ).token
         let bearer = minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token
         XCTAssertEqual(try upgrade(port, token: valid, requestID: "req-log-ok"), 101)
         XCTAssertEqual(try upgrade(port, token: valid, requestID: "req-log-replayed"), 401)
         XCTAssertEqual(try upgrade(port, token: forged, requestID: "req-log-forged"), 401)
         let presence = try request(port, "GET /api/v1/presence?channel=room HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(bearer)\r\n\r\n")
         XCTAssertTrue([200, 503].contains(presence.status), "\(presence.status)")
-        let issued = try request(port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-cookie\r\nCookie: better-auth.session_token=\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}")
+        let issued = try request(
+            port,
+            "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-cookie\r\nCookie: better-auth.session_token=\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}"
+        )
         XCTAssertEqual(issued.status, 200, issued.body)
         let issuedToken = try XCTUnwrap((try object(issued.body))["token"] as? String)
-        let failed = try request(port, "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-broken\r\nCookie: better-auth.session_token=broken-\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}")
+        let failed = try request(
+            port,
+            "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-log-broken\r\nCookie: better-auth.session_token=broken-\(cookieValue)\r\nContent-Length: 2\r\n\r\n{}"
+        )
         XCTAssertEqual(failed.status, 502, failed.body)
 
         kill(daemon.processIdentifier, SIGTERM)
@@ -153,9 +177,11 @@ final class LogTests: XCTestCase {
         let out = try String(contentsOfFile: stdoutPath, encoding: .utf8)
         let err = try String(contentsOfFile: stderrPath, encoding: .utf8)
         let all = out + err
-        for (what, value) in [("secret", secret), ("previous secret", previous), ("Redis password", redisPassword),
-                              ("chat-service token", chatToken), ("cookie", cookieValue), ("valid token", valid),
-                              ("forged token", forged), ("bearer token", bearer), ("issued token", issuedToken)] {
+        for (what, value) in [
+            ("secret", secret), ("previous secret", previous), ("Redis password", redisPassword),
+            ("chat-service token", chatToken), ("cookie", cookieValue), ("valid token", valid),
+            ("forged token", forged), ("bearer token", bearer), ("issued token", issuedToken),
+        ] {
             XCTAssertFalse(all.contains(value), "the \(what) appears in the output:\n\(all)")
         }
         // Their claims and signatures alone too (the header is the same in every token).
@@ -175,7 +201,8 @@ final class LogTests: XCTestCase {
             XCTAssertNotNil(json["msg"] as? String, String(line))
             if let id = json["request_id"] as? String { requestIDs.insert(id) }
         }
-        XCTAssertTrue(requestIDs.isSuperset(of: ["req-log-ok", "req-log-replayed", "req-log-forged", "req-log-broken"]), "\(requestIDs)\n\(out)")
+        XCTAssertTrue(
+            requestIDs.isSuperset(of: ["req-log-ok", "req-log-replayed", "req-log-forged", "req-log-broken"]), "\(requestIDs)\n\(out)")
         XCTAssertTrue(out.contains(#""msg":"token refused","request_id":"req-log-replayed","reason":"replayed""#), out)
         XCTAssertEqual(err, "", "nothing on stderr once started")
         // The paths that could leak were taken: a failed auth call and, with Redis, its URL.
@@ -203,6 +230,9 @@ final class LogTests: XCTestCase {
     }
 
     private func upgrade(_ port: UInt16, token: String, requestID: String) throws -> Int {
-        try request(port, "GET /ws?token=\(token) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Request-ID: \(requestID)\r\n\r\n").status
+        try request(
+            port,
+            "GET /ws?token=\(token) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Request-ID: \(requestID)\r\n\r\n"
+        ).status
     }
 }

@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
+import RedisTestSupport
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import RedisTestSupport
-import WSCore
-import XCTest
 
 /// `GET /metrics` (docs/operations.md, "Metrics"): the families and labels exist, the counts move
 /// with traffic, and a live scrape under load is valid exposition for `promtool check metrics`.
@@ -41,7 +42,9 @@ final class MetricsTests: XCTestCase {
 
     private func upgradeStatus(_ server: TestServer, query: String, headers: String = "", version: Int = 13) throws -> Int {
         let socket = try TestSocket(port: server.port)
-        try socket.write("GET /ws\(query) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: \(version)\r\n\(headers)\r\n")
+        try socket.write(
+            "GET /ws\(query) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: \(version)\r\n\(headers)\r\n"
+        )
         return try socket.readHTTPResponse().head.status
     }
 
@@ -60,7 +63,7 @@ final class MetricsTests: XCTestCase {
     // MARK: Reading frames
 
     func testServerMessageTypesAreReadFromTheEncodedFrame() {
-        let long = String(repeating: "x", count: 300) // a 126-style length header
+        let long = String(repeating: "x", count: 300)  // a 126-style length header
         let cases: [(SharedBytes, OutboundMessageType)] = [
             (ServerMessage.message(id: "1", sender: "u", content: "hi", channel: "c", timestamp: "t"), .message),
             (ServerMessage.message(id: "1", sender: "u", content: long, channel: "c", timestamp: "t"), .message),
@@ -77,7 +80,9 @@ final class MetricsTests: XCTestCase {
         }
         XCTAssertEqual(FrameOpcode.of(frame: ControlFrames.ping.baseAddress), .ping)
         XCTAssertEqual(FrameOpcode.of(frame: FrameEncoder.closeFrame(.goingAway).baseAddress), .close)
-        XCTAssertEqual(OutboundMessageType.typePrefix, UInt64(littleEndian: Array(#""type":""#.utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+        XCTAssertEqual(
+            OutboundMessageType.typePrefix,
+            UInt64(littleEndian: Array(#""type":""#.utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
     }
 
     func testLabelSetsMatchTheirCases() {
@@ -96,7 +101,9 @@ final class MetricsTests: XCTestCase {
         var out = PrometheusText()
         out.histogram("h_seconds", "A histogram.", bounds: [0.00005, 0.5], buckets: [2, 3, 1], sum: 1.25, count: 6)
         out.gauge("g", "Line one\nback\\slash.", 1, labels: [("version", "a\"b\\c\nd")])
-        XCTAssertEqual(out.text, """
+        XCTAssertEqual(
+            out.text,
+            """
             # HELP h_seconds A histogram.
             # TYPE h_seconds histogram
             h_seconds_bucket{le="5e-05"} 2
@@ -117,9 +124,9 @@ final class MetricsTests: XCTestCase {
         let counters = LoopCounters()
         counters.fanOutQueued(arrivedAt: 1_000)
         counters.fanOutQueued(arrivedAt: 2_000)
-        counters.endTurn(nowNanos: 1_000 + 40_000) // 40 µs and 39 µs: the first bucket (≤ 50 µs)
+        counters.endTurn(nowNanos: 1_000 + 40_000)  // 40 µs and 39 µs: the first bucket (≤ 50 µs)
         counters.fanOutQueued(arrivedAt: 0)
-        counters.endTurn(nowNanos: 2_000_000_000) // 2 s: above every bound
+        counters.endTurn(nowNanos: 2_000_000_000)  // 2 s: above every bound
         XCTAssertEqual(counters.pendingFanOuts, 0)
         var total = counters.snapshot(refusedPerIP: 0)
         XCTAssertEqual(total.fanOutLatency.count, 3)
@@ -139,8 +146,10 @@ final class MetricsTests: XCTestCase {
     func testProcessStatsFromProc() throws {
         // The command name may hold spaces and parentheses; fields count from the last ")".
         let stat = "4242 (pre sen(ced)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 3 0 12345 104857600 2560 18446744073709551615"
-        let parsed = try XCTUnwrap(ProcessStats.parse(stat: stat, procStat: "cpu 1 2 3\nbtime 1700000000\nprocesses 9\n",
-                                                      ticksPerSecond: 100, pageSize: 4096, openFDs: 7, maxFDs: 1024))
+        let parsed = try XCTUnwrap(
+            ProcessStats.parse(
+                stat: stat, procStat: "cpu 1 2 3\nbtime 1700000000\nprocesses 9\n",
+                ticksPerSecond: 100, pageSize: 4096, openFDs: 7, maxFDs: 1024))
         XCTAssertEqual(parsed.startTimeSeconds, 1_700_000_123.45, accuracy: 0.001)
         XCTAssertEqual(parsed.cpuSeconds, 4.0, accuracy: 0.001)
         XCTAssertEqual(parsed.virtualBytes, 104_857_600)
@@ -162,13 +171,15 @@ final class MetricsTests: XCTestCase {
         let alice = try server.client("alice-7f3")
         try alice.join("room-9c1", expecting: ["alice-7f3"])
         let text = try scrapeText(server.port)
-        let families = ["presenced_build_info", "presenced_connections", "presenced_draining", "presenced_upgrades_total",
-                        "presenced_frames_in_total", "presenced_frames_out_total", "presenced_messages_in_total",
-                        "presenced_messages_out_total", "presenced_rate_limited_total", "presenced_fanout_deliveries_total",
-                        "presenced_dropped_frames_total", "presenced_slow_consumer_closes_total",
-                        "presenced_fanout_latency_seconds", "presenced_token_rejections_total",
-                        "presenced_ws_token_requests_total", "process_start_time_seconds", "process_cpu_seconds_total",
-                        "process_resident_memory_bytes", "process_open_fds", "process_max_fds"]
+        let families = [
+            "presenced_build_info", "presenced_connections", "presenced_draining", "presenced_upgrades_total",
+            "presenced_frames_in_total", "presenced_frames_out_total", "presenced_messages_in_total",
+            "presenced_messages_out_total", "presenced_rate_limited_total", "presenced_fanout_deliveries_total",
+            "presenced_dropped_frames_total", "presenced_slow_consumer_closes_total",
+            "presenced_fanout_latency_seconds", "presenced_token_rejections_total",
+            "presenced_ws_token_requests_total", "process_start_time_seconds", "process_cpu_seconds_total",
+            "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+        ]
         for family in families {
             XCTAssertTrue(text.contains("# HELP \(family) "), family)
             XCTAssertTrue(text.contains("# TYPE \(family) "), family)
@@ -178,7 +189,9 @@ final class MetricsTests: XCTestCase {
         XCTAssertTrue(text.contains("presenced_fanout_latency_seconds_bucket{le=\"1.0\"}"), text)
         // Every label value of every family: present even at zero, never a user or channel.
         for result in UpgradeResult.labels { XCTAssertTrue(text.contains("presenced_upgrades_total{result=\"\(result)\"} "), result) }
-        for reason in TokenRejection.labels { XCTAssertTrue(text.contains("presenced_token_rejections_total{reason=\"\(reason)\"} "), reason) }
+        for reason in TokenRejection.labels {
+            XCTAssertTrue(text.contains("presenced_token_rejections_total{reason=\"\(reason)\"} "), reason)
+        }
         for type in InboundMessageType.labels { XCTAssertTrue(text.contains("presenced_messages_in_total{type=\"\(type)\"} "), type) }
         for type in OutboundMessageType.labels { XCTAssertTrue(text.contains("presenced_messages_out_total{type=\"\(type)\"} "), type) }
         XCTAssertFalse(text.contains("alice-7f3") || text.contains("room-9c1"), "no user or channel ids in metrics")
@@ -302,7 +315,8 @@ final class MetricsTests: XCTestCase {
             try client.sendText(#"{"type":"typing","channel":"room\#(i % 2)","typing":true}"#)
         }
         XCTAssertEqual(try upgradeStatus(server, query: "?token=forged.token.here"), 401)
-        XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("eve"), headers: "Origin: https://evil.example.com\r\n"), 403)
+        XCTAssertEqual(
+            try upgradeStatus(server, query: "?token=" + server.token("eve"), headers: "Origin: https://evil.example.com\r\n"), 403)
         pause(millis: 300)
         let body = try scrapeText(server.port)
         XCTAssertTrue(body.contains("presenced_forward_queue_depth"), "forwarding families present")

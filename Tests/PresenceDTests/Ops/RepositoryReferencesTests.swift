@@ -13,8 +13,10 @@ final class RepositoryReferencesTests: XCTestCase {
 
     /// Text that points outside the repository. Spelled in pieces so that this file, were it ever
     /// scanned, would not match itself.
-    private static let outsidePointers = ["CONTRACT" + " §", "CONTRACT" + ".md", "PLATFORM" + ".md", "ARCHITECTURE" + ".md",
-                                          ".." + "/shared"]
+    private static let outsidePointers = [
+        "CONTRACT" + " §", "CONTRACT" + ".md", "PLATFORM" + ".md", "ARCHITECTURE" + ".md",
+        ".." + "/shared",
+    ]
 
     func testNoReferenceLeavesTheRepository() throws {
         var found: [String] = []
@@ -66,13 +68,15 @@ final class RepositoryReferencesTests: XCTestCase {
         for top in ["Sources", "Tests", "docs"] {
             let directory = root.appendingPathComponent(top)
             guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey]) else {
-                throw NSError(domain: "RepositoryReferencesTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "cannot list \(directory.path)"])
+                throw NSError(
+                    domain: "RepositoryReferencesTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "cannot list \(directory.path)"])
             }
             for case let url as URL in walker {
                 guard try url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile == true else { continue }
                 let path = String(url.standardizedFileURL.path.dropFirst(root.standardizedFileURL.path.count + 1))
                 guard path != selfPath, let data = FileManager.default.contents(atPath: url.path),
-                      let text = String(data: data, encoding: .utf8) else { continue } // binary files (images) are skipped
+                    let text = String(data: data, encoding: .utf8)
+                else { continue }  // binary files (images) are skipped
                 files.append(ScannedFile(path: path, lines: text.split(separator: "\n", omittingEmptySubsequences: false)))
             }
         }
@@ -90,7 +94,10 @@ final class RepositoryReferencesTests: XCTestCase {
             var headings = Set<String>()
             var inFence = false
             for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.hasPrefix("```") || line.hasPrefix("~~~") { inFence.toggle(); continue }
+                if line.hasPrefix("```") || line.hasPrefix("~~~") {
+                    inFence.toggle()
+                    continue
+                }
                 guard !inFence, let heading = heading(line) else { continue }
                 headings.insert(heading)
             }
@@ -131,7 +138,8 @@ final class RepositoryReferencesTests: XCTestCase {
                     continue
                 }
             }
-            let nameEnd = line[start.upperBound...].firstIndex(where: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+            let nameEnd =
+                line[start.upperBound...].firstIndex(where: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
                 ?? line.endIndex
             let name = line[start.upperBound..<nameEnd]
             guard !name.isEmpty, line[nameEnd...].hasPrefix(".md") else {
@@ -157,12 +165,15 @@ final class RepositoryReferencesTests: XCTestCase {
 
     /// The reference parser itself, on the forms the sources use.
     func testReferenceParsing() {
-        XCTAssertEqual(Self.references(in: #"/// Fan-out (docs/protocol.md, "Chat messages"): a frame"#),
-                       [Reference(document: "protocol", heading: "Chat messages")])
-        XCTAssertEqual(Self.references(in: #"see docs/operations.md and docs/protocol.md, "Server API"."#),
-                       [Reference(document: "operations", heading: nil), Reference(document: "protocol", heading: "Server API")])
-        XCTAssertEqual(Self.references(in: #"text += "(docs/operations.md, \"Configuration\")""#),
-                       [Reference(document: "operations", heading: "Configuration")])
+        XCTAssertEqual(
+            Self.references(in: #"/// Fan-out (docs/protocol.md, "Chat messages"): a frame"#),
+            [Reference(document: "protocol", heading: "Chat messages")])
+        XCTAssertEqual(
+            Self.references(in: #"see docs/operations.md and docs/protocol.md, "Server API"."#),
+            [Reference(document: "operations", heading: nil), Reference(document: "protocol", heading: "Server API")])
+        XCTAssertEqual(
+            Self.references(in: #"text += "(docs/operations.md, \"Configuration\")""#),
+            [Reference(document: "operations", heading: "Configuration")])
         XCTAssertEqual(Self.references(in: "clients/js/docs/guide.md and docs/"), [])
         XCTAssertEqual(Self.heading("## Delivery: recovery and nonces"), "Delivery: recovery and nonces")
         XCTAssertEqual(Self.heading("### presenced.socket: socket activation ##"), "presenced.socket: socket activation")

@@ -1,7 +1,8 @@
 import Foundation
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 /// `systemd/`: the units pass `systemd-analyze verify`, the service's exposure is at most 2.0,
 /// the daemon really runs under the unit's sandbox, and the environment example documents
@@ -17,23 +18,29 @@ final class SystemdUnitTests: XCTestCase {
     /// Both units in a temporary directory, ExecStart pointing at the built binary (verify
     /// insists that it exists).
     private func unitsWithBuiltBinary() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("presenced-units-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "presenced-units-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
         let service = try String(contentsOf: Self.systemdDirectory.appendingPathComponent("presenced.service"), encoding: .utf8)
         XCTAssertTrue(service.contains("\nExecStart=/usr/local/bin/presenced\n"))
         try service.replacingOccurrences(of: "\nExecStart=/usr/local/bin/presenced\n", with: "\nExecStart=\(DaemonProcess.binary)\n")
             .write(to: directory.appendingPathComponent("presenced.service"), atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(at: Self.systemdDirectory.appendingPathComponent("presenced.socket"),
-                                         to: directory.appendingPathComponent("presenced.socket"))
+        try FileManager.default.copyItem(
+            at: Self.systemdDirectory.appendingPathComponent("presenced.socket"),
+            to: directory.appendingPathComponent("presenced.socket"))
         return directory
     }
 
     func testUnitsPassSystemdAnalyzeVerifyWithoutWarnings() throws {
         let units = try unitsWithBuiltBinary()
-        let result = try ExternalCommand.run("systemd-analyze", ["verify", "--man=no",
-                                             units.appendingPathComponent("presenced.socket").path,
-                                             units.appendingPathComponent("presenced.service").path])
+        let result = try ExternalCommand.run(
+            "systemd-analyze",
+            [
+                "verify", "--man=no",
+                units.appendingPathComponent("presenced.socket").path,
+                units.appendingPathComponent("presenced.service").path,
+            ])
         XCTAssertEqual(result.status, 0, result.output)
         // verify exits 0 on unknown keys and unparsable values: any line about our units fails.
         let ours = result.output.split(separator: "\n").filter { $0.contains(units.path) || $0.contains("presenced.") }
@@ -44,26 +51,35 @@ final class SystemdUnitTests: XCTestCase {
         // The check above is only worth something if verify reports what we filter for.
         let units = try unitsWithBuiltBinary()
         let service = units.appendingPathComponent("presenced.service")
-        try (try String(contentsOf: service, encoding: .utf8) + "ProtectSystem=sometimes\n").write(to: service, atomically: true, encoding: .utf8)
+        try (try String(contentsOf: service, encoding: .utf8) + "ProtectSystem=sometimes\n").write(
+            to: service, atomically: true, encoding: .utf8)
         let result = try ExternalCommand.run("systemd-analyze", ["verify", "--man=no", service.path])
         XCTAssertTrue(result.output.contains(units.path), result.output)
     }
 
     func testServiceExposureIsAtMost2() throws {
         let units = try unitsWithBuiltBinary()
-        let result = try ExternalCommand.run("systemd-analyze", ["security", "--offline=yes", "--no-pager",
-                                                                 units.appendingPathComponent("presenced.service").path])
+        let result = try ExternalCommand.run(
+            "systemd-analyze",
+            [
+                "security", "--offline=yes", "--no-pager",
+                units.appendingPathComponent("presenced.service").path,
+            ])
         XCTAssertEqual(result.status, 0, result.output)
         // → Overall exposure level for presenced.service: 1.1 OK 🙂
-        guard let line = result.output.split(separator: "\n").first(where: { $0.contains("Overall exposure level for presenced.service:") }),
-              let number = line.split(separator: ":").last?.split(separator: " ").first,
-              let exposure = Double(number) else {
+        guard
+            let line = result.output.split(separator: "\n").first(where: { $0.contains("Overall exposure level for presenced.service:") }),
+            let number = line.split(separator: ":").last?.split(separator: " ").first,
+            let exposure = Double(number)
+        else {
             return XCTFail("no overall exposure in:\n\(result.output)")
         }
         XCTAssertLessThanOrEqual(exposure, 2.0, result.output)
         // The sandbox settings that matter most for a network daemon are in force.
-        for check in ["✓ User=/DynamicUser=", "✓ SystemCallFilter=~@privileged", "✓ CapabilityBoundingSet=~CAP_SYS_ADMIN",
-                      "✓ MemoryDenyWriteExecute=", "✓ ProtectSystem=", "✓ RestrictNamespaces=~user"] {
+        for check in [
+            "✓ User=/DynamicUser=", "✓ SystemCallFilter=~@privileged", "✓ CapabilityBoundingSet=~CAP_SYS_ADMIN",
+            "✓ MemoryDenyWriteExecute=", "✓ ProtectSystem=", "✓ RestrictNamespaces=~user",
+        ] {
             XCTAssertTrue(result.output.contains(check), "\(check) missing:\n\(result.output)")
         }
     }
@@ -90,7 +106,8 @@ final class SystemdUnitTests: XCTestCase {
             let commented = line.hasPrefix("#")
             let body = commented ? line.dropFirst() : line[...]
             guard let eq = body.firstIndex(of: "="),
-                  body[..<eq].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" }), !body[..<eq].isEmpty else { return nil }
+                body[..<eq].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" }), !body[..<eq].isEmpty
+            else { return nil }
             return (String(body[..<eq]), String(body[body.index(after: eq)...]), commented)
         }
     }
@@ -130,9 +147,11 @@ final class SystemdUnitTests: XCTestCase {
     func testUnitDeclaresWhatTheDaemonImplements() throws {
         let service = try String(contentsOf: Self.systemdDirectory.appendingPathComponent("presenced.service"), encoding: .utf8)
         let settings = Set(service.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init))
-        for line in ["Type=notify", "NotifyAccess=main", "ExecReload=/bin/kill -HUP $MAINPID", "Requires=presenced.socket",
-                     "EnvironmentFile=/etc/presenced/env", "Environment=ENV_FILE=/etc/presenced/env", "StateDirectory=presenced",
-                     "LimitNOFILE=1048576", "Restart=on-failure", "RestartPreventExitStatus=78", "KillSignal=SIGTERM"] {
+        for line in [
+            "Type=notify", "NotifyAccess=main", "ExecReload=/bin/kill -HUP $MAINPID", "Requires=presenced.socket",
+            "EnvironmentFile=/etc/presenced/env", "Environment=ENV_FILE=/etc/presenced/env", "StateDirectory=presenced",
+            "LimitNOFILE=1048576", "Restart=on-failure", "RestartPreventExitStatus=78", "KillSignal=SIGTERM",
+        ] {
             XCTAssertTrue(settings.contains(line), "presenced.service lacks \(line)")
         }
         // The stop timeout leaves room for the default drain window (5 s) plus the close timeout (2 s).
@@ -149,8 +168,10 @@ final class SystemdUnitTests: XCTestCase {
 
 /// A tool run to completion with stdout and stderr captured together.
 enum ExternalCommand {
-    static func run(_ tool: String, _ arguments: [String], environment: [String: String]? = nil,
-                    directory: URL? = nil) throws -> (status: Int32, output: String) {
+    static func run(
+        _ tool: String, _ arguments: [String], environment: [String: String]? = nil,
+        directory: URL? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         if tool.contains("/") {
             process.executableURL = URL(fileURLWithPath: tool)

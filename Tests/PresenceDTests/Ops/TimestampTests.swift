@@ -1,6 +1,7 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
-import XCTest
 
 final class TimestampTests: XCTestCase {
     func testFormatsUTCWithMillisecondsAndZeroPadding() {
@@ -37,10 +38,10 @@ final class TimestampTests: XCTestCase {
     /// What presenced writes reads back to the same millisecond, over six centuries.
     func testWrittenTimestampsReadBack() {
         var millis: Int64 = -11_670_998_400_000
-        while millis < 7_258_118_400_000 { // 1600 → 2200
+        while millis < 7_258_118_400_000 {  // 1600 → 2200
             let text = Timestamp.iso8601(seconds: Int(millis.floorDivided(by: 1000)), millis: Int(millis.floorModulo(by: 1000)))
             XCTAssertEqual(Timestamp.parseISO8601(text), millis, text)
-            millis += 7 * 86_400_000 + 3_723_456 // a week, 1 h 2 min 3.456 s
+            millis += 7 * 86_400_000 + 3_723_456  // a week, 1 h 2 min 3.456 s
         }
     }
 

@@ -1,25 +1,32 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import XCTest
 
 /// `presenced token`: prints a token `TokenVerifier` accepts; usage errors exit 64, secret and
 /// audience problems exit 78, each with one stderr line free of the secret.
 final class TokenCommandTests: XCTestCase {
     private let secret = "command-secret-0123456789-abcdefghij"
 
-    private func run(_ arguments: [String], environment: [String: String]? = nil)
-        -> (status: Int32, out: [String], err: [String]) {
+    private func run(
+        _ arguments: [String], environment: [String: String]? = nil
+    )
+        -> (status: Int32, out: [String], err: [String])
+    {
         var out: [String] = [], err: [String] = []
-        let status = TokenCommand.run(arguments: arguments, environment: environment ?? ["WS_TOKEN_SECRET": secret],
-                                      output: { out.append($0) }, errorOutput: { err.append($0) })
+        let status = TokenCommand.run(
+            arguments: arguments, environment: environment ?? ["WS_TOKEN_SECRET": secret],
+            output: { out.append($0) }, errorOutput: { err.append($0) })
         return (status, out, err)
     }
 
     func testPrintsATokenTheVerifierAccepts() throws {
         let before = UnixTime.now()
-        let r = run(["--user", "u-1", "--ttl", "120", "--role", "admin", "--channel", "family:1", "--channel", "dm.2",
-                     "--name", "Ann", "--session", "s-1"])
+        let r = run([
+            "--user", "u-1", "--ttl", "120", "--role", "admin", "--channel", "family:1", "--channel", "dm.2",
+            "--name", "Ann", "--session", "s-1",
+        ])
         XCTAssertEqual(r.status, 0)
         XCTAssertEqual(r.err, [])
         XCTAssertEqual(r.out.count, 1)

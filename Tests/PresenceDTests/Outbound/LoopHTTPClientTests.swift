@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceOutbound
 import Synchronization
 import TestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
 
 /// `LoopHTTPClient` on a real event loop (io_uring and epoll) against real servers on loopback:
 /// a keep-alive stand-in written here (it records raw request bytes, which TCP connection each
@@ -17,15 +18,19 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     /// A trusted CA with a certificate for localhost/127.0.0.1 and one for another host, and a
     /// certificate from a CA that is never trusted: made once for the class.
-    private static let pki: (trusted: TestPKI, untrusted: TestPKI, good: (certificate: String, key: String),
-                             otherHost: (certificate: String, key: String),
-                             foreign: (certificate: String, key: String))? = {
-        guard let trusted = try? TestPKI(), let untrusted = try? TestPKI(),
-              let good = try? trusted.issue("good", subjectAltName: "DNS:localhost,IP:127.0.0.1"),
-              let otherHost = try? trusted.issue("other", subjectAltName: "DNS:other.example,IP:10.9.8.7"),
-              let foreign = try? untrusted.issue("foreign", subjectAltName: "DNS:localhost,IP:127.0.0.1") else { return nil }
-        return (trusted, untrusted, good, otherHost, foreign)
-    }()
+    private static let pki:
+        (
+            trusted: TestPKI, untrusted: TestPKI, good: (certificate: String, key: String),
+            otherHost: (certificate: String, key: String),
+            foreign: (certificate: String, key: String)
+        )? = {
+            guard let trusted = try? TestPKI(), let untrusted = try? TestPKI(),
+                let good = try? trusted.issue("good", subjectAltName: "DNS:localhost,IP:127.0.0.1"),
+                let otherHost = try? trusted.issue("other", subjectAltName: "DNS:other.example,IP:10.9.8.7"),
+                let foreign = try? untrusted.issue("foreign", subjectAltName: "DNS:localhost,IP:127.0.0.1")
+            else { return nil }
+            return (trusted, untrusted, good, otherHost, foreign)
+        }()
 
     override class func tearDown() {
         pki?.trusted.remove()
@@ -41,26 +46,33 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         super.tearDown()
     }
 
-    private func keepAliveServer(_ respond: @escaping @Sendable (KeepAliveServer.Request) -> KeepAliveServer.Action) throws -> KeepAliveServer {
+    private func keepAliveServer(
+        _ respond: @escaping @Sendable (KeepAliveServer.Request) -> KeepAliveServer.Action
+    ) throws -> KeepAliveServer {
         let server = try KeepAliveServer(respond)
         keepAliveServers.append(server)
         return server
     }
 
     /// Runs `body` once per available backend with a fresh loop and client.
-    private func eachBackend(caFile: String? = nil, maxConnections: Int = 8, timeoutMillis: Int64 = 5_000,
-                             idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = 1 << 20,
-                             _ body: (LoopHarness, String) throws -> Void) throws {
+    private func eachBackend(
+        caFile: String? = nil, maxConnections: Int = 8, timeoutMillis: Int64 = 5_000,
+        idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = 1 << 20,
+        _ body: (LoopHarness, String) throws -> Void
+    ) throws {
         for backend in availableBackends {
-            let harness = try LoopHarness(backend: backend, caFile: caFile, maxConnections: maxConnections,
-                                          timeoutMillis: timeoutMillis, idleTimeoutMillis: idleTimeoutMillis,
-                                          maxResponseBytes: maxResponseBytes)
+            let harness = try LoopHarness(
+                backend: backend, caFile: caFile, maxConnections: maxConnections,
+                timeoutMillis: timeoutMillis, idleTimeoutMillis: idleTimeoutMillis,
+                maxResponseBytes: maxResponseBytes)
             defer { harness.stop() }
             try body(harness, "\(backend)")
         }
     }
 
-    private func response(_ outcome: Outcome, _ label: String, file: StaticString = #filePath, line: UInt = #line) -> LoopHTTPClient.Response? {
+    private func response(
+        _ outcome: Outcome, _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) -> LoopHTTPClient.Response? {
         XCTAssertTrue(outcome.onLoopThread, "\(label): done runs on the loop's thread", file: file, line: line)
         XCTAssertFalse(outcome.insideSend, "\(label): done never runs inside send", file: file, line: line)
         switch outcome.result {
@@ -71,7 +83,8 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         }
     }
 
-    private func failure(_ outcome: Outcome, _ label: String, file: StaticString = #filePath, line: UInt = #line) -> LoopHTTPClient.Failure? {
+    private func failure(_ outcome: Outcome, _ label: String, file: StaticString = #filePath, line: UInt = #line) -> LoopHTTPClient.Failure?
+    {
         XCTAssertTrue(outcome.onLoopThread, "\(label): done runs on the loop's thread", file: file, line: line)
         XCTAssertFalse(outcome.insideSend, "\(label): done never runs inside send", file: file, line: line)
         switch outcome.result {
@@ -93,7 +106,7 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         try eachBackend { harness, label in
             let url = try XCTUnwrap(OutboundURL(server.baseURL + "/base/"))
             var headers: HTTPHeaders = ["Accept": "application/json", "X-Request-ID": "req-1"]
-            headers.add("Connection", "close")       // ignored: the client manages the connection
+            headers.add("Connection", "close")  // ignored: the client manages the connection
             headers.add("X-Evil", "a\r\nInjected: 1")  // CR/LF become spaces
             let outcome = harness.send(url, path: "/items?x=1", headers: headers)
             let got = response(outcome, label)
@@ -101,9 +114,10 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             XCTAssertEqual(got?.headers["x-answer"], "yes", label)
             XCTAssertEqual(text(got), "{\"ok\":true}", label)
             let request = try XCTUnwrap(server.requests.last, label)
-            XCTAssertEqual(String(decoding: request.raw, as: UTF8.self),
-                           "GET /base/items?x=1 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nAccept: application/json\r\n"
-                           + "X-Request-ID: req-1\r\nX-Evil: a  Injected: 1\r\n\r\n", label)
+            XCTAssertEqual(
+                String(decoding: request.raw, as: UTF8.self),
+                "GET /base/items?x=1 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nAccept: application/json\r\n"
+                    + "X-Request-ID: req-1\r\nX-Evil: a  Injected: 1\r\n\r\n", label)
         }
     }
 
@@ -120,8 +134,12 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             XCTAssertEqual(got?.status, 201, label)
             XCTAssertEqual(text(got), "got \(body.count)", label)
             let request = try XCTUnwrap(server.requests.last, label)
-            XCTAssertEqual(request.raw, Array(("POST /api/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n"
-                + "Content-Type: application/json\r\nIdempotency-Key: m1\r\nContent-Length: \(body.count)\r\n\r\n").utf8) + body, label)
+            XCTAssertEqual(
+                request.raw,
+                Array(
+                    ("POST /api/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n"
+                        + "Content-Type: application/json\r\nIdempotency-Key: m1\r\nContent-Length: \(body.count)\r\n\r\n").utf8) + body,
+                label)
             // An empty POST still says Content-Length: 0.
             _ = response(harness.send(url, method: "POST", path: "/empty"), label)
             XCTAssertEqual(server.requests.last?.header("Content-Length"), "0", label)
@@ -137,9 +155,10 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             let body = Array(#"{"a":1}"#.utf8)
             XCTAssertNotNil(response(harness.send(url, method: "POST", path: "", headers: headers, body: body), label))
             let request = try XCTUnwrap(server.requests.last, label)
-            XCTAssertEqual(String(decoding: request.raw, as: UTF8.self),
-                           "POST / HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nContent-Type: application/json\r\n"
-                           + "Content-Length: 7\r\n\r\n{\"a\":1}", label)
+            XCTAssertEqual(
+                String(decoding: request.raw, as: UTF8.self),
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 7\r\n\r\n{\"a\":1}", label)
         }
     }
 
@@ -190,8 +209,10 @@ final class LoopHTTPClientTests: StandInServerTestCase {
     func testInterimResponsesAreSkippedAndBodilessStatusesEndAtTheHead() throws {
         let server = try keepAliveServer { request in
             switch request.path {
-            case "/continue": return .reply(Array("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".utf8)
-                                            + KeepAliveServer.ok("final"))
+            case "/continue":
+                return .reply(
+                    Array("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".utf8)
+                        + KeepAliveServer.ok("final"))
             case "/nocontent": return .reply(Array("HTTP/1.1 204 No Content\r\n\r\n".utf8))
             default: return .reply(Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".utf8))  // HEAD: no body follows
             }
@@ -216,8 +237,10 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         let server = try keepAliveServer { request in
             switch request.path {
             case "/length": return .reply(Array("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".utf8))
-            case "/chunked": return .reply(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n".utf8)
-                                           + [UInt8](repeating: 65, count: 4096) + Array("\r\n0\r\n\r\n".utf8))
+            case "/chunked":
+                return .reply(
+                    Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n".utf8)
+                        + [UInt8](repeating: 65, count: 4096) + Array("\r\n0\r\n\r\n".utf8))
             case "/close": return .replyThenClose(Array("HTTP/1.1 200 OK\r\n\r\n".utf8) + [UInt8](repeating: 65, count: 5000))
             case "/gzip": return .reply(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n".utf8))
             case "/short": return .replyThenClose(Array("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".utf8))
@@ -227,12 +250,14 @@ final class LoopHTTPClientTests: StandInServerTestCase {
         try eachBackend(maxResponseBytes: 4000) { harness, label in
             let url = try XCTUnwrap(OutboundURL(server.baseURL))
             for path in ["/length", "/chunked", "/close"] {
-                XCTAssertEqual(failure(harness.send(url, path: path), label),
-                               .protocolError("response body larger than 4000 bytes"), "\(label) \(path)")
+                XCTAssertEqual(
+                    failure(harness.send(url, path: path), label),
+                    .protocolError("response body larger than 4000 bytes"), "\(label) \(path)")
             }
             XCTAssertEqual(failure(harness.send(url, path: "/gzip"), label), .protocolError("unsupported transfer coding"), label)
-            XCTAssertEqual(failure(harness.send(url, path: "/short"), label),
-                           .protocolError("connection closed after 3 of 10 body bytes"), label)
+            XCTAssertEqual(
+                failure(harness.send(url, path: "/short"), label),
+                .protocolError("connection closed after 3 of 10 body bytes"), label)
             guard case .protocolError(let message)? = failure(harness.send(url, path: "/garbage"), label) else {
                 return XCTFail("\(label): a malformed head is a protocol error")
             }
@@ -243,7 +268,10 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     func testChunkDataMayHoldCRLF() throws {
         let server = try startServer { _ in
-            .raw(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nT: 1\r\n\r\n".utf8))
+            .raw(
+                Array(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nT: 1\r\n\r\n"
+                        .utf8))
         }
         try eachBackend { harness, label in
             let url = try XCTUnwrap(OutboundURL(server.baseURL))
@@ -264,15 +292,17 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     func testTruncatedAndMalformedFramingAreProtocolErrors() throws {
         // Each answer is followed by a close (one reply per connection).
-        let wires = ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  // chunk cut short
-                     "HTTP/1.1 200 OK\r\nContent-Le",  // head cut short
-                     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-                     "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
-                     "HTTP/1.1 99 Bad\r\n\r\n",
-                     "SSH-2.0-OpenSSH\r\n\r\n"]
+        let wires = [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  // chunk cut short
+            "HTTP/1.1 200 OK\r\nContent-Le",  // head cut short
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+            "HTTP/1.1 99 Bad\r\n\r\n",
+            "SSH-2.0-OpenSSH\r\n\r\n",
+        ]
         let server = try startServer { request in
             let index = Int(request.requestLine.split(separator: " ").dropFirst().first?.dropFirst() ?? "") ?? 0
             return .raw(Array(wires[index].utf8))
@@ -304,8 +334,9 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             for path in ["/length", "/chunked", "/close"] {
                 XCTAssertEqual(response(harness.send(url, path: path), "\(label) \(path)")?.body.count, 4000, "\(label) \(path)")
             }
-            XCTAssertEqual(harness.onLoop { loop in LoopHTTPClient(loop: loop).maxResponseBytes }, 1 << 20,
-                           "\(label): 1 MiB unless told otherwise")
+            XCTAssertEqual(
+                harness.onLoop { loop in LoopHTTPClient(loop: loop).maxResponseBytes }, 1 << 20,
+                "\(label): 1 MiB unless told otherwise")
         }
     }
 
@@ -420,14 +451,16 @@ final class LoopHTTPClientTests: StandInServerTestCase {
 
     func testPartialAnswerOnAReusedConnectionIsNotRetried() throws {
         let server = try keepAliveServer { request in
-            request.indexOnConnection == 0 ? .reply(KeepAliveServer.ok("one")) : .replyThenClose(Array("HTTP/1.1 200 OK\r\nContent-Le".utf8))
+            request.indexOnConnection == 0
+                ? .reply(KeepAliveServer.ok("one")) : .replyThenClose(Array("HTTP/1.1 200 OK\r\nContent-Le".utf8))
         }
         try eachBackend { harness, label in
             let url = try XCTUnwrap(OutboundURL(server.baseURL))
             let before = server.requests.count
             XCTAssertNotNil(response(harness.send(url, path: "/one"), label))
-            XCTAssertEqual(failure(harness.send(url, path: "/two"), label),
-                           .protocolError("connection closed before the response was complete"), label)
+            XCTAssertEqual(
+                failure(harness.send(url, path: "/two"), label),
+                .protocolError("connection closed before the response was complete"), label)
             XCTAssertEqual(server.requests.count - before, 2, "\(label): not sent again")
         }
     }
@@ -479,8 +512,9 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             XCTAssertGreaterThanOrEqual(elapsed, 280, label)
             XCTAssertLessThan(elapsed, 1000, "\(label): fires at the deadline")
             server.waitUntil("\(label): the timed-out connection is closed") { server.connectionsClosedByClient > closedBefore }
-            XCTAssertEqual(text(response(harness.send(url, path: "/after"), label)), "answered on \(connectionsBefore + 1)",
-                           "\(label): a new connection")
+            XCTAssertEqual(
+                text(response(harness.send(url, path: "/after"), label)), "answered on \(connectionsBefore + 1)",
+                "\(label): a new connection")
         }
     }
 
@@ -540,16 +574,18 @@ final class LoopHTTPClientTests: StandInServerTestCase {
             XCTAssertEqual(failure(harness.send(url, method: ""), label), .protocolError("invalid request method"), label)
             XCTAssertEqual(failure(harness.send(url, path: "no-slash"), label), .protocolError("request path must start with /"), label)
             for path in ["/a b", "/\r\n"] {
-                XCTAssertEqual(failure(harness.send(url, path: path), label), .protocolError("invalid character in request target"),
-                               "\(label) \(path.debugDescription)")
+                XCTAssertEqual(
+                    failure(harness.send(url, path: path), label), .protocolError("invalid character in request target"),
+                    "\(label) \(path.debugDescription)")
             }
             XCTAssertEqual(server.connectionsAccepted, connectionsBefore, "\(label): refused before connecting")
             XCTAssertEqual(harness.onLoop { _ in harness.client.connectionCount }, 0, label)
             // A request in flight and one queued behind it both end with .closed at shutdown.
-            let outcomes = harness.sendAll([LoopHarness.Request(url: url, path: "/a"), LoopHarness.Request(url: url, path: "/b")],
-                                           thenOnLoop: { client in
-                _ = client.loop.schedule(after: 50) { client.shutdown() }
-            })
+            let outcomes = harness.sendAll(
+                [LoopHarness.Request(url: url, path: "/a"), LoopHarness.Request(url: url, path: "/b")],
+                thenOnLoop: { client in
+                    _ = client.loop.schedule(after: 50) { client.shutdown() }
+                })
             XCTAssertEqual(outcomes.map { $0.result.failureValue }, [.closed, .closed], label)
             XCTAssertEqual(failure(harness.send(url), label), .closed, "\(label): after shutdown")
         }
@@ -661,9 +697,12 @@ final class LoopHTTPClientTests: StandInServerTestCase {
                 XCTAssertEqual(Array(wire[consumed...]), Array("NEXT".utf8), "\(framing) split \(split): stops at the end")
             }
         }
-        XCTAssertEqual(try HTTPBodyDecoder.framing(status: 200, headers: ["Transfer-Encoding": "chunked", "Content-Length": "3"],
-                                                   isHeadRequest: false, limit: 10), .chunked)
-        XCTAssertEqual(try HTTPBodyDecoder.framing(status: 200, headers: ["Content-Length": "3, 3"], isHeadRequest: false, limit: 10), .length(3))
+        XCTAssertEqual(
+            try HTTPBodyDecoder.framing(
+                status: 200, headers: ["Transfer-Encoding": "chunked", "Content-Length": "3"],
+                isHeadRequest: false, limit: 10), .chunked)
+        XCTAssertEqual(
+            try HTTPBodyDecoder.framing(status: 200, headers: ["Content-Length": "3, 3"], isHeadRequest: false, limit: 10), .length(3))
         XCTAssertThrowsError(try HTTPBodyDecoder.framing(status: 200, headers: ["Content-Length": "3, 4"], isHeadRequest: false, limit: 10))
         XCTAssertEqual(try HTTPBodyDecoder.framing(status: 304, headers: ["Content-Length": "3"], isHeadRequest: false, limit: 10), .none)
         XCTAssertEqual(try HTTPBodyDecoder.framing(status: 200, headers: [:], isHeadRequest: false, limit: 10), .untilClose)
@@ -705,12 +744,15 @@ private final class LoopHarness: @unchecked Sendable {
     /// Set and used on the loop's thread only.
     private(set) var client: LoopHTTPClient!
 
-    init(backend: IOBackendKind, caFile: String? = nil, maxConnections: Int = 8, timeoutMillis: Int64 = 5_000,
-         idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = 1 << 20) throws {
+    init(
+        backend: IOBackendKind, caFile: String? = nil, maxConnections: Int = 8, timeoutMillis: Int64 = 5_000,
+        idleTimeoutMillis: Int64 = 4_000, maxResponseBytes: Int = 1 << 20
+    ) throws {
         server = try TestServer(backend: backend, threads: 1)
         makeClient = { loop in
-            LoopHTTPClient(loop: loop, caFile: caFile, maxConnectionsPerOrigin: maxConnections, timeoutMillis: timeoutMillis,
-                           idleTimeoutMillis: idleTimeoutMillis, maxResponseBytes: maxResponseBytes)
+            LoopHTTPClient(
+                loop: loop, caFile: caFile, maxConnectionsPerOrigin: maxConnections, timeoutMillis: timeoutMillis,
+                idleTimeoutMillis: idleTimeoutMillis, maxResponseBytes: maxResponseBytes)
         }
         renewClient()
     }
@@ -750,8 +792,10 @@ private final class LoopHarness: @unchecked Sendable {
     }
 
     /// One request, waited for.
-    func send(_ url: OutboundURL, method: String = "GET", path: String = "", headers: HTTPHeaders = HTTPHeaders(),
-              body: [UInt8] = []) -> Outcome {
+    func send(
+        _ url: OutboundURL, method: String = "GET", path: String = "", headers: HTTPHeaders = HTTPHeaders(),
+        body: [UInt8] = []
+    ) -> Outcome {
         sendAll([Request(url: url, method: method, path: path, headers: headers, body: body)])[0]
     }
 
@@ -790,8 +834,10 @@ private final class LoopHarness: @unchecked Sendable {
         func start(on loop: EventLoop, client: LoopHTTPClient) {
             for (index, request) in requests.enumerated() {
                 insideSend = true
-                client.send(method: request.method, url: request.url, path: request.path, headers: request.headers,
-                            body: request.body) { result in self.done(index, result, loop: loop) }
+                client.send(
+                    method: request.method, url: request.url, path: request.path, headers: request.headers,
+                    body: request.body
+                ) { result in self.done(index, result, loop: loop) }
                 insideSend = false
             }
             then(client)
@@ -989,7 +1035,10 @@ private final class KeepAliveServer: @unchecked Sendable {
         }
         var headEnd: Int?
         while headEnd == nil {
-            if let range = buffer.firstRange(of: [13, 10, 13, 10]) { headEnd = range.upperBound; break }
+            if let range = buffer.firstRange(of: [13, 10, 13, 10]) {
+                headEnd = range.upperBound
+                break
+            }
             guard more() else { return nil }
         }
         let head = String(decoding: buffer[0..<(headEnd! - 4)], as: UTF8.self)
@@ -1005,8 +1054,9 @@ private final class KeepAliveServer: @unchecked Sendable {
         }
         let raw = Array(buffer[0..<(headEnd! + length)])
         buffer.removeFirst(headEnd! + length)
-        return Request(connection: connection, indexOnConnection: index, raw: raw, requestLine: requestLine,
-                       headers: headers, body: Array(raw[headEnd!...]))
+        return Request(
+            connection: connection, indexOnConnection: index, raw: raw, requestLine: requestLine,
+            headers: headers, body: Array(raw[headEnd!...]))
     }
 }
 

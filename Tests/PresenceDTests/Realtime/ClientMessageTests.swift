@@ -1,8 +1,9 @@
 import Foundation
-@testable import PresenceD
-@testable import PresenceRealtime
 import TestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// Client message parsing: every rule and error code of docs/protocol.md, "Client messages",
 /// limits, and seeded fuzzing.
@@ -20,19 +21,24 @@ final class ClientMessageTests: XCTestCase {
     }
 
     /// Asserts a refusal with `code` whose message contains `fragment`.
-    private func assertError(_ text: String, _ code: ProtocolErrorCode, _ fragment: String = "",
-                             file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        _ text: String, _ code: ProtocolErrorCode, _ fragment: String = "",
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         assertError(bytes: Array(text.utf8), code, fragment, file: file, line: line)
     }
 
-    private func assertError(bytes: [UInt8], _ code: ProtocolErrorCode, _ fragment: String = "",
-                             file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        bytes: [UInt8], _ code: ProtocolErrorCode, _ fragment: String = "",
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         switch parse(bytes: bytes) {
         case .success(let message):
             XCTFail("accepted \(message) from \(String(decoding: bytes, as: UTF8.self).debugDescription)", file: file, line: line)
         case .failure(let error):
-            XCTAssertEqual(error.code, code, "\(error.message) for \(String(decoding: bytes.prefix(200), as: UTF8.self).debugDescription)",
-                           file: file, line: line)
+            XCTAssertEqual(
+                error.code, code, "\(error.message) for \(String(decoding: bytes.prefix(200), as: UTF8.self).debugDescription)",
+                file: file, line: line)
             if !fragment.isEmpty {
                 XCTAssertTrue(error.message.contains(fragment), "message '\(error.message)' lacks '\(fragment)'", file: file, line: line)
             }
@@ -60,8 +66,9 @@ final class ClientMessageTests: XCTestCase {
     }
 
     func testUnicodeAndEscapesInContent() {
-        assertMessage(#"{"type":"message","channel":"c","content":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \n\t"}"#,
-                      .message(channel: "c", content: "café 😀 \"q\" \\ / \n\t"))
+        assertMessage(
+            #"{"type":"message","channel":"c","content":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \n\t"}"#,
+            .message(channel: "c", content: "café 😀 \"q\" \\ / \n\t"))
         assertMessage(#"{"type":"message","channel":"c","content":"héllo 👋🏽 世界"}"#, .message(channel: "c", content: "héllo 👋🏽 世界"))
         assertMessage(#"{"type":"message","channel":"c","content":"\u0000"}"#, .message(channel: "c", content: "\u{0}"))
         assertMessage(#"{"type":"message","channel":"c","content":"   "}"#, .message(channel: "c", content: "   "))
@@ -82,7 +89,8 @@ final class ClientMessageTests: XCTestCase {
             #"{"type":"ping"} {}"#, #"{"type":"ping"}{"type":"ping"}"#,
             #"{"type":"ping",}"#, #"{"type":"ping" "x":1}"#, #"{type:"ping"}"#, #"{'type':'ping'}"#,
             #"{"type":"ping"]"#, #"{"type":"join","channel":"c"#, #"{"type":"message","channel":"c","content":"a\x"}"#,
-            "{\"type\":\"message\",\"channel\":\"c\",\"content\":\"a\u{1}b\"}", "{\"type\":\"message\",\"channel\":\"c\",\"content\":\"line\nbreak\"}",
+            "{\"type\":\"message\",\"channel\":\"c\",\"content\":\"a\u{1}b\"}",
+            "{\"type\":\"message\",\"channel\":\"c\",\"content\":\"line\nbreak\"}",
             #"{"type":"message","channel":"c","content":"\ud800"}"#, #"{"type":"message","channel":"c","content":"\udc00x"}"#,
             #"{"type":"message","channel":"c","content":"\ud83d\u0041"}"#, #"{"type":"message","channel":"c","content":"\u12"}"#,
             #"{"type":"typing","channel":"c","typing":tru}"#, #"{"type":"ping","x":01}"#, #"{"type":"ping","x":NaN}"#,
@@ -153,30 +161,38 @@ final class ClientMessageTests: XCTestCase {
     /// docs/protocol.md, "Client messages": `join` may carry `since`, `message` a `nonce`; anything
     /// malformed in them is bad_json, and a message's later errors carry its nonce.
     func testSinceAndNonce() {
-        assertMessage(#"{"type":"join","channel":"c","since":{"offset":41,"epoch":"a1b2-c3"}}"#,
-                      .join(channel: "c", since: StreamPosition(offset: 41, epoch: "a1b2-c3")))
-        assertMessage(#"{"since":{"epoch":"e","offset":0},"channel":"c","type":"join"}"#, .join(channel: "c", since: StreamPosition(offset: 0, epoch: "e")))
-        assertMessage(#"{"type":"message","channel":"c","content":"x","nonce":"n_1-A"}"#, .message(channel: "c", content: "x", nonce: "n_1-A"))
-        for bad in [#"{"offset":1}"#, #"{"epoch":"e"}"#, #"{"offset":-1,"epoch":"e"}"#, #"{"offset":1.5,"epoch":"e"}"#,
-                    #"{"offset":"1","epoch":"e"}"#, #"{"offset":1,"epoch":""}"#, #"{"offset":1,"epoch":"a b"}"#,
-                    #"{"offset":1,"epoch":"e","x":1}"#, #"{"offset":1,"offset":2,"epoch":"e"}"#, "[1]", "null", "1"] {
+        assertMessage(
+            #"{"type":"join","channel":"c","since":{"offset":41,"epoch":"a1b2-c3"}}"#,
+            .join(channel: "c", since: StreamPosition(offset: 41, epoch: "a1b2-c3")))
+        assertMessage(
+            #"{"since":{"epoch":"e","offset":0},"channel":"c","type":"join"}"#,
+            .join(channel: "c", since: StreamPosition(offset: 0, epoch: "e")))
+        assertMessage(
+            #"{"type":"message","channel":"c","content":"x","nonce":"n_1-A"}"#, .message(channel: "c", content: "x", nonce: "n_1-A"))
+        for bad in [
+            #"{"offset":1}"#, #"{"epoch":"e"}"#, #"{"offset":-1,"epoch":"e"}"#, #"{"offset":1.5,"epoch":"e"}"#,
+            #"{"offset":"1","epoch":"e"}"#, #"{"offset":1,"epoch":""}"#, #"{"offset":1,"epoch":"a b"}"#,
+            #"{"offset":1,"epoch":"e","x":1}"#, #"{"offset":1,"offset":2,"epoch":"e"}"#, "[1]", "null", "1",
+        ] {
             assertError(#"{"type":"join","channel":"c","since":\#(bad)}"#, .badJSON, "since")
         }
-        assertError(#"{"type":"join","channel":"c","since":{"offset":1,"epoch":"e"},"since":{"offset":1,"epoch":"e"}}"#, .badJSON, "duplicate")
+        assertError(
+            #"{"type":"join","channel":"c","since":{"offset":1,"epoch":"e"},"since":{"offset":1,"epoch":"e"}}"#, .badJSON, "duplicate")
         for bad in [#""""#, #""a b""#, #""é""#, "1", "null", #""\#(String(repeating: "n", count: 65))""#, #""a\u0062""#] {
             assertError(#"{"type":"message","channel":"c","content":"x","nonce":\#(bad)}"#, .badJSON, "nonce")
         }
         assertError(#"{"type":"leave","channel":"c","since":{"offset":1,"epoch":"e"}}"#, .badJSON, "unexpected field 'since'")
         assertError(#"{"type":"join","channel":"c","nonce":"n"}"#, .badJSON, "unexpected field 'nonce'")
-        XCTAssertEqual(parse(#"{"type":"message","channel":"c","content":"","nonce":"n7"}"#),
-                       .failure(ProtocolError(code: .badJSON, message: "content is empty", nonce: "n7")))
+        XCTAssertEqual(
+            parse(#"{"type":"message","channel":"c","content":"","nonce":"n7"}"#),
+            .failure(ProtocolError(code: .badJSON, message: "content is empty", nonce: "n7")))
         XCTAssertEqual(parse(#"{"type":"message","channel":"bad channel","content":"x","nonce":"n8"}"#).failureNonce, "n8")
         XCTAssertTrue(ClientMessage.isValidNonce(String(repeating: "a", count: 64)))
         XCTAssertFalse(ClientMessage.isValidNonce(String(repeating: "a", count: 65)))
     }
 
     func testEchoedInputIsCappedAt64Bytes() {
-        let longName = String(repeating: "é", count: 100) // 200 bytes
+        let longName = String(repeating: "é", count: 100)  // 200 bytes
         guard case .failure(let error) = parse(#"{"type":"ping",""# + longName + #"":1}"#) else { return XCTFail() }
         XCTAssertEqual(error.code, .badJSON)
         let echoed = error.message.replacingOccurrences(of: "unknown field '", with: "").replacingOccurrences(of: "…'", with: "")
@@ -238,7 +254,8 @@ final class ClientMessageTests: XCTestCase {
         XCTAssertFalse(ClientMessage.isValidChannel(""))
         for byte in 0..<256 {
             let c = UInt8(byte)
-            let expected = (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
+            let expected =
+                (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
                 || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D
             let valid = [c].withUnsafeBytes { ClientMessage.isValidChannel($0) }
             XCTAssertEqual(valid, expected, "byte \(byte)")
@@ -308,7 +325,10 @@ final class ClientMessageTests: XCTestCase {
             case .success(let message):
                 counts["ok", default: 0] += 1
                 // Accepted messages are valid JSON carrying exactly these fields.
-                guard let dom else { XCTFail("accepted non-JSON at iteration \(iteration): \(bytes)"); continue }
+                guard let dom else {
+                    XCTFail("accepted non-JSON at iteration \(iteration): \(bytes)")
+                    continue
+                }
                 XCTAssertEqual(Self.message(from: dom), message, "iteration \(iteration)")
             case .failure(let error):
                 counts[error.code.rawValue, default: 0] += 1

@@ -1,7 +1,8 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import XCTest
 
 /// EmbeddedPresenceStore on its own, with a fake loop clock: first connections, counts, grace
 /// periods (a return within one, a later leave superseding an earlier one), departures through
@@ -29,8 +30,10 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         return (store, departures)
     }
 
-    private func join(_ store: EmbeddedPresenceStore, _ channel: String, _ user: String, name: String? = nil,
-                      now: Int64) -> PresenceJoin {
+    private func join(
+        _ store: EmbeddedPresenceStore, _ channel: String, _ user: String, name: String? = nil,
+        now: Int64
+    ) -> PresenceJoin {
         var answer: PresenceJoin?
         store.join(channel: channel, user: user, name: name, now: now) { answer = $0 }
         return answer!
@@ -68,44 +71,52 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         for (i, user) in users.enumerated() {
             let joined = join(store, "big", user, name: name(i), now: 0)
             XCTAssertTrue(joined.firstConnection, user)
-            XCTAssertEqual(online(joined), users.prefix(i + 1).enumerated()
-                .map { PresenceUser(userID: $0.element, name: name($0.offset)) }
-                .sorted { $0.userID < $1.userID })
+            XCTAssertEqual(
+                online(joined),
+                users.prefix(i + 1).enumerated()
+                    .map { PresenceUser(userID: $0.element, name: name($0.offset)) }
+                    .sorted { $0.userID < $1.userID })
         }
         // Second connections for the even ones.
         for (i, user) in users.enumerated() where i % 2 == 0 {
             XCTAssertFalse(join(store, "big", user, now: 10).firstConnection, user)
         }
-        XCTAssertEqual(members(store, "big"), users.enumerated()
-            .map { PresenceMember(userID: $0.element, name: name($0.offset), connections: 2 - $0.offset % 2) }
-            .sorted { $0.userID < $1.userID })
+        XCTAssertEqual(
+            members(store, "big"),
+            users.enumerated()
+                .map { PresenceMember(userID: $0.element, name: name($0.offset), connections: 2 - $0.offset % 2) }
+                .sorted { $0.userID < $1.userID })
 
         // Each leaves once: the odd ones are then in their grace period, user-1 comes back.
         for user in users { store.leave(channel: "big", user: user, now: 100) }
         XCTAssertFalse(join(store, "big", "user-1", now: 200).firstConnection)
-        XCTAssertEqual(members(store, "big").map(\.userID),
-                       users.enumerated().filter { $0.offset % 2 == 0 || $0.offset == 1 }.map(\.element).sorted())
+        XCTAssertEqual(
+            members(store, "big").map(\.userID),
+            users.enumerated().filter { $0.offset % 2 == 0 || $0.offset == 1 }.map(\.element).sorted())
         store.tick(now: 100 + Self.grace - 1)
         XCTAssertEqual(departures.take(), [])
         store.tick(now: 100 + Self.grace)
         let odd = users.enumerated().filter { $0.offset % 2 == 1 && $0.offset != 1 }
-        XCTAssertEqual(departures.take().map { "\($0.channel) \($0.userID) \($0.name ?? "-")" }.sorted(),
-                       odd.map { "big \($0.element) \(name($0.offset))" }.sorted())
+        XCTAssertEqual(
+            departures.take().map { "\($0.channel) \($0.userID) \($0.name ?? "-")" }.sorted(),
+            odd.map { "big \($0.element) \(name($0.offset))" }.sorted())
         XCTAssertEqual(online(join(store, "big", "user-0", now: 1_200)).count, 21)
 
         // The rest leave (below 16 users on the way): all depart, and the channel is gone.
         for (i, user) in users.enumerated() where i % 2 == 0 || i == 1 {
             store.leave(channel: "big", user: user, now: 1_300)
-            if i == 0 { store.leave(channel: "big", user: user, now: 1_300) } // its third connection
+            if i == 0 { store.leave(channel: "big", user: user, now: 1_300) }  // its third connection
         }
         XCTAssertEqual(members(store, "big"), [])
         store.tick(now: 1_300 + Self.grace)
-        XCTAssertEqual(departures.take().map(\.userID).sorted(),
-                       users.enumerated().filter { $0.offset % 2 == 0 || $0.offset == 1 }.map(\.element).sorted())
+        XCTAssertEqual(
+            departures.take().map(\.userID).sorted(),
+            users.enumerated().filter { $0.offset % 2 == 0 || $0.offset == 1 }.map(\.element).sorted())
         store.tick(now: 10 * Self.grace)
         XCTAssertEqual(departures.take(), [])
-        XCTAssertEqual(online(join(store, "big", "user-39", now: 20_000)),
-                       [PresenceUser(userID: "user-39", name: nil)])
+        XCTAssertEqual(
+            online(join(store, "big", "user-39", now: 20_000)),
+            [PresenceUser(userID: "user-39", name: nil)])
     }
 
     /// Without a grace period, 40 users joining one at a time and every tenth join letting the
@@ -113,12 +124,13 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
     /// its name, and each snapshot holds exactly those in the channel.
     func testFortyUsersInAndOutWithoutGrace() {
         let (store, departures) = store(grace: 0)
-        var inside: [String: String] = [:] // user → name
+        var inside: [String: String] = [:]  // user → name
         var order: [String] = []
         func leave(_ user: String) {
             store.leave(channel: "big", user: user, now: 0)
-            XCTAssertEqual(departures.take().map { "\($0.channel) \($0.userID) \($0.name ?? "-")" },
-                           ["big \(user) \(inside[user]!)"])
+            XCTAssertEqual(
+                departures.take().map { "\($0.channel) \($0.userID) \($0.name ?? "-")" },
+                ["big \(user) \(inside[user]!)"])
             inside[user] = nil
         }
         for round in 0..<3 {
@@ -148,7 +160,7 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         XCTAssertTrue(first.firstConnection)
         XCTAssertEqual(first.online, [PresenceUser(userID: "alice", name: "Alice")])
 
-        let second = join(store, "room", "alice", now: 10) // no name: keeps the one it has
+        let second = join(store, "room", "alice", now: 10)  // no name: keeps the one it has
         XCTAssertFalse(second.firstConnection)
         XCTAssertEqual(second.online, [PresenceUser(userID: "alice", name: "Alice")])
         XCTAssertEqual(members(store, "room"), [PresenceMember(userID: "alice", name: "Alice", connections: 2)])
@@ -165,8 +177,12 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         // Back within the grace period: not a first connection, and it never departs.
         let back = join(store, "room", "alice", name: "Alice B.", now: 500)
         XCTAssertFalse(back.firstConnection)
-        XCTAssertEqual(members(store, "room"), [PresenceMember(userID: "alice", name: "Alice B.", connections: 1),
-                                                PresenceMember(userID: "bob", name: nil, connections: 1)])
+        XCTAssertEqual(
+            members(store, "room"),
+            [
+                PresenceMember(userID: "alice", name: "Alice B.", connections: 1),
+                PresenceMember(userID: "bob", name: nil, connections: 1),
+            ])
         store.tick(now: 30 + Self.grace)
         store.tick(now: 10 * Self.grace)
         XCTAssertEqual(departures.take(), [])
@@ -189,22 +205,23 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         XCTAssertEqual(gone.first?.channel, "room")
         XCTAssertEqual(gone.first?.userID, "alice")
         XCTAssertEqual(gone.first?.name, "Alice")
-        XCTAssertGreaterThanOrEqual(gone.first?.lastSeen ?? 0, before) // when it left, not the grace's end
+        XCTAssertGreaterThanOrEqual(gone.first?.lastSeen ?? 0, before)  // when it left, not the grace's end
         XCTAssertLessThanOrEqual(gone.first?.lastSeen ?? .max, after)
         store.tick(now: 100 + Self.grace)
         store.tick(now: 10 * Self.grace)
         XCTAssertEqual(departures.take(), [])
 
         // Gone from the snapshot, and the next join is a first connection again.
-        XCTAssertEqual(online(join(store, "room", "carol", now: 2_000)),
-                       [PresenceUser(userID: "bob", name: nil), PresenceUser(userID: "carol", name: nil)])
+        XCTAssertEqual(
+            online(join(store, "room", "carol", now: 2_000)),
+            [PresenceUser(userID: "bob", name: nil), PresenceUser(userID: "carol", name: nil)])
         XCTAssertTrue(join(store, "room", "alice", now: 2_000).firstConnection)
 
         // The last user of a channel departing leaves nothing behind.
-        store.leave(channel: "solo", user: "dave", now: 2_000) // never joined: ignored
+        store.leave(channel: "solo", user: "dave", now: 2_000)  // never joined: ignored
         _ = join(store, "solo", "dave", now: 2_000)
         store.leave(channel: "solo", user: "dave", now: 2_000)
-        store.leave(channel: "solo", user: "dave", now: 2_001) // no connection left: ignored
+        store.leave(channel: "solo", user: "dave", now: 2_001)  // no connection left: ignored
         store.tick(now: 2_000 + Self.grace)
         XCTAssertEqual(departures.take().map(\.userID), ["dave"])
         XCTAssertEqual(members(store, "solo"), [])
@@ -224,8 +241,9 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
 
         store.tick(now: 100 + Self.grace)
         XCTAssertEqual(departures.take(), [], "the first leave's deadline must not depart the user")
-        XCTAssertEqual(online(join(store, "room", "bob", now: 1_200)),
-                       [PresenceUser(userID: "alice", name: "Alice"), PresenceUser(userID: "bob", name: nil)])
+        XCTAssertEqual(
+            online(join(store, "room", "bob", now: 1_200)),
+            [PresenceUser(userID: "alice", name: "Alice"), PresenceUser(userID: "bob", name: nil)])
         store.tick(now: 900 + Self.grace - 1)
         XCTAssertEqual(departures.take(), [])
         store.tick(now: 900 + Self.grace)
@@ -269,21 +287,27 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
 
     func testUserPresence() {
         let (store, departures) = store()
-        XCTAssertEqual(users(store, ["alice", "nobody"]),
-                       [UserPresence(userID: "alice", online: false, lastSeen: nil),
-                        UserPresence(userID: "nobody", online: false, lastSeen: nil)])
-        store.disconnected(user: "alice", now: 0) // never connected: ignored
+        XCTAssertEqual(
+            users(store, ["alice", "nobody"]),
+            [
+                UserPresence(userID: "alice", online: false, lastSeen: nil),
+                UserPresence(userID: "nobody", online: false, lastSeen: nil),
+            ])
+        store.disconnected(user: "alice", now: 0)  // never connected: ignored
         store.connected(user: "alice", now: 0)
         store.connected(user: "alice", now: 10)
-        XCTAssertEqual(users(store, ["nobody", "alice"]),
-                       [UserPresence(userID: "nobody", online: false, lastSeen: nil),
-                        UserPresence(userID: "alice", online: true, lastSeen: nil)])
+        XCTAssertEqual(
+            users(store, ["nobody", "alice"]),
+            [
+                UserPresence(userID: "nobody", online: false, lastSeen: nil),
+                UserPresence(userID: "alice", online: true, lastSeen: nil),
+            ])
         store.disconnected(user: "alice", now: 20)
         XCTAssertEqual(users(store, ["alice"]), [UserPresence(userID: "alice", online: true, lastSeen: nil)])
         let before = UnixTime.nowMillis()
         store.disconnected(user: "alice", now: 100)
         let after = UnixTime.nowMillis()
-        store.disconnected(user: "alice", now: 101) // no connection left: ignored
+        store.disconnected(user: "alice", now: 101)  // no connection left: ignored
         // Within the grace period: online.
         store.tick(now: 100 + Self.grace - 1)
         XCTAssertEqual(users(store, ["alice"]), [UserPresence(userID: "alice", online: true, lastSeen: nil)])
@@ -307,8 +331,9 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
         store.disconnected(user: "alice", now: 900)
         let after = UnixTime.nowMillis()
         store.tick(now: 100 + Self.grace)
-        XCTAssertEqual(users(store, ["alice"]), [UserPresence(userID: "alice", online: true, lastSeen: nil)],
-                       "the first disconnection's deadline must not take the user offline")
+        XCTAssertEqual(
+            users(store, ["alice"]), [UserPresence(userID: "alice", online: true, lastSeen: nil)],
+            "the first disconnection's deadline must not take the user offline")
         store.tick(now: 900 + Self.grace)
         assertOffline(users(store, ["alice"]), lastSeenFrom: before, to: after)
         XCTAssertEqual(departures.take(), [])
@@ -336,8 +361,10 @@ final class EmbeddedPresenceStoreTests: XCTestCase {
     }
 
     /// The one user asked about is offline, last seen between `from` and `to` (wall clock).
-    private func assertOffline(_ presence: [UserPresence], lastSeenFrom from: Int64, to: Int64,
-                               file: StaticString = #filePath, line: UInt = #line) {
+    private func assertOffline(
+        _ presence: [UserPresence], lastSeenFrom from: Int64, to: Int64,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(presence.first?.online, false, file: file, line: line)
         XCTAssertGreaterThanOrEqual(presence.first?.lastSeen ?? 0, from, file: file, line: line)
         XCTAssertLessThanOrEqual(presence.first?.lastSeen ?? .max, to, file: file, line: line)

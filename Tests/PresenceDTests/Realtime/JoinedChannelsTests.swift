@@ -1,6 +1,7 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 final class JoinedChannelsTests: XCTestCase {
     func testKeepsJoinOrderThroughRemovals() {
@@ -10,7 +11,7 @@ final class JoinedChannelsTests: XCTestCase {
         for c in ["a", "b", "c", "d"] { joined.append(c) }
         XCTAssertEqual(Array(joined), ["a", "b", "c", "d"])
         XCTAssertEqual(joined.count, 4)
-        XCTAssertTrue(joined.remove("a"))   // the inline one: the next takes its place
+        XCTAssertTrue(joined.remove("a"))  // the inline one: the next takes its place
         XCTAssertEqual(Array(joined), ["b", "c", "d"])
         XCTAssertTrue(joined.remove("c"))
         XCTAssertEqual(Array(joined), ["b", "d"])

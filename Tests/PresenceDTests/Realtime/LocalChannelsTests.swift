@@ -1,7 +1,8 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import XCTest
 
 /// `LocalChannels`: membership by scan in small channels, by slot index in large ones, and the
 /// same answers either way.
@@ -48,13 +49,15 @@ final class LocalChannelsTests: XCTestCase {
         var sawIndexed = false, sawUnindexed = false
         for step in 0..<20_000 {
             let slot = UInt32((step &* 7_919) % 97)
-            let member = id(slot) // the loop closes a slot's connection before it reuses the slot
+            let member = id(slot)  // the loop closes a slot's connection before it reuses the slot
             // Mostly adds while growing, mostly removes while shrinking: both regimes are crossed often.
             let growing = (step / 500).isMultiple(of: 2)
             if (step % 4 != 0) == growing {
-                channel.add(member); expected.insert(member)
+                channel.add(member)
+                expected.insert(member)
             } else {
-                channel.remove(member); expected.remove(member)
+                channel.remove(member)
+                expected.remove(member)
             }
             XCTAssertEqual(channel.members.count, expected.count, "step \(step)")
             if channel.isIndexed { sawIndexed = true } else { sawUnindexed = true }

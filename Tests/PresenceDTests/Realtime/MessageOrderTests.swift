@@ -1,6 +1,7 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 /// `MessageOrder`: a channel's messages in offset order on one loop.
 final class MessageOrderTests: XCTestCase {

@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Presence details (docs/protocol.md, "Presence") over real sockets on every backend, in embedded
 /// mode and in Redis mode with two instances: `name` in snapshots, announcements and
@@ -19,16 +20,20 @@ final class PresenceDetailsTests: XCTestCase {
         func text(_ frame: SharedBytes) -> String {
             let bytes = frame.withBytes { Array($0) }
             XCTAssertLessThan(bytes.count, 126 + 2)
-            return String(decoding: bytes.dropFirst(2), as: UTF8.self) // short frames: a 2-byte header
+            return String(decoding: bytes.dropFirst(2), as: UTF8.self)  // short frames: a 2-byte header
         }
-        XCTAssertEqual(text(ServerMessage.presence(userID: "a", name: "Al \"A\"", online: true, channel: "c")),
-                       #"{"type":"presence","user_id":"a","name":"Al \"A\"","online":true,"channel":"c"}"#)
-        XCTAssertEqual(text(ServerMessage.presence(userID: "a", name: "Al", online: false, channel: "c", lastSeen: "2026-12-05T10:00:00.123Z")),
-                       #"{"type":"presence","user_id":"a","name":"Al","online":false,"channel":"c","last_seen":"2026-12-05T10:00:00.123Z"}"#)
-        XCTAssertEqual(text(ServerMessage.presence(userID: "a", online: false, channel: "c", lastSeen: "2026-12-05T10:00:00.123Z")),
-                       #"{"type":"presence","user_id":"a","online":false,"channel":"c","last_seen":"2026-12-05T10:00:00.123Z"}"#)
-        XCTAssertEqual(text(ServerMessage.presence(userID: "a", online: true, channel: "c")),
-                       #"{"type":"presence","user_id":"a","online":true,"channel":"c"}"#)
+        XCTAssertEqual(
+            text(ServerMessage.presence(userID: "a", name: "Al \"A\"", online: true, channel: "c")),
+            #"{"type":"presence","user_id":"a","name":"Al \"A\"","online":true,"channel":"c"}"#)
+        XCTAssertEqual(
+            text(ServerMessage.presence(userID: "a", name: "Al", online: false, channel: "c", lastSeen: "2026-12-05T10:00:00.123Z")),
+            #"{"type":"presence","user_id":"a","name":"Al","online":false,"channel":"c","last_seen":"2026-12-05T10:00:00.123Z"}"#)
+        XCTAssertEqual(
+            text(ServerMessage.presence(userID: "a", online: false, channel: "c", lastSeen: "2026-12-05T10:00:00.123Z")),
+            #"{"type":"presence","user_id":"a","online":false,"channel":"c","last_seen":"2026-12-05T10:00:00.123Z"}"#)
+        XCTAssertEqual(
+            text(ServerMessage.presence(userID: "a", online: true, channel: "c")),
+            #"{"type":"presence","user_id":"a","online":true,"channel":"c"}"#)
     }
 
     func testNamesAndLastSeenEmbedded() throws {
@@ -41,10 +46,13 @@ final class PresenceDetailsTests: XCTestCase {
 
     func testNamesAndLastSeenAcrossRedisInstances() throws {
         for backend in availableBackends {
-            let redis = try RedisServerProcess() // fresh: nothing left by the previous backend's run
+            let redis = try RedisServerProcess()  // fresh: nothing left by the previous backend's run
             let a = try PresenceDetails.instance(backend, redis: redis, grace: Self.grace)
             let b = try PresenceDetails.instance(backend, redis: redis, grace: Self.grace)
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             try namesAndLastSeen(a: a, b: b, "\(backend) Redis")
         }
     }
@@ -52,13 +60,17 @@ final class PresenceDetailsTests: XCTestCase {
     /// alice (named, on `a`), bob (no name, on `b`) and carol (named, on `b`) in "room".
     private func namesAndLastSeen(a: TestServer, b: TestServer, _ label: String) throws {
         let alice = try PresenceDetails.client(a.port, "alice", name: "Alice A.")
-        XCTAssertEqual(try alice.joinSnapshot("room", count: 1),
-                       ["alice": #"{"type":"presence","user_id":"alice","name":"Alice A.","online":true,"channel":"room"}"#], label)
+        XCTAssertEqual(
+            try alice.joinSnapshot("room", count: 1),
+            ["alice": #"{"type":"presence","user_id":"alice","name":"Alice A.","online":true,"channel":"room"}"#], label)
 
         let bob = try PresenceDetails.client(b.port, "bob")
-        XCTAssertEqual(try bob.joinSnapshot("room", count: 2),
-                       ["alice": #"{"type":"presence","user_id":"alice","name":"Alice A.","online":true,"channel":"room"}"#,
-                        "bob": #"{"type":"presence","user_id":"bob","online":true,"channel":"room"}"#], label)
+        XCTAssertEqual(
+            try bob.joinSnapshot("room", count: 2),
+            [
+                "alice": #"{"type":"presence","user_id":"alice","name":"Alice A.","online":true,"channel":"room"}"#,
+                "bob": #"{"type":"presence","user_id":"bob","online":true,"channel":"room"}"#,
+            ], label)
         XCTAssertEqual(try alice.nextPresenceText(), #"{"type":"presence","user_id":"bob","online":true,"channel":"room"}"#, label)
 
         let carol = try PresenceDetails.client(b.port, "carol", name: "Carol \"Cé\" ✓")
@@ -113,10 +125,12 @@ final class PresenceDetailsTests: XCTestCase {
             let first = try PresenceDetails.client(server.port, "dora", name: "Dora")
             _ = try first.joinSnapshot("room", count: 1)
             try first.sendText(#"{"type":"join","channel":"room"}"#)
-            XCTAssertEqual(try first.nextPresenceText(), #"{"type":"presence","user_id":"dora","name":"Dora","online":true,"channel":"room"}"#)
+            XCTAssertEqual(
+                try first.nextPresenceText(), #"{"type":"presence","user_id":"dora","name":"Dora","online":true,"channel":"room"}"#)
             let second = try PresenceDetails.client(server.port, "dora")
-            XCTAssertEqual(try second.joinSnapshot("room", count: 1)["dora"],
-                           #"{"type":"presence","user_id":"dora","name":"Dora","online":true,"channel":"room"}"#, "\(backend)")
+            XCTAssertEqual(
+                try second.joinSnapshot("room", count: 1)["dora"],
+                #"{"type":"presence","user_id":"dora","name":"Dora","online":true,"channel":"room"}"#, "\(backend)")
         }
     }
 }

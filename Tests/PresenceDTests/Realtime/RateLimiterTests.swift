@@ -1,13 +1,14 @@
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceRealtime
-import XCTest
 
 final class RateLimiterTests: XCTestCase {
     func testBurstOfTwiceTheRateThenRefillAtTheRate() {
         var r = RateLimiter(rate: 5, now: 1000)
         for _ in 0..<10 { XCTAssertTrue(r.allow(rate: 5, now: 1000)) }
         XCTAssertFalse(r.allow(rate: 5, now: 1000))
-        XCTAssertFalse(r.allow(rate: 5, now: 1199)) // 0.995 tokens back
+        XCTAssertFalse(r.allow(rate: 5, now: 1199))  // 0.995 tokens back
         XCTAssertTrue(r.allow(rate: 5, now: 1200))
         XCTAssertFalse(r.allow(rate: 5, now: 1200))
         XCTAssertTrue(r.allow(rate: 5, now: 1700))
@@ -36,7 +37,8 @@ final class RateLimiterTests: XCTestCase {
         // Refusals every 900 ms: one run, started at 400 ms; the one at 5,800 ms is 5 s after that.
         var closedAt: Int64?
         for t in stride(from: Int64(400), through: 10_000, by: 900) where r.recordRefusal(now: t) {
-            closedAt = t; break
+            closedAt = t
+            break
         }
         XCTAssertEqual(closedAt, 5_800)
         // A pause over 1 s starts a new run.

@@ -1,14 +1,17 @@
 import Foundation
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import WSCore
 import XCTest
 
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
+
 /// The realtime protocol (docs/protocol.md) with real clients over loopback, on every backend.
 final class RealtimeProtocolTests: XCTestCase {
-    private func eachBackend(threads: Int = 2, configure: (inout Config) -> Void = { _ in },
-                             _ body: (TestServer, IOBackendKind) throws -> Void) throws {
+    private func eachBackend(
+        threads: Int = 2, configure: (inout Config) -> Void = { _ in },
+        _ body: (TestServer, IOBackendKind) throws -> Void
+    ) throws {
         for backend in availableBackends {
             let server = try TestServer(backend: backend, threads: threads, echo: false, configure: configure)
             defer { server.stop() }
@@ -28,7 +31,9 @@ final class RealtimeProtocolTests: XCTestCase {
 
     private func upgradeStatus(_ server: TestServer, query: String, headers: String = "") throws -> (Int, String) {
         let socket = try TestSocket(port: server.port)
-        try socket.write("GET /ws\(query) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(headers)\r\n")
+        try socket.write(
+            "GET /ws\(query) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(headers)\r\n"
+        )
         let (head, body) = try socket.readHTTPResponse()
         return (head.status, String(decoding: body, as: UTF8.self))
     }
@@ -42,7 +47,9 @@ final class RealtimeProtocolTests: XCTestCase {
             let forged = TokenMinter(secret: String(repeating: "x", count: 40), audience: "presenced")
                 .mint(userID: "u", now: UnixTime.now()).token
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + forged).0, 401, "\(backend) other secret")
-            let expired = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "u", ttl: 10, now: UnixTime.now() - 100).token
+            let expired = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(
+                userID: "u", ttl: 10, now: UnixTime.now() - 100
+            ).token
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + expired).0, 401, "\(backend) expired")
             let other = TokenMinter(secret: TestServer.secret, audience: "elsewhere").mint(userID: "u", now: UnixTime.now()).token
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + other).0, 401, "\(backend) audience")
@@ -55,8 +62,11 @@ final class RealtimeProtocolTests: XCTestCase {
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + token, headers: "Origin: https://app.example.org\r\n").0, 101)
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + token).0, 401, "\(backend) replayed")
             XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("bob")).0, 101, "\(backend) no Origin = not a browser")
-            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("bob"), headers: "Origin: https://casa.devarno.cloud\r\n").0, 101)
-            XCTAssertEqual(try upgradeStatus(server, query: "?token=" + server.token("bob"), headers: "Origin: http://app.example.org\r\n").0, 403, "scheme must match")
+            XCTAssertEqual(
+                try upgradeStatus(server, query: "?token=" + server.token("bob"), headers: "Origin: https://casa.devarno.cloud\r\n").0, 101)
+            XCTAssertEqual(
+                try upgradeStatus(server, query: "?token=" + server.token("bob"), headers: "Origin: http://app.example.org\r\n").0, 403,
+                "scheme must match")
         }
     }
 
@@ -75,7 +85,12 @@ final class RealtimeProtocolTests: XCTestCase {
                 ("missing", ""),
                 ("malformed", "?token=not-a-jwt"),
                 ("algorithm", "?token=" + signed(claims(), header: #"{"alg":"none","typ":"JWT"}"#)),
-                ("signature", "?token=" + JWT.sign(header: JWT.standardHeader, payload: claims(), secret: Array("another-secret-of-at-least-32-bytes!".utf8))),
+                (
+                    "signature",
+                    "?token="
+                        + JWT.sign(
+                            header: JWT.standardHeader, payload: claims(), secret: Array("another-secret-of-at-least-32-bytes!".utf8))
+                ),
                 ("expired", "?token=" + signed(claims(iat: now - 200, exp: now - 100))),
                 ("not_yet_valid", "?token=" + signed(claims(extra: #","nbf":\#(now + 60)"#))),
                 ("issued_in_future", "?token=" + signed(claims(iat: now + 60, exp: now + 120))),
@@ -146,25 +161,38 @@ final class RealtimeProtocolTests: XCTestCase {
     func testLeaveAndErrors() throws {
         try eachBackend { server, backend in
             let a = try server.client("alice", channels: ["allowed"])
-            try send(a, #"{"type":"leave","channel":"room"}"#); try expectError(a, "not_joined")
-            try send(a, #"{"type":"message","channel":"room","content":"hi"}"#); try expectError(a, "not_joined")
-            try send(a, #"{"type":"typing","channel":"room","typing":true}"#); try expectError(a, "not_joined")
-            try send(a, #"{"type":"join","channel":"room"}"#); try expectError(a, "forbidden_channel")
-            try send(a, #"{"type":"join","channel":"bad channel!"}"#); try expectError(a, "invalid_channel")
-            try send(a, #"{"type":"dance"}"#); try expectError(a, "unknown_type")
-            try send(a, #"{"type":"join""#); try expectError(a, "bad_json")
-            try send(a, #"{"type":"join","channel":5}"#); try expectError(a, "bad_json")
-            try send(a, #"{"type":"join","channel":"allowed","extra":1}"#); try expectError(a, "bad_json")
-            try send(a, String(repeating: "[", count: 5000)); try expectError(a, "bad_json")
-            try send(a, #"{"type":"ping","n":1e999999}"#); try expectError(a, "bad_json")
-            try a.send(.binary, [1, 2, 3]); try expectError(a, "bad_json")
+            try send(a, #"{"type":"leave","channel":"room"}"#)
+            try expectError(a, "not_joined")
+            try send(a, #"{"type":"message","channel":"room","content":"hi"}"#)
+            try expectError(a, "not_joined")
+            try send(a, #"{"type":"typing","channel":"room","typing":true}"#)
+            try expectError(a, "not_joined")
+            try send(a, #"{"type":"join","channel":"room"}"#)
+            try expectError(a, "forbidden_channel")
+            try send(a, #"{"type":"join","channel":"bad channel!"}"#)
+            try expectError(a, "invalid_channel")
+            try send(a, #"{"type":"dance"}"#)
+            try expectError(a, "unknown_type")
+            try send(a, #"{"type":"join""#)
+            try expectError(a, "bad_json")
+            try send(a, #"{"type":"join","channel":5}"#)
+            try expectError(a, "bad_json")
+            try send(a, #"{"type":"join","channel":"allowed","extra":1}"#)
+            try expectError(a, "bad_json")
+            try send(a, String(repeating: "[", count: 5000))
+            try expectError(a, "bad_json")
+            try send(a, #"{"type":"ping","n":1e999999}"#)
+            try expectError(a, "bad_json")
+            try a.send(.binary, [1, 2, 3])
+            try expectError(a, "bad_json")
             try a.join("allowed", expecting: ["alice"])
             try send(a, #"{"type":"message","channel":"allowed","content":"\#(String(repeating: "é", count: 2049))"}"#)
             try expectError(a, "too_large")
             try send(a, #"{"type":"ping"}"#)
             XCTAssertEqual(try a.nextJSON()["type"] as? String, "pong", "\(backend)")
             try send(a, #"{"type":"leave","channel":"allowed"}"#)
-            try send(a, #"{"type":"leave","channel":"allowed"}"#); try expectError(a, "not_joined")
+            try send(a, #"{"type":"leave","channel":"allowed"}"#)
+            try expectError(a, "not_joined")
         }
     }
 
@@ -205,9 +233,12 @@ final class RealtimeProtocolTests: XCTestCase {
                     XCTAssertEqual(m["sender"] as? String, "alice")
                     XCTAssertEqual(m["channel"] as? String, "room")
                     let id = m["id"] as! String
-                    if ws === sender { XCTAssertGreaterThan(id, lastID, "ids are time-ordered"); lastID = id }
+                    if ws === sender {
+                        XCTAssertGreaterThan(id, lastID, "ids are time-ordered")
+                        lastID = id
+                    }
                     let ts = m["timestamp"] as! String
-                    XCTAssertEqual(ts.count, 24, ts) // 2026-11-28T10:24:41.123Z
+                    XCTAssertEqual(ts.count, 24, ts)  // 2026-11-28T10:24:41.123Z
                     XCTAssertTrue(ts.hasSuffix("Z"))
                 }
             }
@@ -222,7 +253,7 @@ final class RealtimeProtocolTests: XCTestCase {
             for _ in 0..<10 { XCTAssertEqual(try a.nextJSON()["type"] as? String, "pong") }
             try send(a, #"{"type":"ping"}"#)
             try expectError(a, "rate_limited")
-            pause(millis: 500) // 2–3 tokens come back
+            pause(millis: 500)  // 2–3 tokens come back
             try send(a, #"{"type":"ping"}"#)
             let m = try a.nextJSON()
             XCTAssertEqual(m["type"] as? String, "pong", "\(backend) \(m)")
@@ -311,8 +342,8 @@ final class RealtimeProtocolTests: XCTestCase {
             XCTAssertEqual(m["type"] as? String, "typing")
             XCTAssertEqual(m["user_id"] as? String, "alice")
             XCTAssertEqual(m["typing"] as? Bool, true)
-            a2.expectSilence() // not to the sender's own tabs
-            m = try b.nextJSON()   // the server ends it
+            a2.expectSilence()  // not to the sender's own tabs
+            m = try b.nextJSON()  // the server ends it
             XCTAssertEqual(m["typing"] as? Bool, false, "\(backend)")
             let waited = Date().timeIntervalSince(start)
             XCTAssertGreaterThan(waited, 4.5)
@@ -346,8 +377,9 @@ final class RealtimeProtocolTests: XCTestCase {
             let c = try server.client("carol")
             try send(c, #"{"type":"join","channel":"room"}"#)
             let seen = b.messages(within: 5_500)
-            XCTAssertTrue(seen.contains { $0["type"] as? String == "presence" && $0["user_id"] as? String == "carol" },
-                          "\(backend) \(seen)")
+            XCTAssertTrue(
+                seen.contains { $0["type"] as? String == "presence" && $0["user_id"] as? String == "carol" },
+                "\(backend) \(seen)")
             XCTAssertFalse(seen.contains { $0["type"] as? String == "typing" }, "\(backend) \(seen)")
         }
     }
@@ -359,9 +391,11 @@ final class RealtimeProtocolTests: XCTestCase {
             let good = try server.client("good")
             try good.join("room", expecting: ["good"])
             let bad = try server.client("bad")
-            let garbage: [String] = ["", "null", "[]", "{}", "\"x\"", #"{"type":null}"#, #"{"type":"join","channel":"a","channel":"b"}"#,
-                                     #"{"type":"message","channel":"room","content":"\ud800"}"#, #"{"type":"typing","channel":"room","typing":"yes"}"#,
-                                     String(repeating: "{\"a\":", count: 3000), "{\"type\":\"ping\"} trailing"]
+            let garbage: [String] = [
+                "", "null", "[]", "{}", "\"x\"", #"{"type":null}"#, #"{"type":"join","channel":"a","channel":"b"}"#,
+                #"{"type":"message","channel":"room","content":"\ud800"}"#, #"{"type":"typing","channel":"room","typing":"yes"}"#,
+                String(repeating: "{\"a\":", count: 3000), "{\"type\":\"ping\"} trailing",
+            ]
             for g in garbage {
                 try send(bad, g)
                 let m = try bad.nextJSON()
@@ -389,7 +423,11 @@ final class RealtimeProtocolTests: XCTestCase {
     /// go offline); the channel's other members keep receiving every message, in order, meanwhile.
     /// (The 4008 close frame itself is checked with a readable window in EchoConnectionTests.)
     func testSlowReaderNeverStallsTheChannel() throws {
-        try eachBackend(configure: { $0.messageRate = 0; $0.maxOutboundBytes = 64 * 1024; $0.presenceGraceMillis = 0 }) { server, backend in
+        try eachBackend(configure: {
+            $0.messageRate = 0
+            $0.maxOutboundBytes = 64 * 1024
+            $0.presenceGraceMillis = 0
+        }) { server, backend in
             let slow = try server.client("slow")
             slow.socket.setReceiveBuffer(16 * 1024)
             try slow.join("room", expecting: ["slow"])
@@ -400,7 +438,7 @@ final class RealtimeProtocolTests: XCTestCase {
             try sender.expectPresence("reader", true, "room")
             let content = String(repeating: "x", count: 4000)
             var sawSlowLeave = [false, false]
-            for n in 0..<2500 { // well past what the kernel buffers on loopback (a few MiB)
+            for n in 0..<2500 {  // well past what the kernel buffers on loopback (a few MiB)
                 try send(sender, #"{"type":"message","channel":"room","content":"\#(n) \#(content)"}"#)
                 for (i, ws) in [sender, reader].enumerated() {
                     var m = try ws.nextJSON()

@@ -1,7 +1,8 @@
-@testable import PresenceD
-@testable import PresenceRealtime
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// Server frames decoded as a client would: framing, fields, key order and escaping.
 final class ServerMessageTests: XCTestCase {
@@ -45,10 +46,13 @@ final class ServerMessageTests: XCTestCase {
     }
 
     func testMessage() {
-        let frame = ServerMessage.message(id: "01HV5ZK7", sender: "user-1", content: "hello", channel: "general",
-                                          timestamp: "2024-05-01T12:00:00.123Z")
-        XCTAssertEqual(payload(of: frame).map { String(decoding: $0, as: UTF8.self) },
-                       #"{"type":"message","id":"01HV5ZK7","sender":"user-1","content":"hello","channel":"general","timestamp":"2024-05-01T12:00:00.123Z"}"#)
+        let frame = ServerMessage.message(
+            id: "01HV5ZK7", sender: "user-1", content: "hello", channel: "general",
+            timestamp: "2024-05-01T12:00:00.123Z")
+        XCTAssertEqual(
+            payload(of: frame).map { String(decoding: $0, as: UTF8.self) },
+            #"{"type":"message","id":"01HV5ZK7","sender":"user-1","content":"hello","channel":"general","timestamp":"2024-05-01T12:00:00.123Z"}"#
+        )
         guard let (keys, value) = decode(frame) else { return }
         XCTAssertEqual(keys, ["type", "id", "sender", "content", "channel", "timestamp"])
         XCTAssertEqual(value["type"], .string("message"))
@@ -71,15 +75,17 @@ final class ServerMessageTests: XCTestCase {
             XCTAssertEqual(value["sender"], .string("s\n"))
         }
         let raw = payload(of: ServerMessage.message(id: "1", sender: "u", content: "a\"\u{1}😀", channel: "c", timestamp: "t"))
-        XCTAssertEqual(raw.map { String(decoding: $0, as: UTF8.self) },
-                       #"{"type":"message","id":"1","sender":"u","content":"a\"\u0001😀","channel":"c","timestamp":"t"}"#)
+        XCTAssertEqual(
+            raw.map { String(decoding: $0, as: UTF8.self) },
+            #"{"type":"message","id":"1","sender":"u","content":"a\"\u0001😀","channel":"c","timestamp":"t"}"#)
     }
 
     func testPresence() {
         for online in [true, false] {
             let frame = ServerMessage.presence(userID: "alice", online: online, channel: "room")
-            XCTAssertEqual(payload(of: frame).map { String(decoding: $0, as: UTF8.self) },
-                           #"{"type":"presence","user_id":"alice","online":\#(online),"channel":"room"}"#)
+            XCTAssertEqual(
+                payload(of: frame).map { String(decoding: $0, as: UTF8.self) },
+                #"{"type":"presence","user_id":"alice","online":\#(online),"channel":"room"}"#)
             guard let (keys, value) = decode(frame) else { continue }
             XCTAssertEqual(keys, ["type", "user_id", "online", "channel"])
             XCTAssertEqual(value["online"], .bool(online))
@@ -91,8 +97,9 @@ final class ServerMessageTests: XCTestCase {
     func testTyping() {
         for typing in [true, false] {
             let frame = ServerMessage.typing(userID: "alice", channel: "room", typing: typing)
-            XCTAssertEqual(payload(of: frame).map { String(decoding: $0, as: UTF8.self) },
-                           #"{"type":"typing","user_id":"alice","channel":"room","typing":\#(typing)}"#)
+            XCTAssertEqual(
+                payload(of: frame).map { String(decoding: $0, as: UTF8.self) },
+                #"{"type":"typing","user_id":"alice","channel":"room","typing":\#(typing)}"#)
             guard let (keys, value) = decode(frame) else { continue }
             XCTAssertEqual(keys, ["type", "user_id", "channel", "typing"])
             XCTAssertEqual(value["typing"], .bool(typing))
@@ -106,10 +113,16 @@ final class ServerMessageTests: XCTestCase {
     }
 
     func testErrorForEveryCode() {
-        let codes: [ProtocolErrorCode] = [.badJSON, .unknownType, .invalidChannel, .notJoined, .forbiddenChannel, .tooLarge,
-                                          .rateLimited, .unavailable]
-        XCTAssertEqual(codes.map(\.rawValue), ["bad_json", "unknown_type", "invalid_channel", "not_joined", "forbidden_channel",
-                                               "too_large", "rate_limited", "unavailable"])
+        let codes: [ProtocolErrorCode] = [
+            .badJSON, .unknownType, .invalidChannel, .notJoined, .forbiddenChannel, .tooLarge,
+            .rateLimited, .unavailable,
+        ]
+        XCTAssertEqual(
+            codes.map(\.rawValue),
+            [
+                "bad_json", "unknown_type", "invalid_channel", "not_joined", "forbidden_channel",
+                "too_large", "rate_limited", "unavailable",
+            ])
         for code in codes {
             let frame = ServerMessage.error(code, "why \"not\"\n")
             guard let (keys, value) = decode(frame) else { continue }
@@ -117,8 +130,9 @@ final class ServerMessageTests: XCTestCase {
             XCTAssertEqual(value, .object(["type": .string("error"), "code": .string(code.rawValue), "message": .string("why \"not\"\n")]))
         }
         let refused = ProtocolError(code: .tooLarge, message: "content is over 4096 bytes")
-        XCTAssertEqual(payload(of: ServerMessage.error(refused)).map { String(decoding: $0, as: UTF8.self) },
-                       #"{"type":"error","code":"too_large","message":"content is over 4096 bytes"}"#)
+        XCTAssertEqual(
+            payload(of: ServerMessage.error(refused)).map { String(decoding: $0, as: UTF8.self) },
+            #"{"type":"error","code":"too_large","message":"content is over 4096 bytes"}"#)
     }
 
     func testClientErrorMessagesRoundTrip() {

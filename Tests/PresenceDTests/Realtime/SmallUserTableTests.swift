@@ -1,7 +1,8 @@
-@testable import PresenceD
-@testable import PresenceRealtime
 import TestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// SmallUserTable against a plain Dictionary: random operations through growth past
 /// `pairsLimit`, shrinking below `pairsFloor` and emptying; the switch-over both ways with every
@@ -119,14 +120,16 @@ final class SmallUserTableTests: XCTestCase {
         XCTAssertTrue(isDictionary(table))
         XCTAssertEqual(contents(table), model)
         // In place in the dictionary too.
-        XCTAssertEqual(table.modify("u5", default: entry(-1)) { entry -> Int32 in
-            entry.connections *= 10
-            return entry.connections
-        }, 50)
-        XCTAssertEqual(table.modifyIfPresent("u6") { entry -> Int32 in
-            entry.connections *= 10
-            return entry.connections
-        }, 60)
+        XCTAssertEqual(
+            table.modify("u5", default: entry(-1)) { entry -> Int32 in
+                entry.connections *= 10
+                return entry.connections
+            }, 50)
+        XCTAssertEqual(
+            table.modifyIfPresent("u6") { entry -> Int32 in
+                entry.connections *= 10
+                return entry.connections
+            }, 60)
         XCTAssertNil(table.modifyIfPresent("nobody") { _ in 0 })
         model["u5"]?.connections = 50
         model["u6"]?.connections = 60
@@ -168,8 +171,9 @@ final class SmallUserTableTests: XCTestCase {
         for i in 0..<Table.pairsLimit {
             table.removeValue(forKey: "u\(i)")
             let count = table.count
-            XCTAssertLessThanOrEqual(pairsCapacity(table)!, max(2 * count + 1, count + count / 8 + 2),
-                                     "\(count) users")
+            XCTAssertLessThanOrEqual(
+                pairsCapacity(table)!, max(2 * count + 1, count + count / 8 + 2),
+                "\(count) users")
         }
         XCTAssertEqual(pairsCapacity(table), 0, "an empty table holds no memory")
     }
@@ -178,7 +182,7 @@ final class SmallUserTableTests: XCTestCase {
     private func storageAddress(_ table: Table) -> UInt {
         switch table.storage {
         case .pairs(let pairs): UInt(bitPattern: pairs.withUnsafeBufferPointer { $0.baseAddress })
-        case .dictionary(let box): unsafeBitCast(box.table, to: UInt.self) // one reference
+        case .dictionary(let box): unsafeBitCast(box.table, to: UInt.self)  // one reference
         }
     }
 

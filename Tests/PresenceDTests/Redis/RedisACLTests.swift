@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceOutbound
-@testable import PresenceRealtime
 import RedisTestSupport
 import TestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
 
 /// presenced under the Redis ACL user that docs/operations.md gives (read from the document
 /// itself, so the two cannot drift): two instances — joins, presence, cross-instance messages,
@@ -36,7 +37,7 @@ final class RedisACLTests: StandInServerTestCase {
                 let server = try TestServer(backend: backend, echo: false) {
                     $0.redisURL = url
                     $0.chatServiceURL = chat.baseURL
-                    $0.stateDirectory = directory // each instance its own local outage queue
+                    $0.stateDirectory = directory  // each instance its own local outage queue
                     $0.serverAPIToken = "server-api-token-for-acl-test"
                     $0.presenceGraceMillis = 200
                 }
@@ -46,7 +47,10 @@ final class RedisACLTests: StandInServerTestCase {
                 return server
             }
             let a = try instance(), b = try instance()
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             let alice = try a.client("alice", receiveTimeoutMillis: 15_000)
             try alice.join("room", expecting: ["alice"])
             let bob = try b.client("bob", receiveTimeoutMillis: 15_000)
@@ -69,8 +73,9 @@ final class RedisACLTests: StandInServerTestCase {
             XCTAssertTrue(body.contains("alice") && body.contains("bob"), body)
 
             // A revocation crosses instances through the control channel.
-            let (revoked, _) = try ServerProbe.post(a.port, "/api/v1/disconnect", json: #"{"user_id":"bob"}"#,
-                                                    bearer: "server-api-token-for-acl-test")
+            let (revoked, _) = try ServerProbe.post(
+                a.port, "/api/v1/disconnect", json: #"{"user_id":"bob"}"#,
+                bearer: "server-api-token-for-acl-test")
             XCTAssertEqual(revoked.status, 200)
             try bob.expectClose(4403)
             XCTAssertEqual(try alice.nextJSON()["typing"] as? Bool, false, "bob's typing ends with his connection")

@@ -1,11 +1,12 @@
 import Foundation
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisShim
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Two instances on a 3-master Redis Cluster (loopback): presence and fan-out cross instances on
 /// channels whose slots live on different masters; single-use tokens hold across instances; user
@@ -36,7 +37,10 @@ final class RedisClusterModeTests: XCTestCase {
             return server
         }
         let a = try instance(seed: 0), b = try instance(seed: 1)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
 
         // Channels whose `{tag}` slots are spread over the masters.
         let channels = ["family", "kitchen", "garden", "garage", "attic"]
@@ -55,7 +59,7 @@ final class RedisClusterModeTests: XCTestCase {
             let m = try alice.nextJSON()
             XCTAssertEqual(m["channel"] as? String, channel, "\(m)")
             XCTAssertEqual(m["content"] as? String, "to \(channel)", "\(m)")
-            _ = try bob.nextJSON() // bob's own copy
+            _ = try bob.nextJSON()  // bob's own copy
         }
 
         // A token used on A is refused on B.
@@ -79,8 +83,9 @@ final class RedisClusterModeTests: XCTestCase {
         let users = ["alice", "bob"] + (1...8).map { "u\($0)" }
         let masters = Set(users.map { RedisCluster.keySlot(PresenceScripts.userKeys(bucket: UserPresence.redisBucket(of: $0))[0]) / 5462 })
         XCTAssertGreaterThan(masters.count, 1, "the users' buckets should cover more than one master")
-        let (head, body) = try ServerProbe.get(b.port, "/api/v1/presence?user=" + users.joined(separator: ","),
-                                               bearer: "server-api-token-for-cluster-test")
+        let (head, body) = try ServerProbe.get(
+            b.port, "/api/v1/presence?user=" + users.joined(separator: ","),
+            bearer: "server-api-token-for-cluster-test")
         XCTAssertEqual(head.status, 200, body)
         let list = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] ?? []
         XCTAssertEqual(list.map { $0["user_id"] as? String ?? "?" }, users, body)

@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import TestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Two presenced instances sharing one real redis-server behave as one server
 /// (docs/operations.md, "Scaling out").
@@ -89,7 +90,10 @@ final class RedisModeTests: XCTestCase {
     func testMessagesTypingAndPresenceCrossInstances() throws {
         for backend in availableBackends {
             let a = try instance(backend), b = try instance(backend)
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             let (alice, bob) = try aliceAndBob(on: a, and: b)
 
             try alice.sendText(#"{"type":"message","channel":"room","content":"hi from A"}"#)
@@ -103,7 +107,7 @@ final class RedisModeTests: XCTestCase {
             let t = try alice.nextJSON()
             XCTAssertEqual(t["type"] as? String, "typing", "\(backend)")
             XCTAssertEqual(t["user_id"] as? String, "bob")
-            bob.expectSilence(millis: 200) // typing goes to the other users only, and nothing twice
+            bob.expectSilence(millis: 200)  // typing goes to the other users only, and nothing twice
 
             // bob's tab closes while typing: alice hears typing stop, then — after the grace
             // period — bob go offline, once.
@@ -121,10 +125,13 @@ final class RedisModeTests: XCTestCase {
     /// (Before, about 1 join in 200 missed it: the snapshot came back before the SSUBSCRIBE.)
     func testAnEventFromElsewhereRightAfterAJoinIsNotMissed() throws {
         let a = try instance(availableBackends[0]), b = try instance(availableBackends[0])
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         var missed: [Int] = []
         for i in 0..<200 {
-            let channel = "fresh-\(i)" // a channel instance A has not subscribed to yet
+            let channel = "fresh-\(i)"  // a channel instance A has not subscribed to yet
             let bob = try b.client("bob\(i)", receiveTimeoutMillis: Self.patience)
             try bob.join(channel, expecting: ["bob\(i)"])
             let alice = try a.client("alice\(i)", receiveTimeoutMillis: 2_000)
@@ -144,13 +151,18 @@ final class RedisModeTests: XCTestCase {
         // Ready (as the test waits for it) means every loop's connection is up: tokens tried
         // straight after it, on whichever loop takes them, are checked in Redis, not in memory.
         let a = try instance(backend), b = try instance(backend)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         for user in ["carol", "dave", "erin", "frank", "grace", "heidi"] {
             let token = a.token(user)
             let first = try TestWebSocket(port: a.port, path: "/ws?token=" + token, receiveTimeoutMillis: Self.patience)
             defer { first.disconnect() }
             let socket = try TestSocket(port: b.port)
-            try socket.write("GET /ws?token=\(token) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            try socket.write(
+                "GET /ws?token=\(token) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
             let (head, body) = try socket.readHTTPResponse()
             XCTAssertEqual(head.status, 401, user)
             XCTAssertTrue(String(decoding: body, as: UTF8.self).contains("replayed"), String(decoding: body, as: UTF8.self))
@@ -165,9 +177,14 @@ final class RedisModeTests: XCTestCase {
     func testUsersOfAKilledInstanceGoOfflineWithinTheTTL() throws {
         let ttl: Int64 = 3_000
         let a = try instance(availableBackends[0], ttl: ttl), c = try instance(availableBackends[0], ttl: ttl)
-        defer { a.stop(); c.stop() }
-        let b = try DaemonProcess(environment: ["REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
-                                                "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2"])
+        defer {
+            a.stop()
+            c.stop()
+        }
+        let b = try DaemonProcess(environment: [
+            "REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
+            "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2",
+        ])
         let alice = try a.client("alice", receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
         let erin = try c.client("erin", receiveTimeoutMillis: Self.patience)
@@ -189,7 +206,7 @@ final class RedisModeTests: XCTestCase {
         }
         let took = EventLoop.monotonicMillis() - killedAt
         XCTAssertLessThanOrEqual(took, ttl + 3_000, "offline announced \(took) ms after the crash")
-        alice.expectSilence(millis: 1_000) // once on each instance
+        alice.expectSilence(millis: 1_000)  // once on each instance
         erin.expectSilence(millis: 100)
     }
 
@@ -198,13 +215,16 @@ final class RedisModeTests: XCTestCase {
     func testAReconnectToAnotherInstanceWithinTheGraceDoesNotFlap() throws {
         let backend = availableBackends[0]
         let a = try instance(backend, grace: 1_500), b = try instance(backend, grace: 1_500)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         let (alice, bob) = try aliceAndBob(on: a, and: b)
         bob.disconnect()
         pause(millis: 300)
         let again = try a.client("bob", receiveTimeoutMillis: Self.patience)
         try again.join("room", expecting: ["alice", "bob"])
-        alice.expectSilence(millis: 2_500) // past the grace period: no offline, no second online
+        alice.expectSilence(millis: 2_500)  // past the grace period: no offline, no second online
         // And a real leave still ends in one offline.
         again.disconnect()
         var tv = timeval(tv_sec: 5, tv_usec: 0)
@@ -217,7 +237,10 @@ final class RedisModeTests: XCTestCase {
     func testInstancesRecoverWhenRedisRestarts() throws {
         let backend = availableBackends[0]
         let a = try instance(backend), b = try instance(backend)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         let (alice, bob) = try aliceAndBob(on: a, and: b)
 
         redis.stop()
@@ -230,7 +253,10 @@ final class RedisModeTests: XCTestCase {
         var sawLocal = false
         for _ in 0..<4 {
             let m = try carol.nextJSON()
-            if m["type"] as? String == "message" { sawLocal = true; break }
+            if m["type"] as? String == "message" {
+                sawLocal = true
+                break
+            }
         }
         XCTAssertTrue(sawLocal, "local fan-out while Redis is down")
 
@@ -262,7 +288,11 @@ final class RedisModeTests: XCTestCase {
         let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let savedFD = Log.fileDescriptor
         Log.fileDescriptor = logFD
-        defer { Log.fileDescriptor = savedFD; close(logFD); unlink(logPath) }
+        defer {
+            Log.fileDescriptor = savedFD
+            close(logFD)
+            unlink(logPath)
+        }
         let a = try instance(availableBackends[0])
         defer { a.stop() }
         func upgrade(_ token: String) throws -> Int {
@@ -293,7 +323,10 @@ final class RedisModeTests: XCTestCase {
     func testAFrozenRedisDoesNotStopLocalFanOut() throws {
         let backend = availableBackends[0]
         let a = try instance(backend), b = try instance(backend)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         let (alice, bob) = try aliceAndBob(on: a, and: b)
         let carol = try a.client("carol", receiveTimeoutMillis: Self.patience)
         try carol.sendText(#"{"type":"join","channel":"room"}"#)
@@ -325,15 +358,21 @@ final class RedisModeTests: XCTestCase {
         let certificate = try pki.issue("localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1")
         let server = try RedisServerProcess(tls: .init(certificate: certificate.certificate, key: certificate.key, caFile: pki.caFile))
         defer { server.stop() }
-        let environment = ["REDIS_URL": "rediss://localhost:\(server.port)", "WS_TOKEN_SECRET": TestServer.secret,
-                           "SSL_CERT_FILE": pki.caFile, "THREADS": "2"]
+        let environment = [
+            "REDIS_URL": "rediss://localhost:\(server.port)", "WS_TOKEN_SECRET": TestServer.secret,
+            "SSL_CERT_FILE": pki.caFile, "THREADS": "2",
+        ]
         let a = try DaemonProcess(environment: environment), b = try DaemonProcess(environment: environment)
         try a.waitUntilReady()
         try b.waitUntilReady()
         let minter = TokenMinter(secret: TestServer.secret, audience: "presenced")
-        let alice = try TestWebSocket(port: a.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token, receiveTimeoutMillis: Self.patience)
+        let alice = try TestWebSocket(
+            port: a.port, path: "/ws?token=" + minter.mint(userID: "alice", ttl: 60, now: UnixTime.now()).token,
+            receiveTimeoutMillis: Self.patience)
         try alice.join("room", expecting: ["alice"])
-        let bob = try TestWebSocket(port: b.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token, receiveTimeoutMillis: Self.patience)
+        let bob = try TestWebSocket(
+            port: b.port, path: "/ws?token=" + minter.mint(userID: "bob", ttl: 60, now: UnixTime.now()).token,
+            receiveTimeoutMillis: Self.patience)
         try bob.join("room", expecting: ["alice", "bob"])
         try alice.expectPresence("bob", true, "room")
         try bob.sendText(#"{"type":"message","channel":"room","content":"over TLS"}"#)

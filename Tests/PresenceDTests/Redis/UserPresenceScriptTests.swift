@@ -1,7 +1,8 @@
-@testable import PresenceD
-@testable import PresenceRealtime
 import RedisTestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// The bounds on remembered last-seen times: Redis' `seen` set (the sweep script, run on a real
 /// redis-server with a small cap) and embedded mode's `LastSeenBook`.
@@ -19,8 +20,9 @@ final class UserPresenceScriptTests: XCTestCase {
         _ = cli("HSET", left, "gone1", String(now - 1_510), "gone2", String(now - 1_505))
         _ = cli("HSET", names, "gone1", "Gone One")
 
-        let reply = redis.redisCLI(["EVAL", PresenceScripts.sweep.source, String(keys.count)] + keys
-                                   + [String(now), "30000", "1500", "4", String(retention)])
+        let reply = redis.redisCLI(
+            ["EVAL", PresenceScripts.sweep.source, String(keys.count)] + keys
+                + [String(now), "30000", "1500", "4", String(retention)])
         let lines = reply.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         XCTAssertEqual(Array(lines.prefix(6)), ["gone1", "Gone One", String(now - 1_510), "gone2", "", String(now - 1_505)], reply)
 
@@ -33,10 +35,11 @@ final class UserPresenceScriptTests: XCTestCase {
 
         // The query: a remembered user, one past the retention (as if never seen), one never seen.
         _ = cli("ZADD", seen, String(now - retention - 1), "ancient")
-        let answer = redis.redisCLI(["EVAL", PresenceScripts.users.source, String(keys.count)] + keys
-                                    + [String(now), "30000", "1500", "4", String(retention), "gone1", "ancient", "nobody"])
+        let answer = redis.redisCLI(
+            ["EVAL", PresenceScripts.users.source, String(keys.count)] + keys
+                + [String(now), "30000", "1500", "4", String(retention), "gone1", "ancient", "nobody"])
         var got = answer.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        while got.count < 6 { got.append("") } // redisCLI trims the output's trailing (nil) lines
+        while got.count < 6 { got.append("") }  // redisCLI trims the output's trailing (nil) lines
         XCTAssertEqual(got, ["0", String(now - 1_510), "0", "", "0", ""], answer)
     }
 

@@ -1,9 +1,10 @@
 import Glibc
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import WSCore
-import XCTest
 
 /// Real WebSocket clients over loopback against the echo application, on every backend.
 final class EchoConnectionTests: XCTestCase {
@@ -44,7 +45,7 @@ final class EchoConnectionTests: XCTestCase {
     func testCloseIsAnsweredWithTheSameCodeAndTheConnectionEnds() throws {
         try eachBackend { server, backend in
             let ws = try TestWebSocket(port: server.port)
-            try ws.send(.close, [0x0F, 0xA0] + Array("bye".utf8)) // 4000
+            try ws.send(.close, [0x0F, 0xA0] + Array("bye".utf8))  // 4000
             XCTAssertEqual(try ws.receive(), .close(4000), "\(backend)")
             XCTAssertEqual(try ws.receive(), .eof, "\(backend)")
         }
@@ -76,7 +77,10 @@ final class EchoConnectionTests: XCTestCase {
     /// One client that never reads while it keeps sending: the others keep echoing promptly,
     /// and the stuck one is closed once its backlog passes the outbound cap.
     func testClientThatNeverReadsDoesNotDelayOthers() throws {
-        try eachBackend(configure: { $0.maxOutboundBytes = 1 << 20; $0.closeTimeoutMillis = 10_000 }) { server, backend in
+        try eachBackend(configure: {
+            $0.maxOutboundBytes = 1 << 20
+            $0.closeTimeoutMillis = 10_000
+        }) { server, backend in
             let stuck = try TestWebSocket(port: server.port)
             stuck.socket.setReceiveBuffer(64 * 1024)
             let others = try (0..<4).map { _ in try TestWebSocket(port: server.port) }
@@ -101,9 +105,13 @@ final class EchoConnectionTests: XCTestCase {
             drain: while true {
                 switch try stuck.receive() {
                 case .binary(let bytes): echoed += bytes.count
-                case .close(let code): closeCode = code; break drain
+                case .close(let code):
+                    closeCode = code
+                    break drain
                 case .eof: break drain
-                case let other: XCTFail("\(backend): \(other)"); break drain
+                case let other:
+                    XCTFail("\(backend): \(other)")
+                    break drain
                 }
             }
             XCTAssertEqual(closeCode, 4008, "\(backend)")

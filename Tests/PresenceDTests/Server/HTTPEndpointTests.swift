@@ -1,7 +1,8 @@
-@testable import PresenceD
-@testable import PresenceRealtime
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceRealtime
 
 /// Plain HTTP on the WebSocket port: health endpoints, refused upgrades, malformed heads.
 final class HTTPEndpointTests: XCTestCase {
@@ -56,11 +57,13 @@ final class HTTPEndpointTests: XCTestCase {
         for backend in availableBackends {
             let server = try TestServer(backend: backend)
             defer { server.stop() }
-            let upgrade = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            let upgrade =
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             let (old, _) = try request(server, upgrade + "Sec-WebSocket-Version: 8\r\n\r\n")
             XCTAssertEqual(old.status, 426, "\(backend)")
             XCTAssertEqual(old.headers["sec-websocket-version"], "13")
-            let (noKey, body) = try request(server, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let (noKey, body) = try request(
+                server, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
             XCTAssertEqual(noKey.status, 400, "\(backend)")
             XCTAssertTrue(String(decoding: body, as: UTF8.self).contains(#""code":"bad_upgrade""#))
             XCTAssertNotNil(noKey.headers["x-request-id"])

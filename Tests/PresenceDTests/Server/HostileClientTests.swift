@@ -1,18 +1,21 @@
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import Synchronization
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// Hostile clients (issue 8) against a live in-process server on every backend, each with a
 /// well-behaved client checked alongside: slowloris, header floods, half-open floods, the per-IP
 /// cap, join/leave churn, oversized and never-ending messages, ping floods. (A client that never
 /// reads — 4008 while the others stay fast — is `EchoConnectionTests.testClientThatNeverReadsDoesNotDelayOthers`.)
 final class HostileClientTests: XCTestCase {
-    private func eachBackend(echo: Bool = true, configure: (inout Config) -> Void = { _ in },
-                             _ body: (TestServer, IOBackendKind) throws -> Void) throws {
+    private func eachBackend(
+        echo: Bool = true, configure: (inout Config) -> Void = { _ in },
+        _ body: (TestServer, IOBackendKind) throws -> Void
+    ) throws {
         for backend in availableBackends {
             let server = try TestServer(backend: backend, echo: echo, configure: configure)
             defer { server.stop() }
@@ -58,7 +61,10 @@ final class HostileClientTests: XCTestCase {
             var sent = 0
             var closedAfter: Int64?
             while closedAfter == nil && sent < head.count {
-                if (try? slow.write([head[sent]])) == nil { closedAfter = EventLoop.monotonicMillis() - start; break }
+                if (try? slow.write([head[sent]])) == nil {
+                    closedAfter = EventLoop.monotonicMillis() - start
+                    break
+                }
                 sent += 1
                 // Waits up to a second: a timeout means the connection is still open.
                 if try sawServerClose(slow) { closedAfter = EventLoop.monotonicMillis() - start }
@@ -85,7 +91,7 @@ final class HostileClientTests: XCTestCase {
             ]
             for (request, status) in floods {
                 let socket = try TestSocket(port: server.port)
-                try socket.write(request) // the server reads on (and discards) after refusing
+                try socket.write(request)  // the server reads on (and discards) after refusing
                 let (head, _) = try socket.readHTTPResponse()
                 XCTAssertEqual(head.status, status, "\(backend) \(request.prefix(30))")
                 XCTAssertEqual(head.headers["connection"], "close", "\(backend)")
@@ -102,10 +108,13 @@ final class HostileClientTests: XCTestCase {
     func testTenThousandHalfOpenConnectionsDoNotStopOthersAndAreReaped() throws {
         let count = 10_000
         for backend in availableBackends {
-            let daemon = try DaemonProcess(environment: ["IO_BACKEND": backend.rawValue, "WS_TOKEN_SECRET": TestServer.secret,
-                                                         "MESSAGE_RATE": "0"])
+            let daemon = try DaemonProcess(environment: [
+                "IO_BACKEND": backend.rawValue, "WS_TOKEN_SECRET": TestServer.secret,
+                "MESSAGE_RATE": "0",
+            ])
             let daemonFDs = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/fd").count) ?? -1 }
-            let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "alice", ttl: 60, now: UnixTime.now()).token
+            let token = TokenMinter(secret: TestServer.secret, audience: "presenced").mint(userID: "alice", ttl: 60, now: UnixTime.now())
+                .token
             let member = try TestWebSocket(port: daemon.port, path: "/ws?token=" + token)
             try member.join("family", expecting: ["alice"])
             let baseline = daemonFDs()
@@ -115,7 +124,10 @@ final class HostileClientTests: XCTestCase {
             for _ in 0..<count { idle.append(try TestSocket(port: daemon.port, receiveTimeoutMillis: 15_000)) }
             let openedAfter = EventLoop.monotonicMillis() - start
             var accepted = daemonFDs() - baseline
-            for _ in 0..<300 where accepted < count { pause(millis: 10); accepted = daemonFDs() - baseline }
+            for _ in 0..<300 where accepted < count {
+                pause(millis: 10)
+                accepted = daemonFDs() - baseline
+            }
             XCTAssertGreaterThanOrEqual(accepted, count, "\(backend): not all half-open connections were accepted")
             var slowest: Int64 = 0
             for i in 0..<50 {
@@ -133,11 +145,16 @@ final class HostileClientTests: XCTestCase {
             XCTAssertLessThan(reapedAfter, openedAfter + 10_000 + 3_000, "\(backend)")
             idle.removeAll()
             var left = daemonFDs() - baseline
-            for _ in 0..<300 where left > 0 { pause(millis: 10); left = daemonFDs() - baseline }
+            for _ in 0..<300 where left > 0 {
+                pause(millis: 10)
+                left = daemonFDs() - baseline
+            }
             XCTAssertLessThanOrEqual(left, 0, "\(backend): descriptors not released")
             try member.sendText(#"{"type":"message","channel":"family","content":"after"}"#)
             XCTAssertEqual(try member.nextJSON()["content"] as? String, "after", "\(backend)")
-            print("half-open \(backend): opened \(count) in \(openedAfter) ms, slowest message beside them \(slowest) ms, all closed after \(reapedAfter) ms, daemon fds left \(left)")
+            print(
+                "half-open \(backend): opened \(count) in \(openedAfter) ms, slowest message beside them \(slowest) ms, all closed after \(reapedAfter) ms, daemon fds left \(left)"
+            )
         }
     }
 
@@ -156,7 +173,8 @@ final class HostileClientTests: XCTestCase {
                 XCTAssertEqual(try ws.nextJSON()["type"] as? String, "pong", "\(backend)")
             }
             var held = try (0..<cap).map { try connect("u\($0)", from: "127.0.0.1") }
-            let upgrade = "GET /ws?token=\(server.token("late"))&x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            let upgrade =
+                "GET /ws?token=\(server.token("late"))&x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             for attempt in 0..<5 {
                 let refused = try TestSocket(port: server.port, source: "127.0.0.1", receiveTimeoutMillis: 3000)
                 let start = EventLoop.monotonicMillis()
@@ -205,7 +223,9 @@ final class HostileClientTests: XCTestCase {
                 let churnReader = LoopThread.detached {
                     while true {
                         switch try? churner.receive() {
-                        case .close(let code)?: churnerClose.withLock { $0 = code ?? 1005 }; return
+                        case .close(let code)?:
+                            churnerClose.withLock { $0 = code ?? 1005 }
+                            return
                         case .eof?, nil: return
                         default: continue
                         }
@@ -220,7 +240,8 @@ final class HostileClientTests: XCTestCase {
                     var n = 0
                     while n < 3000 || (rate > 0 && EventLoop.monotonicMillis() < end) {
                         guard (try? churner.sendText(#"{"type":"join","channel":"room"}"#)) != nil,
-                              (try? churner.sendText(#"{"type":"leave","channel":"room"}"#)) != nil else { return }
+                            (try? churner.sendText(#"{"type":"leave","channel":"room"}"#)) != nil
+                        else { return }
                         n += 1
                         if n >= 3000 { usleep(20_000) }
                     }
@@ -240,7 +261,7 @@ final class HostileClientTests: XCTestCase {
                     try alice.sendText(#"{"type":"message","channel":"room","content":"m\#(n)"}"#)
                     while true {
                         let m = try bob.nextJSON()
-                        if m["type"] as? String == "presence" { continue } // mallory coming and going
+                        if m["type"] as? String == "presence" { continue }  // mallory coming and going
                         XCTAssertEqual(m["type"] as? String, "message", "\(label): \(m)")
                         XCTAssertEqual(m["content"] as? String, "m\(n)", "\(label): lost or out of order")
                         break
@@ -263,7 +284,9 @@ final class HostileClientTests: XCTestCase {
                 var m = try alice.nextJSON()
                 while m["type"] as? String != "message" { m = try alice.nextJSON() }
                 XCTAssertEqual(m["content"] as? String, "still here", label)
-                print("churn \(label): slowest of \(count) messages beside the storm \(slowest) ms, churner close \(String(describing: churnerClose.withLock { $0 }))")
+                print(
+                    "churn \(label): slowest of \(count) messages beside the storm \(slowest) ms, churner close \(String(describing: churnerClose.withLock { $0 }))"
+                )
             }
         }
     }
@@ -282,7 +305,10 @@ final class HostileClientTests: XCTestCase {
     /// Continuation frames forever: 1009 once the total passes MAX_MESSAGE_BYTES, and the server
     /// does not hold what follows (32 MiB are sent; its memory grows by far less).
     func testNeverEndingFragmentedMessageIsClosedWith1009WithoutBuffering() throws {
-        try eachBackend(configure: { $0.maxMessageBytes = 65536; $0.closeTimeoutMillis = 10_000 }) { server, backend in
+        try eachBackend(configure: {
+            $0.maxMessageBytes = 65536
+            $0.closeTimeoutMillis = 10_000
+        }) { server, backend in
             let normal = try TestWebSocket(port: server.port)
             let ws = try TestWebSocket(port: server.port)
             let rssBefore = residentBytes
@@ -304,7 +330,9 @@ final class HostileClientTests: XCTestCase {
                 XCTAssertLessThan(grew, 16 << 20, "\(backend): the server buffered the flood")
             }
             XCTAssertLessThan(try roundTrip(normal, "after"), 500, "\(backend)")
-            print("fragment flood \(backend): sent \(sentBytes.load(ordering: .relaxed) >> 20) MiB of fragments in all, RSS grew \(grew >> 10) KiB")
+            print(
+                "fragment flood \(backend): sent \(sentBytes.load(ordering: .relaxed) >> 20) MiB of fragments in all, RSS grew \(grew >> 10) KiB"
+            )
         }
     }
 
@@ -314,7 +342,10 @@ final class HostileClientTests: XCTestCase {
     /// never reads end with 4008 once its pongs pass MAX_OUTBOUND_BYTES (pongs are not a way
     /// around the outbound cap); another client is served throughout.
     func testPingFloodIsAnsweredOrClosedByPolicy() throws {
-        try eachBackend(configure: { $0.maxOutboundBytes = 64 * 1024; $0.closeTimeoutMillis = 10_000 }) { server, backend in
+        try eachBackend(configure: {
+            $0.maxOutboundBytes = 64 * 1024
+            $0.closeTimeoutMillis = 10_000
+        }) { server, backend in
             let normal = try TestWebSocket(port: server.port)
             let reader = try TestWebSocket(port: server.port)
             let pinger = LoopThread.detached {
@@ -326,7 +357,10 @@ final class HostileClientTests: XCTestCase {
             for n in 0..<10_000 {
                 let expected = withUnsafeBytes(of: UInt32(n).bigEndian) { Array($0) }
                 let frame = try reader.receive()
-                guard frame == .pong(expected) else { XCTFail("\(backend): pong \(n): \(frame)"); break }
+                guard frame == .pong(expected) else {
+                    XCTFail("\(backend): pong \(n): \(frame)")
+                    break
+                }
             }
             pinger.join()
             XCTAssertLessThan(try roundTrip(normal, "after 10k pings"), 500, "\(backend)")
@@ -345,14 +379,20 @@ final class HostileClientTests: XCTestCase {
             drain: while true {
                 switch try deaf.receive() {
                 case .pong: pongs += 1
-                case .close(let code): closeCode = code; break drain
-                case let other: XCTFail("\(backend): \(other)"); break drain
+                case .close(let code):
+                    closeCode = code
+                    break drain
+                case let other:
+                    XCTFail("\(backend): \(other)")
+                    break drain
                 }
             }
             XCTAssertEqual(closeCode, 4008, "\(backend): \(pongs) pongs, then no slow-consumer close")
             XCTAssertLessThan(pongs, 100_000, "\(backend)")
             XCTAssertLessThan(slowest, 1000, "\(backend)")
-            print("ping flood \(backend): 10000/10000 answered; deaf client got \(pongs) of 100000 pongs then \(String(describing: closeCode)); slowest echo beside it \(slowest) ms")
+            print(
+                "ping flood \(backend): 10000/10000 answered; deaf client got \(pongs) of 100000 pongs then \(String(describing: closeCode)); slowest echo beside it \(slowest) ms"
+            )
         }
     }
 }

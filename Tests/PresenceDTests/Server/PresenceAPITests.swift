@@ -1,11 +1,14 @@
 import Foundation
-@testable import PresenceD
 import WSCore
 import XCTest
 
+@testable import PresenceD
+
 /// `GET /api/v1/presence`, CORS preflights and health endpoints in realtime mode.
 final class PresenceAPITests: XCTestCase {
-    private func get(_ server: TestServer, _ target: String, headers: String = "", method: String = "GET") throws -> (HTTPResponseHead, String) {
+    private func get(
+        _ server: TestServer, _ target: String, headers: String = "", method: String = "GET"
+    ) throws -> (HTTPResponseHead, String) {
         let socket = try TestSocket(port: server.port)
         try socket.write("\(method) \(target) HTTP/1.1\r\nHost: x\r\n\(headers)\r\n")
         let (head, body) = try socket.readHTTPResponse()
@@ -51,7 +54,9 @@ final class PresenceAPITests: XCTestCase {
         for backend in availableBackends {
             let server = try TestServer(backend: backend, echo: false)
             defer { server.stop() }
-            let (ok, _) = try get(server, "/api/v1/ws-token", headers: "Origin: https://casa.devarno.cloud\r\nAccess-Control-Request-Method: POST\r\n", method: "OPTIONS")
+            let (ok, _) = try get(
+                server, "/api/v1/ws-token", headers: "Origin: https://casa.devarno.cloud\r\nAccess-Control-Request-Method: POST\r\n",
+                method: "OPTIONS")
             XCTAssertEqual(ok.status, 204, "\(backend)")
             XCTAssertEqual(ok.headers["access-control-allow-origin"], "https://casa.devarno.cloud")
             XCTAssertEqual(ok.headers["access-control-allow-credentials"], "true")

@@ -1,8 +1,9 @@
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import WSCore
-import XCTest
 
 /// Handshake timeout, server pings, and closing a peer that stops answering them.
 final class TimeoutTests: XCTestCase {
@@ -11,7 +12,7 @@ final class TimeoutTests: XCTestCase {
             let server = try TestServer(backend: backend) { $0.handshakeTimeoutMillis = 300 }
             defer { server.stop() }
             let socket = try TestSocket(port: server.port)
-            try socket.write("GET / HTTP/1.1\r\nHost: x\r\n") // never finishes the head
+            try socket.write("GET / HTTP/1.1\r\nHost: x\r\n")  // never finishes the head
             let start = EventLoop.monotonicMillis()
             XCTAssertEqual(try socket.readToEnd(), [], "\(backend)")
             let waited = EventLoop.monotonicMillis() - start
@@ -30,7 +31,9 @@ final class TimeoutTests: XCTestCase {
             loop: while true {
                 switch try ws.receive() {
                 case .ping: pings += 1
-                case .close(let code): closeCode = code; break loop
+                case .close(let code):
+                    closeCode = code
+                    break loop
                 case .eof: break loop
                 default: continue
                 }

@@ -1,18 +1,20 @@
 import Foundation
+import TestSupport
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
 @testable import PresenceRealtime
-import TestSupport
-import WSCore
-import XCTest
 
 /// `POST /api/v1/ws-token` against a real HTTP stand-in for better-auth.
 final class WSTokenEndpointTests: XCTestCase {
     private func post(_ server: TestServer, cookie: String?, extra: String = "") throws -> (HTTPResponseHead, String) {
         let socket = try TestSocket(port: server.port, receiveTimeoutMillis: 10_000)
         let cookieLine = cookie.map { "Cookie: \($0)\r\n" } ?? ""
-        try socket.write("POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-42\r\n\(cookieLine)\(extra)Content-Length: 2\r\n\r\n{}")
+        try socket.write(
+            "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nX-Request-ID: req-42\r\n\(cookieLine)\(extra)Content-Length: 2\r\n\r\n{}")
         let (head, body) = try socket.readHTTPResponse()
         return (head, String(decoding: body, as: UTF8.self))
     }
@@ -21,10 +23,15 @@ final class WSTokenEndpointTests: XCTestCase {
         let betterAuth = try StandInHTTPServer { request in
             let cookie = request.header("cookie") ?? ""
             if cookie.contains("alice") {
-                return StandInHTTPServer.response(status: 200, body: #"{"session":{"id":"s-1","userId":"u-alice"},"user":{"id":"u-alice","name":"Alice","role":"admin","banned":false}}"#)
+                return StandInHTTPServer.response(
+                    status: 200,
+                    body:
+                        #"{"session":{"id":"s-1","userId":"u-alice"},"user":{"id":"u-alice","name":"Alice","role":"admin","banned":false}}"#
+                )
             }
             if cookie.contains("banned") {
-                return StandInHTTPServer.response(status: 200, body: #"{"session":{"id":"s-2"},"user":{"id":"u-bad","banned":true,"banExpires":null}}"#)
+                return StandInHTTPServer.response(
+                    status: 200, body: #"{"session":{"id":"s-2"},"user":{"id":"u-bad","banned":true,"banExpires":null}}"#)
             }
             if cookie.contains("slow") { return .silent }
             if cookie.contains("broken") { return StandInHTTPServer.response(status: 500, body: "oops") }
@@ -73,7 +80,8 @@ final class WSTokenEndpointTests: XCTestCase {
 
             // Bytes that arrive while the answer is pending are not taken for anything else.
             let socket = try TestSocket(port: server.port)
-            try socket.write("POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: better-auth.session_token=slow\r\nContent-Length: 2\r\n\r\n{}")
+            try socket.write(
+                "POST /api/v1/ws-token HTTP/1.1\r\nHost: x\r\nCookie: better-auth.session_token=slow\r\nContent-Length: 2\r\n\r\n{}")
             pause(millis: 100)
             try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             let everything = String(decoding: try socket.readToEnd(), as: UTF8.self)

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceOutbound
-@testable import PresenceRealtime
 import RedisTestSupport
 import TestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceOutbound
+@testable import PresenceRealtime
 
 /// `POST /api/v1/publish` (docs/protocol.md, "Publish") over real sockets on every backend: a
 /// message from family-hub's backend is stored (a join with `since` replays it), fanned out on
@@ -50,7 +51,8 @@ final class PublishAPITests: StandInServerTestCase {
             // forward:false: fanned out and stored, never forwarded; a nonce repeated answers the original.
             let (_, quiet) = try publish(server, #"{"channel":"family","sender":"system","content":"quiet","forward":false,"nonce":"p-1"}"#)
             XCTAssertEqual(try bob.nextMessage()["content"] as? String, "quiet")
-            let (_, repeated) = try publish(server, #"{"channel":"family","sender":"system","content":"quiet","forward":false,"nonce":"p-1"}"#)
+            let (_, repeated) = try publish(
+                server, #"{"channel":"family","sender":"system","content":"quiet","forward":false,"nonce":"p-1"}"#)
             for key in ["id", "offset", "epoch", "timestamp"] {
                 XCTAssertEqual("\(repeated[key] ?? "none")", "\(quiet[key] ?? "none")", "\(backend): \(key)")
             }
@@ -63,13 +65,16 @@ final class PublishAPITests: StandInServerTestCase {
 
             // Refusals.
             XCTAssertEqual(try publish(server, #"{"channel":"family","sender":"s","content":"x"}"#, bearer: nil).0, 401)
-            XCTAssertEqual(try publish(server, #"{"channel":"family","sender":"s","content":"x"}"#, bearer: server.token("bob")).0, 401,
-                           "\(backend): a user's token is not the server's")
-            for bad in [#"{"sender":"s","content":"x"}"#, #"{"channel":"bad channel","sender":"s","content":"x"}"#,
-                        #"{"channel":"c","content":"x"}"#, #"{"channel":"c","sender":"s","content":""}"#,
-                        #"{"channel":"c","sender":"s","content":"x","nonce":"no spaces"}"#,
-                        #"{"channel":"c","sender":"s","content":"x","forward":"no"}"#, #"{"channel":"c","sender":"s","content":"x","extra":1}"#,
-                        "not json"] {
+            XCTAssertEqual(
+                try publish(server, #"{"channel":"family","sender":"s","content":"x"}"#, bearer: server.token("bob")).0, 401,
+                "\(backend): a user's token is not the server's")
+            for bad in [
+                #"{"sender":"s","content":"x"}"#, #"{"channel":"bad channel","sender":"s","content":"x"}"#,
+                #"{"channel":"c","content":"x"}"#, #"{"channel":"c","sender":"s","content":""}"#,
+                #"{"channel":"c","sender":"s","content":"x","nonce":"no spaces"}"#,
+                #"{"channel":"c","sender":"s","content":"x","forward":"no"}"#, #"{"channel":"c","sender":"s","content":"x","extra":1}"#,
+                "not json",
+            ] {
                 XCTAssertEqual(try publish(server, bad).0, 400, "\(backend): \(bad)")
             }
             let big = String(repeating: "é", count: 2_049)
@@ -90,7 +95,10 @@ final class PublishAPITests: StandInServerTestCase {
                 return server
             }
             let a = try instance(), b = try instance()
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             let onB = try b.client("bob", receiveTimeoutMillis: 15_000)
             _ = try onB.join("family", since: nil)
             let (status, answer) = try publish(a, #"{"channel":"family","sender":"system","content":"to everyone"}"#)

@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// `GET /api/v1/presence?user=U1,U2,…` (docs/protocol.md, "User presence") over real sockets on
 /// every backend: authorisation, validation, request order, online / offline / never seen,
@@ -26,8 +27,10 @@ final class UserPresenceTests: XCTestCase {
             let (_, unauthorized) = try ServerProbe.exchange(port, "GET /api/v1/presence?user=alice HTTP/1.1\r\nHost: x\r\n\r\n")
             XCTAssertTrue(unauthorized.contains(#""code":"unauthorized""#), unauthorized)
             let tooMany = (0...UserPresence.maxQueryUsers).map { "u\($0)" }.joined(separator: ",")
-            for bad in ["", ",", "a,,b", "a,", tooMany, "a%01b", String(repeating: "x", count: UserPresence.maxUserIDBytes + 1),
-                        "alice&channel=room"] {
+            for bad in [
+                "", ",", "a,,b", "a,", tooMany, "a%01b", String(repeating: "x", count: UserPresence.maxUserIDBytes + 1),
+                "alice&channel=room",
+            ] {
                 let (status, _, body) = try PresenceDetails.users(port, bad)
                 XCTAssertEqual(status, 400, "\(backend) \(bad.prefix(40)): \(body)")
                 XCTAssertTrue(body.contains(#""code":"bad_request""#), body)
@@ -36,8 +39,10 @@ final class UserPresenceTests: XCTestCase {
             let (status, answers, body) = try PresenceDetails.users(port, most)
             XCTAssertEqual(status, 200, body)
             XCTAssertEqual(answers.map(\.user), (0..<UserPresence.maxQueryUsers).map { "u\($0)" }, "request order")
-            let (_, post) = try ServerProbe.exchange(port, "POST /api/v1/presence?user=a HTTP/1.1\r\nHost: x\r\n"
-                                                    + "Authorization: Bearer \(PresenceDetails.apiToken)\r\nContent-Length: 0\r\n\r\n")
+            let (_, post) = try ServerProbe.exchange(
+                port,
+                "POST /api/v1/presence?user=a HTTP/1.1\r\nHost: x\r\n"
+                    + "Authorization: Bearer \(PresenceDetails.apiToken)\r\nContent-Length: 0\r\n\r\n")
             XCTAssertTrue(post.contains("method_not_allowed"), post)
         }
     }
@@ -63,10 +68,13 @@ final class UserPresenceTests: XCTestCase {
 
     func testOnlineOfflineAndNeverSeenAcrossRedisInstances() throws {
         for backend in availableBackends {
-            let redis = try RedisServerProcess() // fresh: no presence left by the previous backend's run
+            let redis = try RedisServerProcess()  // fresh: no presence left by the previous backend's run
             let a = try PresenceDetails.instance(backend, redis: redis, grace: Self.grace)
             let b = try PresenceDetails.instance(backend, redis: redis, grace: Self.grace)
-            defer { a.stop(); b.stop() }
+            defer {
+                a.stop()
+                b.stop()
+            }
             try onlineOfflineAndNeverSeen(a: a, b: b, "\(backend) Redis")
         }
     }
@@ -78,8 +86,12 @@ final class UserPresenceTests: XCTestCase {
         let query = "ghost,alice,bob"
         let before = try PresenceDetails.users(b.port, query)
         XCTAssertEqual(before.status, 200, before.body)
-        XCTAssertEqual(before.answers, [.init(user: "ghost", online: false, lastSeen: nil), .init(user: "alice", online: false, lastSeen: nil),
-                                        .init(user: "bob", online: false, lastSeen: nil)], "\(label): \(before.body)")
+        XCTAssertEqual(
+            before.answers,
+            [
+                .init(user: "ghost", online: false, lastSeen: nil), .init(user: "alice", online: false, lastSeen: nil),
+                .init(user: "bob", online: false, lastSeen: nil),
+            ], "\(label): \(before.body)")
 
         let first = try PresenceDetails.client(a.port, "alice")
         try PresenceDetails.waitForUsers(b.port, query) { $0.map(\.online) == [false, true, false] }
@@ -88,7 +100,7 @@ final class UserPresenceTests: XCTestCase {
         XCTAssertTrue(online.body.contains(#"{"user_id":"alice","online":true,"last_seen":null}"#), online.body)
 
         let second = try PresenceDetails.client(b.port, "alice")
-        pause(millis: 200) // the second connection's presence applied (Redis: its script sent)
+        pause(millis: 200)  // the second connection's presence applied (Redis: its script sent)
         first.disconnect()
         pause(millis: Self.grace + 700)
         let stillOnline = try PresenceDetails.users(a.port, "alice")
@@ -115,8 +127,10 @@ final class UserPresenceTests: XCTestCase {
         let redis = try RedisServerProcess()
         let a = try PresenceDetails.instance(availableBackends[0], redis: redis, ttl: ttl, grace: 300)
         defer { a.stop() }
-        let b = try DaemonProcess(environment: ["REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
-                                                "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2"])
+        let b = try DaemonProcess(environment: [
+            "REDIS_URL": redis.url(), "WS_TOKEN_SECRET": TestServer.secret,
+            "PRESENCE_TTL": "3s", "PRESENCE_GRACE": "300ms", "THREADS": "2",
+        ])
         try b.waitUntilReady()
         let alice = try PresenceDetails.client(a.port, "alice")
         _ = try alice.joinSnapshot("room", count: 1)
@@ -125,7 +139,7 @@ final class UserPresenceTests: XCTestCase {
         XCTAssertEqual(try dave.joinSnapshot("room", count: 2).count, 2)
         XCTAssertEqual(try alice.nextPresenceText(), #"{"type":"presence","user_id":"dave","name":"Dave","online":true,"channel":"room"}"#)
         try PresenceDetails.waitForUsers(a.port, "dave") { $0.first?.online == true }
-        pause(millis: ttl / 3 + 500) // at least one refresh of dave's entries
+        pause(millis: ttl / 3 + 500)  // at least one refresh of dave's entries
 
         let crashedAt = UnixTime.nowMillis()
         let crashedAtMono = EventLoop.monotonicMillis()
@@ -168,6 +182,7 @@ final class UserPresenceTests: XCTestCase {
         defer { fresh.stop() }
         let answer = try PresenceDetails.users(fresh.port, "erin").answers.first
         XCTAssertEqual(answer?.online, false)
-        XCTAssertLessThanOrEqual(abs((answer?.lastSeen.flatMap(PresenceDetails.millis(iso8601:)) ?? 0) - closedAt), 1_000, "\(String(describing: answer))")
+        XCTAssertLessThanOrEqual(
+            abs((answer?.lastSeen.flatMap(PresenceDetails.millis(iso8601:)) ?? 0) - closedAt), 1_000, "\(String(describing: answer))")
     }
 }

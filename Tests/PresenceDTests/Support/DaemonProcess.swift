@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
 import RedisTestSupport
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
 
 /// The built `presenced` binary run as a child process (for what an in-process server cannot
 /// show, such as SIGKILL). Killed in deinit.
@@ -41,22 +42,24 @@ final class DaemonProcess {
             var script = #"exec "$0""#
             if listener != nil {
                 env["LISTEN_FDS"] = "1"
-                env["PORT"] = "1" // must be ignored: the passed socket is served
+                env["PORT"] = "1"  // must be ignored: the passed socket is served
                 script = "LISTEN_PID=$$ " + script
             }
             if let shellLimits { script = shellLimits + "; " + script }
             command = ["/bin/sh", "-c", script, Self.binary]
         }
         // No other inherited descriptors: the child must not keep the test's sockets open.
-        let child = try RedisServerProcess.spawn(command, environment: env.map { "\($0.key)=\($0.value)" }, stdout: stdout,
-                                                 passing: listener)
+        let child = try RedisServerProcess.spawn(
+            command, environment: env.map { "\($0.key)=\($0.value)" }, stdout: stdout,
+            passing: listener)
         pid = child
         // Up when it answers /healthz.
         let end = EventLoop.monotonicMillis() + 10_000
         while EventLoop.monotonicMillis() < end {
             if let socket = try? TestSocket(port: port, receiveTimeoutMillis: 1000),
-               (try? socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) != nil,
-               let (head, _) = try? socket.readHTTPResponse(), head.status == 200 {
+                (try? socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) != nil,
+                let (head, _) = try? socket.readHTTPResponse(), head.status == 200
+            {
                 return
             }
             pause(millis: 50)

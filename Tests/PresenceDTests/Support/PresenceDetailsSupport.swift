@@ -1,11 +1,12 @@
 import Foundation
 import Glibc
-@testable import PresenceD
-@testable import PresenceLoop
-@testable import PresenceRealtime
 import RedisTestSupport
 import WSCore
 import XCTest
+
+@testable import PresenceD
+@testable import PresenceLoop
+@testable import PresenceRealtime
 
 /// What the presence-details tests (names, last_seen, user presence) share: clients whose token
 /// carries a `name`, raw presence frames, ISO 8601 times, the server API's user query, and
@@ -30,8 +31,10 @@ enum PresenceDetails {
 
     /// An in-process realtime instance: embedded without `redis`, else in Redis mode on it
     /// (waits until Redis answers). The server API is on.
-    static func instance(_ backend: IOBackendKind, redis: RedisServerProcess?, ttl: Int64 = 30_000, grace: Int64,
-                         apiToken: String? = PresenceDetails.apiToken) throws -> TestServer {
+    static func instance(
+        _ backend: IOBackendKind, redis: RedisServerProcess?, ttl: Int64 = 30_000, grace: Int64,
+        apiToken: String? = PresenceDetails.apiToken
+    ) throws -> TestServer {
         let server = try TestServer(backend: backend, threads: 2, echo: false) { config in
             config.redisURL = redis?.url()
             config.presenceTTLMillis = ttl
@@ -56,8 +59,10 @@ enum PresenceDetails {
 
     /// `GET /api/v1/presence?user=…` with the server API token: the status and, on 200, the
     /// answers (every entry checked to have exactly the three keys).
-    static func users(_ port: UInt16, _ query: String, bearer: String? = PresenceDetails.apiToken,
-                      file: StaticString = #filePath, line: UInt = #line) throws -> (status: Int, answers: [Answer], body: String) {
+    static func users(
+        _ port: UInt16, _ query: String, bearer: String? = PresenceDetails.apiToken,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (status: Int, answers: [Answer], body: String) {
         let (head, body) = try ServerProbe.get(port, "/api/v1/presence?user=" + query, bearer: bearer)
         guard head.status == 200 else { return (head.status, [], body) }
         guard let list = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]] else {
@@ -66,8 +71,9 @@ enum PresenceDetails {
         }
         let answers = list.map { entry -> Answer in
             XCTAssertEqual(Set(entry.keys), ["user_id", "online", "last_seen"], body, file: file, line: line)
-            return Answer(user: entry["user_id"] as? String ?? "?", online: entry["online"] as? Bool ?? false,
-                          lastSeen: entry["last_seen"] as? String)
+            return Answer(
+                user: entry["user_id"] as? String ?? "?", online: entry["online"] as? Bool ?? false,
+                lastSeen: entry["last_seen"] as? String)
         }
         return (head.status, answers, body)
     }
@@ -75,8 +81,10 @@ enum PresenceDetails {
     /// Asks until `condition` holds for the answers (Redis applies a connection's presence a
     /// moment after the upgrade); the last answers. Fails after `timeoutMillis`.
     @discardableResult
-    static func waitForUsers(_ port: UInt16, _ query: String, timeoutMillis: Int64 = 10_000, file: StaticString = #filePath,
-                             line: UInt = #line, until condition: ([Answer]) -> Bool) throws -> [Answer] {
+    static func waitForUsers(
+        _ port: UInt16, _ query: String, timeoutMillis: Int64 = 10_000, file: StaticString = #filePath,
+        line: UInt = #line, until condition: ([Answer]) -> Bool
+    ) throws -> [Answer] {
         let end = EventLoop.monotonicMillis() + timeoutMillis
         while true {
             let (status, answers, body) = try users(port, query, file: file, line: line)

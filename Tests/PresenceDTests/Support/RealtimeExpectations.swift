@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
-@testable import PresenceD
 import WSCore
 import XCTest
+
+@testable import PresenceD
 
 /// Reading the realtime protocol's JSON messages in tests.
 extension TestWebSocket {

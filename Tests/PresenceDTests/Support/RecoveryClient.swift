@@ -1,10 +1,11 @@
 import Foundation
 import Glibc
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import WSCore
-import XCTest
 
 /// What a join answered: its presence snapshot, the replayed messages, and `joined`.
 struct JoinAnswer {

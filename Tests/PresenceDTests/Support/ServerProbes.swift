@@ -1,16 +1,19 @@
 import Foundation
 import Glibc
+import WSCore
+import XCTest
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceOutbound
-import WSCore
-import XCTest
 
 /// Plain HTTP and metrics reads against a running presenced, shared by the tests that need them.
 enum ServerProbe {
     /// One request on a fresh connection: the response head and the body as text.
-    static func exchange(_ port: UInt16, _ request: String, source: String? = nil,
-                         timeoutMillis: Int = 10_000) throws -> (head: HTTPResponseHead, body: String) {
+    static func exchange(
+        _ port: UInt16, _ request: String, source: String? = nil,
+        timeoutMillis: Int = 10_000
+    ) throws -> (head: HTTPResponseHead, body: String) {
         let socket = try TestSocket(port: port, source: source, receiveTimeoutMillis: timeoutMillis)
         try socket.write(request)
         let (head, body) = try socket.readHTTPResponse()
@@ -26,8 +29,10 @@ enum ServerProbe {
     /// `POST path` with a JSON body and an optional bearer token.
     static func post(_ port: UInt16, _ path: String, json: String, bearer: String? = nil) throws -> (head: HTTPResponseHead, body: String) {
         let auth = bearer.map { "Authorization: Bearer \($0)\r\n" } ?? ""
-        return try exchange(port, "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(auth)"
-                            + "Content-Length: \(json.utf8.count)\r\n\r\n\(json)")
+        return try exchange(
+            port,
+            "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(auth)"
+                + "Content-Length: \(json.utf8.count)\r\n\r\n\(json)")
     }
 
     /// A JSON body as a dictionary (empty when it is not an object).
@@ -61,7 +66,7 @@ extension TestWebSocket {
     func expectClose(_ code: UInt16, file: StaticString = #filePath, line: UInt = #line) throws {
         while true {
             let frame = try receiveMessage()
-            if case .text = frame { continue } // events still on their way before the close
+            if case .text = frame { continue }  // events still on their way before the close
             XCTAssertEqual(frame, .close(code), file: file, line: line)
             return
         }

@@ -1,7 +1,8 @@
 import Glibc
+import WSCore
+
 @testable import PresenceD
 @testable import PresenceLoop
-import WSCore
 
 /// A blocking loopback TCP client with a receive timeout, for tests.
 final class TestSocket: @unchecked Sendable {
@@ -16,12 +17,20 @@ final class TestSocket: @unchecked Sendable {
             var local = sockaddr_storage()
             let localLength = try Sockets.fillAddress(source, port: 0, into: &local)
             let rc = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, localLength) } }
-            guard rc == 0 else { let e = errno; close(fd); throw SystemError(call: "bind", errno: e) }
+            guard rc == 0 else {
+                let e = errno
+                close(fd)
+                throw SystemError(call: "bind", errno: e)
+            }
         }
         var tv = timeval(tv_sec: receiveTimeoutMillis / 1000, tv_usec: (receiveTimeoutMillis % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
-        guard rc == 0 else { let e = errno; close(fd); throw SystemError(call: "connect", errno: e) }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw SystemError(call: "connect", errno: e)
+        }
     }
 
     deinit { close(fd) }
@@ -102,8 +111,10 @@ final class TestWebSocket: @unchecked Sendable {
     private var pendingOffset = 0
     private var mask: UInt32 = 0x1234_5678
 
-    init(port: UInt16, path: String = "/", headers: HTTPHeaders = HTTPHeaders(), source: String? = nil,
-         receiveTimeoutMillis: Int = 5000) throws {
+    init(
+        port: UInt16, path: String = "/", headers: HTTPHeaders = HTTPHeaders(), source: String? = nil,
+        receiveTimeoutMillis: Int = 5000
+    ) throws {
         socket = try TestSocket(port: port, source: source, receiveTimeoutMillis: receiveTimeoutMillis)
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", path: path, extraHeaders: headers)
         try socket.write(handshake.requestBytes())
@@ -150,8 +161,12 @@ final class TestWebSocket: @unchecked Sendable {
                 case .close(let code, _): return .close(code)
                 case .failure(let code): return .failure(code.rawValue)
                 }
-                if pendingOffset >= pending.count { pending = []; pendingOffset = 0 }
-                else { continue }
+                if pendingOffset >= pending.count {
+                    pending = []
+                    pendingOffset = 0
+                } else {
+                    continue
+                }
             }
             let chunk = try socket.read()
             if chunk.isEmpty { return .eof }

@@ -1,8 +1,9 @@
 import Glibc
+import WSCore
+
 @testable import PresenceD
 @testable import PresenceLoop
 @testable import PresenceRealtime
-import WSCore
 
 /// An in-process presenced (loop threads + protocol layer) on a free loopback port: the echo
 /// target, or the realtime protocol in embedded mode with a known token secret. The per-IP cap
@@ -40,10 +41,13 @@ final class TestServer {
     }
 
     /// A connected, upgraded realtime client for `user`.
-    func client(_ user: String, channels: [String]? = nil, headers: HTTPHeaders = HTTPHeaders(),
-                receiveTimeoutMillis: Int = 5000) throws -> TestWebSocket {
-        try TestWebSocket(port: port, path: "/ws?token=" + token(user, channels: channels), headers: headers,
-                          receiveTimeoutMillis: receiveTimeoutMillis)
+    func client(
+        _ user: String, channels: [String]? = nil, headers: HTTPHeaders = HTTPHeaders(),
+        receiveTimeoutMillis: Int = 5000
+    ) throws -> TestWebSocket {
+        try TestWebSocket(
+            port: port, path: "/ws?token=" + token(user, channels: channels), headers: headers,
+            receiveTimeoutMillis: receiveTimeoutMillis)
     }
 
     func stop() {

@@ -1,7 +1,8 @@
+import RedisShim
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import RedisShim
 
 /// A `RedisHost` for tests: real non-blocking TCP sockets (no TLS) and `poll(2)` on the test
 /// thread. ``run(until:timeoutMillis:)`` turns the loop until a condition holds.
@@ -204,7 +205,10 @@ final class PollHost: RedisHost {
         var due: [Timer] = []
         timers.removeAll { timer in
             if timer.work == nil { return true }
-            if timer.due <= now { due.append(timer); return true }
+            if timer.due <= now {
+                due.append(timer)
+                return true
+            }
             return false
         }
         for timer in due.sorted(by: { $0.due < $1.due }) {

@@ -6,8 +6,11 @@ import XCTest
 extension PollHost {
     /// Sends one command through any ``RedisCommanding`` and turns the loop until its completion
     /// runs (nil after `timeoutMillis`).
-    func call(_ target: RedisCommanding, key: String?, _ args: String..., timeoutMillis: Int64 = 5000)
-        -> Result<RedisValue, RedisError>? {
+    func call(
+        _ target: RedisCommanding, key: String?, _ args: String..., timeoutMillis: Int64 = 5000
+    )
+        -> Result<RedisValue, RedisError>?
+    {
         var result: Result<RedisValue, RedisError>?
         target.send(RedisCommand(args), routingKey: key) { result = $0 }
         run(until: { result != nil }, timeoutMillis: timeoutMillis)
@@ -15,8 +18,11 @@ extension PollHost {
     }
 
     /// ``RedisCommanding/evalScript(_:keys:args:_:)`` and wait.
-    func eval(_ target: RedisCommanding, _ script: RedisScript, keys: [String], args: [String])
-        -> Result<RedisValue, RedisError>? {
+    func eval(
+        _ target: RedisCommanding, _ script: RedisScript, keys: [String], args: [String]
+    )
+        -> Result<RedisValue, RedisError>?
+    {
         var result: Result<RedisValue, RedisError>?
         target.evalScript(script, keys: keys, args: args) { result = $0 }
         run(until: { result != nil })
@@ -24,10 +30,13 @@ extension PollHost {
     }
 
     /// A started cluster client seeded from `process`'s node `seed`, asserted ready within 5 s.
-    func cluster(_ process: RedisClusterProcess, seed: Int = 0, maxRedirects: Int = 5,
-                 file: StaticString = #filePath, line: UInt = #line) throws -> RedisCluster {
-        let cluster = RedisCluster(seed: try RedisEndpoint.parse(process.url(node: seed)), host: self,
-                                   options: fastRetry, maxRedirects: maxRedirects)
+    func cluster(
+        _ process: RedisClusterProcess, seed: Int = 0, maxRedirects: Int = 5,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> RedisCluster {
+        let cluster = RedisCluster(
+            seed: try RedisEndpoint.parse(process.url(node: seed)), host: self,
+            options: fastRetry, maxRedirects: maxRedirects)
         cluster.start()
         XCTAssertTrue(run(until: { cluster.isReady }, timeoutMillis: 5000), "cluster not ready", file: file, line: line)
         return cluster

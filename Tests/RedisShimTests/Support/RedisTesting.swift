@@ -5,8 +5,10 @@ import XCTest
 /// Shared steps of the tests that talk to a real redis-server through ``PollHost``.
 extension PollHost {
     /// A started connection to `url` (default: the server's), asserted ready within 5 s.
-    func connect(_ url: String, options: RedisOptions = RedisOptions(),
-                 file: StaticString = #filePath, line: UInt = #line) throws -> RedisConnection {
+    func connect(
+        _ url: String, options: RedisOptions = RedisOptions(),
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> RedisConnection {
         let connection = RedisConnection(endpoint: try RedisEndpoint.parse(url), host: self, options: options)
         connection.start()
         XCTAssertTrue(run(until: { connection.isReady }, timeoutMillis: 5000), "not ready: \(url)", file: file, line: line)

@@ -44,19 +44,19 @@ import RedisShim
 /// every loop. All on the owning loop's thread.
 package final class BufferedStreamForwardQueue: ForwardQueue {
     /// Where an append goes now.
-    package enum Route: Equatable {
+    enum Route: Equatable {
         case stream, local, holding
     }
 
     /// Entries per move (one script call; at most 4 KiB of content each, so about 1 MiB at most).
-    package static let defaultBatchSize = 200
+    static let defaultBatchSize = 200
 
     package unowned(unsafe) let loop: EventLoop
     package let options: RedisStreamForwardQueue.Options
     /// Nil when it could not be opened: an outage then refuses messages, as before it existed.
     package let local: FileForwardQueue?
     /// Entries per move.
-    package let batchSize: Int
+    let batchSize: Int
     /// The loop's queue on the shared stream, from the moment the loop's Redis connection exists.
     private(set) var stream: RedisStreamForwardQueue?
     private(set) var route: Route

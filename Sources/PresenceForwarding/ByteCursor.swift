@@ -1,5 +1,5 @@
 /// Bounds-checked little-endian reads over borrowed bytes (every read returns nil past the end).
-package struct ByteCursor {
+struct ByteCursor {
     package let bytes: UnsafeRawBufferPointer
     private(set) var offset: Int
     package let end: Int
@@ -10,23 +10,23 @@ package struct ByteCursor {
         self.end = end ?? bytes.count
     }
 
-    package var isAtEnd: Bool { offset == end }
+    var isAtEnd: Bool { offset == end }
     package var remaining: Int { end - offset }
 
-    package mutating func u8() -> UInt8? {
+    mutating func u8() -> UInt8? {
         guard offset < end else { return nil }
         defer { offset += 1 }
         return bytes[offset]
     }
 
-    package mutating func u32() -> UInt32? {
+    mutating func u32() -> UInt32? {
         guard end - offset >= 4 else { return nil }
         defer { offset += 4 }
         return UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
             | UInt32(bytes[offset + 3]) << 24
     }
 
-    package mutating func u64() -> UInt64? {
+    mutating func u64() -> UInt64? {
         guard let low = u32(), let high = u32() else { return nil }
         return UInt64(low) | UInt64(high) << 32
     }

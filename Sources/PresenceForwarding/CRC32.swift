@@ -1,6 +1,6 @@
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`): guards each queue record against torn and
 /// corrupted writes. Slicing-by-8 tables.
-package enum CRC32 {
+enum CRC32 {
     /// Slice-by-8 tables, 8 × 256 entries, made once, never written again and never freed.
     nonisolated(unsafe) private static let table: UnsafePointer<UInt32> = {
         let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
@@ -15,7 +15,7 @@ package enum CRC32 {
         return UnsafePointer(t)
     }()
 
-    package static func checksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
+    static func checksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
         var crc = ~seed
         guard let base = bytes.baseAddress else { return seed }
         let t = table
@@ -39,7 +39,7 @@ package enum CRC32 {
         return ~crc
     }
 
-    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
     }
 }

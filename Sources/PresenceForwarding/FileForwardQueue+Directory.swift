@@ -8,7 +8,7 @@ extension FileForwardQueue {
     /// `<directory>/forward-<index>.log`.
     package static func path(directory: String, index: Int) -> String { "\(directory)/forward-\(index).log" }
     /// `<directory>/dead-letters-<index>.log`.
-    package static func deadLetterPath(directory: String, index: Int) -> String { "\(directory)/dead-letters-\(index).log" }
+    static func deadLetterPath(directory: String, index: Int) -> String { "\(directory)/dead-letters-\(index).log" }
 
     /// The queue indices with files in `directory` (`forward-<n>.log` or `dead-letters-<n>.log`),
     /// ascending; empty when the directory does not exist.
@@ -32,7 +32,7 @@ extension FileForwardQueue {
 
     /// For a daemon with `loops` loops: the indices each loop should adopt — every existing index
     /// ≥ `loops` goes to loop `index % loops` (loop `i` always opens queue `i` itself).
-    package static func adoptions(existing: [Int], loops: Int) -> [[Int]] {
+    static func adoptions(existing: [Int], loops: Int) -> [[Int]] {
         var result = [[Int]](repeating: [], count: max(loops, 0))
         guard loops > 0 else { return result }
         for index in existing where index >= loops { result[index % loops].append(index) }
@@ -69,7 +69,7 @@ extension FileForwardQueue {
     /// Queue `index`'s logs under `directory`, read without opening them for writing (a missing
     /// log reads as an empty one) and reconciled as opening would: what it holds. Torn tails are
     /// left alone.
-    package static func readState(directory: String, index: Int) throws(ForwardQueueError) -> FileForwardQueueState {
+    static func readState(directory: String, index: Int) throws(ForwardQueueError) -> FileForwardQueueState {
         let forward = try QueueLogFile.readOnly(path: path(directory: directory, index: index), magic: forwardMagic)
         let dead = try QueueLogFile.readOnly(path: deadLetterPath(directory: directory, index: index), magic: deadMagic)
         var state = FileForwardQueueState.load(

@@ -65,12 +65,12 @@ package final class FileForwardQueue: ForwardQueue {
     }
 
     /// The header magic of the queue log (`forward-<n>.log`).
-    package static let forwardMagic: [UInt8] = Array("PFWQ".utf8)
+    static let forwardMagic: [UInt8] = Array("PFWQ".utf8)
     /// The header magic of the dead-letter log (`dead-letters-<n>.log`).
-    package static let deadMagic: [UInt8] = Array("PFDL".utf8)
+    static let deadMagic: [UInt8] = Array("PFDL".utf8)
 
     /// The record types of both logs (a record's first body byte).
-    package enum RecordType {
+    enum RecordType {
         static let append: UInt8 = 1
         static let ack: UInt8 = 2
         static let attempt: UInt8 = 3
@@ -94,7 +94,7 @@ package final class FileForwardQueue: ForwardQueue {
     private var closed = false
     /// When set (by an owner that calls ``endTurn()`` every loop turn), asynchronous appends
     /// wait for the end of the turn and go to disk together in one `write(2)`.
-    package var batchesAppends = false
+    var batchesAppends = false
     /// This turn's appends: their records back to back, and what each completes.
     private var batch: [UInt8] = []
     private var batched: [BatchedAppend] = []
@@ -232,9 +232,9 @@ package final class FileForwardQueue: ForwardQueue {
     /// Waiting entries.
     package var depth: Int { state.pendingCount }
     /// Bytes of the queue log on disk.
-    package var fileBytes: Int { log.size }
+    var fileBytes: Int { log.size }
     /// `createdAt` of the oldest waiting entry.
-    package var oldestCreatedAt: String? { state.firstPending()?.createdAt }
+    var oldestCreatedAt: String? { state.firstPending()?.createdAt }
 
     /// Writes `entry` (its `attempts` as given) at the end of the queue: `.full` at the bound.
     package func append(_ entry: ForwardEntry) throws(ForwardQueueError) {
@@ -251,7 +251,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     /// Up to `limit` of the oldest waiting entries in append order, skipping `excluding`
     /// channels; with `oneEntryPerChannel`, only each channel's oldest.
-    package func peek(limit: Int, excluding: Set<String> = [], oneEntryPerChannel: Bool = false) -> [ForwardEntry] {
+    func peek(limit: Int, excluding: Set<String> = [], oneEntryPerChannel: Bool = false) -> [ForwardEntry] {
         guard limit > 0 else { return [] }
         if oneEntryPerChannel {
             // Each channel's oldest, oldest first: O(channels), however long a blocked channel's backlog.
@@ -262,7 +262,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     /// Delivered (or moved elsewhere): one `write(2)` for all their ack records; unknown ids are
     /// ignored. (Redis mode moves a backlog of thousands to the stream this way.)
-    package func acknowledge(all ids: [String]) throws(ForwardQueueError) {
+    func acknowledge(all ids: [String]) throws(ForwardQueueError) {
         try checkOpen()
         var records: [UInt8] = []
         var known: [String] = []
@@ -278,7 +278,7 @@ package final class FileForwardQueue: ForwardQueue {
     }
 
     /// One more attempt answered 5xx, persisted (it counts toward `FORWARD_MAX_ATTEMPTS`).
-    package func recordAttempt(_ id: String) throws(ForwardQueueError) {
+    func recordAttempt(_ id: String) throws(ForwardQueueError) {
         try checkOpen()
         guard state.locate(id) != nil else { return }
         try writeIDRecord(RecordType.attempt, id, to: log)
@@ -288,7 +288,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     /// Moves a waiting entry to the dead letters (written and synced there before the queue's
     /// ack record). Unknown ids are ignored.
-    package func moveToDeadLetters(_ id: String, reason: String, atMillis: Int64 = UnixTime.nowMillis()) throws(ForwardQueueError) {
+    func moveToDeadLetters(_ id: String, reason: String, atMillis: Int64 = UnixTime.nowMillis()) throws(ForwardQueueError) {
         try checkOpen()
         guard let entry = state.pendingEntry(id) else { return }
         try writeDead(DeadLetter(entry: entry, reason: reason, atMillis: atMillis))
@@ -338,7 +338,7 @@ package final class FileForwardQueue: ForwardQueue {
 
     /// `fdatasync` of what was written since the last call, then compaction when due, waiting
     /// for the disk (``tick()`` is the loop's form, which does not wait).
-    package func sync() throws(ForwardQueueError) {
+    func sync() throws(ForwardQueueError) {
         try checkOpen()
         try log.sync()
         try deadLog.sync()

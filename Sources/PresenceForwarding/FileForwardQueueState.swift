@@ -6,7 +6,7 @@
 /// queue's overall order. Appending — done for every chat message — is an array append: no
 /// index by id is kept for them. The forwarder asks for each channel's oldest and settles what
 /// it was handed, so those are remembered by id; any other id is searched for (tests, tools).
-package struct FileForwardQueueState {
+struct FileForwardQueueState {
     /// A waiting entry in its channel's queue (`live` false once acknowledged or moved).
     package struct Waiting {
         var entry: ForwardEntry
@@ -18,7 +18,7 @@ package struct FileForwardQueueState {
         var live = true
     }
     /// One channel's waiting entries in append order; `items[head]` is live while any is.
-    package final class ChannelQueue {
+    final class ChannelQueue {
         let name: String
         var items: [Waiting] = []
         var head = 0
@@ -27,13 +27,13 @@ package struct FileForwardQueueState {
         init(name: String) { self.name = name }
     }
     /// Where a waiting entry is: its queue and its index there, counting trimmed entries.
-    package struct Location {
+    struct Location {
         var queue: ChannelQueue
         var index: Int
         var waiting: Waiting { queue.items[index - queue.trimmed] }
     }
     /// A dead letter with the seq and size of its `dead` record.
-    package struct DeadSlot {
+    struct DeadSlot {
         var letter: DeadLetter
         var seq: UInt64
         var bytes: Int
@@ -44,7 +44,7 @@ package struct FileForwardQueueState {
         var seq: UInt64
     }
     /// A waiting entry and the seq of its append record (compaction keeps both).
-    package struct PendingRecord {
+    struct PendingRecord {
         var entry: ForwardEntry
         var seq: UInt64
     }
@@ -56,14 +56,14 @@ package struct FileForwardQueueState {
     private var handedOut: [String: Location] = [:]
     private var nextPosition: UInt64 = 0
     /// Header plus the append records of waiting entries: what a compaction would keep.
-    package var liveBytes = QueueLogFile.headerSize
+    var liveBytes = QueueLogFile.headerSize
     package var dead: [String: DeadSlot] = [:]
-    package var deadOrder: [Item] = []
-    package var deadLiveBytes = QueueLogFile.headerSize
-    package var maxSeq: UInt64 = 0
+    var deadOrder: [Item] = []
+    var deadLiveBytes = QueueLogFile.headerSize
+    var maxSeq: UInt64 = 0
     /// Where intact records end in each log.
-    package var forwardEnd = QueueLogFile.headerSize
-    package var deadEnd = QueueLogFile.headerSize
+    var forwardEnd = QueueLogFile.headerSize
+    var deadEnd = QueueLogFile.headerSize
 
     package static func load(forward: [UInt8], dead deadBytes: [UInt8]) -> FileForwardQueueState {
         var s = FileForwardQueueState()
@@ -107,7 +107,7 @@ package struct FileForwardQueueState {
     /// An entry both waiting and dead (a crash between the two writes of a move): the later
     /// record wins. Returns the records to write so the logs say the same: acks (it died) and
     /// retried marks (it was moved back).
-    package mutating func reconcile() -> (acks: [String], retried: [String]) {
+    mutating func reconcile() -> (acks: [String], retried: [String]) {
         var acks: [String] = [], retried: [String] = []
         for record in orderedPendingRecords() {
             guard let d = dead[record.entry.id] else { continue }
@@ -118,7 +118,7 @@ package struct FileForwardQueueState {
         return (acks, retried)
     }
 
-    package static func encodeDead(_ letter: DeadLetter, into out: inout [UInt8]) {
+    static func encodeDead(_ letter: DeadLetter, into out: inout [UInt8]) {
         ByteIO.putU64(&out, UInt64(bitPattern: letter.atMillis))
         ByteIO.putString(&out, letter.reason)
         ForwardEntryCodec.encode(letter.entry, into: &out)
@@ -127,7 +127,7 @@ package struct FileForwardQueueState {
     // MARK: Waiting entries
 
     /// Where waiting entry `id` is: handed out, or searched for (in `channel` only, when known).
-    package func locate(_ id: String, channel: String? = nil) -> Location? {
+    func locate(_ id: String, channel: String? = nil) -> Location? {
         if let at = handedOut[id] { return at }
         func search(_ queue: ChannelQueue) -> Location? {
             for i in queue.head..<queue.items.count where queue.items[i].live && queue.items[i].entry.id == id {
@@ -141,10 +141,10 @@ package struct FileForwardQueueState {
     }
 
     /// The waiting entry `id` (current attempts), if any.
-    package func pendingEntry(_ id: String) -> ForwardEntry? { locate(id)?.waiting.entry }
+    func pendingEntry(_ id: String) -> ForwardEntry? { locate(id)?.waiting.entry }
 
     @discardableResult
-    package mutating func addPending(_ entry: consuming ForwardEntry, seq: UInt64, bytes: Int? = nil) -> Location {
+    mutating func addPending(_ entry: consuming ForwardEntry, seq: UInt64, bytes: Int? = nil) -> Location {
         let size = bytes ?? QueueLogFile.recordOverhead + ForwardEntryCodec.encodedSize(entry)
         let queue: ChannelQueue
         if let known = channels[entry.channel] {
@@ -162,12 +162,12 @@ package struct FileForwardQueueState {
         return at
     }
 
-    package mutating func addAttempt(_ id: String) {
+    mutating func addAttempt(_ id: String) {
         guard let at = locate(id) else { return }
         at.queue.items[at.index - at.queue.trimmed].entry.attempts += 1
     }
 
-    package mutating func removePending(_ id: String) {
+    mutating func removePending(_ id: String) {
         guard let at = locate(id) else { return }
         handedOut[id] = nil
         remove(at)
@@ -192,7 +192,7 @@ package struct FileForwardQueueState {
 
     /// Each channel's oldest waiting entry (skipping `excluding`), oldest first: O(channels).
     /// They are remembered as handed out.
-    package mutating func channelHeads(excluding: Set<String>) -> [ForwardEntry] {
+    mutating func channelHeads(excluding: Set<String>) -> [ForwardEntry] {
         var heads: [(position: UInt64, entry: ForwardEntry)] = []
         for (channel, queue) in channels where !excluding.contains(channel) {
             let head = queue.items[queue.head]
@@ -204,7 +204,7 @@ package struct FileForwardQueueState {
     }
 
     /// The oldest waiting entry: O(channels).
-    package func firstPending() -> ForwardEntry? {
+    func firstPending() -> ForwardEntry? {
         var first: Waiting?
         for queue in channels.values where first == nil || queue.items[queue.head].position < first!.position {
             first = queue.items[queue.head]
@@ -213,7 +213,7 @@ package struct FileForwardQueueState {
     }
 
     /// Every waiting entry with its seq, in append order (compaction, adoption, listing).
-    package func orderedPendingRecords() -> [PendingRecord] {
+    func orderedPendingRecords() -> [PendingRecord] {
         var all: [Waiting] = []
         all.reserveCapacity(pendingCount)
         for queue in channels.values {
@@ -223,28 +223,28 @@ package struct FileForwardQueueState {
         return all.map { PendingRecord(entry: $0.entry, seq: $0.seq) }
     }
 
-    package func orderedPending() -> [ForwardEntry] { orderedPendingRecords().map(\.entry) }
+    func orderedPending() -> [ForwardEntry] { orderedPendingRecords().map(\.entry) }
 
-    package mutating func addDead(_ letter: DeadLetter, seq: UInt64, bytes: Int) {
+    mutating func addDead(_ letter: DeadLetter, seq: UInt64, bytes: Int) {
         dead[letter.entry.id] = DeadSlot(letter: letter, seq: seq, bytes: bytes)
         deadOrder.append(Item(id: letter.entry.id, seq: seq))
         deadLiveBytes += bytes
         maxSeq = max(maxSeq, seq)
     }
 
-    package mutating func removeDead(_ id: String) {
+    mutating func removeDead(_ id: String) {
         guard let slot = dead.removeValue(forKey: id) else { return }
         deadLiveBytes -= slot.bytes
         if deadOrder.count > 64 && deadOrder.count > 2 * dead.count + 64 { compactDeadOrder() }
     }
 
-    package mutating func compactDeadOrder() {
+    mutating func compactDeadOrder() {
         deadOrder = deadOrder.filter { dead[$0.id]?.seq == $0.seq }
     }
 
-    package func orderedDeadSlots() -> [DeadSlot] {
+    func orderedDeadSlots() -> [DeadSlot] {
         deadOrder.compactMap { item in dead[item.id].flatMap { $0.seq == item.seq ? $0 : nil } }
     }
 
-    package func orderedDead() -> [DeadLetter] { orderedDeadSlots().map(\.letter) }
+    func orderedDead() -> [DeadLetter] { orderedDeadSlots().map(\.letter) }
 }

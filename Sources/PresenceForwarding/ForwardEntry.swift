@@ -12,7 +12,7 @@ package struct ForwardEntry: Equatable, Hashable, Sendable {
     /// `X-Request-ID` of the forward (the WebSocket upgrade's request id); may be empty.
     package var requestID: String
     /// W3C `traceparent` to send; may be empty.
-    package var traceParent: String
+    var traceParent: String
     /// Delivery attempts answered 5xx so far (``ForwardQueue/recordAttempt(_:_:)`` adds one): what
     /// `FORWARD_MAX_ATTEMPTS` counts. Timeouts, connection errors, 408 and 429 are not counted.
     package var attempts: Int

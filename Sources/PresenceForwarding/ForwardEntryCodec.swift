@@ -1,11 +1,11 @@
 /// The entry's compact binary form (version 1), used inside queue file records:
 /// `u8 version, u32 attempts, then id, channel, sender, content, createdAt, requestID,
 /// traceParent each as u32 length + UTF-8 bytes` (integers little-endian).
-package enum ForwardEntryCodec {
+enum ForwardEntryCodec {
     package static let version: UInt8 = 1
 
     /// Bytes `encode` appends for `entry`.
-    package static func encodedSize(_ entry: ForwardEntry) -> Int {
+    static func encodedSize(_ entry: ForwardEntry) -> Int {
         5 + 7 * 4 + entry.id.utf8.count + entry.channel.utf8.count + entry.sender.utf8.count
             + entry.content.utf8.count + entry.createdAt.utf8.count + entry.requestID.utf8.count
             + entry.traceParent.utf8.count

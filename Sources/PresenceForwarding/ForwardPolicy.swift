@@ -9,7 +9,7 @@ import RedisShim
 /// failed on it, which a poison message does every time. 408 and 429 are chat-service asking to be
 /// called later (its own load, not this message), and a timeout or a connection error says nothing
 /// about the message at all (chat-service is down or unreachable): those never count.
-package enum ForwardOutcome: Equatable {
+enum ForwardOutcome: Equatable {
     case delivered
     /// Try again after a backoff (at least `afterMillis`, from `Retry-After`). `serverError` is the
     /// status of a 5xx answer, which counts toward the limit; nil for 408, 429 and failures
@@ -32,7 +32,7 @@ package enum ForwardOutcome: Equatable {
     }
 
     /// `Retry-After`: delay-seconds or an IMF-fixdate; nil when unreadable. Capped at one hour.
-    package static func retryAfterMillis(_ value: String, nowUnixSeconds: Int64) -> Int64? {
+    static func retryAfterMillis(_ value: String, nowUnixSeconds: Int64) -> Int64? {
         let trimmed = String(value.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
         if let seconds = Int64(trimmed), seconds >= 0 { return min(seconds, 3600) * 1000 }
         guard let date = HTTPDate.parse(trimmed) else { return nil }
@@ -47,7 +47,7 @@ package enum ForwardOutcome: Equatable {
 /// `attempts` (``ForwardQueue/recordAttempt(_:_:)`` is called for 5xx answers only), so it carries
 /// over a restart and, in Redis mode, a change of reader.
 package struct ForwardRetryPolicy: Sendable, Equatable {
-    package static let defaultMaxAttempts = 50
+    static let defaultMaxAttempts = 50
     package static let standardBackoff = RedisBackoff(baseMillis: 250, capMillis: 30_000)
 
     /// 5xx answers an entry may get; the last of them makes it a dead letter.
@@ -62,13 +62,13 @@ package struct ForwardRetryPolicy: Sendable, Equatable {
     /// `outcome` for an entry that had `serverErrorsBefore` 5xx answers before this one: the 5xx
     /// answer that reaches ``maxAttempts`` turns a retry into a dead letter, whose reason names
     /// the status and the count.
-    package func settle(_ outcome: ForwardOutcome, serverErrorsBefore: Int) -> ForwardOutcome {
+    func settle(_ outcome: ForwardOutcome, serverErrorsBefore: Int) -> ForwardOutcome {
         guard case .retry(_, let status?) = outcome, serverErrorsBefore + 1 >= maxAttempts else { return outcome }
         return .deadLetter(reason: Self.exhaustedReason(status: status, attempts: serverErrorsBefore + 1))
     }
 
     /// The dead letter's reason after too many 5xx answers (`presenced dead-letters list` shows it).
-    package static func exhaustedReason(status: Int, attempts: Int) -> String {
+    static func exhaustedReason(status: Int, attempts: Int) -> String {
         "chat-service answered \(status); \(attempts) attempts answered 5xx (FORWARD_MAX_ATTEMPTS)"
     }
 
@@ -83,7 +83,7 @@ package struct ForwardRetryPolicy: Sendable, Equatable {
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7) → Unix seconds. The year is
 /// four digits, as the RFC has it: a longer one (from a broken or hostile chat-service) would
 /// overflow the day count.
-package enum HTTPDate {
+enum HTTPDate {
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     package static func parse(_ text: String) -> Int64? {

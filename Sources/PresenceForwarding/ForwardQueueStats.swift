@@ -9,7 +9,7 @@ package struct ForwardQueueStats: Equatable, Sendable {
     package var bytes: Int?
     /// `createdAt` of the oldest waiting entry (embedded: oldest in append order; Redis: the
     /// first entry of the stream).
-    package var oldestCreatedAt: String?
+    var oldestCreatedAt: String?
     /// Dead letters kept (embedded: this queue's; Redis: the whole dead-letter stream).
     package var deadLetters: Int
 

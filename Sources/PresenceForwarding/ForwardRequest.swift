@@ -6,7 +6,7 @@ import WSCore
 /// (docs/operations.md, "The forward request"): the REST names of proto `ChatMessage` as the JSON
 /// body, `Idempotency-Key` = the message id (a redelivery is recognised), the upgrade's
 /// `X-Request-ID` and a W3C `traceparent`, and the bearer token.
-package enum ForwardRequest {
+enum ForwardRequest {
     package static let path = "/api/v1/messages"
 
     package static func body(_ entry: ForwardEntry) -> [UInt8] {

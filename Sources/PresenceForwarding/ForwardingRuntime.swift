@@ -71,7 +71,7 @@ package final class ForwardingRuntime: @unchecked Sendable {
     /// Gives up the state directory's lock, once every loop has stopped (``stop(on:)``): for a
     /// process that starts another instance on the same directory (tests); a daemon holds it
     /// until it exits.
-    package func unlockDirectory() {
+    func unlockDirectory() {
         lock.withLock { fd in
             if fd >= 0 { Glibc.close(fd) }
             fd = -1

@@ -13,13 +13,13 @@ import PresenceLoop
 package final class QueueLogFile {
     package static let headerSize = 8
     /// Bytes before the payload: length, checksum, type, sequence number.
-    package static let recordOverhead = 4 + 4 + 1 + 8
-    package static let formatVersion: UInt8 = 1
+    static let recordOverhead = 4 + 4 + 1 + 8
+    static let formatVersion: UInt8 = 1
     /// Largest body accepted when reading (a length beyond it is a torn or corrupt record).
-    package static let maxBody = 1 << 31
+    static let maxBody = 1 << 31
 
     package let path: String
-    package let magic: [UInt8]
+    let magic: [UInt8]
     private(set) var fd: Int32 = -1
     /// Bytes in the file (what this object wrote or kept).
     private(set) var size = 0
@@ -57,7 +57,7 @@ package final class QueueLogFile {
 
     /// Reads a log without opening it for writing (an operator listing while the daemon runs);
     /// nil when the file does not exist.
-    package static func readOnly(path: String, magic: [UInt8]) throws(ForwardQueueError) -> [UInt8]? {
+    static func readOnly(path: String, magic: [UInt8]) throws(ForwardQueueError) -> [UInt8]? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -93,7 +93,7 @@ package final class QueueLogFile {
 
     /// Calls `visit(type, seq, payload)` for each intact record after the header, in order;
     /// returns the offset where intact records end (the file's size when nothing is torn).
-    package static func forEachRecord(_ bytes: [UInt8], _ visit: (UInt8, UInt64, inout ByteCursor) -> Void) -> Int {
+    static func forEachRecord(_ bytes: [UInt8], _ visit: (UInt8, UInt64, inout ByteCursor) -> Void) -> Int {
         bytes.withUnsafeBytes { raw in
             var offset = headerSize
             while raw.count - offset >= 8 {
@@ -112,7 +112,7 @@ package final class QueueLogFile {
     }
 
     /// Builds one record into `out` (cleared first): `payload` appends the payload.
-    package static func buildRecord(type: UInt8, seq: UInt64, into out: inout [UInt8], _ payload: (inout [UInt8]) -> Void) {
+    static func buildRecord(type: UInt8, seq: UInt64, into out: inout [UInt8], _ payload: (inout [UInt8]) -> Void) {
         out.removeAll(keepingCapacity: true)
         out.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0])
         out.append(type)
@@ -126,7 +126,7 @@ package final class QueueLogFile {
 
     /// Appends one record to the end of `out` (nothing cleared): `write` fills the
     /// `payloadSize` bytes of payload in place.
-    package static func appendRecord(
+    static func appendRecord(
         type: UInt8, seq: UInt64, payloadSize: Int, to out: inout [UInt8],
         _ write: (UnsafeMutableRawPointer) -> Void
     ) {
@@ -201,7 +201,7 @@ package final class QueueLogFile {
     }
 
     /// `fdatasync` when something was written since the last one.
-    package func sync() throws(ForwardQueueError) {
+    func sync() throws(ForwardQueueError) {
         guard dirty, fd >= 0 else { return }
         guard fdatasync(fd) == 0 else { throw .io("fdatasync \(path): \(QueueLogFile.errnoText())") }
         dirty = false
@@ -210,7 +210,7 @@ package final class QueueLogFile {
     /// Replaces the whole file atomically: the header plus what `produce` emits goes to
     /// `<path>.compact`, is synced and renamed over the file (then the directory is synced).
     /// `produce` calls `emit` with chunks of records.
-    package func replace(
+    func replace(
         _ produce: (_ emit: (inout [UInt8]) throws(ForwardQueueError) -> Void) throws(ForwardQueueError) -> Void
     ) throws(ForwardQueueError) {
         if let broken { throw .io(broken) }
@@ -247,7 +247,7 @@ package final class QueueLogFile {
 
     // MARK: Helpers
 
-    package static func errnoText() -> String { String(cString: strerror(errno)) }
+    static func errnoText() -> String { String(cString: strerror(errno)) }
 
     package static func readAll(fd: Int32, path: String) throws(ForwardQueueError) -> [UInt8] {
         var info = stat()
@@ -273,7 +273,7 @@ package final class QueueLogFile {
     }
 
     /// `fsync` of the directory holding `path`, so a created or renamed name is durable.
-    package static func syncDirectory(of path: String) {
+    static func syncDirectory(of path: String) {
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let fd = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
@@ -282,7 +282,7 @@ package final class QueueLogFile {
     }
 
     /// `mkdir -p` with mode 0700 for the parts it creates.
-    package static func makeDirectories(_ path: String) throws(ForwardQueueError) {
+    static func makeDirectories(_ path: String) throws(ForwardQueueError) {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for part in path.split(separator: "/") {
             prefix += part

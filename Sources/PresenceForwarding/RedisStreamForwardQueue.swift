@@ -72,15 +72,15 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     package let redis: any RedisCommanding
     package let consumer: String
     package let options: Options
-    package let streamKey: String
-    package let deadKey: String
-    package let attemptsKey: String
-    package let readerKey: String
+    let streamKey: String
+    let deadKey: String
+    let attemptsKey: String
+    let readerKey: String
     /// This consumer's writer mark.
-    package let writerKey: String
+    let writerKey: String
 
     /// A stream entry id (`<ms>-<seq>`).
-    package struct StreamID: Hashable, Comparable {
+    struct StreamID: Hashable, Comparable {
         var millis: UInt64
         var sequence: UInt64
         init?(_ text: String) {
@@ -131,7 +131,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     /// Entries this consumer holds.
-    package var heldCount: Int { held.count }
+    var heldCount: Int { held.count }
 
     // MARK: ForwardQueue
 
@@ -148,7 +148,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     /// ``append(_:_:)`` answering Redis' own error (whether the command may have run depends on
     /// it: ``RedisError/notConnected`` was never sent, a lost connection or a timeout may have
     /// run it) and, on success, whether it was stored (false: the stream is at its bound).
-    package func appendEntry(_ entry: borrowing ForwardEntry, _ done: @escaping (Result<Bool, RedisError>) -> Void) {
+    func appendEntry(_ entry: borrowing ForwardEntry, _ done: @escaping (Result<Bool, RedisError>) -> Void) {
         guard !closed else { return done(.failure(.notConnected)) }
         let args =
             [String(options.maxEntries), String(max(0, entry.attempts)), String(options.writerMarkMillis), entry.id]
@@ -164,7 +164,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     /// Appends `entries` in order in one script (moving a local backlog onto the stream), as many
     /// as fit under ``Options/maxEntries``; answers how many (a first part of `entries`). The
     /// writer mark names the last of them.
-    package func appendBatch(_ entries: [ForwardEntry], _ done: @escaping (Result<Int, RedisError>) -> Void) {
+    func appendBatch(_ entries: [ForwardEntry], _ done: @escaping (Result<Int, RedisError>) -> Void) {
         guard !closed else { return done(.failure(.notConnected)) }
         var args = [String(options.maxEntries), String(options.writerMarkMillis)]
         args.reserveCapacity(2 + entries.count * 17)
@@ -181,7 +181,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     /// The message id this consumer appended last (its writer mark), nil when there is none.
-    package func lastAppended(_ done: @escaping (Result<String?, RedisError>) -> Void) {
+    func lastAppended(_ done: @escaping (Result<String?, RedisError>) -> Void) {
         guard !closed else { return done(.failure(.notConnected)) }
         redis.send(RedisCommand("GET", writerKey), routingKey: writerKey) { result in
             done(result.map { $0.string })
@@ -331,7 +331,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
 
     /// Other instances append to the stream: the reader looks for new entries this often.
     package var pollIntervalMillis: Int64? { Self.pollMillis }
-    package static let pollMillis: Int64 = 250
+    static let pollMillis: Int64 = 250
 
     /// Resets the idle time of held entries (and renews the reader lease) so no other consumer
     /// claims them while this one is alive; forgets them when the lease went to another consumer.
@@ -482,7 +482,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
 
     // MARK: Stream fields
 
-    package static let fieldVersion = "1"
+    static let fieldVersion = "1"
 
     package static func fields(of entry: ForwardEntry) -> [String] {
         [
@@ -492,7 +492,7 @@ package final class RedisStreamForwardQueue: ForwardQueue {
     }
 
     /// `[id, [field, value, …]]` → id and fields.
-    package static func parseStreamEntry(_ value: RedisValue) -> (id: String, fields: [String: String])? {
+    static func parseStreamEntry(_ value: RedisValue) -> (id: String, fields: [String: String])? {
         guard let pair = value.array, pair.count == 2, let id = pair[0].string, let flat = pair[1].array else { return nil }
         var fields: [String: String] = [:]
         var i = 0
@@ -513,14 +513,14 @@ package final class RedisStreamForwardQueue: ForwardQueue {
             attempts: Int(fields["attempts"] ?? "") ?? 0)
     }
 
-    package static func deadLetter(from fields: [String: String]) -> DeadLetter? {
+    static func deadLetter(from fields: [String: String]) -> DeadLetter? {
         guard let entry = entry(from: fields) else { return nil }
         return DeadLetter(entry: entry, reason: fields["reason"] ?? "", atMillis: Int64(fields["at"] ?? "") ?? 0)
     }
 
     // MARK: Scripts
 
-    package enum Scripts {
+    enum Scripts {
         /// KEYS stream, attempts, writer mark; ARGV maxEntries, attempts, markMillis, message
         /// id, fields… → stream id, or 0 when full.
         static let append = RedisScript(
@@ -746,7 +746,7 @@ extension RedisError {
     /// Whether the command may have run although no reply came: it was written and the
     /// connection was lost (or timed out) before the answer. An error reply, or a command never
     /// sent, did not run.
-    package var mayHaveRun: Bool {
+    var mayHaveRun: Bool {
         switch self {
         case .timeout, .connectionLost, .protocolError: return true
         case .notConnected, .tooManyPending, .server, .authFailed: return false

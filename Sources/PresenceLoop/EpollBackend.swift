@@ -11,7 +11,7 @@ package final class EpollBackend: IOBackend {
     private var listeners: [Int32] = []
     /// For a listener several loops share (socket activation): re-register after accepting, which
     /// puts this loop at the back of the socket's wait queue, so the loops take turns.
-    package var rotatesSharedListeners = false
+    var rotatesSharedListeners = false
     private var events: UnsafeMutablePointer<epoll_event>
     private let maxEvents = 512
     private let receiveBuffer: UnsafeMutableRawBufferPointer

@@ -80,7 +80,7 @@ package final class EventLoop: @unchecked Sendable {
     private var slotCapacity = 64
     private var slotCount = 0
     /// The nodes of every connection's send queue.
-    package let framePool = FramePool()
+    let framePool = FramePool()
     private var freeSlots: [UInt32] = []
     private var dirty: [UInt32] = []
     private var due: [Int32] = []
@@ -402,7 +402,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// io_uring: the poll watching a connect completed (`result` < 0: -errno, e.g. cancelled).
-    package func backendConnectPolled(slot: UInt32, generation: UInt32, result: Int32) {
+    func backendConnectPolled(slot: UInt32, generation: UInt32, result: Int32) {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].receiveArmed = false
@@ -433,14 +433,14 @@ package final class EventLoop: @unchecked Sendable {
     // MARK: Events from the backend
 
     /// The backend's wait returned: events about to be reported happened now, not before the wait.
-    package func backendWoke() {
+    func backendWoke() {
         let nanos = EventLoop.monotonicNanos()
         turnStartNanos = nanos
         now = nanos / 1_000_000
         onWake?()
     }
 
-    package func backendAccepted(fd: Int32, listener: Int) {
+    func backendAccepted(fd: Int32, listener: Int) {
         // MAX_CONNECTIONS_PER_IP: an address at its cap is refused here, before a slot, a parser
         // or a deadline exists for it — closing costs one syscall, answering would cost a read.
         var peer: PeerAddress?
@@ -486,7 +486,7 @@ package final class EventLoop: @unchecked Sendable {
     private var refusedPerIPLogged: Int64 = -10_000
 
     /// accept failed with `error`; EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting briefly instead of spinning.
-    package func backendAcceptFailed(listener: Int, error: Int32) {
+    func backendAcceptFailed(listener: Int, error: Int32) {
         switch error {
         case EMFILE, ENFILE, ENOBUFS, ENOMEM:
             if listenerPausedUntil[listener] == nil {
@@ -499,7 +499,7 @@ package final class EventLoop: @unchecked Sendable {
         }
     }
 
-    package func backendReceived(slot: UInt32, generation: UInt32, _ bytes: UnsafeMutableRawBufferPointer) {
+    func backendReceived(slot: UInt32, generation: UInt32, _ bytes: UnsafeMutableRawBufferPointer) {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation else { return }
         switch slots[s].state {
@@ -513,7 +513,7 @@ package final class EventLoop: @unchecked Sendable {
 
     /// The receive side ended: EOF (0) or an error (errno). `rearm` true when the kernel merely
     /// stopped a multishot receive and it may be started again.
-    package func backendReceiveEnded(slot: UInt32, generation: UInt32, error: Int32, rearm: Bool) {
+    func backendReceiveEnded(slot: UInt32, generation: UInt32, error: Int32, rearm: Bool) {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].receiveArmed = false
@@ -531,7 +531,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// An asynchronous send finished: `result` bytes written, or -errno.
-    package func backendSendCompleted(slot: UInt32, generation: UInt32, result: Int32) {
+    func backendSendCompleted(slot: UInt32, generation: UInt32, result: Int32) {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation else { return }
         slots[s].sendInFlight = false
@@ -549,7 +549,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// A blocked socket can take more bytes (epoll).
-    package func backendWritable(slot: UInt32, generation: UInt32) {
+    func backendWritable(slot: UInt32, generation: UInt32) {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation, slots[s].state != .dead else { return }
         if slots[s].state == .connecting {
@@ -562,7 +562,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// The fd of a live slot, for a backend checking that an event still applies.
-    package func fileDescriptor(slot: UInt32, generation: UInt32) -> Int32? {
+    func fileDescriptor(slot: UInt32, generation: UInt32) -> Int32? {
         let s = Int(slot)
         guard s < slotCount, slots[s].generation == generation,
             slots[s].state == .open || slots[s].state == .closing || slots[s].state == .connecting

@@ -51,8 +51,8 @@ package protocol IOBackend: AnyObject {
 
 /// Packs what a completion or readiness event refers to into 64 bits:
 /// 4 bits of operation, 28 bits of generation, 32 bits of index (slot, listener or send block).
-package struct EventTag {
-    package enum Operation: UInt64 {
+struct EventTag {
+    enum Operation: UInt64 {
         case accept = 1, receive, send, wake
         /// An outbound connect finished (io_uring poll for POLLOUT).
         case connect

@@ -24,7 +24,7 @@ package enum Log {
     /// Set once at start, before any loop thread runs.
     package nonisolated(unsafe) static var minimum: Level = .info
     /// Where lines go (stdout); tests point it elsewhere.
-    package nonisolated(unsafe) static var fileDescriptor: Int32 = 1
+    nonisolated(unsafe) static var fileDescriptor: Int32 = 1
 
     package static func debug(_ msg: String, requestID: String? = nil, _ fields: KeyValuePairs<String, String> = [:]) {
         write(.debug, msg, requestID: requestID, fields)

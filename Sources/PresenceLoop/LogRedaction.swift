@@ -1,7 +1,7 @@
 /// The last line of defence for log output: callers never pass secrets, but a value that names
 /// one by its key, or an error text that quotes a URL or a token, is masked before it is written.
 /// Runs only for lines that are actually written (never on the hot path).
-package enum LogRedaction {
+enum LogRedaction {
     package static let mask = "[redacted]"
 
     /// Field keys whose values are secret whatever they hold.
@@ -11,7 +11,7 @@ package enum LogRedaction {
     ]
 
     /// `value` as it may be logged under `key`.
-    package static func clean(_ value: String, key: String) -> String {
+    static func clean(_ value: String, key: String) -> String {
         let lowered = key.lowercased()
         if sensitiveKeyParts.contains(where: { lowered.contains($0) }) { return mask }
         return clean(value)
@@ -19,7 +19,7 @@ package enum LogRedaction {
 
     /// `text` with URL credentials (`scheme://user:pass@`), `token=` parameters, bearer tokens
     /// and JWT-shaped strings masked.
-    package static func clean(_ text: String) -> String {
+    static func clean(_ text: String) -> String {
         let bytes = Array(text.utf8)
         guard mayHoldSecret(bytes) else { return text }
         var out: [UInt8] = []

@@ -9,7 +9,7 @@ package final class LoopGroup: Sendable {
     /// What a loop thread reports once it has started (or failed to).
     private enum Startup: Sendable { case pending, ready, failed(String) }
 
-    package let backendKind: IOBackendKind
+    let backendKind: IOBackendKind
     /// The bound port (the real one when 0 was asked for).
     package let port: UInt16
     private let listenerFDs: [Int32]

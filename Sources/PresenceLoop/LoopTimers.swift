@@ -4,7 +4,7 @@
 /// entries outnumber the live ones the heap is rebuilt, so memory follows the live timers and
 /// not the peak rate times the longest timeout (found by the soak: a forwarding backlog's burst
 /// of request and idle timers kept a 32,000-entry heap).
-package struct LoopTimers {
+struct LoopTimers {
     private struct Entry {
         var deadline: Int64
         var id: UInt64
@@ -15,12 +15,12 @@ package struct LoopTimers {
     /// Heap entries whose timer was cancelled.
     private var cancelled = 0
     /// Below this many entries the heap is never rebuilt.
-    package static let compactionFloor = 1024
+    static let compactionFloor = 1024
 
     package var isEmpty: Bool { work.isEmpty }
 
     /// Milliseconds until the earliest live timer (0 if due), nil when there is none.
-    package mutating func millisecondsUntilNext(now: Int64) -> Int64? {
+    mutating func millisecondsUntilNext(now: Int64) -> Int64? {
         while let top = heap.first, work[top.id] == nil {
             popTop()
             cancelled -= 1
@@ -51,7 +51,7 @@ package struct LoopTimers {
     }
 
     /// Entries in the heap, cancelled ones included (for tests).
-    package var heapCount: Int { heap.count }
+    var heapCount: Int { heap.count }
 
     /// Drops the cancelled entries and re-heapifies (Floyd, O(n)); the new arrays are sized
     /// for what is live, so a burst's capacity is given back too.
@@ -67,7 +67,7 @@ package struct LoopTimers {
     }
 
     /// Removes and returns the work of every timer due at `now`, earliest first.
-    package mutating func takeDue(now: Int64) -> [() -> Void] {
+    mutating func takeDue(now: Int64) -> [() -> Void] {
         var due: [() -> Void] = []
         while let top = heap.first, top.deadline <= now {
             popTop()

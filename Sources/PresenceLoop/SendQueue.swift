@@ -77,7 +77,7 @@ package final class FramePool {
     package func next(_ n: Int32) -> Int32 { nodes[Int(n)].next }
 
     @inline(__always)
-    package func link(_ n: Int32, to next: Int32) { nodes[Int(n)].next = next }
+    func link(_ n: Int32, to next: Int32) { nodes[Int(n)].next = next }
 }
 
 /// The bytes waiting to go out on one connection: shared frames in order (nodes of the loop's

@@ -4,7 +4,7 @@
 /// every table allocated and mostly touched for nothing — 1.7× the slots in use at 9,500
 /// connections per loop. An eighth keeps appends amortised O(1) (each growth copies the table
 /// once) with at most 12.5 % spare (issue 19: idle memory per connection).
-package enum SlotTableGrowth {
+enum SlotTableGrowth {
     /// The capacity to grow a full table of `capacity` entries to.
     package static func next(after capacity: Int) -> Int {
         capacity + max(capacity / 8, 64)

@@ -45,7 +45,7 @@ package enum Sockets {
     }
 
     /// The local port a socket is bound to (for listeners started on port 0).
-    package static func localPort(_ fd: Int32) -> UInt16 {
+    static func localPort(_ fd: Int32) -> UInt16 {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &storage) {
@@ -61,7 +61,7 @@ package enum Sockets {
         }
     }
 
-    package static func setNonBlocking(_ fd: Int32) {
+    static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     }

@@ -3,9 +3,9 @@
 /// Buckets are `resolution` milliseconds wide; a deadline further away than the wheel's span
 /// waits in its bucket and is re-inserted when that bucket comes round. Insert, remove and
 /// re-arm are O(1) through intrusive links indexed by slot: no allocation per timer.
-package struct TimerWheel {
+struct TimerWheel {
     package static let none: Int32 = -1
-    package let resolution: Int64
+    let resolution: Int64
     private var buckets: [Int32]
     private var next: [Int32] = []
     private var prev: [Int32] = []
@@ -33,7 +33,7 @@ package struct TimerWheel {
     }
 
     /// Whether `slot` has a deadline set.
-    package func isScheduled(_ slot: Int32) -> Bool {
+    func isScheduled(_ slot: Int32) -> Bool {
         Int(slot) < ticks.count && ticks[Int(slot)] != TimerWheel.unscheduled
     }
 
@@ -66,7 +66,7 @@ package struct TimerWheel {
     }
 
     /// Milliseconds until the next non-empty bucket is due (nil when no timer is set), capped at `cap`.
-    package func millisecondsUntilNext(now: Int64, cap: Int64) -> Int64? {
+    func millisecondsUntilNext(now: Int64, cap: Int64) -> Int64? {
         guard count > 0 else { return nil }
         var tick = cursor + 1
         let last = cursor + Int64(buckets.count)

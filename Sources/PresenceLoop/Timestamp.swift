@@ -4,7 +4,7 @@ import Glibc
 /// for logs, chat messages, `last_seen` and dead letters, and read back (a ban's end from the auth
 /// service, the oldest queued chat message's `createdAt`) as Unix milliseconds, without Foundation.
 package enum Timestamp {
-    package static func iso8601Now() -> String {
+    static func iso8601Now() -> String {
         let millis = UnixTime.nowMillis()
         return iso8601(seconds: Int(millis / 1000), millis: Int(millis % 1000))
     }

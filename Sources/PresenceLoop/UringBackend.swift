@@ -20,7 +20,7 @@ package final class UringBackend: IOBackend {
     /// One accept at a time, re-armed after each connection, for a listener several loops share
     /// (socket activation): a multishot accept stays first in the socket's wait queue and would
     /// take every connection; a re-armed one goes to the back, so the loops take turns.
-    package var singleShotAccept = false
+    var singleShotAccept = false
 
     // Provided-buffer ring.
     private let bufferGroup: UInt16 = 1

@@ -50,7 +50,7 @@ package final class WorkerPool: Sendable {
     }
 
     /// How many worker threads actually started (a failed pthread_create leaves fewer).
-    package var threadCount: Int { started.load(ordering: .relaxed) }
+    var threadCount: Int { started.load(ordering: .relaxed) }
 
     deinit {
         if wakeFD >= 0 { close(wakeFD) }

@@ -9,9 +9,9 @@ import WSCore
 /// connection ends first, `finish()` completes a read-until-close body and refuses a truncated
 /// one. Chunk extensions and trailer fields are skipped; a bare LF is accepted where CRLF belongs.
 /// Errors are `OutboundError.protocolError`.
-package struct HTTPBodyDecoder {
+struct HTTPBodyDecoder {
     /// How the body's end is found.
-    package enum Framing: Equatable, Sendable {
+    enum Framing: Equatable, Sendable {
         /// No body (HEAD, 1xx, 204, 304).
         case none
         /// Exactly this many bytes.
@@ -40,7 +40,7 @@ package struct HTTPBodyDecoder {
     private var lineBytes = 0
 
     /// The largest trailer section or chunk-extension line accepted.
-    package static let maxLineBytes = 64 * 1024
+    static let maxLineBytes = 64 * 1024
 
     package init(framing: Framing, limit: Int) {
         self.framing = framing
@@ -116,7 +116,7 @@ package struct HTTPBodyDecoder {
     }
 
     /// Hands over the decoded body (leaving it empty).
-    package mutating func takeBody() -> [UInt8] {
+    mutating func takeBody() -> [UInt8] {
         defer { body = [] }
         return body
     }

@@ -2,7 +2,7 @@ import WSCore
 
 /// The bytes of one outbound HTTP/1.1 request, as `LoopHTTPClient` sends it on a keep-alive
 /// connection.
-package enum HTTPRequestEncoder {
+enum HTTPRequestEncoder {
     /// Request line (`method url.path+path HTTP/1.1`), `Host`, the fields of `headers`,
     /// `Content-Length` (when there is a body, or for POST/PUT/PATCH), blank line, body. No
     /// `Connection` field: HTTP/1.1 connections persist by default.

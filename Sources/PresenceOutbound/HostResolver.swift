@@ -47,7 +47,7 @@ package enum HostResolver {
     }
 
     /// Whether `host` is an IPv4 or IPv6 address literal (no brackets).
-    package static func isIPLiteral(_ host: String) -> Bool {
+    static func isIPLiteral(_ host: String) -> Bool {
         var v4 = in_addr(), v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }

@@ -1,7 +1,7 @@
 extension LoopHTTPClient {
     /// One request from `send` until its `done` has run: the encoded bytes, the callback, the
     /// overall timer, and where it is (waiting in its origin's queue, or on a connection).
-    package final class Exchange {
+    final class Exchange {
         /// The request method (a HEAD response has no body).
         let method: String
         /// The encoded request (head and body).

@@ -31,9 +31,9 @@ package final class LoopHTTPClient {
     package typealias Response = OutboundResponse
 
     /// The largest response body accepted unless `init` is told otherwise (`maxResponseBytes`).
-    package static let defaultMaxResponseBytes = 1 << 20
+    static let defaultMaxResponseBytes = 1 << 20
     /// The largest response head (status line and header fields) accepted.
-    package static let maxHeadBytes = 64 * 1024
+    static let maxHeadBytes = 64 * 1024
 
     /// Why a request failed. Messages never carry request headers or bodies.
     package enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -62,13 +62,13 @@ package final class LoopHTTPClient {
     package unowned(unsafe) let loop: EventLoop
     /// PEM bundle trusted for https instead of the system store (nil: the system store).
     package let caFile: String?
-    package let maxConnectionsPerOrigin: Int
+    let maxConnectionsPerOrigin: Int
     /// The overall time one request may take, queueing included.
     package let timeoutMillis: Int64
     /// How long a connection may wait in the pool for its next request.
-    package let idleTimeoutMillis: Int64
+    let idleTimeoutMillis: Int64
     /// The largest response body accepted.
-    package let maxResponseBytes: Int
+    let maxResponseBytes: Int
     private var origins: [Origin.Key: Origin] = [:]
     private var isShutDown = false
 
@@ -91,11 +91,11 @@ package final class LoopHTTPClient {
     }
 
     /// Open connections (busy, idle or connecting), over every origin.
-    package var connectionCount: Int { origins.values.reduce(0) { $0 + $1.connections.count } }
+    var connectionCount: Int { origins.values.reduce(0) { $0 + $1.connections.count } }
     /// Connections waiting in the pool for a request.
-    package var idleConnectionCount: Int { origins.values.reduce(0) { $0 + $1.idle.count } }
+    var idleConnectionCount: Int { origins.values.reduce(0) { $0 + $1.idle.count } }
     /// Requests waiting for a connection.
-    package var queuedCount: Int { origins.values.reduce(0) { $0 + $1.waiting.count } }
+    var queuedCount: Int { origins.values.reduce(0) { $0 + $1.waiting.count } }
 
     /// Sends `method url.path+path` with `headers` and `body`; `done` runs once, on the loop's
     /// thread, from a later loop event (never inside `send`), with the response or a failure.
@@ -219,7 +219,7 @@ package final class LoopHTTPClient {
     // MARK: - Events from connections and timers
 
     /// `exchange`'s response is complete on `connection`.
-    package func connectionCompleted(_ connection: Connection, _ exchange: Exchange, _ response: Response, reusable: Bool) {
+    func connectionCompleted(_ connection: Connection, _ exchange: Exchange, _ response: Response, reusable: Bool) {
         if let origin = origins[connection.origin] {
             if reusable && !isShutDown {
                 origin.idle.append(connection)
@@ -241,7 +241,7 @@ package final class LoopHTTPClient {
 
     /// `exchange` failed on `connection` (now closed); `retry`: the connection was reused and
     /// broke before any response byte.
-    package func connectionFailed(_ connection: Connection, _ exchange: Exchange, _ failure: Failure, retry: Bool) {
+    func connectionFailed(_ connection: Connection, _ exchange: Exchange, _ failure: Failure, retry: Bool) {
         connection.close()
         guard let origin = origins[connection.origin] else { return finish(exchange, .failure(failure)) }
         remove(connection, from: origin)

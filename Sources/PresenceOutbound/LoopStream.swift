@@ -63,7 +63,7 @@ package final class LoopStream: OutboundHandler {
     package let host: String
     package let port: UInt16
     /// Whether the stream speaks TLS (certificate and `host` checked).
-    package let isTLS: Bool
+    let isTLS: Bool
     package let caFile: String?
     private var delegate: LoopStreamDelegate?
     private var phase = Phase.new

@@ -6,7 +6,7 @@
 /// `path` is the prefix every request path is appended to, without trailing slashes (`""` for
 /// the root), so `https://auth.example.org/` and `https://auth.example.org` are equal.
 package struct OutboundURL: Sendable, Equatable {
-    package var isTLS: Bool
+    var isTLS: Bool
     package var host: String
     package var port: UInt16
     package var path: String
@@ -64,7 +64,7 @@ package struct OutboundURL: Sendable, Equatable {
     }
 
     /// The `Host` header value: the host (bracketed when IPv6), with `:port` unless it is the scheme's default.
-    package var hostHeader: String {
+    var hostHeader: String {
         let name = host.contains(":") ? "[\(host)]" : host
         return port == (isTLS ? 443 : 80) ? name : "\(name):\(port)"
     }

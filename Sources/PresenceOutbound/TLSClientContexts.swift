@@ -5,9 +5,9 @@ import PresenceLoop
 /// Client SSL_CTXs for `TLSClientEngine` (TLS ≥ 1.2, peer verification on), one per trust source
 /// (the system store or a CA file), rebuilt every few minutes so a renewed CA file or store is
 /// picked up; and the per-connection peer checks and OpenSSL error texts the engine uses.
-package enum TLSClientContexts {
+enum TLSClientContexts {
     /// An owned SSL_CTX; OpenSSL contexts are safe to share between threads once set up.
-    package final class Context: @unchecked Sendable {
+    final class Context: @unchecked Sendable {
         let pointer: OpaquePointer
         let created: Int64
         init(_ pointer: OpaquePointer) {
@@ -53,7 +53,7 @@ package enum TLSClientContexts {
     /// Sets up the peer checks of a client `ssl` for `host`: an IP literal must match an IP
     /// subjectAltName (no SNI is sent for it); a name must match a DNS name (no partial
     /// wildcards) and is sent as SNI.
-    package static func expectPeer(_ ssl: OpaquePointer, host: String) throws(OutboundError) {
+    static func expectPeer(_ ssl: OpaquePointer, host: String) throws(OutboundError) {
         if HostResolver.isIPLiteral(host) {
             guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else {
                 throw .tls("cannot check certificates against \(host)")
@@ -67,14 +67,14 @@ package enum TLSClientContexts {
 
     /// `certificate verify failed: <reason>` when the peer certificate of `ssl` failed
     /// verification (untrusted chain, expired, wrong name or IP…), nil otherwise.
-    package static func verifyFailure(_ ssl: OpaquePointer) -> String? {
+    static func verifyFailure(_ ssl: OpaquePointer) -> String? {
         let verify = SSL_get_verify_result(ssl)
         guard verify != Int(X509_V_OK) else { return nil }
         return "certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))"
     }
 
     /// This thread's queued OpenSSL errors as one line (emptying the queue).
-    package static func errorQueue() -> String {
+    static func errorQueue() -> String {
         var parts: [String] = []
         while true {
             let code = ERR_get_error()

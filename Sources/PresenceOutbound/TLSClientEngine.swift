@@ -15,9 +15,9 @@ import Glibc
 /// still have received a final alert, which the caller may send before closing the socket.
 /// Renegotiation is refused (TLS 1.2 servers asking for it get a `no_renegotiation` warning).
 /// Errors carry OpenSSL's reason texts, never application data.
-package final class TLSClientEngine {
+final class TLSClientEngine {
     /// The name (or IP literal) the certificate must match; also the SNI for names.
-    package let serverName: String
+    let serverName: String
 
     private let ssl: OpaquePointer
     private let writeBIO: OpaquePointer
@@ -84,7 +84,7 @@ package final class TLSClientEngine {
     }
 
     /// The negotiated protocol (`TLSv1.3`, `TLSv1.2`), meaningful once established.
-    package var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+    var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
 
     /// Starts the handshake: appends the ClientHello to `output`. (Calling `receive` first starts
     /// it too; calling `start` again does nothing new.)

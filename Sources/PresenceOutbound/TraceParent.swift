@@ -8,7 +8,7 @@ package enum TraceParent {
     }
 
     /// The trace id a request id maps to, or nil when it is not 32 hex digits (or a UUID).
-    package static func traceID(from requestID: String) -> String? {
+    static func traceID(from requestID: String) -> String? {
         var text = requestID.lowercased()
         if text.utf8.count == 36 {
             let dashes = text.utf8.enumerated().filter { $0.element == UInt8(ascii: "-") }.map(\.offset)
